@@ -1,0 +1,35 @@
+/*
+ * A growable byte buffer with a hard maximum (curl's dynbuf): appends fail with
+ * SL_ETOOBIG instead of growing past max_size. Owned by one thread at a time.
+ */
+#ifndef SL_BUF_H
+#define SL_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sl_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    size_t max_size; /* 0 = unlimited */
+} sl_buf;
+
+void sl_buf_init(sl_buf *b, size_t max_size);
+/* Frees the memory; the buffer is empty and reusable. NULL is fine. */
+void sl_buf_free(sl_buf *b);
+/* Ensures room for extra more bytes. Returns 0, SL_ENOMEM or SL_ETOOBIG. */
+int sl_buf_reserve(sl_buf *b, size_t extra);
+/* Appends len bytes. Returns 0, SL_ENOMEM or SL_ETOOBIG. */
+int sl_buf_append(sl_buf *b, const void *p, size_t len);
+int sl_buf_append_str(sl_buf *b, const char *s);
+/* Appends one byte. */
+int sl_buf_putc(sl_buf *b, uint8_t c);
+/* Appends printf-formatted text. Returns 0 or an error. */
+int sl_buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends an unsigned LEB128 varint. */
+int sl_buf_put_uvarint(sl_buf *b, uint64_t v);
+/* Hands the memory to the caller (who frees it with free()) and empties b. */
+uint8_t *sl_buf_take(sl_buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * Small pure helpers used everywhere: string views, clocks, hex ids, varints.
+ * All functions are stateless and thread-safe.
+ */
+#ifndef SL_UTIL_H
+#define SL_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* A borrowed string view; ptr need not be NUL-terminated. */
+typedef struct sl_str {
+    const char *ptr;
+    size_t len;
+} sl_str;
+
+#define SL_STR_LIT(s) ((sl_str){(s), sizeof(s) - 1})
+
+static inline sl_str sl_str_c(const char *s) {
+    return (sl_str){s, s ? strlen(s) : 0};
+}
+
+static inline bool sl_str_eq(sl_str a, sl_str b) {
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static inline bool sl_str_eqc(sl_str a, const char *c) {
+    return sl_str_eq(a, sl_str_c(c));
+}
+
+/* Wall clock and monotonic clock in nanoseconds. */
+uint64_t sl_now_unix_nano(void);
+uint64_t sl_mono_nano(void);
+
+/* Writes 2*len lowercase hex digits (no NUL) to out. */
+void sl_hex_encode(const uint8_t *in, size_t len, char *out);
+/* Decodes exactly 2*len hex digits (either case) from in. Returns 0 or SL_EINVAL. */
+int sl_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t len);
+
+/* True when all len bytes are zero. */
+bool sl_is_zero(const uint8_t *p, size_t len);
+
+/* Reads an unsigned LEB128 varint from [*p, end). Returns 0 or SL_ECORRUPT. */
+int sl_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+
+static inline uint64_t sl_zigzag(int64_t v) {
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t sl_unzigzag(uint64_t v) {
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static inline void sl_put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t sl_get_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* Parses a decimal unsigned 64-bit integer filling the whole of s. 0 or SL_EINVAL. */
+int sl_parse_u64(sl_str s, uint64_t *out);
+/* Parses a decimal signed 64-bit integer filling the whole of s. 0 or SL_EINVAL. */
+int sl_parse_i64(sl_str s, int64_t *out);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * The query server: a libmicrohttpd server (its own thread pool) answering the
+ * Jaeger-compatible trace API, the server's own /metrics, /healthz and /readyz,
+ * and the static UI. It only reads from storage.
+ *
+ * Thread-safety: qry_start/qry_stop from one controlling thread.
+ */
+#ifndef SL_QUERY_H
+#define SL_QUERY_H
+
+#include "storage.h"
+
+#include <stdint.h>
+
+typedef struct qry_server qry_server;
+
+typedef struct qry_options {
+    const char *host;       /* listen address; default "0.0.0.0" */
+    uint16_t port;          /* 0 picks an ephemeral port; default 16686 */
+    const char *ui_dir;     /* static files; NULL: no UI */
+    unsigned threads;       /* worker threads; default 2 */
+    unsigned max_limit;     /* cap on /api/traces limit; default 1500 */
+} qry_options;
+
+void qry_options_init(qry_options *o);
+
+/* Starts serving. store is borrowed and must outlive the server.
+ * Returns 0, -errno or SL_ENOMEM; on failure *out = NULL. */
+int qry_start(const qry_options *o, stg_store *store, qry_server **out);
+
+uint16_t qry_port(const qry_server *q);
+
+/* Stops serving and frees q. NULL is fine. */
+void qry_stop(qry_server *q);
+
+#endif

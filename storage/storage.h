@@ -1,0 +1,136 @@
+/*
+ * Sightline storage: time-partitioned LMDB holding zstd-compressed span blocks.
+ *
+ * Layout: <data_dir>/<tenant>/traces/<window start, unix seconds>/ is one LMDB
+ * environment per tenant per ingest window. A request is appended to the
+ * current window's write-ahead log (WAL) inside that environment; a 2xx may be
+ * sent once stg_write_batch() has returned 0 (the commit is fsync'd). A cutter
+ * thread turns WAL records into large sorted blocks plus indexes and deletes
+ * the records it covered, in one transaction. Queries read blocks and the WAL,
+ * so acknowledged data is visible at once. Retention drops whole windows.
+ *
+ * Thread-safety: stg_write_batch() is called by one writer thread at a time;
+ * every read function may be called from any number of threads concurrently
+ * with it (LMDB MVCC: readers never block the writer).
+ */
+#ifndef SL_STORAGE_H
+#define SL_STORAGE_H
+
+#include "sl_arena.h"
+#include "sl_buf.h"
+#include "sl_model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct stg_store stg_store;
+
+typedef struct stg_options {
+    const char *data_dir;     /* created if missing */
+    uint64_t partition_ns;    /* window length; default 1 h */
+    uint64_t retention_ns;    /* windows older than this are dropped; default 7 d */
+    uint64_t map_size;        /* LMDB map size per window; default 64 GiB (sparse) */
+    uint32_t cut_interval_ms; /* how often the cutter runs; default 2000 */
+    uint64_t cut_max_bytes;   /* WAL bytes that trigger an early cut; default 32 MiB */
+    int block_level;          /* zstd level of cut blocks; default 6 */
+    int background;           /* 1: run the cutter/retention thread (default) */
+} stg_options;
+
+/* Fills o with the defaults above. */
+void stg_options_init(stg_options *o);
+
+/* Opens (creating) the store and, when o->background, starts the cutter and
+ * retention thread. Existing WAL records are cut on the first pass, so a
+ * restart after a crash loses nothing that was acknowledged.
+ * Returns 0, -errno, SL_ENOMEM or SL_ESTORAGE; on failure *out = NULL. */
+int stg_open(const stg_options *o, stg_store **out);
+
+/* Stops the background thread and closes every environment. NULL is fine. */
+void stg_close(stg_store *s);
+
+/* True when name is a valid tenant id: 1-64 chars of [A-Za-z0-9_.-], not "."
+ * or "..". */
+int stg_tenant_valid(sl_str name);
+
+/* --- write path ------------------------------------------------------- */
+
+/* Encodes n spans as one WAL record (the block format, lightly compressed)
+ * appended to out. Pure and thread-safe: decode workers call it off the writer
+ * thread. Returns 0, SL_ENOMEM or SL_ETOOBIG. */
+int stg_wal_encode(const sl_span *spans, size_t n, sl_buf *out);
+
+typedef struct stg_write {
+    const char *tenant;  /* borrowed; validated by the caller */
+    const uint8_t *rec;  /* a record from stg_wal_encode; borrowed */
+    size_t rec_size;
+    uint32_t nspans;
+} stg_write;
+
+/* Appends n records (of any tenants) in one durable transaction per window:
+ * when it returns 0 every record is on disk. On error nothing of the batch may
+ * be assumed durable. Single writer thread only.
+ * Returns 0, SL_ESTORAGE, SL_ENOMEM or -errno. */
+int stg_write_batch(stg_store *s, const stg_write *w, size_t n);
+
+/* Runs one cutter pass and one retention pass now (tests and shutdown; the
+ * background thread does this on its own). now_unix_nano decides retention. */
+int stg_maintain(stg_store *s, uint64_t now_unix_nano);
+
+/* --- read path -------------------------------------------------------- */
+
+typedef struct stg_tag {
+    sl_str key;
+    sl_str value; /* compared with the value's text form (true, 42, 1.5, ...) */
+} stg_tag;
+
+typedef struct stg_trace_query {
+    const char *tenant;
+    sl_str service;   /* empty: any */
+    sl_str operation; /* empty: any */
+    const stg_tag *tags;
+    size_t ntags;
+    uint64_t start_min_unix_nano; /* 0: open */
+    uint64_t start_max_unix_nano; /* 0: open */
+    uint64_t min_duration_nano;   /* 0: none */
+    uint64_t max_duration_nano;   /* 0: none */
+    size_t limit;                 /* traces wanted, > 0 */
+} stg_trace_query;
+
+/* Finds up to q->limit traces having at least one span that matches every
+ * criterion (service is the span's resource service; tags match span
+ * attributes, resource attributes or, for "error"/"span.kind"-style tags, the
+ * Jaeger projections of status and kind). Most recent traces first.
+ * ids must hold q->limit entries; *n receives the count.
+ * Returns 0, SL_EINVAL, SL_ENOMEM or SL_ESTORAGE. */
+int stg_find_traces(stg_store *s, const stg_trace_query *q, uint8_t (*ids)[16], size_t *n);
+
+/* Every stored span of one trace, from every window, block and WAL record,
+ * without duplicates. Spans and their strings are allocated in a (the caller
+ * owns the arena). Returns 0, SL_ENOTFOUND, SL_ENOMEM or SL_ESTORAGE. */
+int stg_get_trace(stg_store *s, const char *tenant, const uint8_t trace_id[16], sl_arena *a,
+                  sl_span **spans, size_t *n);
+
+/* Calls cb once for every distinct (service, operation, kind) stored for the
+ * tenant. Strings are borrowed for the duration of the call. A nonzero return
+ * from cb stops the walk and is returned. */
+typedef int (*stg_op_cb)(void *ud, sl_str service, sl_str operation, int kind);
+int stg_list_operations(stg_store *s, const char *tenant, stg_op_cb cb, void *ud);
+
+/* Calls cb with batches of spans whose start lies in [start_min, start_max]
+ * (unix ns; 0 = open). Batches are borrowed for the duration of the call; a
+ * nonzero return from cb stops the scan and is returned. */
+typedef int (*stg_span_cb)(void *ud, const sl_span *spans, size_t n);
+int stg_scan_spans(stg_store *s, const char *tenant, uint64_t start_min, uint64_t start_max,
+                   stg_span_cb cb, void *ud);
+
+typedef struct stg_stats {
+    uint64_t bytes_on_disk; /* sum of the data files' allocated sizes */
+    uint64_t partitions;    /* open or closed windows on disk */
+    uint64_t blocks;
+    uint64_t wal_records;   /* not yet cut */
+} stg_stats;
+
+/* A snapshot of store-wide figures. Thread-safe. */
+void stg_get_stats(stg_store *s, stg_stats *out);
+
+#endif

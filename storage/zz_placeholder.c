@@ -1,0 +1,2 @@
+/* Temporary translation unit so the storage library configures before its sources land. */
+typedef int sl_storage_placeholder_t;
