@@ -1,4 +1,389 @@
-/* Placeholder entry point, replaced by the real command line below. */
-int main(void) {
+/*
+ * The sightline binary: parses flags and SIGHTLINE_* variables, opens storage,
+ * starts the query server and the OTLP collector, and waits for SIGINT or
+ * SIGTERM to shut down in reverse order (the collector drains in-flight
+ * requests before storage closes). The main thread only waits for signals.
+ */
+#include "collector.h"
+#include "query.h"
+#include "storage.h"
+
+#include "sl_err.h"
+#include "sl_log.h"
+#include "sl_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SL_VERSION
+#define SL_VERSION "dev"
+#endif
+
+typedef struct config {
+    const char *host;
+    uint64_t otlp_http_port;
+    uint64_t query_port;
+    const char *data_dir;
+    uint64_t partition_ns;
+    uint64_t retention_ns;
+    uint64_t max_body_size;
+    uint64_t queue_max;
+    uint64_t cut_interval_ns;
+    uint64_t block_level;
+    const char *log_level;
+    const char *ui_dir;
+    const char *ports_file;
+} config;
+
+enum {
+    OPT_HOST = 1000,
+    OPT_OTLP_HTTP_PORT,
+    OPT_QUERY_PORT,
+    OPT_DATA_DIR,
+    OPT_PARTITION,
+    OPT_RETENTION,
+    OPT_MAX_BODY,
+    OPT_QUEUE_MAX,
+    OPT_CUT_INTERVAL,
+    OPT_BLOCK_LEVEL,
+    OPT_LOG_LEVEL,
+    OPT_UI_DIR,
+    OPT_PORTS_FILE,
+};
+
+/* One table drives getopt, the environment and --help. */
+static const struct flag {
+    int id;
+    const char *name;
+    const char *env;
+    const char *arg;
+    const char *help;
+} g_flags[] = {
+    {OPT_HOST, "host", "SIGHTLINE_HOST", "ADDR", "listen address for every port (default 0.0.0.0)"},
+    {OPT_OTLP_HTTP_PORT, "otlp-http-port", "SIGHTLINE_OTLP_HTTP_PORT", "PORT",
+     "OTLP/HTTP receiver port; 0 picks a free port (default 4318)"},
+    {OPT_QUERY_PORT, "query-port", "SIGHTLINE_QUERY_PORT", "PORT",
+     "query API and UI port; 0 picks a free port (default 16686)"},
+    {OPT_DATA_DIR, "data-dir", "SIGHTLINE_DATA_DIR", "DIR", "where data is stored (default ./data)"},
+    {OPT_PARTITION, "partition", "SIGHTLINE_PARTITION", "DURATION",
+     "length of one storage window, at least 1s (default 1h)"},
+    {OPT_RETENTION, "retention", "SIGHTLINE_RETENTION", "DURATION",
+     "windows older than this are deleted; 0 keeps everything (default 7d)"},
+    {OPT_MAX_BODY, "max-body-size", "SIGHTLINE_MAX_BODY_SIZE", "BYTES",
+     "largest request body after decompression, e.g. 16MiB (default 16MiB)"},
+    {OPT_QUEUE_MAX, "queue-max", "SIGHTLINE_QUEUE_MAX", "N",
+     "requests decoding or waiting to be written before 503 (default 256)"},
+    {OPT_CUT_INTERVAL, "cut-interval", "SIGHTLINE_CUT_INTERVAL", "DURATION",
+     "how often the write-ahead log is cut into blocks (default 2s)"},
+    {OPT_BLOCK_LEVEL, "block-level", "SIGHTLINE_BLOCK_LEVEL", "N",
+     "zstd level of stored blocks, 1-19 (default 6)"},
+    {OPT_LOG_LEVEL, "log-level", "SIGHTLINE_LOG_LEVEL", "LEVEL",
+     "error, warn, info or debug (default info)"},
+    {OPT_UI_DIR, "ui-dir", "SIGHTLINE_UI_DIR", "DIR",
+     "static UI files served at / (default: ui-static next to the binary's source, if found)"},
+    {OPT_PORTS_FILE, "ports-file", "SIGHTLINE_PORTS_FILE", "FILE",
+     "write the bound ports as JSON to FILE once listening (for tests and scripts)"},
+};
+#define NFLAGS (sizeof(g_flags) / sizeof(g_flags[0]))
+
+static void usage(FILE *f) {
+    fprintf(f, "Sightline %s: an OpenTelemetry backend (traces over OTLP, Jaeger-compatible API)\n\n"
+               "Usage: sightline serve [flags]\n"
+               "       sightline version\n"
+               "       sightline --help\n\n"
+               "Flags (each may also be set by its environment variable; a flag wins):\n",
+            SL_VERSION);
+    for (size_t i = 0; i < NFLAGS; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s %s", g_flags[i].name, g_flags[i].arg);
+        fprintf(f, "  %-28s %s\n  %-28s [%s]\n", left, g_flags[i].help, "", g_flags[i].env);
+    }
+    fprintf(f, "  %-28s %s\n", "-h, --help", "show this help");
+}
+
+/* Parses "90", "1.5s"-free integer durations with a unit: ns, us, ms, s, m, h, d. */
+static int parse_duration(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno != 0 || s[0] == '-') {
+        return SL_EINVAL;
+    }
+    static const struct {
+        const char *unit;
+        uint64_t ns;
+    } units[] = {{"ns", 1},
+                 {"us", 1000},
+                 {"ms", 1000000},
+                 {"s", 1000000000ull},
+                 {"m", 60ull * 1000000000ull},
+                 {"h", 3600ull * 1000000000ull},
+                 {"d", 86400ull * 1000000000ull}};
+    if (*end == '\0') {
+        if (v != 0) {
+            return SL_EINVAL; /* a bare number is ambiguous; only 0 is allowed */
+        }
+        *out = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            if (v > UINT64_MAX / units[i].ns) {
+                return SL_EINVAL;
+            }
+            *out = v * units[i].ns;
+            return 0;
+        }
+    }
+    return SL_EINVAL;
+}
+
+static int parse_size(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno != 0 || s[0] == '-') {
+        return SL_EINVAL;
+    }
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {{"", 1},          {"B", 1},          {"K", 1024},          {"KiB", 1024},
+                 {"M", 1u << 20},  {"MiB", 1u << 20}, {"G", 1ull << 30},    {"GiB", 1ull << 30},
+                 {"KB", 1000},     {"MB", 1000000},   {"GB", 1000000000ull}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            if (v > UINT64_MAX / units[i].mult) {
+                return SL_EINVAL;
+            }
+            *out = v * units[i].mult;
+            return 0;
+        }
+    }
+    return SL_EINVAL;
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *out) {
+    uint64_t v;
+    if (sl_parse_u64(sl_str_c(s), &v) != 0 || v > max) {
+        return SL_EINVAL;
+    }
+    *out = v;
     return 0;
+}
+
+static int apply(config *c, int id, const char *val) {
+    switch (id) {
+    case OPT_HOST:
+        c->host = val;
+        return 0;
+    case OPT_OTLP_HTTP_PORT:
+        return parse_uint(val, 65535, &c->otlp_http_port);
+    case OPT_QUERY_PORT:
+        return parse_uint(val, 65535, &c->query_port);
+    case OPT_DATA_DIR:
+        c->data_dir = val;
+        return 0;
+    case OPT_PARTITION:
+        return parse_duration(val, &c->partition_ns) != 0 || c->partition_ns < 1000000000ull
+                   ? SL_EINVAL
+                   : 0;
+    case OPT_RETENTION:
+        return parse_duration(val, &c->retention_ns);
+    case OPT_MAX_BODY:
+        return parse_size(val, &c->max_body_size) != 0 || c->max_body_size == 0 ? SL_EINVAL : 0;
+    case OPT_QUEUE_MAX:
+        return parse_uint(val, 1000000, &c->queue_max) != 0 || c->queue_max == 0 ? SL_EINVAL : 0;
+    case OPT_CUT_INTERVAL:
+        return parse_duration(val, &c->cut_interval_ns) != 0 || c->cut_interval_ns < 1000000u
+                   ? SL_EINVAL
+                   : 0;
+    case OPT_BLOCK_LEVEL:
+        return parse_uint(val, 19, &c->block_level) != 0 || c->block_level == 0 ? SL_EINVAL : 0;
+    case OPT_LOG_LEVEL: {
+        sl_log_level l;
+        if (sl_log_parse_level(val, &l) != 0) {
+            return SL_EINVAL;
+        }
+        c->log_level = val;
+        return 0;
+    }
+    case OPT_UI_DIR:
+        c->ui_dir = val;
+        return 0;
+    case OPT_PORTS_FILE:
+        c->ports_file = val;
+        return 0;
+    default:
+        return SL_EINVAL;
+    }
+}
+
+static const struct flag *flag_by_id(int id) {
+    for (size_t i = 0; i < NFLAGS; i++) {
+        if (g_flags[i].id == id) {
+            return &g_flags[i];
+        }
+    }
+    return NULL;
+}
+
+/* Fills c from defaults, then the environment, then argv. Returns 0, 1 when
+ * help was shown, or -1 on a bad value (already reported). */
+static int configure(config *c, int argc, char **argv) {
+    *c = (config){.host = "0.0.0.0",
+                  .otlp_http_port = 4318,
+                  .query_port = 16686,
+                  .data_dir = "./data",
+                  .partition_ns = 3600ull * 1000000000ull,
+                  .retention_ns = 7ull * 86400 * 1000000000ull,
+                  .max_body_size = 16ull << 20,
+                  .queue_max = 256,
+                  .cut_interval_ns = 2000000000ull,
+                  .block_level = 6,
+                  .log_level = "info"};
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const char *v = getenv(g_flags[i].env);
+        if (v != NULL && *v != '\0' && apply(c, g_flags[i].id, v) != 0) {
+            fprintf(stderr, "sightline: invalid %s=%s (%s)\n", g_flags[i].env, v, g_flags[i].help);
+            return -1;
+        }
+    }
+    struct option longopts[NFLAGS + 2];
+    for (size_t i = 0; i < NFLAGS; i++) {
+        longopts[i] = (struct option){g_flags[i].name, required_argument, NULL, g_flags[i].id};
+    }
+    longopts[NFLAGS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[NFLAGS + 1] = (struct option){NULL, 0, NULL, 0};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        const struct flag *f = flag_by_id(ch);
+        if (f == NULL) {
+            usage(stderr);
+            return -1;
+        }
+        if (apply(c, ch, optarg) != 0) {
+            fprintf(stderr, "sightline: invalid --%s %s (%s)\n", f->name, optarg, f->help);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sightline: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_ports(const char *path, uint16_t otlp, uint16_t query) {
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        return -errno;
+    }
+    fprintf(f, "{\"otlp_http\":%u,\"query\":%u}\n", otlp, query);
+    if (fclose(f) != 0) {
+        return -errno;
+    }
+    return rename(tmp, path) == 0 ? 0 : -errno;
+}
+
+static int serve(const config *c) {
+    int rc = 0;
+    stg_store *store = NULL;
+    qry_server *qs = NULL;
+    col_collector *col = NULL;
+    sl_log_level level;
+    sl_log_parse_level(c->log_level, &level);
+    sl_log_set_level(level);
+
+    /* Block the shutdown signals in every thread; main waits for them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    stg_options so;
+    stg_options_init(&so);
+    so.data_dir = c->data_dir;
+    so.partition_ns = c->partition_ns;
+    so.retention_ns = c->retention_ns;
+    so.cut_interval_ms = (uint32_t)(c->cut_interval_ns / 1000000u);
+    so.block_level = (int)c->block_level;
+    if ((rc = stg_open(&so, &store)) != 0) {
+        SL_LOG_E("main", "cannot open storage in %s: %s", c->data_dir, sl_strerror(rc));
+        goto out;
+    }
+    qry_options qo;
+    qry_options_init(&qo);
+    qo.host = c->host;
+    qo.port = (uint16_t)c->query_port;
+    qo.ui_dir = c->ui_dir;
+    if ((rc = qry_start(&qo, store, &qs)) != 0) {
+        SL_LOG_E("main", "cannot start the query server on port %u: %s", qo.port,
+                 sl_strerror(rc));
+        goto out;
+    }
+    col_options co;
+    col_options_init(&co);
+    co.host = c->host;
+    co.http_port = (uint16_t)c->otlp_http_port;
+    co.max_body_size = c->max_body_size;
+    co.queue_max = (uint32_t)c->queue_max;
+    if ((rc = col_start(&co, store, &col)) != 0) {
+        SL_LOG_E("main", "cannot start the OTLP receiver on port %u: %s", co.http_port,
+                 sl_strerror(rc));
+        goto out;
+    }
+    const char *shown = strcmp(c->host, "0.0.0.0") == 0 ? "localhost" : c->host;
+    SL_LOG_I("main", "Sightline %s: data in %s", SL_VERSION, c->data_dir);
+    SL_LOG_I("main", "OTLP/HTTP receiver: http://%s:%u/v1/traces", shown, col_http_port(col));
+    SL_LOG_I("main", "query API and UI:   http://%s:%u/", shown, qry_port(qs));
+    if (c->ports_file != NULL &&
+        (rc = write_ports(c->ports_file, col_http_port(col), qry_port(qs))) != 0) {
+        SL_LOG_E("main", "cannot write %s: %s", c->ports_file, sl_strerror(rc));
+        goto out;
+    }
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    SL_LOG_I("main", "signal %d: shutting down", sig);
+out:
+    col_stop(col);
+    qry_stop(qs);
+    stg_close(store);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)) {
+        printf("sightline %s\n", SL_VERSION);
+        return 0;
+    }
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                      strcmp(argv[1], "help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc < 2 || strcmp(argv[1], "serve") != 0) {
+        usage(stderr);
+        return 2;
+    }
+    config c;
+    int rc = configure(&c, argc - 1, argv + 1);
+    if (rc != 0) {
+        return rc > 0 ? 0 : 2;
+    }
+    return serve(&c);
 }

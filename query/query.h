@@ -10,16 +10,22 @@
 
 #include "storage.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct qry_server qry_server;
 
 typedef struct qry_options {
-    const char *host;       /* listen address; default "0.0.0.0" */
-    uint16_t port;          /* 0 picks an ephemeral port; default 16686 */
-    const char *ui_dir;     /* static files; NULL: no UI */
-    unsigned threads;       /* worker threads; default 2 */
-    unsigned max_limit;     /* cap on /api/traces limit; default 1500 */
+    const char *host;   /* listen address; default "0.0.0.0" */
+    uint16_t port;      /* 0 picks an ephemeral port; default 16686 */
+    const char *ui_dir; /* static files; NULL: no UI */
+    unsigned threads;   /* worker threads; default 2 */
+    unsigned max_limit; /* cap on /api/traces limit; default 1500 */
+    /* Fields below were appended after the first version. */
+    unsigned max_connections;  /* concurrent connections; default 512 */
+    unsigned timeout_s;        /* idle connection timeout, seconds; default 30 */
+    size_t max_response_bytes; /* larger answers are refused with a 400; default 256 MiB */
+    size_t deps_max_spans;     /* spans /api/dependencies looks at; default 2,000,000 */
 } qry_options;
 
 void qry_options_init(qry_options *o);

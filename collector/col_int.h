@@ -1,0 +1,124 @@
+/*
+ * Private declarations of the collector. Threads:
+ *   loop thread   - libuv: accepts, parses HTTP (http_parser), writes replies;
+ *   decode pool   - libuv's thread pool: inflates, decodes OTLP, converts to
+ *                   spans and encodes the WAL record (col_decode_work);
+ *   writer thread - takes every queued record, commits them in one storage
+ *                   batch (group commit), hands them back to the loop.
+ * A request object moves loop -> pool -> loop -> writer -> loop; only one
+ * thread touches it at a time, the queues hand it over under their mutexes.
+ */
+#ifndef SL_COL_INT_H
+#define SL_COL_INT_H
+
+#include "collector.h"
+
+#include "sl_arena.h"
+#include "sl_buf.h"
+#include "sl_metrics.h"
+
+#include <http_parser.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct col_conn col_conn;
+typedef struct col_req col_req;
+
+typedef enum { COL_CT_NONE, COL_CT_PROTOBUF, COL_CT_JSON, COL_CT_OTHER } col_ctype;
+typedef enum { COL_ENC_IDENTITY, COL_ENC_GZIP, COL_ENC_DEFLATE, COL_ENC_ZSTD, COL_ENC_OTHER } col_enc;
+
+struct col_req {
+    col_req *next;       /* in the connection's FIFO */
+    col_req *q_next;     /* in the writer queue or the committed list */
+    col_conn *conn;
+    uv_work_t work;
+    uint64_t t_start_ns; /* monotonic, when the request was complete */
+    /* parsed request */
+    int method;          /* http_parser's */
+    char path[256];
+    col_ctype ctype;
+    col_enc enc;
+    char tenant[65];
+    bool keep_alive;
+    bool expect_continue;
+    sl_buf body;
+    /* outcome */
+    int status;          /* 0 while pending */
+    const char *reason;  /* error message for the body (static or in msg) */
+    char msg[256];
+    uint64_t rejected;
+    uint64_t accepted;
+    sl_buf record;       /* WAL record, when decoding succeeded */
+    bool done;           /* the reply is in reply */
+    sl_buf reply;
+};
+
+struct col_conn {
+    uv_tcp_t tcp;
+    uv_timer_t idle;
+    col_collector *col;
+    http_parser parser;
+    col_req *cur;        /* request being parsed */
+    col_req *head, *tail; /* requests in arrival order, awaiting replies */
+    int nreqs;
+    int refs;            /* handles open + requests in flight */
+    bool closing;
+    bool reading;
+    bool close_after;    /* close once the queued replies are written */
+    char hdr_field[64];
+    size_t hdr_field_len;
+    bool hdr_in_value;
+    char hdr_value[256];
+    size_t hdr_value_len;
+    size_t hdr_total;
+};
+
+struct col_collector {
+    col_options opt;
+    stg_store *store;
+    uv_loop_t loop;
+    uv_tcp_t server;
+    uv_async_t wake;     /* writer -> loop: replies ready */
+    uv_async_t stop;
+    pthread_t loop_thread;
+    uint16_t port;
+    int nconns;
+    bool stopping;
+    /* requests decoding or queued for the writer: the bound on memory */
+    int inflight;
+    uint64_t inflight_bytes;
+    /* writer queue */
+    pthread_t writer_thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    col_req *wq_head, *wq_tail;
+    col_req *done_head, *done_tail; /* committed, for the loop */
+    bool writer_stop;
+    /* metrics */
+    sl_metric *m_spans_accepted, *m_spans_rejected, *m_req_latency, *m_commit_latency,
+        *m_queue_depth, *m_batch_size, *m_bytes_received;
+};
+
+/* otlp_http.c */
+void col_request_complete(col_conn *c, col_req *r);   /* loop thread */
+void col_reply_error(col_req *r, int status, const char *msg);
+void col_after_commit(col_collector *col, col_req *r, int rc); /* loop thread */
+void col_count_status(int status);
+void col_maybe_close_wake(col_collector *col); /* loop thread, at shutdown */
+
+/* http_server.c */
+void col_conn_flush(col_conn *c); /* writes finished replies in order */
+void col_req_free(col_req *r);
+
+/* writer.c */
+int col_writer_start(col_collector *col);
+void col_writer_stop(col_collector *col);
+void col_writer_push(col_collector *col, col_req *r); /* loop thread */
+
+/* inflate.c: decompresses in into out (whose max_size is the limit).
+ * Returns 0, SL_ETOOBIG, SL_EDECODE or SL_ENOMEM. */
+int col_inflate(col_enc enc, const uint8_t *in, size_t len, sl_buf *out);
+
+#endif

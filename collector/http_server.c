@@ -1,0 +1,601 @@
+/*
+ * HTTP/1.1 on libuv: connections, framing through http_parser (Content-Length,
+ * chunked bodies, keep-alive, pipelining), replies written strictly in request
+ * order. Everything here runs on the loop thread. A connection stops reading
+ * while too many of its requests await replies (per-connection backpressure),
+ * and is freed only when its handles are closed and no request refers to it.
+ */
+#include "col_int.h"
+
+#include "sl_err.h"
+#include "sl_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_PIPELINED 16
+#define MAX_HEADER_BYTES (64 * 1024)
+
+static void conn_unref(col_conn *c);
+static void conn_close(col_conn *c);
+static void start_reading(col_conn *c);
+
+void col_req_free(col_req *r) {
+    if (r == NULL) {
+        return;
+    }
+    sl_buf_free(&r->body);
+    sl_buf_free(&r->record);
+    sl_buf_free(&r->reply);
+    free(r);
+}
+
+/* --- http_parser callbacks ----------------------------------------------- */
+
+static int on_message_begin(http_parser *p) {
+    col_conn *c = p->data;
+    col_req *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return -1;
+    }
+    r->conn = c;
+    sl_buf_init(&r->body, c->col->opt.max_body_size);
+    sl_buf_init(&r->record, 0);
+    sl_buf_init(&r->reply, 0);
+    memcpy(r->tenant, "default", 8);
+    c->cur = r;
+    c->hdr_field_len = 0;
+    c->hdr_value_len = 0;
+    c->hdr_in_value = false;
+    c->hdr_total = 0;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len) {
+    col_conn *c = p->data;
+    col_req *r = c->cur;
+    struct http_parser_url u;
+    size_t have = strlen(r->path);
+    if (have + len >= sizeof(r->path)) {
+        r->status = 414;
+        r->reason = "request URI too long";
+        return 0;
+    }
+    memcpy(r->path + have, at, len);
+    r->path[have + len] = '\0';
+    (void)u;
+    return 0;
+}
+
+static bool hdr_is(const col_conn *c, const char *name) {
+    return c->hdr_field_len == strlen(name) && strncasecmp(c->hdr_field, name, c->hdr_field_len) == 0;
+}
+
+static void trim(const char **s, size_t *len) {
+    while (*len > 0 && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t')) {
+        (*len)--;
+    }
+}
+
+/* Applies one complete header to the current request. */
+static void header_done(col_conn *c) {
+    col_req *r = c->cur;
+    const char *v = c->hdr_value;
+    size_t vl = c->hdr_value_len;
+    trim(&v, &vl);
+    if (hdr_is(c, "content-type")) {
+        /* media type, ignoring parameters such as charset */
+        size_t ml = 0;
+        while (ml < vl && v[ml] != ';' && v[ml] != ' ') {
+            ml++;
+        }
+        if (ml == 22 && strncasecmp(v, "application/x-protobuf", 22) == 0) {
+            r->ctype = COL_CT_PROTOBUF;
+        } else if (ml == 16 && strncasecmp(v, "application/json", 16) == 0) {
+            r->ctype = COL_CT_JSON;
+        } else {
+            r->ctype = COL_CT_OTHER;
+        }
+    } else if (hdr_is(c, "content-encoding")) {
+        if (vl == 0 || (vl == 8 && strncasecmp(v, "identity", 8) == 0)) {
+            r->enc = COL_ENC_IDENTITY;
+        } else if ((vl == 4 && strncasecmp(v, "gzip", 4) == 0) ||
+                   (vl == 6 && strncasecmp(v, "x-gzip", 6) == 0)) {
+            r->enc = COL_ENC_GZIP;
+        } else if (vl == 7 && strncasecmp(v, "deflate", 7) == 0) {
+            r->enc = COL_ENC_DEFLATE;
+        } else if (vl == 4 && strncasecmp(v, "zstd", 4) == 0) {
+            r->enc = COL_ENC_ZSTD;
+        } else {
+            r->enc = COL_ENC_OTHER;
+        }
+    } else if (hdr_is(c, "x-scope-orgid")) {
+        if (!stg_tenant_valid((sl_str){v, vl})) {
+            if (r->status == 0) {
+                r->status = 400;
+                r->reason = "invalid X-Scope-OrgID: 1-64 characters of [A-Za-z0-9_.-]";
+            }
+        } else {
+            memcpy(r->tenant, v, vl);
+            r->tenant[vl] = '\0';
+        }
+    } else if (hdr_is(c, "expect")) {
+        r->expect_continue = vl == 12 && strncasecmp(v, "100-continue", 12) == 0;
+    }
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+    col_conn *c = p->data;
+    if ((c->hdr_total += len) > MAX_HEADER_BYTES) {
+        return -1;
+    }
+    if (c->hdr_in_value) {
+        header_done(c);
+        c->hdr_field_len = 0;
+        c->hdr_value_len = 0;
+        c->hdr_in_value = false;
+    }
+    /* Names longer than any header we read cannot match: keep a prefix. */
+    size_t room = sizeof(c->hdr_field) - c->hdr_field_len;
+    size_t n = len < room ? len : room;
+    memcpy(c->hdr_field + c->hdr_field_len, at, n);
+    c->hdr_field_len += n;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+    col_conn *c = p->data;
+    if ((c->hdr_total += len) > MAX_HEADER_BYTES) {
+        return -1;
+    }
+    c->hdr_in_value = true;
+    size_t room = sizeof(c->hdr_value) - 1 - c->hdr_value_len;
+    size_t n = len < room ? len : room;
+    memcpy(c->hdr_value + c->hdr_value_len, at, n);
+    c->hdr_value_len += n;
+    return 0;
+}
+
+static void write_raw(col_conn *c, const char *s, size_t len);
+
+static int on_headers_complete(http_parser *p) {
+    col_conn *c = p->data;
+    col_req *r = c->cur;
+    if (c->hdr_in_value) {
+        header_done(c);
+        c->hdr_in_value = false;
+    }
+    r->method = p->method;
+    if (r->status == 0 && (p->flags & F_CONTENTLENGTH) &&
+        p->content_length > c->col->opt.max_body_size) {
+        r->status = 413;
+        r->reason = "request body exceeds the size limit";
+    }
+    if (r->expect_continue && r->status == 0 && c->head == NULL) {
+        write_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+    col_conn *c = p->data;
+    col_req *r = c->cur;
+    if (r->status != 0) {
+        return 0; /* already answered with an error: discard the body */
+    }
+    int rc = sl_buf_append(&r->body, at, len);
+    if (rc == SL_ETOOBIG) {
+        r->status = 413;
+        r->reason = "request body exceeds the size limit";
+        sl_buf_free(&r->body);
+    } else if (rc != 0) {
+        r->status = 503;
+        r->reason = "out of memory";
+        sl_buf_free(&r->body);
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+    col_conn *c = p->data;
+    col_req *r = c->cur;
+    c->cur = NULL;
+    r->keep_alive = http_should_keep_alive(p) != 0;
+    r->t_start_ns = sl_mono_nano();
+    if (c->tail != NULL) {
+        c->tail->next = r;
+    } else {
+        c->head = r;
+    }
+    c->tail = r;
+    c->nreqs++;
+    c->refs++; /* the request refers to the connection until freed */
+    if (!r->keep_alive) {
+        /* Nothing after a closing request is answered. */
+        http_parser_pause(p, 1);
+    }
+    col_request_complete(c, r);
+    return 0;
+}
+
+static const http_parser_settings g_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* --- writing ------------------------------------------------------------- */
+
+typedef struct write_req {
+    uv_write_t w;
+    col_conn *c;
+    char *data;
+} write_req;
+
+static void on_written(uv_write_t *w, int status) {
+    write_req *wr = (write_req *)w;
+    (void)status;
+    free(wr->data);
+    conn_unref(wr->c);
+    free(wr);
+}
+
+static void write_owned(col_conn *c, char *data, size_t len) {
+    write_req *wr = malloc(sizeof(*wr));
+    if (wr == NULL) {
+        free(data);
+        conn_close(c);
+        return;
+    }
+    wr->c = c;
+    wr->data = data;
+    c->refs++;
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+        free(data);
+        free(wr);
+        conn_unref(c);
+        conn_close(c);
+    }
+}
+
+static void write_raw(col_conn *c, const char *s, size_t len) {
+    char *d = malloc(len);
+    if (d == NULL) {
+        conn_close(c);
+        return;
+    }
+    memcpy(d, s, len);
+    write_owned(c, d, len);
+}
+
+void col_conn_flush(col_conn *c) {
+    while (c->head != NULL && c->head->done) {
+        col_req *r = c->head;
+        c->head = r->next;
+        if (c->head == NULL) {
+            c->tail = NULL;
+        }
+        c->nreqs--;
+        if (!c->closing) {
+            size_t len;
+            uint8_t *d = sl_buf_take(&r->reply, &len);
+            write_owned(c, (char *)d, len);
+            if (!r->keep_alive) {
+                c->close_after = true;
+            }
+        }
+        col_req_free(r);
+        conn_unref(c);
+    }
+    if (c->closing) {
+        return;
+    }
+    if (c->close_after && c->head == NULL) {
+        conn_close(c);
+        return;
+    }
+    if (!c->close_after && !c->reading && c->nreqs < MAX_PIPELINED) {
+        start_reading(c);
+    }
+}
+
+/* --- reading ------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)h;
+    (void)suggested;
+    buf->base = malloc(64 * 1024);
+    buf->len = buf->base ? 64 * 1024 : 0;
+}
+
+static void reply_parse_error(col_conn *c) {
+    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 21\r\nConnection: close\r\n\r\nmalformed HTTP request";
+    /* Only safe to answer when no earlier reply is pending. */
+    if (c->head == NULL) {
+        write_raw(c, resp, sizeof(resp) - 2);
+    }
+    col_count_status(400);
+    c->close_after = true;
+    if (c->head == NULL) {
+        conn_close(c);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    col_conn *c = s->data;
+    if (nread > 0 && !c->closing) {
+        uv_timer_again(&c->idle);
+        sl_metric_add(c->col->m_bytes_received, (uint64_t)nread);
+        size_t n = http_parser_execute(&c->parser, &g_settings, buf->base, (size_t)nread);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED) {
+            /* A request without keep-alive: read no further. */
+            uv_read_stop(s);
+            c->reading = false;
+            c->close_after = true;
+        } else if (e != HPE_OK || n != (size_t)nread) {
+            if (c->cur != NULL) {
+                col_req_free(c->cur);
+                c->cur = NULL;
+            }
+            uv_read_stop(s);
+            c->reading = false;
+            reply_parse_error(c);
+        } else if (c->nreqs >= MAX_PIPELINED) {
+            uv_read_stop(s);
+            c->reading = false;
+        }
+    } else if (nread < 0) {
+        if (c->cur != NULL) {
+            col_req_free(c->cur);
+            c->cur = NULL;
+        }
+        if (nread == UV_EOF && c->head != NULL) {
+            /* Half-close: answer what was asked, then close. */
+            uv_read_stop(s);
+            c->reading = false;
+            c->close_after = true;
+        } else {
+            conn_close(c);
+        }
+    }
+    free(buf->base);
+}
+
+static void start_reading(col_conn *c) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) {
+        c->reading = true;
+    }
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+static void conn_unref(col_conn *c) {
+    if (--c->refs == 0) {
+        c->col->nconns--;
+        free(c);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    conn_unref(h->data);
+}
+
+static void conn_close(col_conn *c) {
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    if (c->cur != NULL) {
+        col_req_free(c->cur);
+        c->cur = NULL;
+    }
+    /* Requests still decoding or committing keep their reference and free
+     * themselves when they come back; finished ones can go now. */
+    col_conn_flush(c);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->idle, on_handle_closed);
+}
+
+static void on_idle(uv_timer_t *t) {
+    col_conn *c = t->data;
+    if (c->head == NULL) {
+        conn_close(c);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    col_collector *col = server->data;
+    if (status != 0) {
+        return;
+    }
+    col_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    c->col = col;
+    uv_tcp_init(&col->loop, &c->tcp);
+    uv_timer_init(&col->loop, &c->idle);
+    c->tcp.data = c;
+    c->idle.data = c;
+    c->refs = 2; /* the two handles */
+    col->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || col->stopping ||
+        col->nconns > (int)col->opt.max_connections) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_timer_start(&c->idle, on_idle, col->opt.idle_timeout_ms, col->opt.idle_timeout_ms);
+    start_reading(c);
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (h->type == UV_TCP && h->data != NULL && h->data != (void *)1) {
+        col_conn *c = h->data;
+        if (c->col != NULL && &c->tcp == (uv_tcp_t *)h) {
+            conn_close(c);
+        }
+    }
+}
+
+static void on_stop(uv_async_t *a) {
+    col_collector *col = a->data;
+    col->stopping = true;
+    uv_close((uv_handle_t *)&col->server, NULL);
+    col->server.data = (void *)1;
+    uv_walk(&col->loop, close_walk, NULL);
+    uv_close((uv_handle_t *)&col->stop, NULL);
+    /* wake closes once nothing is in flight: replies still to come need it */
+    col_maybe_close_wake(col);
+}
+
+static void *loop_main(void *arg) {
+    col_collector *col = arg;
+    uv_run(&col->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void on_wake(uv_async_t *a);
+
+void col_options_init(col_options *o) {
+    memset(o, 0, sizeof(*o));
+    o->host = "0.0.0.0";
+    o->http_port = 4318;
+    o->max_body_size = 16ull << 20;
+    o->queue_max = 256;
+    o->queue_max_bytes = 256ull << 20;
+    o->max_connections = 1024;
+    o->idle_timeout_ms = 60000;
+}
+
+int col_start(const col_options *o, stg_store *store, col_collector **out) {
+    int rc = 0;
+    *out = NULL;
+    col_collector *col = calloc(1, sizeof(*col));
+    if (col == NULL) {
+        return SL_ENOMEM;
+    }
+    col->opt = *o;
+    col->store = store;
+    pthread_mutex_init(&col->mu, NULL);
+    pthread_cond_init(&col->cond, NULL);
+    col->m_spans_accepted =
+        sl_counter("sightline_spans_accepted_total", "", "Spans written durably.");
+    col->m_spans_rejected = sl_counter("sightline_spans_rejected_total", "",
+                                       "Spans refused (invalid ids), reported as partial success.");
+    col->m_req_latency =
+        sl_histogram("sightline_otlp_request_duration_seconds", "signal=\"traces\"",
+                     "From a complete request to its reply being queued.", sl_latency_bounds,
+                     sl_latency_nbounds);
+    col->m_commit_latency =
+        sl_histogram("sightline_storage_commit_duration_seconds", "",
+                     "Duration of one group commit (fsync included).", sl_latency_bounds,
+                     sl_latency_nbounds);
+    col->m_queue_depth = sl_gauge("sightline_ingest_queue_depth", "",
+                                  "Requests decoding or waiting for the writer.");
+    col->m_batch_size =
+        sl_counter("sightline_storage_commits_total", "", "Group commits performed.");
+    col->m_bytes_received =
+        sl_counter("sightline_otlp_received_bytes_total", "", "Bytes read from OTLP clients.");
+    if ((rc = uv_loop_init(&col->loop)) != 0) {
+        free(col);
+        return rc;
+    }
+    uv_async_init(&col->loop, &col->wake, on_wake);
+    col->wake.data = col;
+    uv_async_init(&col->loop, &col->stop, on_stop);
+    col->stop.data = col;
+    uv_tcp_init(&col->loop, &col->server);
+    col->server.data = col;
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(o->host, o->http_port, (struct sockaddr_in *)&addr) != 0 &&
+        uv_ip6_addr(o->host, o->http_port, (struct sockaddr_in6 *)&addr) != 0) {
+        rc = SL_EINVAL;
+        goto fail;
+    }
+    if ((rc = uv_tcp_bind(&col->server, (struct sockaddr *)&addr, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&col->server, 511, on_connection)) != 0) {
+        goto fail;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    uv_tcp_getsockname(&col->server, (struct sockaddr *)&bound, &blen);
+    col->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                   : ((struct sockaddr_in *)&bound)->sin_port);
+    if ((rc = col_writer_start(col)) != 0) {
+        goto fail;
+    }
+    if (pthread_create(&col->loop_thread, NULL, loop_main, col) != 0) {
+        col_writer_stop(col);
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    *out = col;
+    return 0;
+fail:
+    uv_close((uv_handle_t *)&col->server, NULL);
+    uv_close((uv_handle_t *)&col->wake, NULL);
+    uv_close((uv_handle_t *)&col->stop, NULL);
+    uv_run(&col->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&col->loop);
+    pthread_mutex_destroy(&col->mu);
+    pthread_cond_destroy(&col->cond);
+    free(col);
+    return rc;
+}
+
+uint16_t col_http_port(const col_collector *c) {
+    return c->port;
+}
+
+static void on_wake(uv_async_t *a) {
+    col_collector *col = a->data;
+    pthread_mutex_lock(&col->mu);
+    col_req *r = col->done_head;
+    col->done_head = col->done_tail = NULL;
+    pthread_mutex_unlock(&col->mu);
+    while (r != NULL) {
+        col_req *next = r->q_next;
+        r->q_next = NULL;
+        col_after_commit(col, r, r->status);
+        r = next;
+    }
+    col_maybe_close_wake(col);
+}
+
+void col_maybe_close_wake(col_collector *col) {
+    if (col->stopping && col->inflight == 0 && !uv_is_closing((uv_handle_t *)&col->wake)) {
+        uv_close((uv_handle_t *)&col->wake, NULL);
+    }
+}
+
+void col_stop(col_collector *c) {
+    if (c == NULL) {
+        return;
+    }
+    uv_async_send(&c->stop);
+    /* The wake handle closes when the last in-flight request has been
+     * answered; nudge it in case nothing is in flight. */
+    uv_async_send(&c->wake);
+    pthread_join(c->loop_thread, NULL);
+    col_writer_stop(c);
+    uv_loop_close(&c->loop);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cond);
+    free(c);
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Sightline needs (only those missing), then
+# configures and builds into build/ (or $SIGHTLINE_BUILD_DIR).
+# Usage: scripts/setup.sh [extra cmake args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake ninja-build pkg-config
+          libuv1-dev liblmdb-dev libzstd-dev libprotobuf-c-dev protobuf-c-compiler
+          libmicrohttpd-dev libjansson-dev zlib1g-dev libhttp-parser-dev
+          python3 clang libclang-rt-14-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+build="${SIGHTLINE_BUILD_DIR:-build}"
+cmake -S . -B "$build" -G Ninja "$@" >/dev/null
+cmake --build "$build"

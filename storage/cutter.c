@@ -1,0 +1,580 @@
+/*
+ * The block cutter: turns a partition's WAL records into large blocks sorted
+ * by trace id and start time, writes them with their index entries and deletes
+ * the WAL records they cover, all in one LMDB transaction (so a crash leaves
+ * either the WAL records or the blocks, never both or neither).
+ *
+ * The expensive part (decoding records, sorting, encoding, compressing,
+ * building index entries) runs outside any write transaction, so the writer's
+ * group commits are only held up for the short final transaction.
+ * Runs on the store's background thread (or stg_maintain's caller).
+ */
+#include "block_codec.h"
+#include "storage_int.h"
+
+#include "sl_err.h"
+#include "sl_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CUT_MAX_SPANS (512u * 1024u)   /* spans decoded per pass */
+#define CUT_ARENA_MAX (1024ull << 20)  /* memory for one pass */
+#define BLOCK_SPANS 8192u              /* target spans per block */
+#define ATTR_MAX_VALUE 256u            /* longer values are not indexed */
+
+/* --- a small hash set of (key, value) string pairs ---------------------- */
+
+typedef struct kv_entry {
+    uint64_t hash;
+    sl_str key;
+    sl_str val; /* val.ptr == NULL: a key-only entry (distinct-value counter) */
+    uint32_t count;
+    int used;
+} kv_entry;
+
+typedef struct kv_set {
+    kv_entry *slots;
+    size_t cap; /* power of two */
+    size_t len;
+} kv_set;
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t len) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t kv_hash(sl_str k, sl_str v, bool key_only) {
+    uint64_t h = hash_bytes(0xcbf29ce484222325ull, k.ptr, k.len);
+    h = hash_bytes(h, key_only ? "\1" : "\0", 1);
+    return key_only ? h : hash_bytes(h, v.ptr, v.len);
+}
+
+static int kv_grow(kv_set *s) {
+    size_t ncap = s->cap ? s->cap * 2 : 1024;
+    kv_entry *n = calloc(ncap, sizeof(*n));
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->slots[i].used) {
+            size_t j = s->slots[i].hash & (ncap - 1);
+            while (n[j].used) {
+                j = (j + 1) & (ncap - 1);
+            }
+            n[j] = s->slots[i];
+        }
+    }
+    free(s->slots);
+    s->slots = n;
+    s->cap = ncap;
+    return 0;
+}
+
+/* Adds (k, v) or the key-only entry for k; *added tells whether it was new.
+ * Returns the entry or NULL when out of memory. */
+static kv_entry *kv_add(kv_set *s, sl_str k, sl_str v, bool key_only, bool *added) {
+    if ((s->len + 1) * 2 > s->cap && kv_grow(s) != 0) {
+        return NULL;
+    }
+    uint64_t h = kv_hash(k, v, key_only);
+    size_t j = h & (s->cap - 1);
+    while (s->slots[j].used) {
+        kv_entry *e = &s->slots[j];
+        if (e->hash == h && sl_str_eq(e->key, k) && (key_only == (e->val.ptr == NULL)) &&
+            (key_only || sl_str_eq(e->val, v))) {
+            *added = false;
+            return e;
+        }
+        j = (j + 1) & (s->cap - 1);
+    }
+    kv_entry *e = &s->slots[j];
+    e->used = 1;
+    e->hash = h;
+    e->key = k;
+    e->val = key_only ? (sl_str){NULL, 0} : v;
+    e->count = 0;
+    s->len++;
+    *added = true;
+    return e;
+}
+
+/* Looks up an entry without ever growing the table (safe while iterating). */
+static kv_entry *kv_find(const kv_set *s, sl_str k, sl_str v, bool key_only) {
+    if (s->cap == 0) {
+        return NULL;
+    }
+    uint64_t h = kv_hash(k, v, key_only);
+    for (size_t j = h & (s->cap - 1); s->slots[j].used; j = (j + 1) & (s->cap - 1)) {
+        kv_entry *e = &s->slots[j];
+        if (e->hash == h && sl_str_eq(e->key, k) && (key_only == (e->val.ptr == NULL)) &&
+            (key_only || sl_str_eq(e->val, v))) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void kv_clear(kv_set *s) {
+    if (s->slots != NULL) {
+        memset(s->slots, 0, s->cap * sizeof(kv_entry));
+    }
+    s->len = 0;
+}
+
+/* --- index keys --------------------------------------------------------- */
+
+/* svcop key: service \0 operation \0 kind, each part truncated so the key fits
+ * LMDB's limit. Queries build the same truncated prefix; exact matching is done
+ * on decoded spans. Returns the key length. */
+size_t stg_svcop_key(sl_str service, sl_str op, int kind, uint8_t *buf) {
+    size_t sl = service.len > 200 ? 200 : service.len;
+    size_t ol = op.len > 260 ? 260 : op.len;
+    size_t n = 0;
+    memcpy(buf, service.ptr, sl);
+    n += sl;
+    buf[n++] = 0;
+    memcpy(buf + n, op.ptr, ol);
+    n += ol;
+    buf[n++] = 0;
+    if (kind >= 0) {
+        buf[n++] = (uint8_t)kind;
+    }
+    return n;
+}
+
+/* attr key: key \0 value-text (or key \0 0xff for "not indexed here"). */
+size_t stg_attr_key(sl_str key, sl_str val, bool highcard, uint8_t *buf) {
+    size_t kl = key.len > 200 ? 200 : key.len;
+    size_t n = 0;
+    memcpy(buf, key.ptr, kl);
+    n += kl;
+    buf[n++] = 0;
+    if (highcard) {
+        buf[n++] = STG_HIGHCARD_MARK;
+    } else {
+        memcpy(buf + n, val.ptr, val.len);
+        n += val.len;
+    }
+    return n;
+}
+
+/* --- cutting ------------------------------------------------------------ */
+
+static int cmp_span(const void *a, const void *b) {
+    const sl_span *x = *(const sl_span *const *)a, *y = *(const sl_span *const *)b;
+    int c = memcmp(x->trace_id, y->trace_id, 16);
+    if (c != 0) {
+        return c;
+    }
+    return x->start_unix_nano < y->start_unix_nano ? -1 : x->start_unix_nano > y->start_unix_nano;
+}
+
+typedef struct svcop_acc {
+    sl_str service, op;
+    int kind;
+    stg_svcop_val v;
+} svcop_acc;
+
+typedef struct cut_block {
+    uint64_t id;
+    sl_buf data;
+    stg_block_meta meta;
+    size_t first, count; /* range in the sorted span array */
+} cut_block;
+
+/* Adds one attribute's (key, value-text) to the block's attribute set. */
+static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
+    char tmp[64];
+    sl_str v = stg_value_text(&at->val, tmp, sizeof(tmp));
+    bool added;
+    if (v.len > ATTR_MAX_VALUE || at->val.type == SL_VAL_EMPTY) {
+        /* Too long to index: record the key as "must scan" via a huge count. */
+        kv_entry *k = kv_add(pairs, at->key, v, true, &added);
+        if (k == NULL) {
+            return SL_ENOMEM;
+        }
+        k->count = UINT32_MAX / 2;
+        return 0;
+    }
+    if (v.ptr == tmp) {
+        char *c = sl_arena_memdup(a, tmp, v.len);
+        if (c == NULL) {
+            return SL_ENOMEM;
+        }
+        v.ptr = c;
+    }
+    kv_entry *e = kv_add(pairs, at->key, v, false, &added);
+    if (e == NULL) {
+        return SL_ENOMEM;
+    }
+    if (added) {
+        kv_entry *k = kv_add(pairs, at->key, v, true, &added);
+        if (k == NULL) {
+            return SL_ENOMEM;
+        }
+        if (k->count < UINT32_MAX / 2) {
+            k->count++;
+        }
+    }
+    return 0;
+}
+
+static int note_synthetic(kv_set *pairs, sl_arena *a, const sl_span *sp) {
+    sl_attr at;
+    int rc = 0;
+    if (sp->status_code == SL_STATUS_ERROR) {
+        at = (sl_attr){SL_STR_LIT("error"), {.type = SL_VAL_STR, .v.s = SL_STR_LIT("true")}};
+        rc |= note_attr(pairs, a, &at);
+        at = (sl_attr){SL_STR_LIT("otel.status_code"),
+                       {.type = SL_VAL_STR, .v.s = SL_STR_LIT("ERROR")}};
+        rc |= note_attr(pairs, a, &at);
+    } else if (sp->status_code == SL_STATUS_OK) {
+        at = (sl_attr){SL_STR_LIT("otel.status_code"),
+                       {.type = SL_VAL_STR, .v.s = SL_STR_LIT("OK")}};
+        rc |= note_attr(pairs, a, &at);
+    }
+    if (sp->kind != SL_KIND_UNSPECIFIED) {
+        at = (sl_attr){SL_STR_LIT("span.kind"),
+                       {.type = SL_VAL_STR, .v.s = sl_str_c(stg_kind_name(sp->kind))}};
+        rc |= note_attr(pairs, a, &at);
+    }
+    if (sp->status_message.len > 0) {
+        at = (sl_attr){SL_STR_LIT("otel.status_description"),
+                       {.type = SL_VAL_STR, .v.s = sp->status_message}};
+        rc |= note_attr(pairs, a, &at);
+    }
+    return rc;
+}
+
+/* Writes one block's index entries into txn. */
+static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
+                           const sl_span *const *spans, kv_set *pairs, sl_arena *a) {
+    int rc = 0;
+    uint8_t bid[8], key[STG_MAX_KEY + 16];
+    stg_be64(bid, b->id);
+    MDB_val k, v;
+
+    /* trace id -> block (spans are sorted by trace: one put per run) */
+    for (size_t i = b->first; i < b->first + b->count; i++) {
+        if (i > b->first && memcmp(spans[i]->trace_id, spans[i - 1]->trace_id, 16) == 0) {
+            continue;
+        }
+        k = (MDB_val){16, (void *)(uintptr_t)spans[i]->trace_id};
+        v = (MDB_val){8, bid};
+        if ((rc = mdb_put(txn, p->db_trace, &k, &v, 0)) != 0 && rc != MDB_KEYEXIST) {
+            return rc;
+        }
+    }
+
+    /* (service, operation, kind) -> block + bounds */
+    kv_set acc = {0};
+    svcop_acc *accs = sl_arena_calloc(a, b->count, sizeof(*accs));
+    size_t naccs = 0;
+    if (accs == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = b->first; i < b->first + b->count; i++) {
+        const sl_span *sp = spans[i];
+        sl_str svc = sp->resource ? sp->resource->service : SL_STR_LIT("unknown_service");
+        char kb[2] = {(char)('0' + sp->kind), 0};
+        /* key: service, value: op + kind, so one kv_set serves. */
+        uint64_t dur = sl_span_duration_nano(sp);
+        bool added;
+        char *opk = sl_arena_alloc(a, sp->name.len + 1);
+        if (opk == NULL) {
+            rc = SL_ENOMEM;
+            goto out;
+        }
+        memcpy(opk, sp->name.ptr, sp->name.len);
+        opk[sp->name.len] = kb[0];
+        kv_entry *e = kv_add(&acc, svc, (sl_str){opk, sp->name.len + 1}, false, &added);
+        if (e == NULL) {
+            rc = SL_ENOMEM;
+            goto out;
+        }
+        if (added) {
+            e->count = (uint32_t)naccs;
+            svcop_acc *s = &accs[naccs++];
+            s->service = svc;
+            s->op = sp->name;
+            s->kind = sp->kind;
+            memcpy(s->v.block_id, bid, 8);
+            s->v.min_start = s->v.max_start = sp->start_unix_nano;
+            s->v.min_dur = s->v.max_dur = dur;
+        } else {
+            svcop_acc *s = &accs[e->count];
+            if (sp->start_unix_nano < s->v.min_start) {
+                s->v.min_start = sp->start_unix_nano;
+            }
+            if (sp->start_unix_nano > s->v.max_start) {
+                s->v.max_start = sp->start_unix_nano;
+            }
+            if (dur < s->v.min_dur) {
+                s->v.min_dur = dur;
+            }
+            if (dur > s->v.max_dur) {
+                s->v.max_dur = dur;
+            }
+        }
+    }
+    for (size_t i = 0; i < naccs; i++) {
+        size_t kl = stg_svcop_key(accs[i].service, accs[i].op, accs[i].kind, key);
+        k = (MDB_val){kl, key};
+        v = (MDB_val){sizeof(stg_svcop_val), &accs[i].v};
+        if ((rc = mdb_put(txn, p->db_svcop, &k, &v, 0)) != 0 && rc != MDB_KEYEXIST) {
+            goto out;
+        }
+        rc = 0;
+    }
+
+    /* attribute key=value -> block; keys with too many distinct values in
+     * this block get one "must scan" marker instead. */
+    kv_clear(pairs);
+    const sl_resource *last_res = NULL;
+    for (size_t i = b->first; i < b->first + b->count && rc == 0; i++) {
+        const sl_span *sp = spans[i];
+        for (uint32_t j = 0; j < sp->nattrs && rc == 0; j++) {
+            rc = note_attr(pairs, a, &sp->attrs[j]);
+        }
+        if (rc == 0) {
+            rc = note_synthetic(pairs, a, sp);
+        }
+        if (sp->resource != NULL && sp->resource != last_res) {
+            last_res = sp->resource;
+            for (uint32_t j = 0; j < sp->resource->nattrs && rc == 0; j++) {
+                rc = note_attr(pairs, a, &sp->resource->attrs[j]);
+            }
+        }
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    uint32_t highcard = b->count / 8 > 64 ? (uint32_t)(b->count / 8) : 64;
+    for (size_t i = 0; i < pairs->cap; i++) {
+        kv_entry *e = &pairs->slots[i];
+        if (!e->used) {
+            continue;
+        }
+        bool hc;
+        if (e->val.ptr == NULL) {
+            if (e->count <= highcard) {
+                continue; /* its values are indexed one by one */
+            }
+            hc = true;
+        } else {
+            const kv_entry *ke = kv_find(pairs, e->key, e->val, true);
+            if (ke == NULL || ke->count > highcard) {
+                continue;
+            }
+            hc = false;
+        }
+        size_t kl = stg_attr_key(e->key, e->val, hc, key);
+        k = (MDB_val){kl, key};
+        v = (MDB_val){8, bid};
+        if ((rc = mdb_put(txn, p->db_attr, &k, &v, 0)) != 0 && rc != MDB_KEYEXIST) {
+            goto out;
+        }
+        rc = 0;
+    }
+out:
+    free(acc.slots);
+    return rc;
+}
+
+/* The writer adds right after its commit, so a cut may see records before
+ * their counts: clamp at zero rather than wrap (the counters only pace cuts
+ * and feed /metrics). */
+static void sub_clamped(atomic_uint_least64_t *c, uint64_t n) {
+    uint64_t cur = atomic_load(c);
+    while (!atomic_compare_exchange_weak(c, &cur, cur > n ? cur - n : 0)) {
+    }
+}
+
+int stg_cut_partition(stg_store *s, stg_partition *p) {
+    int rc = 0;
+    sl_arena a;
+    sl_arena_init(&a, CUT_ARENA_MAX);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    sl_span **spans = NULL;
+    size_t nspans = 0, cap = 0, nrecords = 0;
+    uint64_t last_key = 0, rec_bytes = 0;
+    cut_block *blocks = NULL;
+    size_t nblocks = 0;
+    kv_set pairs = {0};
+
+    if ((rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+        (rc = mdb_cursor_open(txn, p->db_wal, &cur)) != 0) {
+        goto out;
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && nspans < CUT_MAX_SPANS) {
+        const uint8_t *ids, *blk;
+        size_t nids, blk_size;
+        sl_span *rs = NULL;
+        size_t rn = 0;
+        uint64_t key = k.mv_size == 8 ? sl_get_be64(k.mv_data) : 0;
+        int prc = stg_wal_parse(v.mv_data, v.mv_size, &ids, &nids, &blk, &blk_size);
+        if (prc == 0) {
+            prc = stg_block_decode(blk, blk_size, &a, &rs, &rn);
+        }
+        if (prc == SL_ENOMEM) {
+            if (nrecords == 0) {
+                rc = prc;
+                goto out;
+            }
+            break; /* this pass is full; the rest waits for the next one */
+        }
+        if (prc != 0) {
+            /* A record that cannot be read would block the WAL forever: keep
+             * going and drop it with the others, loudly. */
+            SL_LOG_E("storage", "%s: dropping unreadable WAL record %llu: %s", p->path,
+                     (unsigned long long)key, sl_strerror(prc));
+        }
+        if (nspans + rn > cap) {
+            size_t ncap = cap ? cap * 2 : 4096;
+            while (ncap < nspans + rn) {
+                ncap *= 2;
+            }
+            sl_span **n = realloc(spans, ncap * sizeof(*spans));
+            if (n == NULL) {
+                rc = SL_ENOMEM;
+                goto out;
+            }
+            spans = n;
+            cap = ncap;
+        }
+        for (size_t i = 0; i < rn; i++) {
+            spans[nspans++] = &rs[i];
+        }
+        last_key = key;
+        rec_bytes += v.mv_size;
+        nrecords++;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = mrc;
+        goto out;
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    mdb_txn_abort(txn);
+    txn = NULL;
+    if (nrecords == 0) {
+        goto out;
+    }
+
+    /* Sort by trace, then cut into blocks without splitting a trace unless it
+     * is itself larger than a block. */
+    qsort(spans, nspans, sizeof(*spans), cmp_span);
+    blocks = calloc(nspans / BLOCK_SPANS + 2, sizeof(*blocks));
+    if (blocks == NULL) {
+        rc = SL_ENOMEM;
+        goto out;
+    }
+    uint64_t pmin = UINT64_MAX, pmax = 0;
+    for (size_t i = 0; i < nspans;) {
+        size_t end = i + BLOCK_SPANS < nspans ? i + BLOCK_SPANS : nspans;
+        while (end < nspans && end < i + 2 * BLOCK_SPANS &&
+               memcmp(spans[end]->trace_id, spans[end - 1]->trace_id, 16) == 0) {
+            end++;
+        }
+        cut_block *b = &blocks[nblocks++];
+        b->id = p->next_block + nblocks - 1;
+        b->first = i;
+        b->count = end - i;
+        sl_buf_init(&b->data, 0);
+        b->meta.min_start = UINT64_MAX;
+        b->meta.nspans = (uint32_t)b->count;
+        for (size_t j = i; j < end; j++) {
+            uint64_t st = spans[j]->start_unix_nano;
+            b->meta.min_start = st < b->meta.min_start ? st : b->meta.min_start;
+            b->meta.max_start = st > b->meta.max_start ? st : b->meta.max_start;
+            b->meta.ntraces += j == i || memcmp(spans[j]->trace_id, spans[j - 1]->trace_id, 16);
+        }
+        pmin = b->meta.min_start < pmin ? b->meta.min_start : pmin;
+        pmax = b->meta.max_start > pmax ? b->meta.max_start : pmax;
+        if ((rc = stg_block_encode((const sl_span *const *)spans + i, b->count,
+                                   s->opt.block_level, &b->data)) != 0) {
+            goto out;
+        }
+        i = end;
+    }
+
+    /* One write transaction: blocks, their indexes, and the WAL deletion. */
+    if ((rc = mdb_txn_begin(p->env, NULL, 0, &txn)) != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < nblocks; i++) {
+        uint8_t bid[8];
+        stg_be64(bid, blocks[i].id);
+        k = (MDB_val){8, bid};
+        v = (MDB_val){blocks[i].data.len, blocks[i].data.data};
+        if ((rc = mdb_put(txn, p->db_blocks, &k, &v, MDB_APPEND)) != 0) {
+            goto out;
+        }
+        v = (MDB_val){sizeof(stg_block_meta), &blocks[i].meta};
+        if ((rc = mdb_put(txn, p->db_bmeta, &k, &v, 0)) != 0) {
+            goto out;
+        }
+        if ((rc = put_block_index(p, txn, &blocks[i], (const sl_span *const *)spans, &pairs,
+                                  &a)) != 0) {
+            goto out;
+        }
+    }
+    stg_widen_bounds(p, pmin, pmax);
+    uint64_t bounds[2] = {atomic_load(&p->min_start), atomic_load(&p->max_start)};
+    k = (MDB_val){4, stg_bounds_key};
+    v = (MDB_val){16, bounds};
+    if ((rc = mdb_put(txn, p->db_bmeta, &k, &v, 0)) != 0) {
+        goto out;
+    }
+    if ((rc = mdb_cursor_open(txn, p->db_wal, &cur)) != 0) {
+        goto out;
+    }
+    /* The WAL only grows at its end, so the covered records are its head. */
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && k.mv_size == 8 && sl_get_be64(k.mv_data) <= last_key) {
+        if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+            goto out;
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+        goto out;
+    }
+    p->next_block += nblocks;
+    atomic_fetch_add(&p->blocks, nblocks);
+    sub_clamped(&p->wal_bytes, rec_bytes);
+    sub_clamped(&p->wal_records, nrecords);
+    SL_LOG_D("storage", "%s: cut %zu records, %zu spans into %zu blocks", p->path, nrecords,
+             nspans, nblocks);
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    for (size_t i = 0; i < nblocks; i++) {
+        sl_buf_free(&blocks[i].data);
+    }
+    free(blocks);
+    free(spans);
+    free(pairs.slots);
+    sl_arena_free(&a);
+    if (rc > 0 || (rc < 0 && rc >= -30999 && rc <= -30780)) {
+        SL_LOG_E("storage", "%s: cut failed: %s", p->path, mdb_strerror(rc));
+        rc = SL_ESTORAGE;
+    }
+    return rc;
+}

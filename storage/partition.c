@@ -1,0 +1,384 @@
+/*
+ * Partitions: one LMDB environment per tenant per ingest window, found on disk
+ * at start-up, created on first write, dropped whole by retention. The list
+ * and reference counts are guarded by stg_store.mu; LMDB handles inside a
+ * partition are used by many threads (MDB_NOTLS read transactions).
+ */
+#include "storage_int.h"
+
+#include "sl_err.h"
+#include "sl_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char stg_bounds_key[4] = {'s', 'p', 'a', 'n'};
+
+int stg_mkdirs(const char *path) {
+    char tmp[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof(tmp)) {
+        return SL_EINVAL;
+    }
+    memcpy(tmp, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char c = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                return -errno;
+            }
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int stg_rmtree(const char *path) {
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
+}
+
+static int lmdb_err(int rc) {
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc > 0) {
+        return -rc; /* an errno value */
+    }
+    return SL_ESTORAGE;
+}
+
+static int last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out) {
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8) {
+        *out = sl_get_be64(k.mv_data) + 1;
+    } else if (rc == MDB_NOTFOUND) {
+        *out = 1;
+        rc = 0;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Reads the partition's counters (uncut WAL, blocks, time bounds) once at open. */
+static int load_state(stg_partition *p) {
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = last_key_u64(txn, p->db_wal, &p->next_seq);
+    if (rc == 0) {
+        rc = last_key_u64(txn, p->db_blocks, &p->next_block);
+    }
+    MDB_stat st;
+    if (rc == 0 && mdb_stat(txn, p->db_wal, &st) == 0) {
+        atomic_store(&p->wal_records, st.ms_entries);
+        /* Any uncut record makes the cutter run; its size is not needed. */
+        atomic_store(&p->wal_bytes, st.ms_entries > 0 ? 1 : 0);
+    }
+    if (rc == 0 && mdb_stat(txn, p->db_blocks, &st) == 0) {
+        atomic_store(&p->blocks, st.ms_entries);
+    }
+    MDB_val k = {4, stg_bounds_key}, v;
+    if (rc == 0 && mdb_get(txn, p->db_bmeta, &k, &v) == 0 && v.mv_size == 16) {
+        uint64_t b[2];
+        memcpy(b, v.mv_data, 16);
+        atomic_store(&p->min_start, b[0]);
+        atomic_store(&p->max_start, b[1]);
+    }
+    /* Uncut records count too: their headers carry their bounds. */
+    MDB_cursor *cur;
+    if (rc == 0 && mdb_cursor_open(txn, p->db_wal, &cur) == 0) {
+        int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (mrc == 0) {
+            const uint8_t *ids, *blk;
+            size_t nids, blk_size;
+            uint64_t lo, hi;
+            if (stg_wal_parse(v.mv_data, v.mv_size, &ids, &nids, &blk, &blk_size) == 0) {
+                memcpy(&lo, (const uint8_t *)v.mv_data + 4, 8);
+                memcpy(&hi, (const uint8_t *)v.mv_data + 12, 8);
+                stg_widen_bounds(p, lo, hi);
+            }
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bool create,
+                  stg_partition **out) {
+    int rc = 0;
+    MDB_txn *txn = NULL;
+    stg_partition *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return SL_ENOMEM;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s/traces/%llu", s->data_dir, tenant,
+             (unsigned long long)(window_start_ns / 1000000000u));
+    p->tenant = strdup(tenant);
+    p->path = strdup(path);
+    p->window_start_ns = window_start_ns;
+    atomic_store(&p->min_start, UINT64_MAX);
+    if (p->tenant == NULL || p->path == NULL) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    if (create && (rc = stg_mkdirs(path)) != 0) {
+        goto fail;
+    }
+    if ((rc = lmdb_err(mdb_env_create(&p->env))) != 0) {
+        goto fail;
+    }
+    mdb_env_set_maxdbs(p->env, 8);
+    mdb_env_set_maxreaders(p->env, 512);
+    mdb_env_set_mapsize(p->env, (size_t)s->opt.map_size);
+    if ((rc = lmdb_err(mdb_env_open(p->env, path, MDB_NOTLS | MDB_NORDAHEAD, 0644))) != 0) {
+        goto fail;
+    }
+    if ((rc = lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn))) != 0) {
+        goto fail;
+    }
+    struct {
+        const char *name;
+        unsigned flags;
+        MDB_dbi *dbi;
+    } dbs[] = {
+        {"wal", 0, &p->db_wal},
+        {"blocks", 0, &p->db_blocks},
+        {"bmeta", 0, &p->db_bmeta},
+        {"trace", MDB_DUPSORT | MDB_DUPFIXED, &p->db_trace},
+        {"svcop", MDB_DUPSORT | MDB_DUPFIXED, &p->db_svcop},
+        {"attr", MDB_DUPSORT | MDB_DUPFIXED, &p->db_attr},
+    };
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        if ((rc = lmdb_err(mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi))) !=
+            0) {
+            goto fail;
+        }
+    }
+    rc = lmdb_err(mdb_txn_commit(txn));
+    txn = NULL;
+    if (rc != 0) {
+        goto fail;
+    }
+    if ((rc = lmdb_err(load_state(p))) != 0) {
+        goto fail;
+    }
+    *out = p;
+    return 0;
+fail:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    SL_LOG_E("storage", "cannot open partition %s: %s", path, sl_strerror(rc));
+    stg_part_close(p);
+    return rc;
+}
+
+void stg_part_close(stg_partition *p) {
+    if (p == NULL) {
+        return;
+    }
+    if (p->env != NULL) {
+        mdb_env_close(p->env);
+    }
+    free(p->tenant);
+    free(p->path);
+    free(p);
+}
+
+/* Inserts p keeping the list ordered newest window first. Caller holds mu. */
+static void insert_sorted(stg_store *s, stg_partition *p) {
+    stg_partition **pp = &s->parts;
+    while (*pp != NULL && (*pp)->window_start_ns > p->window_start_ns) {
+        pp = &(*pp)->next;
+    }
+    p->next = *pp;
+    *pp = p;
+}
+
+int stg_part_get(stg_store *s, const char *tenant, uint64_t window_start_ns, stg_partition **out) {
+    pthread_mutex_lock(&s->mu);
+    for (stg_partition *p = s->parts; p != NULL; p = p->next) {
+        if (p->window_start_ns == window_start_ns && strcmp(p->tenant, tenant) == 0) {
+            p->refs++;
+            pthread_mutex_unlock(&s->mu);
+            *out = p;
+            return 0;
+        }
+    }
+    /* Opening under the lock keeps two threads from opening the same
+     * environment twice (LMDB forbids that within a process); it happens once
+     * per window. */
+    stg_partition *p = NULL;
+    int rc = stg_part_open(s, tenant, window_start_ns, true, &p);
+    if (rc == 0) {
+        p->refs = 1;
+        insert_sorted(s, p);
+        *out = p;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void stg_part_release(stg_store *s, stg_partition *p) {
+    bool free_it = false;
+    pthread_mutex_lock(&s->mu);
+    p->refs--;
+    free_it = p->dropped && p->refs == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (free_it) {
+        char *path = strdup(p->path);
+        stg_part_close(p);
+        if (path != NULL) {
+            stg_rmtree(path);
+            free(path);
+        }
+    }
+}
+
+int stg_parts_list(stg_store *s, const char *tenant, stg_partition ***parts, size_t *n) {
+    pthread_mutex_lock(&s->mu);
+    size_t count = 0;
+    for (stg_partition *p = s->parts; p != NULL; p = p->next) {
+        count += tenant == NULL || strcmp(p->tenant, tenant) == 0;
+    }
+    stg_partition **arr = malloc((count ? count : 1) * sizeof(*arr));
+    if (arr == NULL) {
+        pthread_mutex_unlock(&s->mu);
+        return SL_ENOMEM;
+    }
+    size_t i = 0;
+    for (stg_partition *p = s->parts; p != NULL; p = p->next) {
+        if (tenant == NULL || strcmp(p->tenant, tenant) == 0) {
+            p->refs++;
+            arr[i++] = p;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    *parts = arr;
+    *n = count;
+    return 0;
+}
+
+void stg_parts_release(stg_store *s, stg_partition **parts, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        stg_part_release(s, parts[i]);
+    }
+    free(parts);
+}
+
+static bool all_digits(const char *s) {
+    if (*s == '\0') {
+        return false;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+int stg_discover(stg_store *s) {
+    DIR *top = opendir(s->data_dir);
+    if (top == NULL) {
+        return -errno;
+    }
+    struct dirent *te;
+    int rc = 0;
+    while (rc == 0 && (te = readdir(top)) != NULL) {
+        if (!stg_tenant_valid(sl_str_c(te->d_name)) || te->d_name[0] == '.') {
+            continue;
+        }
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s/traces", s->data_dir, te->d_name);
+        DIR *d = opendir(path);
+        if (d == NULL) {
+            continue;
+        }
+        struct dirent *we;
+        while (rc == 0 && (we = readdir(d)) != NULL) {
+            if (!all_digits(we->d_name)) {
+                continue;
+            }
+            uint64_t secs;
+            if (sl_parse_u64(sl_str_c(we->d_name), &secs) != 0 || secs > UINT64_MAX / 1000000000u) {
+                continue;
+            }
+            stg_partition *p = NULL;
+            rc = stg_part_open(s, te->d_name, secs * 1000000000u, false, &p);
+            if (rc == 0) {
+                pthread_mutex_lock(&s->mu);
+                insert_sorted(s, p);
+                pthread_mutex_unlock(&s->mu);
+            }
+        }
+        closedir(d);
+    }
+    closedir(top);
+    return rc;
+}
+
+int stg_retention_run(stg_store *s, uint64_t now_ns) {
+    if (s->opt.retention_ns == 0 || now_ns < s->opt.retention_ns) {
+        return 0;
+    }
+    uint64_t cutoff = now_ns - s->opt.retention_ns;
+    stg_partition *victims = NULL;
+    pthread_mutex_lock(&s->mu);
+    stg_partition **pp = &s->parts;
+    while (*pp != NULL) {
+        stg_partition *p = *pp;
+        /* A window is dropped once all of it is older than the cutoff. */
+        if (p->window_start_ns + s->opt.partition_ns <= cutoff) {
+            *pp = p->next;
+            p->dropped = true;
+            p->refs++; /* ours, released below */
+            p->next = victims;
+            victims = p;
+        } else {
+            pp = &p->next;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    while (victims != NULL) {
+        stg_partition *p = victims;
+        victims = p->next;
+        SL_LOG_I("storage", "retention drops %s", p->path);
+        stg_part_release(s, p);
+    }
+    return 0;
+}
+
+void stg_widen_bounds(stg_partition *p, uint64_t min_start, uint64_t max_start) {
+    uint64_t cur = atomic_load(&p->min_start);
+    while (min_start < cur && !atomic_compare_exchange_weak(&p->min_start, &cur, min_start)) {
+    }
+    cur = atomic_load(&p->max_start);
+    while (max_start > cur && !atomic_compare_exchange_weak(&p->max_start, &cur, max_start)) {
+    }
+}

@@ -1,0 +1,125 @@
+/*
+ * Private declarations of the storage module (see storage.h for the model).
+ *
+ * A partition is one LMDB environment: one tenant, one ingest window. Its
+ * named databases:
+ *   wal    u64be seq            -> WAL record (trace-id list + level-1 block)
+ *   blocks u64be block id       -> block (columnar, zstd)
+ *   bmeta  u64be block id       -> stg_block_meta (time bounds, counts)
+ *   trace  trace id (16 bytes)  -> dupsort u64be block ids
+ *   svcop  service\0op\0kind    -> dupsort stg_svcop_val (block id + bounds)
+ *   attr   key\0value-text      -> dupsort u64be block ids
+ *          key\0\xff            -> blocks where key had too many values to index
+ * Partitions are reference-counted so that retention never closes an
+ * environment under a reader.
+ */
+#ifndef SL_STORAGE_INT_H
+#define SL_STORAGE_INT_H
+
+#include "storage.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define STG_MAX_KEY 480 /* below LMDB's default 511-byte key limit */
+#define STG_WAL_MAGIC 0x534c5731u /* "SLW1" */
+#define STG_HIGHCARD_MARK 0xff
+
+/* bmeta key of the partition's span start bounds (two u64). */
+extern char stg_bounds_key[4];
+
+typedef struct stg_partition {
+    struct stg_partition *next; /* in the tenant's list, newest window first */
+    char *tenant;
+    char *path;
+    uint64_t window_start_ns;
+    MDB_env *env;
+    MDB_dbi db_wal, db_blocks, db_bmeta, db_trace, db_svcop, db_attr;
+    int refs;           /* readers and writers holding it (under store mu) */
+    bool dropped;       /* removed by retention; freed at refs == 0 */
+    uint64_t next_seq;  /* next WAL key; writer thread only */
+    uint64_t next_block; /* next block id; cutter thread only */
+    atomic_uint_least64_t wal_bytes;   /* uncut WAL bytes (approximate) */
+    atomic_uint_least64_t wal_records; /* uncut WAL records */
+    atomic_uint_least64_t blocks;
+    atomic_uint_least64_t min_start;   /* span start bounds of everything in it */
+    atomic_uint_least64_t max_start;
+} stg_partition;
+
+typedef struct stg_block_meta {
+    uint64_t min_start;
+    uint64_t max_start;
+    uint32_t nspans;
+    uint32_t ntraces;
+} stg_block_meta;
+
+typedef struct stg_svcop_val {
+    uint8_t block_id[8]; /* big-endian so dupsort orders by block */
+    uint64_t min_start;
+    uint64_t max_start;
+    uint64_t min_dur;
+    uint64_t max_dur;
+} stg_svcop_val;
+
+struct stg_store {
+    stg_options opt;
+    char *data_dir;
+    pthread_mutex_t mu; /* guards the partition list and refs */
+    stg_partition *parts; /* all tenants, newest window first */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t cut_mu; /* one cutter at a time (background or stg_maintain) */
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cond;
+    bool stopping;
+};
+
+/* partition.c */
+int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bool create,
+                  stg_partition **out);
+void stg_part_close(stg_partition *p);
+/* Returns the partition for (tenant, window), opening or creating it, with a
+ * reference taken. Caller releases with stg_part_release. */
+int stg_part_get(stg_store *s, const char *tenant, uint64_t window_start_ns, stg_partition **out);
+void stg_part_release(stg_store *s, stg_partition *p);
+/* Snapshot of the tenant's partitions (NULL tenant: all), newest first, each
+ * with a reference taken. *parts is malloc'd; release with stg_parts_release. */
+int stg_parts_list(stg_store *s, const char *tenant, stg_partition ***parts, size_t *n);
+void stg_parts_release(stg_store *s, stg_partition **parts, size_t n);
+int stg_discover(stg_store *s);
+int stg_retention_run(stg_store *s, uint64_t now_ns);
+int stg_mkdirs(const char *path);
+int stg_rmtree(const char *path);
+void stg_widen_bounds(stg_partition *p, uint64_t min_start, uint64_t max_start);
+
+/* cutter.c */
+int stg_cut_partition(stg_store *s, stg_partition *p);
+
+/* wal.c: parse a WAL value into its trace-id list and block payload. */
+int stg_wal_parse(const uint8_t *v, size_t size, const uint8_t **ids, size_t *nids,
+                  const uint8_t **block, size_t *block_size);
+
+/* Index keys (cutter.c): service\0op\0kind (kind < 0: the prefix without
+ * it) and key\0value-text (highcard: key\0 0xff), truncated to fit LMDB. */
+size_t stg_svcop_key(sl_str service, sl_str op, int kind, uint8_t *buf);
+size_t stg_attr_key(sl_str key, sl_str val, bool highcard, uint8_t *buf);
+
+/* span_util.c */
+/* Text form of a value used by tag indexes and tag matching. Writes at most
+ * cap bytes to buf (not NUL-terminated) and returns the view. */
+sl_str stg_value_text(const sl_value *v, char *buf, size_t cap);
+/* Deep-copies n spans into a (strings, attributes, events, links; resources
+ * copied once each). Returns 0 or SL_ENOMEM. */
+int stg_spans_copy(const sl_span *const *src, size_t n, sl_arena *a, sl_span **out);
+/* Jaeger tag matching: span attribute, resource attribute, or the projections
+ * error=true, span.kind=..., otel.status_code=..., otel.status_description. */
+bool stg_span_has_tag(const sl_span *sp, sl_str key, sl_str value);
+const char *stg_kind_name(int kind);
+
+static inline void stg_be64(uint8_t out[8], uint64_t v) {
+    sl_put_be64(out, v);
+}
+
+#endif

@@ -1,0 +1,12 @@
+# Integration tests: Python scripts that start the real binary on ephemeral
+# loopback ports and talk to it over HTTP.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+set(SL_IT_DIR ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+
+add_test(NAME integration_traces_api
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_traces_api.py $<TARGET_FILE:sightline>
+                 $<TARGET_FILE:otlp-gen> ${CMAKE_CURRENT_SOURCE_DIR}/data/otlp)
+add_test(NAME integration_durability
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_durability.py $<TARGET_FILE:sightline>)
+set_tests_properties(integration_traces_api integration_durability PROPERTIES
+    LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
