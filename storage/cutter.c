@@ -134,11 +134,15 @@ size_t stg_svcop_key(sl_str service, sl_str op, int kind, uint8_t *buf) {
     size_t sl = service.len > 200 ? 200 : service.len;
     size_t ol = op.len > 260 ? 260 : op.len;
     size_t n = 0;
-    memcpy(buf, service.ptr, sl);
-    n += sl;
+    if (sl > 0) {
+        memcpy(buf, service.ptr, sl);
+        n += sl;
+    }
     buf[n++] = 0;
-    memcpy(buf + n, op.ptr, ol);
-    n += ol;
+    if (ol > 0) {
+        memcpy(buf + n, op.ptr, ol);
+        n += ol;
+    }
     buf[n++] = 0;
     if (kind >= 0) {
         buf[n++] = (uint8_t)kind;
@@ -150,12 +154,14 @@ size_t stg_svcop_key(sl_str service, sl_str op, int kind, uint8_t *buf) {
 size_t stg_attr_key(sl_str key, sl_str val, bool highcard, uint8_t *buf) {
     size_t kl = key.len > 200 ? 200 : key.len;
     size_t n = 0;
-    memcpy(buf, key.ptr, kl);
-    n += kl;
+    if (kl > 0) {
+        memcpy(buf, key.ptr, kl);
+        n += kl;
+    }
     buf[n++] = 0;
     if (highcard) {
         buf[n++] = STG_HIGHCARD_MARK;
-    } else {
+    } else if (val.len > 0) {
         memcpy(buf + n, val.ptr, val.len);
         n += val.len;
     }
