@@ -44,6 +44,7 @@ struct col_req {
     bool keep_alive;
     bool expect_continue;
     sl_buf body;
+    uint64_t admitted_bytes; /* counted in col->inflight_bytes while in flight */
     /* outcome */
     int status;          /* 0 while pending */
     const char *reason;  /* error message for the body (static or in msg) */

@@ -268,6 +268,7 @@ static void after_decode(uv_work_t *w, int status) {
     (void)status;
     if (r->status != 0 || r->accepted == 0) {
         col->inflight--;
+        col->inflight_bytes -= r->admitted_bytes;
         sl_metric_set(col->m_queue_depth, (uint64_t)col->inflight);
         sl_metric_add(col->m_spans_rejected, r->rejected);
         if (r->status != 0) {
@@ -284,6 +285,7 @@ static void after_decode(uv_work_t *w, int status) {
 
 void col_after_commit(col_collector *col, col_req *r, int status) {
     col->inflight--;
+    col->inflight_bytes -= r->admitted_bytes;
     sl_metric_set(col->m_queue_depth, (uint64_t)col->inflight);
     sl_buf_free(&r->record);
     if (status == 200) {
@@ -321,6 +323,8 @@ void col_request_complete(col_conn *c, col_req *r) {
         col_reply_error(r, 503, "ingest queue is full; retry later");
     } else {
         col->inflight++;
+        r->admitted_bytes = r->body.len;
+        col->inflight_bytes += r->admitted_bytes;
         sl_metric_set(col->m_queue_depth, (uint64_t)col->inflight);
         r->work.data = r;
         if (uv_queue_work(&col->loop, &r->work, decode_work, after_decode) != 0) {

@@ -59,10 +59,10 @@ static const unit_def g_units[] = {
     {"\xce\xbcs", NS_PER_US},
     {"ms", NS_PER_MS},
     {"s", NS_PER_S},
-    {"m", 60 * NS_PER_S},
+    {"m", UINT64_C(60) * NS_PER_S},
     {"h", NS_PER_H},
-    {"d", 24 * NS_PER_H},
-    {"w", 7 * 24 * NS_PER_H},
+    {"d", UINT64_C(24) * NS_PER_H},
+    {"w", UINT64_C(7) * 24 * NS_PER_H},
 };
 enum { GO_UNITS = 8 }; /* the first eight are Go's own */
 

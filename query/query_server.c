@@ -7,7 +7,8 @@
  * Invariants: GET/HEAD requests are answered once their (empty) body is in,
  * other methods at once with a 405 (no handler reads a body); every API
  * answer and error has a JSON body; every request is counted in
- * sightline_query_requests_total and timed in sightline_query_duration_seconds. Limits: URL length, number of query
+ * sightline_query_requests_total and timed in
+ * sightline_query_duration_seconds. Limits: URL length, number of query
  * parameters, per-connection memory (which bounds headers and query string),
  * connection count and idle timeout, per-request arena and response size.
  * Thread-safety: qry_start/qry_stop from one controlling thread; on_request
@@ -557,7 +558,7 @@ int qry_start(const qry_options *o, stg_store *store, qry_server **out) {
         SL_LOG_E("query", "cannot start the HTTP server on %s:%u", s->host, (unsigned)o->port);
         goto fail;
     }
-    fd = -1; /* the daemon owns and closes it */
+    /* From here on the daemon owns the listening socket and closes it. */
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     if (info != NULL && info->port != 0) {
         s->port = info->port;
