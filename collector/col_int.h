@@ -27,16 +27,22 @@ typedef struct col_conn col_conn;
 typedef struct col_req col_req;
 
 typedef enum { COL_CT_NONE, COL_CT_PROTOBUF, COL_CT_JSON, COL_CT_OTHER } col_ctype;
-typedef enum { COL_ENC_IDENTITY, COL_ENC_GZIP, COL_ENC_DEFLATE, COL_ENC_ZSTD, COL_ENC_OTHER } col_enc;
+typedef enum {
+    COL_ENC_IDENTITY,
+    COL_ENC_GZIP,
+    COL_ENC_DEFLATE,
+    COL_ENC_ZSTD,
+    COL_ENC_OTHER
+} col_enc;
 
 struct col_req {
-    col_req *next;       /* in the connection's FIFO */
-    col_req *q_next;     /* in the writer queue or the committed list */
+    col_req *next;   /* in the connection's FIFO */
+    col_req *q_next; /* in the writer queue or the committed list */
     col_conn *conn;
     uv_work_t work;
     uint64_t t_start_ns; /* monotonic, when the request was complete */
     /* parsed request */
-    int method;          /* http_parser's */
+    int method; /* http_parser's */
     char path[256];
     col_ctype ctype;
     col_enc enc;
@@ -46,13 +52,13 @@ struct col_req {
     sl_buf body;
     uint64_t admitted_bytes; /* counted in col->inflight_bytes while in flight */
     /* outcome */
-    int status;          /* 0 while pending */
-    const char *reason;  /* error message for the body (static or in msg) */
+    int status;         /* 0 while pending */
+    const char *reason; /* error message for the body (static or in msg) */
     char msg[256];
     uint64_t rejected;
     uint64_t accepted;
-    sl_buf record;       /* WAL record, when decoding succeeded */
-    bool done;           /* the reply is in reply */
+    sl_buf record; /* WAL record, when decoding succeeded */
+    bool done;     /* the reply is in reply */
     sl_buf reply;
 };
 
@@ -61,13 +67,13 @@ struct col_conn {
     uv_timer_t idle;
     col_collector *col;
     http_parser parser;
-    col_req *cur;        /* request being parsed */
+    col_req *cur;         /* request being parsed */
     col_req *head, *tail; /* requests in arrival order, awaiting replies */
     int nreqs;
-    int refs;            /* handles open + requests in flight */
+    int refs; /* handles open + requests in flight */
     bool closing;
     bool reading;
-    bool close_after;    /* close once the queued replies are written */
+    bool close_after; /* close once the queued replies are written */
     char hdr_field[64];
     size_t hdr_field_len;
     bool hdr_in_value;
@@ -81,7 +87,7 @@ struct col_collector {
     stg_store *store;
     uv_loop_t loop;
     uv_tcp_t server;
-    uv_async_t wake;     /* writer -> loop: replies ready */
+    uv_async_t wake; /* writer -> loop: replies ready */
     uv_async_t stop;
     pthread_t loop_thread;
     uint16_t port;
@@ -103,7 +109,7 @@ struct col_collector {
 };
 
 /* otlp_http.c */
-void col_request_complete(col_conn *c, col_req *r);   /* loop thread */
+void col_request_complete(col_conn *c, col_req *r); /* loop thread */
 void col_reply_error(col_req *r, int status, const char *msg);
 void col_after_commit(col_collector *col, col_req *r, int rc); /* loop thread */
 void col_count_status(int status);

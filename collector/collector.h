@@ -18,13 +18,13 @@
 typedef struct col_collector col_collector;
 
 typedef struct col_options {
-    const char *host;          /* listen address; default "0.0.0.0" */
-    uint16_t http_port;        /* 0 picks an ephemeral port; default 4318 */
-    uint64_t max_body_size;    /* after decompression; default 16 MiB */
-    uint32_t queue_max;        /* requests waiting for the writer; default 256 */
-    uint64_t queue_max_bytes;  /* bytes of records waiting; default 256 MiB */
-    uint32_t max_connections;  /* default 1024 */
-    uint32_t idle_timeout_ms;  /* keep-alive idle close; default 60000 */
+    const char *host;         /* listen address; default "0.0.0.0" */
+    uint16_t http_port;       /* 0 picks an ephemeral port; default 4318 */
+    uint64_t max_body_size;   /* after decompression; default 16 MiB */
+    uint32_t queue_max;       /* requests waiting for the writer; default 256 */
+    uint64_t queue_max_bytes; /* bytes of records waiting; default 256 MiB */
+    uint32_t max_connections; /* default 1024 */
+    uint32_t idle_timeout_ms; /* keep-alive idle close; default 60000 */
 } col_options;
 
 void col_options_init(col_options *o);

@@ -69,7 +69,8 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 }
 
 static bool hdr_is(const col_conn *c, const char *name) {
-    return c->hdr_field_len == strlen(name) && strncasecmp(c->hdr_field, name, c->hdr_field_len) == 0;
+    return c->hdr_field_len == strlen(name) &&
+           strncasecmp(c->hdr_field, name, c->hdr_field_len) == 0;
 }
 
 static void trim(const char **s, size_t *len) {
@@ -319,8 +320,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void reply_parse_error(col_conn *c) {
-    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
-                               "Content-Length: 21\r\nConnection: close\r\n\r\nmalformed HTTP request";
+    static const char resp[] =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 21\r\nConnection: close\r\n\r\nmalformed HTTP request";
     /* Only safe to answer when no earlier reply is pending. */
     if (c->head == NULL) {
         write_raw(c, resp, sizeof(resp) - 2);
@@ -502,10 +504,9 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
         sl_histogram("sightline_otlp_request_duration_seconds", "signal=\"traces\"",
                      "From a complete request to its reply being queued.", sl_latency_bounds,
                      sl_latency_nbounds);
-    col->m_commit_latency =
-        sl_histogram("sightline_storage_commit_duration_seconds", "",
-                     "Duration of one group commit (fsync included).", sl_latency_bounds,
-                     sl_latency_nbounds);
+    col->m_commit_latency = sl_histogram("sightline_storage_commit_duration_seconds", "",
+                                         "Duration of one group commit (fsync included).",
+                                         sl_latency_bounds, sl_latency_nbounds);
     col->m_queue_depth = sl_gauge("sightline_ingest_queue_depth", "",
                                   "Requests decoding or waiting for the writer.");
     col->m_batch_size =
@@ -536,7 +537,7 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
     int blen = sizeof(bound);
     uv_tcp_getsockname(&col->server, (struct sockaddr *)&bound, &blen);
     col->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                   : ((struct sockaddr_in *)&bound)->sin_port);
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
     if ((rc = col_writer_start(col)) != 0) {
         goto fail;
     }

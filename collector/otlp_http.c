@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRACE_REQ_DESC opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor
+#define TRACE_REQ_DESC                                                                             \
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor
 
 void col_count_status(int status) {
     static const int codes[] = {200, 400, 404, 405, 413, 414, 415, 429, 500, 503};
@@ -106,11 +107,12 @@ static void finish(col_req *r, int status, const char *ctype, const void *body, 
                    const char *extra_headers) {
     sl_buf *o = &r->reply;
     o->len = 0;
-    int rc = sl_buf_printf(o,
-                           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                           "Connection: %s\r\n%s\r\n",
-                           status, reason_phrase(status), ctype, len,
-                           r->keep_alive ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+    int rc =
+        sl_buf_printf(o,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Connection: %s\r\n%s\r\n",
+                      status, reason_phrase(status), ctype, len,
+                      r->keep_alive ? "keep-alive" : "close", extra_headers ? extra_headers : "");
     rc |= sl_buf_append(o, body, len);
     if (rc != 0) {
         /* Out of memory for a reply: close rather than answer wrongly. */
@@ -175,13 +177,17 @@ static void reply_success(col_req *r) {
             resp.partial_success = &ps;
         }
         uint8_t body[512];
-        size_t n = opentelemetry__proto__collector__trace__v1__export_trace_service_response__get_packed_size(&resp);
+        size_t n =
+            opentelemetry__proto__collector__trace__v1__export_trace_service_response__get_packed_size(
+                &resp);
         if (n > sizeof(body)) {
             static char generic[] = "some spans were rejected";
             ps.error_message = generic;
-            n = opentelemetry__proto__collector__trace__v1__export_trace_service_response__get_packed_size(&resp);
+            n = opentelemetry__proto__collector__trace__v1__export_trace_service_response__get_packed_size(
+                &resp);
         }
-        opentelemetry__proto__collector__trace__v1__export_trace_service_response__pack(&resp, body);
+        opentelemetry__proto__collector__trace__v1__export_trace_service_response__pack(&resp,
+                                                                                        body);
         finish(r, 200, "application/x-protobuf", body, n, NULL);
         return;
     }
@@ -225,16 +231,16 @@ static void decode_work(uv_work_t *w) {
     }
     ProtobufCMessage *msg = NULL;
     if (r->ctype == COL_CT_PROTOBUF) {
-        msg = protobuf_c_message_unpack(&TRACE_REQ_DESC, sl_arena_pb(&a), r->body.len,
-                                        r->body.data);
+        msg =
+            protobuf_c_message_unpack(&TRACE_REQ_DESC, sl_arena_pb(&a), r->body.len, r->body.data);
         if (msg == NULL) {
             r->status = 400;
             r->reason = "body is not a valid ExportTraceServiceRequest protobuf";
             goto out;
         }
     } else {
-        int rc = col_json_decode(&TRACE_REQ_DESC, (const char *)r->body.data, r->body.len, &a,
-                                 &msg, r->msg, sizeof(r->msg));
+        int rc = col_json_decode(&TRACE_REQ_DESC, (const char *)r->body.data, r->body.len, &a, &msg,
+                                 r->msg, sizeof(r->msg));
         if (rc != 0) {
             r->status = rc == SL_ENOMEM ? 413 : 400;
             r->reason = rc == SL_ENOMEM ? "decoded request exceeds the memory limit" : r->msg;

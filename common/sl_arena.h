@@ -15,11 +15,11 @@
 typedef struct sl_arena_chunk sl_arena_chunk;
 
 typedef struct sl_arena {
-    sl_arena_chunk *head; /* newest chunk first */
-    size_t used;          /* bytes handed out, for accounting */
-    size_t reserved;      /* bytes malloc'd for chunks */
-    size_t max_size;      /* cap on reserved; 0 = unlimited */
-    size_t next_chunk;    /* size of the next chunk to allocate */
+    sl_arena_chunk *head;  /* newest chunk first */
+    size_t used;           /* bytes handed out, for accounting */
+    size_t reserved;       /* bytes malloc'd for chunks */
+    size_t max_size;       /* cap on reserved; 0 = unlimited */
+    size_t next_chunk;     /* size of the next chunk to allocate */
     ProtobufCAllocator pb; /* protobuf-c hook over this arena; free is a no-op */
 } sl_arena;
 

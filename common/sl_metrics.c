@@ -20,7 +20,7 @@ struct sl_metric {
     char *name;
     char *labels;
     char *help;
-    atomic_uint_least64_t value; /* counter/gauge value; histogram count */
+    atomic_uint_least64_t value;     /* counter/gauge value; histogram count */
     atomic_uint_least64_t sum_micro; /* histogram sum in millionths */
     int nbounds;
     double bounds[SL_HIST_MAX];

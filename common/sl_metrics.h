@@ -24,10 +24,10 @@ sl_metric *sl_gauge(const char *name, const char *labels, const char *help);
 sl_metric *sl_histogram(const char *name, const char *labels, const char *help,
                         const double *bounds, int nbounds);
 
-void sl_metric_add(sl_metric *m, uint64_t n);     /* counters and gauges */
-void sl_metric_sub(sl_metric *m, uint64_t n);     /* gauges */
-void sl_metric_set(sl_metric *m, uint64_t v);     /* gauges */
-void sl_metric_observe(sl_metric *m, double v);   /* histograms */
+void sl_metric_add(sl_metric *m, uint64_t n);   /* counters and gauges */
+void sl_metric_sub(sl_metric *m, uint64_t n);   /* gauges */
+void sl_metric_set(sl_metric *m, uint64_t v);   /* gauges */
+void sl_metric_observe(sl_metric *m, double v); /* histograms */
 uint64_t sl_metric_value(const sl_metric *m);
 
 /* Appends every registered metric in the Prometheus text exposition format. */

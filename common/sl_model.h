@@ -67,8 +67,14 @@ typedef struct sl_resource {
 } sl_resource;
 
 /* OTLP span kinds and status codes, by their wire numbers. */
-enum { SL_KIND_UNSPECIFIED, SL_KIND_INTERNAL, SL_KIND_SERVER, SL_KIND_CLIENT, SL_KIND_PRODUCER,
-       SL_KIND_CONSUMER };
+enum {
+    SL_KIND_UNSPECIFIED,
+    SL_KIND_INTERNAL,
+    SL_KIND_SERVER,
+    SL_KIND_CLIENT,
+    SL_KIND_PRODUCER,
+    SL_KIND_CONSUMER
+};
 enum { SL_STATUS_UNSET, SL_STATUS_OK, SL_STATUS_ERROR };
 
 typedef struct sl_span {

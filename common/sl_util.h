@@ -19,7 +19,8 @@ typedef struct sl_str {
 /* A view of a string literal: SL_STR_LIT in expressions, SL_STR_INIT in static
  * initializers (where a compound literal is not a constant). */
 #define SL_STR_LIT(s) ((sl_str){(s), sizeof(s) - 1})
-#define SL_STR_INIT(s) {(s), sizeof(s) - 1}
+#define SL_STR_INIT(s)                                                                             \
+    { (s), sizeof(s) - 1 }
 
 static inline sl_str sl_str_c(const char *s) {
     return (sl_str){s, s ? strlen(s) : 0};

@@ -70,7 +70,8 @@ static const struct flag {
      "OTLP/HTTP receiver port; 0 picks a free port (default 4318)"},
     {OPT_QUERY_PORT, "query-port", "SIGHTLINE_QUERY_PORT", "PORT",
      "query API and UI port; 0 picks a free port (default 16686)"},
-    {OPT_DATA_DIR, "data-dir", "SIGHTLINE_DATA_DIR", "DIR", "where data is stored (default ./data)"},
+    {OPT_DATA_DIR, "data-dir", "SIGHTLINE_DATA_DIR", "DIR",
+     "where data is stored (default ./data)"},
     {OPT_PARTITION, "partition", "SIGHTLINE_PARTITION", "DURATION",
      "length of one storage window, at least 1s (default 1h)"},
     {OPT_RETENTION, "retention", "SIGHTLINE_RETENTION", "DURATION",
@@ -93,11 +94,12 @@ static const struct flag {
 #define NFLAGS (sizeof(g_flags) / sizeof(g_flags[0]))
 
 static void usage(FILE *f) {
-    fprintf(f, "Sightline %s: an OpenTelemetry backend (traces over OTLP, Jaeger-compatible API)\n\n"
-               "Usage: sightline serve [flags]\n"
-               "       sightline version\n"
-               "       sightline --help\n\n"
-               "Flags (each may also be set by its environment variable; a flag wins):\n",
+    fprintf(f,
+            "Sightline %s: an OpenTelemetry backend (traces over OTLP, Jaeger-compatible API)\n\n"
+            "Usage: sightline serve [flags]\n"
+            "       sightline version\n"
+            "       sightline --help\n\n"
+            "Flags (each may also be set by its environment variable; a flag wins):\n",
             SL_VERSION);
     for (size_t i = 0; i < NFLAGS; i++) {
         char left[64];
@@ -154,9 +156,9 @@ static int parse_size(const char *s, uint64_t *out) {
     static const struct {
         const char *unit;
         uint64_t mult;
-    } units[] = {{"", 1},          {"B", 1},          {"K", 1024},          {"KiB", 1024},
-                 {"M", 1u << 20},  {"MiB", 1u << 20}, {"G", 1ull << 30},    {"GiB", 1ull << 30},
-                 {"KB", 1000},     {"MB", 1000000},   {"GB", 1000000000ull}};
+    } units[] = {{"", 1},         {"B", 1},          {"K", 1024},          {"KiB", 1024},
+                 {"M", 1u << 20}, {"MiB", 1u << 20}, {"G", 1ull << 30},    {"GiB", 1ull << 30},
+                 {"KB", 1000},    {"MB", 1000000},   {"GB", 1000000000ull}};
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (strcmp(end, units[i].unit) == 0) {
             if (v > UINT64_MAX / units[i].mult) {
@@ -332,8 +334,7 @@ static int serve(const config *c) {
     qo.port = (uint16_t)c->query_port;
     qo.ui_dir = c->ui_dir;
     if ((rc = qry_start(&qo, store, &qs)) != 0) {
-        SL_LOG_E("main", "cannot start the query server on port %u: %s", qo.port,
-                 sl_strerror(rc));
+        SL_LOG_E("main", "cannot start the query server on port %u: %s", qo.port, sl_strerror(rc));
         goto out;
     }
     col_options co;

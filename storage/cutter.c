@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CUT_MAX_SPANS (512u * 1024u)   /* spans decoded per pass */
-#define CUT_ARENA_MAX (1024ull << 20)  /* memory for one pass */
-#define BLOCK_SPANS 8192u              /* target spans per block */
-#define ATTR_MAX_VALUE 256u            /* longer values are not indexed */
+#define CUT_MAX_SPANS (512u * 1024u)  /* spans decoded per pass */
+#define CUT_ARENA_MAX (1024ull << 20) /* memory for one pass */
+#define BLOCK_SPANS 8192u             /* target spans per block */
+#define ATTR_MAX_VALUE 256u           /* longer values are not indexed */
 
 /* --- a small hash set of (key, value) string pairs ---------------------- */
 
@@ -505,8 +505,8 @@ int stg_cut_partition(stg_store *s, stg_partition *p) {
         }
         pmin = b->meta.min_start < pmin ? b->meta.min_start : pmin;
         pmax = b->meta.max_start > pmax ? b->meta.max_start : pmax;
-        if ((rc = stg_block_encode((const sl_span *const *)spans + i, b->count,
-                                   s->opt.block_level, &b->data)) != 0) {
+        if ((rc = stg_block_encode((const sl_span *const *)spans + i, b->count, s->opt.block_level,
+                                   &b->data)) != 0) {
             goto out;
         }
         i = end;
@@ -528,8 +528,8 @@ int stg_cut_partition(stg_store *s, stg_partition *p) {
         if ((rc = mdb_put(txn, p->db_bmeta, &k, &v, 0)) != 0) {
             goto out;
         }
-        if ((rc = put_block_index(p, txn, &blocks[i], (const sl_span *const *)spans, &pairs,
-                                  &a)) != 0) {
+        if ((rc = put_block_index(p, txn, &blocks[i], (const sl_span *const *)spans, &pairs, &a)) !=
+            0) {
             goto out;
         }
     }
@@ -562,8 +562,8 @@ int stg_cut_partition(stg_store *s, stg_partition *p) {
     atomic_fetch_add(&p->blocks, nblocks);
     sub_clamped(&p->wal_bytes, rec_bytes);
     sub_clamped(&p->wal_records, nrecords);
-    SL_LOG_D("storage", "%s: cut %zu records, %zu spans into %zu blocks", p->path, nrecords,
-             nspans, nblocks);
+    SL_LOG_D("storage", "%s: cut %zu records, %zu spans into %zu blocks", p->path, nrecords, nspans,
+             nblocks);
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);

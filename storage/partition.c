@@ -174,8 +174,8 @@ int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bo
         {"attr", MDB_DUPSORT | MDB_DUPFIXED, &p->db_attr},
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-        if ((rc = lmdb_err(mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi))) !=
-            0) {
+        if ((rc = lmdb_err(
+                 mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi))) != 0) {
             goto fail;
         }
     }

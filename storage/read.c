@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define READ_ARENA_MAX (512ull << 20)
 
 static int map_lmdb(int rc) {
@@ -148,8 +147,7 @@ static int collect_trace(stg_partition *p, const uint8_t id[16], sl_arena *tmp, 
     while (mrc == 0) {
         sl_span *spans;
         size_t n;
-        if (v.mv_size == 8 &&
-            read_block(p, txn, sl_get_be64(v.mv_data), tmp, &spans, &n) == 0) {
+        if (v.mv_size == 8 && read_block(p, txn, sl_get_be64(v.mv_data), tmp, &spans, &n) == 0) {
             for (size_t i = 0; i < n && rc == 0; i++) {
                 if (memcmp(spans[i].trace_id, id, 16) == 0) {
                     rc = list_push(out, &spans[i]);
@@ -293,8 +291,7 @@ static int ids_from_key(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t kl
 }
 
 /* Candidate blocks of one partition for q, newest last. */
-static int candidate_blocks(stg_partition *p, MDB_txn *txn, const stg_trace_query *q,
-                            id_set *out) {
+static int candidate_blocks(stg_partition *p, MDB_txn *txn, const stg_trace_query *q, id_set *out) {
     int rc = 0;
     MDB_cursor *cur = NULL;
     uint8_t key[STG_MAX_KEY + 16];
@@ -579,8 +576,8 @@ static int emit_range(sl_span *spans, size_t n, uint64_t lo, uint64_t hi, stg_sp
     return w > 0 ? cb(ud, spans, w) : 0;
 }
 
-static int scan_partition(stg_partition *p, uint64_t lo, uint64_t hi, sl_arena *tmp,
-                          stg_span_cb cb, void *ud) {
+static int scan_partition(stg_partition *p, uint64_t lo, uint64_t hi, sl_arena *tmp, stg_span_cb cb,
+                          void *ud) {
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
     if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn) != 0) {

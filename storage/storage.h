@@ -60,8 +60,8 @@ int stg_tenant_valid(sl_str name);
 int stg_wal_encode(const sl_span *spans, size_t n, sl_buf *out);
 
 typedef struct stg_write {
-    const char *tenant;  /* borrowed; validated by the caller */
-    const uint8_t *rec;  /* a record from stg_wal_encode; borrowed */
+    const char *tenant; /* borrowed; validated by the caller */
+    const uint8_t *rec; /* a record from stg_wal_encode; borrowed */
     size_t rec_size;
     uint32_t nspans;
 } stg_write;
@@ -127,7 +127,7 @@ typedef struct stg_stats {
     uint64_t bytes_on_disk; /* sum of the data files' allocated sizes */
     uint64_t partitions;    /* open or closed windows on disk */
     uint64_t blocks;
-    uint64_t wal_records;   /* not yet cut */
+    uint64_t wal_records; /* not yet cut */
 } stg_stats;
 
 /* A snapshot of store-wide figures. Thread-safe. */

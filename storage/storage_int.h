@@ -23,7 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define STG_MAX_KEY 480 /* below LMDB's default 511-byte key limit */
+#define STG_MAX_KEY 480           /* below LMDB's default 511-byte key limit */
 #define STG_WAL_MAGIC 0x534c5731u /* "SLW1" */
 #define STG_HIGHCARD_MARK 0xff
 
@@ -37,14 +37,14 @@ typedef struct stg_partition {
     uint64_t window_start_ns;
     MDB_env *env;
     MDB_dbi db_wal, db_blocks, db_bmeta, db_trace, db_svcop, db_attr;
-    int refs;           /* readers and writers holding it (under store mu) */
-    bool dropped;       /* removed by retention; freed at refs == 0 */
-    uint64_t next_seq;  /* next WAL key; writer thread only */
-    uint64_t next_block; /* next block id; cutter thread only */
+    int refs;                          /* readers and writers holding it (under store mu) */
+    bool dropped;                      /* removed by retention; freed at refs == 0 */
+    uint64_t next_seq;                 /* next WAL key; writer thread only */
+    uint64_t next_block;               /* next block id; cutter thread only */
     atomic_uint_least64_t wal_bytes;   /* uncut WAL bytes (approximate) */
     atomic_uint_least64_t wal_records; /* uncut WAL records */
     atomic_uint_least64_t blocks;
-    atomic_uint_least64_t min_start;   /* span start bounds of everything in it */
+    atomic_uint_least64_t min_start; /* span start bounds of everything in it */
     atomic_uint_least64_t max_start;
 } stg_partition;
 
@@ -66,7 +66,7 @@ typedef struct stg_svcop_val {
 struct stg_store {
     stg_options opt;
     char *data_dir;
-    pthread_mutex_t mu; /* guards the partition list and refs */
+    pthread_mutex_t mu;   /* guards the partition list and refs */
     stg_partition *parts; /* all tenants, newest window first */
     pthread_t thread;
     bool thread_started;

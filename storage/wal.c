@@ -27,7 +27,7 @@ static int cmp_id(const void *a, const void *b) {
 int stg_wal_encode(const sl_span *spans, size_t n, sl_buf *out) {
     int rc = 0;
     const sl_span **ptrs = NULL;
-    uint8_t (*ids)[16] = NULL;
+    uint8_t(*ids)[16] = NULL;
     if (n > 0) {
         ptrs = malloc(n * sizeof(*ptrs));
         ids = malloc(n * 16);

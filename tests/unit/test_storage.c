@@ -89,7 +89,7 @@ static void check_reads(stg_store *s) {
     size_t n = 0;
     ASSERT_EQ(stg_get_trace(s, "default", tid, &a, &spans, &n), 0);
     ASSERT_EQ(n, 3);
-    ASSERT_SLSTR_EQ(spans[0].name, "root");   /* sorted by start */
+    ASSERT_SLSTR_EQ(spans[0].name, "root"); /* sorted by start */
     ASSERT_SLSTR_EQ(spans[2].resource->service, "payments");
     ASSERT_EQ(spans[0].nattrs, 2);
     ASSERT_EQ(spans[0].attrs[1].val.v.i, 503);
