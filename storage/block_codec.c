@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #define BLK_MAGIC "SLB1"
 #define BLK_VERSION 1u
@@ -47,6 +48,7 @@
 #define BLK_FIXED_HDR 10u                /* magic, version, flags, checksum */
 #define BLK_MAX_RAW (256u << 20)         /* largest raw payload either side accepts */
 #define BLK_PARENT_WINDOW 64u            /* how far back a parent reference may point */
+#define BLK_SEG_MIN 1024u                /* smallest run of columns given its own zstd block */
 #define BLK_TRIM_SIZE ((size_t)16 << 20) /* scratch above this is freed after a call */
 
 /* Columns, in payload order. docs/block-format.md describes each one. */
@@ -91,9 +93,14 @@ enum {
 };
 
 /* Reference codes shared by strings and shapes: 0 is the predefined empty
- * value, 1 defines the next new entry, c >= 2 names entry c - 1 (strings,
- * whose ids start at 1) or c - 2 (shapes, whose ids start at 0). */
+ * value, 1 defines the next new entry. Shapes then use c >= 2 for shape
+ * c - 2 (shape ids start at 0). */
 enum { REF_EMPTY = 0, REF_NEW = 1 };
+
+/* String references add a third code, 2: the string last referenced through
+ * the same column (ids then start at code 3). Values that repeat from span
+ * to span of a trace (request ids, user ids) then cost one frequent byte. */
+enum { REF_REPEAT = 2 };
 
 /* Parent codes: 0 root, 1 raw id follows in COL_PARENT_RAW, k + 1 the span k
  * positions earlier in the same trace run. */
@@ -346,9 +353,16 @@ typedef struct rptr_ent {
     uint32_t idx;
 } rptr_ent;
 
+/* An encoder column: its bytes and the id of the last string referenced
+ * through it (for the REF_REPEAT code). */
+typedef struct ecol {
+    sl_buf b;
+    uint32_t last;
+} ecol;
+
 typedef struct enc {
     int err; /* sticky: the first failure of any write */
-    sl_buf col[COL_COUNT];
+    ecol col[COL_COUNT];
     sl_buf payload;
     sl_buf zbuf;
     /* Dictionary: strs[gid], gid 0 is the empty string and never hashed;
@@ -367,7 +381,7 @@ typedef struct enc {
     size_t tmp_cap;
     htab shtab;
     /* One value column per attribute key, in first-use order. */
-    sl_buf *vcol;
+    ecol *vcol;
     size_t nvcol, vcol_cap;
     /* Resources: by content (res) and by pointer (rptrs). */
     res_ent *res;
@@ -378,11 +392,17 @@ typedef struct enc {
     htab ptab;
     uint32_t *span_res; /* pass one's answer: 0 none, else 1 + resource index */
     size_t span_res_cap;
+    size_t *seg; /* payload offsets where zstd should end a block */
+    size_t nseg, seg_cap;
+    uint64_t unit; /* 10^unit_exp divides every timestamp of the block */
+    uint32_t unit_exp;
 } enc;
 
+/* A decoder column: unread bytes and the last string id read from it. */
 typedef struct rd {
     const uint8_t *p;
     const uint8_t *end;
+    uint32_t last;
 } rd;
 
 typedef struct dec_scratch {
@@ -410,12 +430,12 @@ typedef struct codec_tls {
 
 static void enc_free(enc *e) {
     for (size_t i = 0; i < COL_COUNT; i++) {
-        sl_buf_free(&e->col[i]);
+        sl_buf_free(&e->col[i].b);
     }
     sl_buf_free(&e->payload);
     sl_buf_free(&e->zbuf);
     for (size_t i = 0; i < e->vcol_cap; i++) {
-        sl_buf_free(&e->vcol[i]);
+        sl_buf_free(&e->vcol[i].b);
     }
     free(e->vcol);
     free(e->strs);
@@ -426,6 +446,7 @@ static void enc_free(enc *e) {
     free(e->res);
     free(e->rptrs);
     free(e->span_res);
+    free(e->seg);
     ht_free(&e->stab);
     ht_free(&e->shtab);
     ht_free(&e->rtab);
@@ -436,10 +457,10 @@ static void enc_free(enc *e) {
 static size_t enc_footprint(const enc *e) {
     size_t sz = e->payload.cap + e->zbuf.cap;
     for (size_t i = 0; i < COL_COUNT; i++) {
-        sz += e->col[i].cap;
+        sz += e->col[i].b.cap;
     }
     for (size_t i = 0; i < e->vcol_cap; i++) {
-        sz += e->vcol[i].cap + sizeof(sl_buf);
+        sz += e->vcol[i].b.cap + sizeof(ecol);
     }
     sz += e->strs_cap * (sizeof(str_ent) + sizeof(uint32_t));
     sz += e->items_cap * sizeof(uint32_t) + e->shapes_cap * sizeof(shape_ent);
@@ -603,30 +624,36 @@ static uint32_t str_add(enc *e, const char *p, size_t len, uint64_t h) {
     e->strs[gid] = (str_ent){h, p, len};
     e->keycol[gid] = 0;
     ht_insert_raw(&e->stab, h, gid);
-    put_uv(e, &e->col[COL_DICT_LENS], len);
-    put_bytes(e, &e->col[COL_DICT_BYTES], p, len);
+    put_uv(e, &e->col[COL_DICT_LENS].b, len);
+    put_bytes(e, &e->col[COL_DICT_BYTES].b, p, len);
     return gid;
 }
 
-/* Writes a reference to s to column b, adding s to the dictionary at its
+/* Writes a reference to s to column c, adding s to the dictionary at its
  * first use. Returns the string's id (0 for "") or GID_NONE on failure. */
-static inline uint32_t enc_str(enc *e, sl_buf *b, sl_str s) {
+static inline uint32_t enc_str(enc *e, ecol *c, sl_str s) {
+    uint32_t gid = 0;
     if (s.len == 0) {
-        put_u8(e, b, REF_EMPTY);
-        return 0;
-    }
-    if (s.ptr == NULL) {
+        put_u8(e, &c->b, REF_EMPTY);
+    } else if (s.ptr == NULL) {
         enc_fail(e, SL_EINVAL);
         return GID_NONE;
+    } else {
+        uint64_t h = str_hash(s.ptr, s.len);
+        gid = str_find(e, s.ptr, s.len, h);
+        if (gid == GID_NONE) {
+            gid = str_add(e, s.ptr, s.len, h);
+            if (gid == GID_NONE) {
+                return GID_NONE;
+            }
+            put_u8(e, &c->b, REF_NEW);
+        } else if (gid == c->last) {
+            put_u8(e, &c->b, REF_REPEAT);
+        } else {
+            put_uv(e, &c->b, (uint64_t)gid + 2);
+        }
     }
-    uint64_t h = str_hash(s.ptr, s.len);
-    uint32_t gid = str_find(e, s.ptr, s.len, h);
-    if (gid != GID_NONE) {
-        put_uv(e, b, (uint64_t)gid + 1);
-        return gid;
-    }
-    gid = str_add(e, s.ptr, s.len, h);
-    put_u8(e, b, REF_NEW);
+    c->last = gid;
     return gid;
 }
 
@@ -673,7 +700,8 @@ static inline uint32_t key_col(const enc *e, sl_str key) {
  * value column when this is its first use. Returns the column or
  * UINT32_MAX on failure. */
 static uint32_t shape_item_def(enc *e, sl_str key, uint8_t type) {
-    sl_buf *sh = &e->col[COL_SHAPES];
+    ecol *shc = &e->col[COL_SHAPES];
+    sl_buf *sh = &shc->b;
     uint32_t col = key_col(e, key);
     if (col != UINT32_MAX) {
         put_uv(e, sh, (uint64_t)col + 1);
@@ -681,32 +709,34 @@ static uint32_t shape_item_def(enc *e, sl_str key, uint8_t type) {
         return col;
     }
     put_u8(e, sh, 0);
-    uint32_t gid = enc_str(e, sh, key);
+    uint32_t gid = enc_str(e, shc, key);
     if (gid == GID_NONE) {
         return UINT32_MAX;
     }
     if (e->nvcol == e->vcol_cap) {
         size_t old = e->vcol_cap;
-        if (arr_grow(&e->vcol, &e->vcol_cap, e->nvcol + 1, sizeof(sl_buf)) != 0) {
+        if (arr_grow(&e->vcol, &e->vcol_cap, e->nvcol + 1, sizeof(ecol)) != 0) {
             enc_fail(e, SL_ENOMEM);
             return UINT32_MAX;
         }
-        memset(&e->vcol[old], 0, (e->vcol_cap - old) * sizeof(sl_buf));
+        memset(&e->vcol[old], 0, (e->vcol_cap - old) * sizeof(ecol));
     }
     col = (uint32_t)e->nvcol++;
-    e->vcol[col].len = 0;
+    e->vcol[col].b.len = 0;
+    e->vcol[col].last = 0;
     e->keycol[gid] = col + 1;
     put_u8(e, sh, type);
     return col;
 }
 
-static inline void enc_value(enc *e, sl_buf *b, const sl_value *v) {
+static inline void enc_value(enc *e, ecol *c, const sl_value *v) {
+    sl_buf *b = &c->b;
     switch (v->type) {
     case SL_VAL_STR:
     case SL_VAL_ARRAY:
     case SL_VAL_KVLIST:
     case SL_VAL_BYTES:
-        enc_str(e, b, v->v.s);
+        enc_str(e, c, v->v.s);
         break;
     case SL_VAL_INT:
         put_uv(e, b, sl_zigzag(v->v.i));
@@ -731,7 +761,8 @@ static inline void enc_value(enc *e, sl_buf *b, const sl_value *v) {
 
 /* Writes an attribute list: a shape reference to refcol (defining the shape
  * in COL_SHAPES at its first use), then each value to its key's column. */
-static void enc_attrs(enc *e, sl_buf *refcol, const sl_attr *attrs, uint32_t n) {
+static void enc_attrs(enc *e, ecol *rc, const sl_attr *attrs, uint32_t n) {
+    sl_buf *refcol = &rc->b;
     if (n == 0) {
         put_u8(e, refcol, REF_EMPTY);
         return;
@@ -776,7 +807,7 @@ static void enc_attrs(enc *e, sl_buf *refcol, const sl_attr *attrs, uint32_t n) 
             return;
         }
         put_u8(e, refcol, REF_NEW);
-        put_uv(e, &e->col[COL_SHAPES], n);
+        put_uv(e, &e->col[COL_SHAPES].b, n);
         uint32_t *def = &e->items[e->nitems];
         for (uint32_t j = 0; j < n; j++) {
             uint8_t type = attrs[j].val.type;
@@ -841,8 +872,13 @@ static bool value_eq(const sl_value *a, const sl_value *b) {
         return a->v.i == b->v.i;
     case SL_VAL_BOOL:
         return a->v.b == b->v.b;
-    case SL_VAL_DOUBLE:
-        return memcmp(&a->v.d, &b->v.d, 8) == 0;
+    case SL_VAL_DOUBLE: {
+        /* Bit equality: -0.0 and 0.0 differ, NaN payloads are kept. */
+        uint64_t x, y;
+        memcpy(&x, &a->v.d, 8);
+        memcpy(&y, &b->v.d, 8);
+        return x == y;
+    }
     default:
         return true;
     }
@@ -913,10 +949,10 @@ static uint32_t enc_resource(enc *e, const sl_resource *r) {
         idx = (uint32_t)e->nres++;
         e->res[idx] = (res_ent){ch, r};
         ht_insert_raw(&e->rtab, ch, idx);
-        sl_buf *b = &e->col[COL_RES];
-        enc_str(e, b, r->service);
-        enc_attrs(e, b, r->attrs, r->nattrs);
-        put_uv(e, b, r->dropped_attrs);
+        ecol *c = &e->col[COL_RES];
+        enc_str(e, c, r->service);
+        enc_attrs(e, c, r->attrs, r->nattrs);
+        put_uv(e, &c->b, r->dropped_attrs);
     }
     if (arr_grow(&e->rptrs, &e->rptrs_cap, e->nrptrs + 1, sizeof(rptr_ent)) != 0 ||
         ht_reserve(&e->ptab, &e->rptrs[0].hash, sizeof(rptr_ent), 0, (uint32_t)e->nrptrs) != 0) {
@@ -931,14 +967,27 @@ static uint32_t enc_resource(enc *e, const sl_resource *r) {
 
 /* ---- encoder: spans ------------------------------------------------------- */
 
+/* Timestamps are written in the block's time unit: t / e->unit. */
+static inline uint64_t enc_time(const enc *e, uint64_t t) {
+    return e->unit == 1 ? t : t / e->unit;
+}
+
+/* Lowers e->unit until it divides t. */
+static inline void enc_unit_fit(enc *e, uint64_t t) {
+    while (e->unit > 1 && t % e->unit != 0) {
+        e->unit /= 10;
+        e->unit_exp--;
+    }
+}
+
 static void enc_span(enc *e, const sl_span *const *spans, size_t i, size_t run_start,
                      uint64_t prev_start) {
     const sl_span *s = spans[i];
-    sl_buf *c = e->col;
+    ecol *c = e->col;
 
-    put_bytes(e, &c[COL_SPAN_IDS], s->span_id, 8);
+    put_bytes(e, &c[COL_SPAN_IDS].b, s->span_id, 8);
     if (sl_is_zero(s->parent_span_id, 8)) {
-        put_u8(e, &c[COL_PARENT], PARENT_NONE);
+        put_u8(e, &c[COL_PARENT].b, PARENT_NONE);
     } else {
         size_t back = i - run_start, k;
         if (back > BLK_PARENT_WINDOW) {
@@ -950,60 +999,62 @@ static void enc_span(enc *e, const sl_span *const *spans, size_t i, size_t run_s
             }
         }
         if (k <= back) {
-            put_u8(e, &c[COL_PARENT], (uint8_t)(k + 1));
+            put_u8(e, &c[COL_PARENT].b, (uint8_t)(k + 1));
         } else {
-            put_u8(e, &c[COL_PARENT], PARENT_RAW);
-            put_bytes(e, &c[COL_PARENT_RAW], s->parent_span_id, 8);
+            put_u8(e, &c[COL_PARENT].b, PARENT_RAW);
+            put_bytes(e, &c[COL_PARENT_RAW].b, s->parent_span_id, 8);
         }
     }
-    put_uv(e, &c[COL_START], zz_diff(s->start_unix_nano, prev_start));
-    put_uv(e, &c[COL_DUR], s->end_unix_nano - s->start_unix_nano);
-    put_uv(e, &c[COL_RES_REF], e->span_res[i]);
+    uint64_t start = enc_time(e, s->start_unix_nano);
+    put_uv(e, &c[COL_START].b, zz_diff(start, enc_time(e, prev_start)));
+    put_uv(e, &c[COL_DUR].b, enc_time(e, s->end_unix_nano) - start);
+    put_uv(e, &c[COL_RES_REF].b, e->span_res[i]);
     enc_str(e, &c[COL_NAME], s->name);
-    put_u8(e, &c[COL_KIND], s->kind);
-    put_u8(e, &c[COL_STATUS], s->status_code);
+    put_u8(e, &c[COL_KIND].b, s->kind);
+    put_u8(e, &c[COL_STATUS].b, s->status_code);
     enc_str(e, &c[COL_STATUS_MSG], s->status_message);
-    put_uv(e, &c[COL_FLAGS], s->flags);
+    put_uv(e, &c[COL_FLAGS].b, s->flags);
     enc_str(e, &c[COL_TRACE_STATE], s->trace_state);
     enc_str(e, &c[COL_SCOPE_NAME], s->scope_name);
     enc_str(e, &c[COL_SCOPE_VERSION], s->scope_version);
     enc_attrs(e, &c[COL_SPAN_SHAPE], s->attrs, s->nattrs);
-    put_uv(e, &c[COL_DROPPED], s->dropped_attrs);
-    put_uv(e, &c[COL_DROPPED], s->dropped_events);
-    put_uv(e, &c[COL_DROPPED], s->dropped_links);
+    put_uv(e, &c[COL_DROPPED].b, s->dropped_attrs);
+    put_uv(e, &c[COL_DROPPED].b, s->dropped_events);
+    put_uv(e, &c[COL_DROPPED].b, s->dropped_links);
 
-    put_uv(e, &c[COL_EV_COUNT], s->nevents);
+    put_uv(e, &c[COL_EV_COUNT].b, s->nevents);
     if (s->nevents > 0 && s->events == NULL) {
         enc_fail(e, SL_EINVAL);
         return;
     }
     for (uint32_t j = 0; j < s->nevents; j++) {
         const sl_event *ev = &s->events[j];
-        put_uv(e, &c[COL_EV_TIME], ev->ts_unix_nano - s->start_unix_nano);
+        put_uv(e, &c[COL_EV_TIME].b, enc_time(e, ev->ts_unix_nano) - start);
         enc_str(e, &c[COL_EV_NAME], ev->name);
         enc_attrs(e, &c[COL_EV_SHAPE], ev->attrs, ev->nattrs);
-        put_uv(e, &c[COL_EV_DROPPED], ev->dropped_attrs);
+        put_uv(e, &c[COL_EV_DROPPED].b, ev->dropped_attrs);
     }
-    put_uv(e, &c[COL_LK_COUNT], s->nlinks);
+    put_uv(e, &c[COL_LK_COUNT].b, s->nlinks);
     if (s->nlinks > 0 && s->links == NULL) {
         enc_fail(e, SL_EINVAL);
         return;
     }
     for (uint32_t j = 0; j < s->nlinks; j++) {
         const sl_link *lk = &s->links[j];
-        put_bytes(e, &c[COL_LK_IDS], lk->trace_id, 16);
-        put_bytes(e, &c[COL_LK_IDS], lk->span_id, 8);
+        put_bytes(e, &c[COL_LK_IDS].b, lk->trace_id, 16);
+        put_bytes(e, &c[COL_LK_IDS].b, lk->span_id, 8);
         enc_str(e, &c[COL_LK_TRACE_STATE], lk->trace_state);
-        put_uv(e, &c[COL_LK_FLAGS], lk->flags);
+        put_uv(e, &c[COL_LK_FLAGS].b, lk->flags);
         enc_attrs(e, &c[COL_LK_SHAPE], lk->attrs, lk->nattrs);
-        put_uv(e, &c[COL_LK_DROPPED], lk->dropped_attrs);
+        put_uv(e, &c[COL_LK_DROPPED].b, lk->dropped_attrs);
     }
 }
 
 static void enc_reset(enc *e) {
     e->err = 0;
     for (size_t i = 0; i < COL_COUNT; i++) {
-        e->col[i].len = 0;
+        e->col[i].b.len = 0;
+        e->col[i].last = 0;
     }
     e->payload.len = 0;
     e->zbuf.len = 0;
@@ -1012,6 +1063,8 @@ static void enc_reset(enc *e) {
     e->nitems = 0;
     e->nres = 0;
     e->nrptrs = 0;
+    e->unit = 1;
+    e->unit_exp = 0;
     ht_clear(&e->stab);
     ht_clear(&e->shtab);
     ht_clear(&e->rtab);
@@ -1028,33 +1081,102 @@ static void enc_reset(enc *e) {
     e->nstrs = 1;
 }
 
-/* Builds the raw payload in e->payload from the columns. */
+/* Notes the end of the payload so far as a zstd block boundary when enough
+ * bytes have gathered since the previous one. */
+static void enc_seg(enc *e, bool last) {
+    size_t prev = e->nseg == 0 ? 0 : e->seg[e->nseg - 1];
+    if (!last && e->payload.len - prev < BLK_SEG_MIN) {
+        return;
+    }
+    if (arr_grow(&e->seg, &e->seg_cap, e->nseg + 1, sizeof(size_t)) != 0) {
+        enc_fail(e, SL_ENOMEM);
+        return;
+    }
+    e->seg[e->nseg++] = e->payload.len;
+}
+
+/* Builds the raw payload in e->payload from the columns, with the column
+ * boundaries at which compression may start a fresh zstd block. */
 static void enc_payload(enc *e) {
-    sl_buf *c = e->col;
-    put_uv(e, &c[COL_COUNTS], e->nstrs - 1);
-    put_uv(e, &c[COL_COUNTS], e->nshapes);
-    put_uv(e, &c[COL_COUNTS], e->nres);
-    put_uv(e, &c[COL_COUNTS], e->nvcol);
+    ecol *c = e->col;
+    put_uv(e, &c[COL_COUNTS].b, e->nstrs - 1);
+    put_uv(e, &c[COL_COUNTS].b, e->nshapes);
+    put_uv(e, &c[COL_COUNTS].b, e->nres);
+    put_uv(e, &c[COL_COUNTS].b, e->nvcol);
+    put_uv(e, &c[COL_COUNTS].b, e->unit_exp);
     size_t vtotal = 0;
     for (size_t k = 0; k < e->nvcol; k++) {
-        put_uv(e, &c[COL_VAL_LENS], e->vcol[k].len);
-        vtotal += e->vcol[k].len;
+        put_uv(e, &c[COL_VAL_LENS].b, e->vcol[k].b.len);
+        vtotal += e->vcol[k].b.len;
     }
     size_t total = vtotal + 10;
     for (size_t k = 0; k < COL_VAL_DATA; k++) {
-        total += c[k].len + 10;
+        total += c[k].b.len + 10;
     }
+    e->nseg = 0;
     if (e->err != 0 || !buf_room(e, &e->payload, total)) {
         return;
     }
     for (size_t k = 0; k < COL_VAL_DATA; k++) {
-        put_uv(e, &e->payload, c[k].len);
-        put_bytes(e, &e->payload, c[k].data, c[k].len);
+        put_uv(e, &e->payload, c[k].b.len);
+        put_bytes(e, &e->payload, c[k].b.data, c[k].b.len);
+        enc_seg(e, false);
     }
     put_uv(e, &e->payload, vtotal);
     for (size_t k = 0; k < e->nvcol; k++) {
-        put_bytes(e, &e->payload, e->vcol[k].data, e->vcol[k].len);
+        put_bytes(e, &e->payload, e->vcol[k].b.data, e->vcol[k].b.len);
+        enc_seg(e, false);
     }
+    if (e->nseg == 0 || e->seg[e->nseg - 1] != e->payload.len) {
+        enc_seg(e, true);
+    }
+}
+
+/* Compresses the payload into e->zbuf as one zstd frame, ending a zstd
+ * block at each segment boundary so that every group of columns gets its
+ * own entropy tables (one shared stream mixes their statistics and costs
+ * about a tenth more). Returns 0, 1 when the result would not be smaller
+ * than the payload, or SL_ENOMEM. */
+static int enc_compress(enc *e, ZSTD_CCtx *cctx, int level) {
+    size_t raw_size = e->payload.len;
+    int rc = sl_buf_reserve(&e->zbuf, raw_size);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ZSTD_isError(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) ||
+        ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(cctx, raw_size))) {
+        return SL_ENOMEM;
+    }
+    size_t cap = raw_size > 0 ? raw_size - 1 : 0;
+    if (e->nseg <= 1) {
+        /* Small payloads: one-shot is cheaper than setting up a stream. */
+        size_t zn = ZSTD_compress2(cctx, e->zbuf.data, cap, e->payload.data, raw_size);
+        if (ZSTD_isError(zn)) {
+            return ZSTD_getErrorCode(zn) == ZSTD_error_dstSize_tooSmall ? 1 : SL_ENOMEM;
+        }
+        e->zbuf.len = zn;
+        return 0;
+    }
+    ZSTD_outBuffer ob = {e->zbuf.data, cap, 0};
+    size_t from = 0;
+    for (size_t k = 0; k < e->nseg; k++) {
+        ZSTD_inBuffer ib = {e->payload.data + from, e->seg[k] - from, 0};
+        ZSTD_EndDirective mode = k + 1 == e->nseg ? ZSTD_e_end : ZSTD_e_flush;
+        size_t left;
+        do {
+            left = ZSTD_compressStream2(cctx, &ob, &ib, mode);
+            if (ZSTD_isError(left)) {
+                return ZSTD_getErrorCode(left) == ZSTD_error_dstSize_tooSmall ? 1 : SL_ENOMEM;
+            }
+            if (left != 0 && ob.pos == ob.size) {
+                return 1;
+            }
+        } while (left != 0);
+        from = e->seg[k];
+    }
+    e->zbuf.len = ob.pos;
+    return 0;
 }
 
 int stg_block_encode(const sl_span *const *spans, size_t n, int level, sl_buf *out) {
@@ -1078,9 +1200,20 @@ int stg_block_encode(const sl_span *const *spans, size_t n, int level, sl_buf *o
         goto out;
     }
 
-    /* Pass one: resources, so that their strings and shapes come first. */
+    /* Pass one: resources, so that their strings and shapes come first, and
+     * the coarsest decimal time unit (µs-precision sources are common). */
+    e->unit = 1000000000u;
+    e->unit_exp = 9;
     for (size_t i = 0; i < n && e->err == 0; i++) {
-        const sl_resource *r = spans[i]->resource;
+        const sl_span *s = spans[i];
+        if (e->unit > 1) {
+            enc_unit_fit(e, s->start_unix_nano);
+            enc_unit_fit(e, s->end_unix_nano);
+            for (uint32_t j = 0; j < s->nevents && s->events != NULL; j++) {
+                enc_unit_fit(e, s->events[j].ts_unix_nano);
+            }
+        }
+        const sl_resource *r = s->resource;
         if (r == NULL) {
             e->span_res[i] = 0;
         } else if (i > 0 && r == spans[i - 1]->resource) {
@@ -1097,16 +1230,16 @@ int stg_block_encode(const sl_span *const *spans, size_t n, int level, sl_buf *o
         const sl_span *s = spans[i];
         if (i == 0 || memcmp(s->trace_id, spans[i - 1]->trace_id, 16) != 0) {
             if (i > 0) {
-                put_uv(e, &e->col[COL_TRACE_RUNS], i - run_start);
+                put_uv(e, &e->col[COL_TRACE_RUNS].b, i - run_start);
             }
-            put_bytes(e, &e->col[COL_TRACE_IDS], s->trace_id, 16);
+            put_bytes(e, &e->col[COL_TRACE_IDS].b, s->trace_id, 16);
             run_start = i;
         }
         enc_span(e, spans, i, run_start, prev_start);
         prev_start = s->start_unix_nano;
     }
     if (n > 0) {
-        put_uv(e, &e->col[COL_TRACE_RUNS], n - run_start);
+        put_uv(e, &e->col[COL_TRACE_RUNS].b, n - run_start);
     }
     enc_payload(e);
     if (e->err != 0) {
@@ -1125,18 +1258,13 @@ int stg_block_encode(const sl_span *const *spans, size_t n, int level, sl_buf *o
         rc = SL_ENOMEM;
         goto out;
     }
-    size_t bound = ZSTD_compressBound(raw_size);
-    if ((rc = sl_buf_reserve(&e->zbuf, bound)) != 0) {
+    rc = enc_compress(e, t->cctx, level);
+    if (rc < 0) {
         goto out;
     }
-    size_t zn = ZSTD_compressCCtx(t->cctx, e->zbuf.data, bound, body, raw_size, level);
-    if (ZSTD_isError(zn)) {
-        rc = SL_ENOMEM; /* the only failure left with a large enough bound */
-        goto out;
-    }
-    if (zn < raw_size) {
+    if (rc == 0) {
         body = e->zbuf.data;
-        body_size = zn;
+        body_size = e->zbuf.len;
         flags = BLK_FLAG_ZSTD;
     }
 
@@ -1194,6 +1322,8 @@ typedef struct dec {
     size_t attr_budget; /* attribute values left: each takes >= 1 byte */
     size_t ev_budget;   /* events left: each takes >= 1 byte of COL_EV_TIME */
     size_t lk_budget;   /* links left: each takes 24 bytes of COL_LK_IDS */
+    uint64_t unit;      /* the block's time unit in ns */
+    uint64_t prev_q;    /* previous span's start, in units */
 } dec;
 
 static const uint8_t zero_bytes[24];
@@ -1266,21 +1396,25 @@ static inline size_t rd_left(const rd *r) {
 
 static inline sl_str rd_str(dec *d, rd *r) {
     uint64_t c = rd_uv(d, r);
+    uint32_t gid;
     if (c == REF_EMPTY) {
-        return (sl_str){empty_str, 0};
-    }
-    if (c == REF_NEW) {
+        gid = 0;
+    } else if (c == REF_NEW) {
         if (d->next_new > d->ndict) {
             dec_fail(d, SL_ECORRUPT);
-            return (sl_str){empty_str, 0};
+            return d->dict[0];
         }
-        return d->dict[d->next_new++];
-    }
-    if (c - 1 >= d->next_new) {
+        gid = d->next_new++;
+    } else if (c == REF_REPEAT) {
+        gid = r->last;
+    } else if (c - 2 < d->next_new) {
+        gid = (uint32_t)(c - 2);
+    } else {
         dec_fail(d, SL_ECORRUPT);
-        return (sl_str){empty_str, 0};
+        return d->dict[0];
     }
-    return d->dict[c - 1];
+    r->last = gid;
+    return d->dict[gid];
 }
 
 static void *dec_alloc(dec *d, size_t n, size_t size) {
@@ -1408,8 +1542,8 @@ static void dec_attrs(dec *d, rd *refcol, sl_attr **out, uint32_t *nout) {
     *nout = k;
 }
 
-static void dec_span(dec *d, sl_span *spans, size_t i, size_t run_start, uint64_t prev_start,
-                     const sl_resource *res, uint32_t nres) {
+static void dec_span(dec *d, sl_span *spans, size_t i, size_t run_start, const sl_resource *res,
+                     uint32_t nres) {
     rd *c = d->col;
     sl_span *s = &spans[i];
 
@@ -1424,8 +1558,11 @@ static void dec_span(dec *d, sl_span *spans, size_t i, size_t run_start, uint64_
         }
         memcpy(s->parent_span_id, spans[i - (pc - 1)].span_id, 8);
     }
-    s->start_unix_nano = prev_start + unzz(rd_uv(d, &c[COL_START]));
-    s->end_unix_nano = s->start_unix_nano + rd_uv(d, &c[COL_DUR]);
+    /* Unsigned arithmetic wraps, so every uint64 round-trips exactly. */
+    uint64_t start = d->prev_q + unzz(rd_uv(d, &c[COL_START]));
+    d->prev_q = start;
+    s->start_unix_nano = start * d->unit;
+    s->end_unix_nano = (start + rd_uv(d, &c[COL_DUR])) * d->unit;
     uint64_t rr = rd_uv(d, &c[COL_RES_REF]);
     if (rr > nres) {
         dec_fail(d, SL_ECORRUPT);
@@ -1460,7 +1597,7 @@ static void dec_span(dec *d, sl_span *spans, size_t i, size_t run_start, uint64_
         s->nevents = ne;
         for (uint32_t j = 0; j < ne && d->err == 0; j++) {
             sl_event *ev = &s->events[j];
-            ev->ts_unix_nano = s->start_unix_nano + rd_uv(d, &c[COL_EV_TIME]);
+            ev->ts_unix_nano = (start + rd_uv(d, &c[COL_EV_TIME])) * d->unit;
             ev->name = rd_str(d, &c[COL_EV_NAME]);
             dec_attrs(d, &c[COL_EV_SHAPE], &ev->attrs, &ev->nattrs);
             ev->dropped_attrs = rd_u32(d, &c[COL_EV_DROPPED]);
@@ -1495,13 +1632,13 @@ static void dec_span(dec *d, sl_span *spans, size_t i, size_t run_start, uint64_
 /* Splits the raw payload into columns and reads the counts, the dictionary
  * and the value-column table into scratch. */
 static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_size, size_t n) {
-    rd r = {raw, raw + raw_size};
+    rd r = {raw, raw + raw_size, 0};
     for (size_t k = 0; k < COL_COUNT; k++) {
         uint64_t len = rd_uv(d, &r);
         if (d->err != 0 || len > rd_left(&r)) {
             return SL_ECORRUPT;
         }
-        d->col[k] = (rd){r.p, r.p + len};
+        d->col[k] = (rd){r.p, r.p + len, 0};
         r.p += len;
     }
     /* Columns with a fixed size per span bound n before anything is
@@ -1513,7 +1650,8 @@ static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_siz
     }
     rd *cnt = &d->col[COL_COUNTS];
     uint64_t nd = rd_uv(d, cnt), ns = rd_uv(d, cnt), nr = rd_uv(d, cnt), nv = rd_uv(d, cnt);
-    if (d->err != 0 || rd_left(cnt) != 0 || nd > rd_left(&d->col[COL_DICT_LENS]) ||
+    uint64_t unit_exp = rd_uv(d, cnt);
+    if (d->err != 0 || rd_left(cnt) != 0 || unit_exp > 9 || nd > rd_left(&d->col[COL_DICT_LENS]) ||
         ns > rd_left(&d->col[COL_SHAPES]) / 3 || nr > rd_left(&d->col[COL_RES]) / 3 ||
         nv > rd_left(&d->col[COL_VAL_LENS])) {
         return SL_ECORRUPT;
@@ -1562,7 +1700,7 @@ static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_siz
         if (d->err != 0 || len > rd_left(vd)) {
             return SL_ECORRUPT;
         }
-        ds->vcol[k] = (rd){vd->p, vd->p + len};
+        ds->vcol[k] = (rd){vd->p, vd->p + len, 0};
         vd->p += len;
     }
     if (rd_left(vl) != 0 || rd_left(vd) != 0) {
@@ -1581,6 +1719,10 @@ static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_siz
     d->vkey = ds->vkey;
     d->max_vcol = (uint32_t)nv;
     d->nres = (uint32_t)nr;
+    d->unit = 1;
+    for (uint64_t k = 0; k < unit_exp; k++) {
+        d->unit *= 10;
+    }
     d->attr_budget = rd_left(&d->col[COL_VAL_DATA]);
     for (uint64_t k = 0; k < nv; k++) {
         d->attr_budget += rd_left(&ds->vcol[k]);
@@ -1611,9 +1753,8 @@ static int dec_body(dec *d, size_t n, sl_span **out) {
         }
     }
     size_t run_start = 0, run_left = 0;
-    uint64_t prev_start = 0;
     const uint8_t *tid = zero_bytes;
-    for (size_t i = 0; i < n && d->err == 0; i++) {
+    for (size_t i = 0; spans != NULL && i < n && d->err == 0; i++) {
         if (run_left == 0) {
             uint64_t len = rd_uv(d, &c[COL_TRACE_RUNS]);
             if (len == 0 || len > n - i) {
@@ -1626,8 +1767,7 @@ static int dec_body(dec *d, size_t n, sl_span **out) {
         }
         memcpy(spans[i].trace_id, tid, 16);
         run_left--;
-        dec_span(d, spans, i, run_start, prev_start, res, d->nres);
-        prev_start = spans[i].start_unix_nano;
+        dec_span(d, spans, i, run_start, res, d->nres);
     }
     if (d->err != 0) {
         return d->err;
@@ -1668,7 +1808,7 @@ int stg_block_decode(const uint8_t *data, size_t size, sl_arena *a, sl_span **sp
         goto out;
     }
     uint32_t sum = load_le32(data + 6);
-    rd h = {data + BLK_FIXED_HDR, data + size};
+    rd h = {data + BLK_FIXED_HDR, data + size, 0};
     uint64_t nspans = rd_uv(&d, &h), raw_size = rd_uv(&d, &h), body_size = rd_uv(&d, &h);
     if (d.err != 0 || body_size != rd_left(&h) || raw_size > BLK_MAX_RAW || nspans > raw_size / 8) {
         goto out;
