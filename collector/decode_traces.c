@@ -25,6 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DT_STR_(x) #x
+#define DT_STR(x) DT_STR_(x)
+#define DT_TOO_DEEP "nested deeper than " DT_STR(COL_TRACES_MAX_VALUE_DEPTH) " levels"
+
 typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
 typedef Opentelemetry__Proto__Common__V1__ArrayValue pb_array;
 typedef Opentelemetry__Proto__Common__V1__KeyValueList pb_kvlist;
@@ -42,6 +46,15 @@ static sl_str dt_view(const char *s) {
 
 static sl_str dt_view_bytes(ProtobufCBinaryData b) {
     return b.len > 0 ? (sl_str){(const char *)b.data, b.len} : (sl_str){"", 0};
+}
+
+/* sl_is_zero, inlined for the fixed id sizes of the hot path. */
+static bool dt_zero(const uint8_t *p, size_t n) {
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc |= p[i];
+    }
+    return acc == 0;
 }
 
 static bool dt_fits_u32(size_t n) {
@@ -423,10 +436,10 @@ static int dt_resource(sl_arena *a, const pb_resource *r, sl_resource *out) {
 
 /* Why the span's ids make it invalid, or NULL when they are fine. */
 static const char *dt_check(const pb_span *s) {
-    if (s->trace_id.len != 16 || sl_is_zero(s->trace_id.data, 16)) {
+    if (s->trace_id.len != 16 || dt_zero(s->trace_id.data, 16)) {
         return "invalid trace_id (must be 16 bytes, not all zero)";
     }
-    if (s->span_id.len != 8 || sl_is_zero(s->span_id.data, 8)) {
+    if (s->span_id.len != 8 || dt_zero(s->span_id.data, 8)) {
         return "invalid span_id (must be 8 bytes, not all zero)";
     }
     if (s->parent_span_id.len != 0 && s->parent_span_id.len != 8) {
@@ -439,8 +452,8 @@ static const char *dt_check(const pb_span *s) {
 }
 
 static bool dt_link_ok(const pb_link *l) {
-    return l->trace_id.len == 16 && !sl_is_zero(l->trace_id.data, 16) && l->span_id.len == 8 &&
-           !sl_is_zero(l->span_id.data, 8) && dt_fits_u32(l->n_attributes);
+    return l->trace_id.len == 16 && !dt_zero(l->trace_id.data, 16) && l->span_id.len == 8 &&
+           !dt_zero(l->span_id.data, 8) && dt_fits_u32(l->n_attributes);
 }
 
 /* Fills out from a span whose ids passed dt_check. 0, SL_EDECODE (a value
@@ -554,7 +567,6 @@ int col_traces_to_model(
     const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req, sl_arena *a,
     sl_span **spans, size_t *nspans, size_t *rejected, char *err, size_t err_size) {
     assert(req != NULL && a != NULL && spans != NULL && nspans != NULL && rejected != NULL);
-    static const char too_deep[] = "attribute value nested deeper than 64 levels";
     sl_span *out = NULL;
     sl_resource *resources = NULL;
     size_t kept = 0, bad = 0, idx = 0;
@@ -580,7 +592,7 @@ int col_traces_to_model(
         const char *res_bad = NULL;
         rc = dt_resource(a, rs->resource, &resources[r]);
         if (rc == SL_EDECODE) {
-            res_bad = "resource attribute value nested deeper than 64 levels";
+            res_bad = "resource attribute value " DT_TOO_DEEP;
             rc = 0;
         } else if (rc != 0) {
             goto out;
@@ -596,7 +608,7 @@ int col_traces_to_model(
                     sl_span *sp = &out[kept];
                     rc = dt_span(a, ps, sp);
                     if (rc == SL_EDECODE) {
-                        why = too_deep;
+                        why = "attribute value " DT_TOO_DEEP;
                         rc = 0;
                     } else if (rc != 0) {
                         goto out;

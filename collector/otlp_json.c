@@ -202,6 +202,9 @@ static size_t pb_elt_size(ProtobufCType t) {
  * (an underscore drops out and upper-cases the next lowercase letter, the
  * protobuf JSON mapping's rule). */
 static bool jd_key_is(const char *name, const char *key) {
+    if (name[0] != key[0]) {
+        return false; /* both spellings start with the name's first letter */
+    }
     if (strcmp(name, key) == 0) {
         return true;
     }
@@ -650,7 +653,7 @@ static int jd_value(jdec *d, const ProtobufCFieldDescriptor *fd, json_t *v, void
         }
         rc = jd_message(d, md, v, m);
         if (rc == 0) {
-            memcpy(dst, &m, sizeof(m));
+            memcpy(dst, &m, sizeof(ProtobufCMessage *));
         }
         return rc;
     }
@@ -718,7 +721,7 @@ static int jd_repeated(jdec *d, const ProtobufCFieldDescriptor *fd, json_t *v,
                 rc = jd_fail(d, "null is not allowed as an array element");
             } else if (md != NULL) {
                 ProtobufCMessage *m = (ProtobufCMessage *)(block + i * msize);
-                memcpy(arr + i * esize, &m, sizeof(m));
+                memcpy(arr + i * esize, &m, sizeof(ProtobufCMessage *));
                 rc = jd_message(d, md, e, m);
             } else {
                 bool present;
@@ -775,6 +778,54 @@ static bool jd_blank(const char *s, size_t n) {
         }
     }
     return true;
+}
+
+/* Bytes jansson 2.14 allocates per structural element, with malloc's
+ * per-block overhead, rounded up (measured: an object with its hashtable,
+ * an array with its initial table, a string or number value, an object
+ * member's hashtable entry). */
+#define JD_COST_OBJECT 256u
+#define JD_COST_ARRAY 160u
+#define JD_COST_VALUE 64u
+#define JD_COST_MEMBER 64u
+
+size_t col_json_parse_cost(const char *json, size_t len) {
+    size_t objects = 0, arrays = 0, values = 1, members = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_string = true;
+            values++;
+            break;
+        case '{':
+            objects++;
+            break;
+        case '[':
+            arrays++;
+            break;
+        case ',':
+            values++;
+            break;
+        case ':':
+            members++;
+            break;
+        default:
+            break;
+        }
+    }
+    /* Every string's text is copied too: len bounds that. */
+    return len + objects * JD_COST_OBJECT + arrays * JD_COST_ARRAY + values * JD_COST_VALUE +
+           members * JD_COST_MEMBER;
 }
 
 int col_json_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,

@@ -47,8 +47,8 @@
  * it; never free them with protobuf_c_message_free_unpacked() and another
  * allocator. json is borrowed only for the call. *out is written only on
  * success; on failure the arena may hold partial allocations (reset it).
- * Parsing also uses jansson's transient malloc'd tree (roughly 50-100 bytes
- * per JSON value), released before returning: bound the body size.
+ * Parsing also builds jansson's transient malloc'd tree, released before
+ * returning; it is not counted against the arena (see col_json_parse_cost).
  *
  * err may be NULL (err_size is then ignored); it is always NUL-terminated when
  * err_size > 0, and empty on success.
@@ -59,5 +59,15 @@
  */
 int col_json_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
                     sl_arena *a, ProtobufCMessage **out, char *err, size_t err_size);
+
+/*
+ * Returns an upper estimate, in bytes, of the heap that jansson's tree for
+ * this body will take while col_json_decode runs (about 10x the body for real
+ * OTLP requests, up to about 75x for hostile ones such as [{},{},...]). A
+ * linear scan, much cheaper than parsing: the collector can reserve this much
+ * from its in-flight memory budget before decoding, and answer 413/429/503
+ * instead of letting concurrent JSON bodies exhaust memory. Thread-safe.
+ */
+size_t col_json_parse_cost(const char *json, size_t len);
 
 #endif

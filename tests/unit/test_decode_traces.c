@@ -45,8 +45,9 @@ static const char *q(const char *s) {
     if (n >= sizeof(g_json)) {
         abort();
     }
-    for (size_t i = 0; i <= n; i++) {
-        g_json[i] = s[i] == '\'' ? '"' : s[i];
+    memcpy(g_json, s, n + 1);
+    for (char *p = strchr(g_json, '\''); p != NULL; p = strchr(p + 1, '\'')) {
+        *p = '"';
     }
     return g_json;
 }

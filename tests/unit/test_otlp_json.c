@@ -19,6 +19,8 @@
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
+#include <jansson.h>
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,8 +49,9 @@ static const char *q(const char *s) {
     if (n >= sizeof(g_json)) {
         abort();
     }
-    for (size_t i = 0; i <= n; i++) {
-        g_json[i] = s[i] == '\'' ? '"' : s[i];
+    memcpy(g_json, s, n + 1);
+    for (char *p = strchr(g_json, '\''); p != NULL; p = strchr(p + 1, '\'')) {
+        *p = '"';
     }
     return g_json;
 }
@@ -916,7 +919,89 @@ static void test_err_buffer(void) {
     ASSERT_EQ(one[0], '\0');
 }
 
+/* Heap accounting for jansson, installed before its first allocation. */
+static size_t g_heap_cur, g_heap_peak;
+
+static void *counting_malloc(size_t n) {
+    size_t *p = malloc(n + 16);
+    if (p == NULL) {
+        return NULL;
+    }
+    /* What malloc really holds: the request rounded to 16 plus its header. */
+    p[0] = (n + 15) / 16 * 16 + 16;
+    g_heap_cur += p[0];
+    if (g_heap_cur > g_heap_peak) {
+        g_heap_peak = g_heap_cur;
+    }
+    return p + 2;
+}
+
+static void counting_free(void *q) {
+    if (q != NULL) {
+        size_t *p = (size_t *)q - 2;
+        g_heap_cur -= p[0];
+        free(p);
+    }
+}
+
+/* Peak heap of parsing body with jansson. */
+static size_t parse_peak(const char *body, size_t len) {
+    json_error_t e;
+    g_heap_cur = g_heap_peak = 0;
+    json_t *j = json_loadb(body, len, JSON_DECODE_ANY, &e);
+    json_decref(j);
+    return g_heap_peak;
+}
+
+/* col_json_parse_cost bounds jansson's real use from above, for bodies real
+ * and hostile, without overstating real ones wildly. */
+static void test_parse_cost(void) {
+    static const char *const files[] = {"trace.json", "logs.json", "metrics.json"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        size_t n = read_example(files[i]);
+        size_t peak = parse_peak(g_file, n), cost = col_json_parse_cost(g_file, n);
+        if (cost < peak || cost > 4 * peak) {
+            fprintf(stderr, "  %s: cost %zu, peak %zu\n", files[i], cost, peak);
+        }
+        ASSERT_TRUE(cost >= peak);
+        ASSERT_TRUE(cost <= 4 * peak);
+    }
+    static const char *const units[] = {"{},",         "[],",    "0,",    "\"\",", "\"abcdefgh\",",
+                                        "{\"a\":{}},", "[[0]],", "true,", "1.5e3,"};
+    static char body[300000];
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        size_t ul = strlen(units[u]), n = 1;
+        body[0] = '[';
+        while (n + ul < sizeof(body)) {
+            memcpy(body + n, units[u], ul);
+            n += ul;
+        }
+        body[n - 1] = ']';
+        size_t peak = parse_peak(body, n), cost = col_json_parse_cost(body, n);
+        if (cost < peak) {
+            fprintf(stderr, "  [%s...]: cost %zu < peak %zu\n", units[u], cost, peak);
+        }
+        ASSERT_TRUE(peak > 0);
+        ASSERT_TRUE(cost >= peak);
+    }
+    /* One object with many members (its hashtable keeps growing). */
+    size_t n = 1;
+    body[0] = '{';
+    for (int i = 0; n < sizeof(body) - 32; i++) {
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "\"%x\":0,", i);
+    }
+    body[n - 1] = '}';
+    ASSERT_TRUE(col_json_parse_cost(body, n) >= parse_peak(body, n));
+    /* Deep nesting, and brackets inside strings that must not count. */
+    memset(body, '[', 2000);
+    memset(body + 2000, ']', 2000);
+    ASSERT_TRUE(col_json_parse_cost(body, 4000) >= parse_peak(body, 4000));
+    const char *quoted = "[\"{{{{[[[[\\\"{{{{\"]";
+    ASSERT_TRUE(col_json_parse_cost(quoted, strlen(quoted)) < 400);
+}
+
 int main(void) {
+    json_set_alloc_funcs(counting_malloc, counting_free);
     sl_arena_init(&g_arena, 64u << 20);
     RUN(test_example_trace);
     RUN(test_example_logs);
@@ -943,6 +1028,7 @@ int main(void) {
     RUN(test_bad_bodies);
     RUN(test_arena_cap);
     RUN(test_err_buffer);
+    RUN(test_parse_cost);
     sl_arena_free(&g_arena);
     return SL_TEST_RESULT();
 }
