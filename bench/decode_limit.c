@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
     sl_arena_init(&warm, 0);
     static mode_result res[NMODES];
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -203,7 +203,6 @@ int main(int argc, char **argv) {
             rc = 2;
             goto out;
         }
-        i++;
     }
     if (nspans < 1 || nspans > 100000 || k < 1 || k > 4096 || seconds < 1 || seconds > 120 ||
         (strcmp(mode, "all") != 0 && strcmp(mode, "malloc") != 0 && strcmp(mode, "arena") != 0 &&

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +84,18 @@ typedef struct response {
     sl_buf body;
 } response;
 
+typedef struct counters {
+    uint64_t ok; /* 2xx */
+    uint64_t s429;
+    uint64_t s503;
+    uint64_t other;
+    uint64_t io_errors;
+    uint64_t connects;
+    uint64_t spans_acked;
+    uint64_t spans_rejected;
+    uint64_t bytes_sent;
+} counters;
+
 typedef struct worker {
     pthread_t thread;
     shared *sh;
@@ -92,15 +105,7 @@ typedef struct worker {
     uint64_t *lat_ns;
     size_t nlat;
     size_t caplat;
-    uint64_t ok;
-    uint64_t s429;
-    uint64_t s503;
-    uint64_t other;
-    uint64_t io_errors;
-    uint64_t connects;
-    uint64_t spans_acked;
-    uint64_t spans_rejected;
-    uint64_t bytes_sent;
+    counters c;
     uint64_t end_ns;
     reader rd;
     response resp;
@@ -447,14 +452,14 @@ static void *worker_main(void *arg) {
         if (fd < 0) {
             int rc = connect_to(&sh->addr, &fd);
             if (rc != 0) {
-                w->io_errors++;
-                if (w->io_errors <= 1) {
+                w->c.io_errors++;
+                if (w->c.io_errors <= 1) {
                     fprintf(stderr, "loadgen: connection %d: connect: %s\n", w->id, strerror(-rc));
                 }
                 sleep_ms(100);
                 continue;
             }
-            w->connects++;
+            w->c.connects++;
             w->rd.fd = fd;
             w->rd.start = w->rd.end = 0;
         }
@@ -483,9 +488,9 @@ static void *worker_main(void *arg) {
         if (rc != 0) {
             /* The request may or may not have been stored; it is not resent. */
             if (counted) {
-                w->io_errors++;
+                w->c.io_errors++;
             }
-            if (w->io_errors == 1 && counted) {
+            if (w->c.io_errors == 1 && counted) {
                 fprintf(stderr, "loadgen: connection %d: %s\n", w->id,
                         rc == SL_EDECODE ? "malformed response" : strerror(-rc));
             }
@@ -494,20 +499,20 @@ static void *worker_main(void *arg) {
             continue;
         }
         if (counted) {
-            w->bytes_sent += rq->size;
+            w->c.bytes_sent += rq->size;
         }
         int st = w->resp.status;
         if (st >= 200 && st < 300) {
             if (counted) {
                 uint64_t rej = rejected_spans(&w->resp);
-                w->ok++;
-                w->spans_rejected += rej;
-                w->spans_acked += sh->spans_per_req - (rej < sh->spans_per_req ? rej : 0);
+                w->c.ok++;
+                w->c.spans_rejected += rej;
+                w->c.spans_acked += sh->spans_per_req - (rej < sh->spans_per_req ? rej : 0);
                 record_latency(w, t1 - t0);
             }
         } else if (st == 429 || st == 503) {
             if (counted) {
-                *(st == 429 ? &w->s429 : &w->s503) += 1;
+                *(st == 429 ? &w->c.s429 : &w->c.s503) += 1;
             }
             /* Back off briefly: Retry-After is in seconds, which would idle a
              * benchmark; honour it loosely, capped at 250 ms. */
@@ -516,7 +521,7 @@ static void *worker_main(void *arg) {
             retry = true;
         } else {
             if (counted) {
-                w->other++;
+                w->c.other++;
             }
             report_unexpected(w, &w->resp);
         }
@@ -665,15 +670,17 @@ int main(int argc, char **argv) {
     int started = 0;
     static shared sh;
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, step = 2; i < argc; i += step) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        step = 2;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             goto out;
         }
         if (strcmp(a, "--no-rekey") == 0) {
             rekey = false;
+            step = 1;
             continue;
         }
         if (val == NULL) {
@@ -718,7 +725,6 @@ int main(int argc, char **argv) {
             rc = 2;
             goto out;
         }
-        i++;
     }
     if (port < 1 || port > 65535 || conns < 1 || conns > LG_MAX_CONNS || duration_s < 1 ||
         duration_s > LG_MAX_DURATION_S || warmup_s > 60 || nspans < 1 || nspans > 100000 || k < 1 ||
@@ -781,23 +787,21 @@ int main(int argc, char **argv) {
            (double)total_bytes / (double)k / 1024.0, (unsigned long long)duration_s,
            warmup_s ? " after warm-up" : "");
     fflush(stdout);
-    for (uint64_t i = 0; i < conns; i++) {
+    for (uint64_t i = 0; i < conns && rc == 0; i++) {
         ws[i].sh = &sh;
         ws[i].id = (int)i;
         ws[i].sendbuf = malloc(max_size);
         ws[i].sendcap = max_size;
         if (ws[i].sendbuf == NULL) {
             rc = 1;
-            goto join;
-        }
-        if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0) {
+        } else if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0) {
             fprintf(stderr, "loadgen: cannot start thread %llu\n", (unsigned long long)i);
             rc = 1;
-            goto join;
+        } else {
+            started++;
         }
-        started++;
     }
-join:
+    /* Threads already started run to the deadline; they are always joined. */
     for (int i = 0; i < started; i++) {
         pthread_join(ws[i].thread, NULL);
     }
@@ -805,25 +809,26 @@ join:
         goto out;
     }
 
-    worker tot;
+    counters tot;
+    size_t nlat = 0;
     memset(&tot, 0, sizeof(tot));
     uint64_t end = sh.measure_start;
     for (uint64_t i = 0; i < conns; i++) {
-        tot.ok += ws[i].ok;
-        tot.s429 += ws[i].s429;
-        tot.s503 += ws[i].s503;
-        tot.other += ws[i].other;
-        tot.io_errors += ws[i].io_errors;
-        tot.connects += ws[i].connects;
-        tot.spans_acked += ws[i].spans_acked;
-        tot.spans_rejected += ws[i].spans_rejected;
-        tot.bytes_sent += ws[i].bytes_sent;
-        tot.nlat += ws[i].nlat;
+        tot.ok += ws[i].c.ok;
+        tot.s429 += ws[i].c.s429;
+        tot.s503 += ws[i].c.s503;
+        tot.other += ws[i].c.other;
+        tot.io_errors += ws[i].c.io_errors;
+        tot.connects += ws[i].c.connects;
+        tot.spans_acked += ws[i].c.spans_acked;
+        tot.spans_rejected += ws[i].c.spans_rejected;
+        tot.bytes_sent += ws[i].c.bytes_sent;
+        nlat += ws[i].nlat;
         if (ws[i].end_ns > end) {
             end = ws[i].end_ns;
         }
     }
-    all = malloc((tot.nlat ? tot.nlat : 1) * sizeof(*all));
+    all = malloc((nlat ? nlat : 1) * sizeof(*all));
     if (all == NULL) {
         rc = 1;
         goto out;
@@ -853,13 +858,21 @@ join:
            (double)tot.ok / secs, (double)tot.bytes_sent / secs / 1e6, secs);
     printf("latency   p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (2xx only)\n", p50, p90,
            p99, max);
+    /* The client shares the machine with the server: say what it cost. */
+    struct rusage ru;
+    double cpu_s = 0.0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    }
+    printf("client    %.2f CPU s (including building the payloads)\n", cpu_s);
     printf("RESULT requests=%llu spans=%llu seconds=%.3f spans_per_s=%.0f p50_ms=%.3f "
            "p90_ms=%.3f p99_ms=%.3f max_ms=%.3f s429=%llu s503=%llu other=%llu io_errors=%llu "
-           "rejected=%llu\n",
+           "rejected=%llu client_cpu_s=%.2f\n",
            (unsigned long long)tot.ok, (unsigned long long)tot.spans_acked, secs, sps, p50, p90,
            p99, max, (unsigned long long)tot.s429, (unsigned long long)tot.s503,
            (unsigned long long)tot.other, (unsigned long long)tot.io_errors,
-           (unsigned long long)tot.spans_rejected);
+           (unsigned long long)tot.spans_rejected, cpu_s);
     if (tot.ok == 0) {
         rc = 1; /* nothing was acknowledged: a failed run, whatever else happened */
     }

@@ -150,22 +150,22 @@ int main(int argc, char **argv) {
     sl_buf buf;
     sl_buf_init(&buf, 0);
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, step = 2; i < argc; i += step) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
+        step = 2;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             goto out;
         } else if (strcmp(a, "--framed") == 0) {
             framed = 1;
-            takes = 0;
+            step = 1;
         } else if (strcmp(a, "--text") == 0) {
             text = 1;
-            takes = 0;
+            step = 1;
         } else if (strcmp(a, "--stats") == 0) {
             stats = 1;
-            takes = 0;
+            step = 1;
         } else if (val == NULL) {
             fprintf(stderr, "otlp-gen: unknown option or missing value: %s\n", a);
             usage(stderr);
@@ -196,7 +196,6 @@ int main(int argc, char **argv) {
             rc = 2;
             goto out;
         }
-        i += takes;
     }
     if (nspans < 1 || nspans > 100000 || count < 1 || count > 1000000) {
         fprintf(stderr, "otlp-gen: --spans must be 1..100000 and --count 1..1000000\n");

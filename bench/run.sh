@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD_IT=0; shift ;;
     --keep) KEEP=1; shift ;;
     --server-arg) SERVER_EXTRA+=("$2"); shift 2 ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -175,6 +175,32 @@ HWM_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
 DU_APPARENT=$(du -sb "$DATA" | cut -f1)
 DU_ALLOC=$(du -s --block-size=1 "$DATA" | cut -f1)
 
+# Where the bytes are: LMDB pages per database, and pages free for reuse (an
+# LMDB file never shrinks, so the WAL's high-water mark stays in it as free
+# pages that later writes reuse).
+LMDB_LINE="n/a (mdb_stat not installed)"
+if command -v mdb_stat >/dev/null; then
+    LMDB_LINE=$(find "$DATA" -name data.mdb -printf '%h\n' | while read -r env; do
+        mdb_stat -efa "$env"
+    done | awk -v spans="$SPANS_ACKED" '
+        /^Status of / { sec = $3 }
+        /^Freelist Status/ { sec = "freelist" }
+        /Page size:/ { ps = $3 }
+        /Branch pages:|Leaf pages:|Overflow pages:/ { pages[sec] += $3; live += $3 }
+        /Free pages:/ { free += $3 }
+        END {
+            if (spans == 0 || ps == 0) { print "n/a"; exit }
+            out = sprintf("live %.1f bytes/span (", live * ps / spans)
+            sep = ""
+            for (s in pages) {
+                if (pages[s] * ps / spans >= 0.05) {
+                    out = out sep sprintf("%s %.1f", s, pages[s] * ps / spans); sep = ", "
+                }
+            }
+            printf "%s), free pages %.1f bytes/span\n", out, free * ps / spans
+        }')
+fi
+
 # Stop the server before the decode loop so that it has a core to itself.
 kill -TERM "$SERVER_PID"
 for _ in $(seq 1 300); do
@@ -204,7 +230,8 @@ BPS_ALLOC=$(calc "%.1f" "$SPANS_ACKED > 0 ? $DU_ALLOC / $SPANS_ACKED : 0")
 RATIO=$(calc "%.0f" "$DEC_MALLOC > 0 ? 100 * $SPS / $DEC_MALLOC : 0")
 RATIO_A=$(calc "%.0f" "$DEC_ARENA > 0 ? 100 * $SPS / $DEC_ARENA : 0")
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo "+dirty" || true)
+DIRTY=""
+if git -C "$ROOT" status --porcelain 2>/dev/null | grep -q .; then DIRTY="+dirty"; fi
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 ok() { awk "BEGIN { exit !($1) }" && echo "yes" || echo "**no**"; }
 
@@ -220,10 +247,12 @@ Command: \`bench/run.sh --duration $DURATION --connections $CONNS --spans $SPANS
 | sustained ingest, durable 2xx | $SPS spans/s ($SPANS_ACKED spans in $(field seconds) s) | ≥ 200000 spans/s | $(ok "$SPS >= 200000") |
 | request latency ($SPANS spans/request, $CONNS connections) | p50 $P50 ms, p99 $P99 ms, max $MAXMS ms | | |
 | non-2xx answers | $ERRS | | |
+| loadgen's own CPU (same machine) | $(field client_cpu_s) s | | |
 | server CPU | $CPU_PER_M s per million spans ($CPU_LOAD s under load, $CPU_ALL s incl. the final cut) | | |
 | WAL backlog when the load stopped | ${WAL_END:-n/a} records, cut in $DRAIN_S s | | |
 | peak RSS (VmHWM) | $RSS_MIB MiB | | |
 | on disk after the WAL is cut (WAL records left: ${WAL:-n/a}) | $BPS_APP bytes/span (du -sb), $BPS_ALLOC allocated; wire size $WIRE_BPS bytes/span | ≤ 30 bytes/span | $(ok "$BPS_APP <= 30") |
+| LMDB breakdown | $LMDB_LINE | | |
 | decode limit, 1 core, same payloads (unpack + free_unpacked) | $DEC_MALLOC spans/s; into a per-request arena $DEC_ARENA, into a pre-grown arena $DEC_WARM | | |
 | sustained / decode limit | $RATIO% ($RATIO_A% of the per-request-arena figure) | ≥ 40% | $(ok "$RATIO >= 40") |
 EOF

@@ -96,6 +96,7 @@ struct col_collector {
     /* requests decoding or queued for the writer: the bound on memory */
     int inflight;
     uint64_t inflight_bytes;
+    atomic_uint_least64_t json_bytes; /* parse memory reserved by JSON decodes */
     /* writer queue */
     pthread_t writer_thread;
     pthread_mutex_t mu;
@@ -123,6 +124,12 @@ void col_req_free(col_req *r);
 int col_writer_start(col_collector *col);
 void col_writer_stop(col_collector *col);
 void col_writer_push(col_collector *col, col_req *r); /* loop thread */
+
+/* pb_depth.c: 0 when no message in buf nests deeper than max_depth levels
+ * (the top message is level 1), else SL_EDECODE (also for malformed wire data). */
+#define COL_PB_MAX_DEPTH 64
+int col_pb_check_depth(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                       int max_depth);
 
 /* inflate.c: decompresses in into out (whose max_size is the limit).
  * Returns 0, SL_ETOOBIG, SL_EDECODE or SL_ENOMEM. */

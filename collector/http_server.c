@@ -483,6 +483,7 @@ void col_options_init(col_options *o) {
     o->queue_max_bytes = 256ull << 20;
     o->max_connections = 1024;
     o->idle_timeout_ms = 60000;
+    o->json_memory_max = 1ull << 30;
 }
 
 int col_start(const col_options *o, stg_store *store, col_collector **out) {

@@ -207,13 +207,34 @@ static void reply_success(col_req *r) {
 
 /* --- decoding (pool) --------------------------------------------------- */
 
+/* Each decode worker keeps one arena for its whole life and resets it after
+ * every request, so steady-state decoding does not call malloc or fault in new
+ * pages. The cap keeps a hostile body from becoming unbounded memory. */
+static _Thread_local sl_arena t_arena;
+static _Thread_local bool t_arena_ready;
+
+/* Reserves n bytes of the JSON parse budget (jansson's tree is not in the
+ * arena). Returns false when it does not fit right now. */
+static bool json_budget_take(col_collector *col, uint64_t n) {
+    uint64_t cur = atomic_load(&col->json_bytes);
+    do {
+        if (cur + n > col->opt.json_memory_max) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&col->json_bytes, &cur, cur + n));
+    return true;
+}
+
 static void decode_work(uv_work_t *w) {
     col_req *r = w->data;
     col_collector *col = r->conn->col;
-    sl_arena a;
-    /* Decoded messages take a few times their wire size; the cap keeps a
-     * hostile body from turning into unbounded memory. */
-    sl_arena_init(&a, 64ull * 1024 * 1024 + 16 * col->opt.max_body_size);
+    if (!t_arena_ready) {
+        /* Decoded messages take a few times their wire size. */
+        sl_arena_init(&t_arena, 64ull * 1024 * 1024 + 16 * col->opt.max_body_size);
+        t_arena_ready = true;
+    }
+    sl_arena *a = &t_arena;
+    uint64_t json_cost = 0;
     if (r->enc != COL_ENC_IDENTITY) {
         sl_buf plain;
         sl_buf_init(&plain, col->opt.max_body_size);
@@ -231,15 +252,33 @@ static void decode_work(uv_work_t *w) {
     }
     ProtobufCMessage *msg = NULL;
     if (r->ctype == COL_CT_PROTOBUF) {
-        msg =
-            protobuf_c_message_unpack(&TRACE_REQ_DESC, sl_arena_pb(&a), r->body.len, r->body.data);
+        if (col_pb_check_depth(&TRACE_REQ_DESC, r->body.data, r->body.len, COL_PB_MAX_DEPTH) != 0) {
+            r->status = 400;
+            r->reason = "body is not a valid ExportTraceServiceRequest protobuf "
+                        "(malformed, or values nested too deeply)";
+            goto out;
+        }
+        msg = protobuf_c_message_unpack(&TRACE_REQ_DESC, sl_arena_pb(a), r->body.len, r->body.data);
         if (msg == NULL) {
             r->status = 400;
             r->reason = "body is not a valid ExportTraceServiceRequest protobuf";
             goto out;
         }
     } else {
-        int rc = col_json_decode(&TRACE_REQ_DESC, (const char *)r->body.data, r->body.len, &a, &msg,
+        json_cost = col_json_parse_cost((const char *)r->body.data, r->body.len);
+        if (json_cost > col->opt.json_memory_max) {
+            json_cost = 0;
+            r->status = 413;
+            r->reason = "JSON body needs more memory to parse than allowed; send protobuf";
+            goto out;
+        }
+        if (!json_budget_take(col, json_cost)) {
+            json_cost = 0;
+            r->status = 503;
+            r->reason = "JSON decoding is saturated; retry later";
+            goto out;
+        }
+        int rc = col_json_decode(&TRACE_REQ_DESC, (const char *)r->body.data, r->body.len, a, &msg,
                                  r->msg, sizeof(r->msg));
         if (rc != 0) {
             r->status = rc == SL_ENOMEM ? 413 : 400;
@@ -250,7 +289,7 @@ static void decode_work(uv_work_t *w) {
     sl_span *spans = NULL;
     size_t n = 0, rejected = 0;
     int rc = col_traces_to_model(
-        (const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *)msg, &a,
+        (const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *)msg, a,
         &spans, &n, &rejected, r->msg, sizeof(r->msg));
     if (rc != 0) {
         r->status = rc == SL_ENOMEM ? 413 : 400;
@@ -264,8 +303,11 @@ static void decode_work(uv_work_t *w) {
         r->reason = "out of memory";
     }
 out:
+    if (json_cost > 0) {
+        atomic_fetch_sub(&col->json_bytes, json_cost);
+    }
     sl_buf_free(&r->body);
-    sl_arena_free(&a);
+    sl_arena_reset(a);
 }
 
 static void after_decode(uv_work_t *w, int status) {

@@ -18,6 +18,7 @@ struct sl_arena_chunk {
 #define SL_ARENA_HDR ((sizeof(sl_arena_chunk) + 15u) & ~(size_t)15u)
 #define SL_ARENA_FIRST 4096u
 #define SL_ARENA_MAXCHUNK (1u << 20)
+#define SL_ARENA_RETAIN (32u << 20) /* largest chunk sl_arena_reset keeps */
 
 static void *pb_alloc(void *ud, size_t size) {
     return sl_arena_alloc(ud, size);
@@ -47,32 +48,43 @@ void sl_arena_free(sl_arena *a) {
         free(c);
         c = n;
     }
+    c = a->spare;
+    while (c != NULL) {
+        sl_arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
     a->head = NULL;
+    a->spare = NULL;
     a->used = 0;
     a->reserved = 0;
     a->next_chunk = SL_ARENA_FIRST;
 }
 
 void sl_arena_reset(sl_arena *a) {
-    if (a->head == NULL) {
-        return;
+    /* Move chunks to the spare list (up to SL_ARENA_RETAIN bytes in all) so
+     * that a reused arena serves typical requests from memory that is already
+     * paged in, while one huge request does not pin its memory forever. */
+    size_t kept = 0;
+    for (sl_arena_chunk *c = a->spare; c != NULL; c = c->next) {
+        kept += c->size;
     }
-    /* Keep the oldest chunk: it is the smallest and fits typical requests. */
-    sl_arena_chunk *c = a->head, *keep = NULL;
+    sl_arena_chunk *c = a->head;
     while (c != NULL) {
         sl_arena_chunk *n = c->next;
-        if (n == NULL) {
-            keep = c;
+        if (kept + c->size <= SL_ARENA_RETAIN) {
+            kept += c->size;
+            c->off = 0;
+            c->next = a->spare;
+            a->spare = c;
         } else {
             free(c);
         }
         c = n;
     }
-    keep->off = 0;
-    keep->next = NULL;
-    a->head = keep;
+    a->head = NULL;
     a->used = 0;
-    a->reserved = keep->size + SL_ARENA_HDR;
+    a->reserved = 0;
 }
 
 void *sl_arena_alloc(sl_arena *a, size_t size) {
@@ -86,6 +98,20 @@ void *sl_arena_alloc(sl_arena *a, size_t size) {
         c->off += size;
         a->used += size;
         return p;
+    }
+    /* A spare chunk from before the last reset that is big enough. */
+    for (sl_arena_chunk **sp = &a->spare; *sp != NULL; sp = &(*sp)->next) {
+        sl_arena_chunk *n = *sp;
+        if (n->size >= size &&
+            (a->max_size == 0 || a->reserved + n->size + SL_ARENA_HDR <= a->max_size)) {
+            *sp = n->next;
+            n->off = size;
+            n->next = c;
+            a->head = n;
+            a->reserved += SL_ARENA_HDR + n->size;
+            a->used += size;
+            return (char *)n + SL_ARENA_HDR;
+        }
     }
     size_t csize = a->next_chunk;
     if (size > csize / 2) {

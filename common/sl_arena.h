@@ -16,6 +16,7 @@ typedef struct sl_arena_chunk sl_arena_chunk;
 
 typedef struct sl_arena {
     sl_arena_chunk *head;  /* newest chunk first */
+    sl_arena_chunk *spare; /* chunks kept by sl_arena_reset for reuse */
     size_t used;           /* bytes handed out, for accounting */
     size_t reserved;       /* bytes malloc'd for chunks */
     size_t max_size;       /* cap on reserved; 0 = unlimited */
@@ -30,7 +31,8 @@ void sl_arena_init(sl_arena *a, size_t max_size);
 /* Frees every chunk. The arena may be reused after sl_arena_init. NULL is fine. */
 void sl_arena_free(sl_arena *a);
 
-/* Forgets every allocation but keeps the first chunk for reuse. */
+/* Forgets every allocation but keeps up to 32 MiB of chunks for reuse, so
+ * that a long-lived arena stops calling malloc for typical sizes. */
 void sl_arena_reset(sl_arena *a);
 
 /* Returns size bytes aligned to 16, or NULL when out of memory or over the cap.
