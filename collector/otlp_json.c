@@ -433,7 +433,7 @@ static int jd_enum(jdec *d, json_t *v, const ProtobufCEnumDescriptor *ed, int32_
     if (!json_is_number(v) && !json_is_string(v)) {
         return jd_fail(d, "expected an enum value as an integer, got %s", jd_type(v));
     }
-    int64_t x;
+    int64_t x = 0;
     int rc = jd_signed(d, v, PROTOBUF_C_TYPE_ENUM, INT32_MIN, INT32_MAX, &x);
     if (rc == 0) {
         *out = (int32_t)x;
