@@ -5,7 +5,7 @@
  * keep-alive connection, each with exactly one request outstanding: send a
  * POST /v1/traces (application/x-protobuf), read the whole response (status
  * line, headers, Content-Length or chunked body), record the latency, send the
- * next. Every send gets fresh trace ids (the trace-id bytes are XORed with a
+ * next. Every send gets fresh trace, span and parent ids (their bytes are XORed with a
  * per-send salt, so traces never merge across sends and nothing can dedup),
  * without re-encoding. 429 and 503 are counted and retried after a short sleep
  * that loosely honours Retry-After. The run is bounded by a duration (default
@@ -474,7 +474,7 @@ static void *worker_main(void *arg) {
                 uint64_t seq = sh->salt_base + atomic_fetch_add(&sh->sends, 1);
                 uint64_t salt = seq * 0x9e3779b97f4a7c15ull;
                 salt ^= salt >> 29;
-                spangen_rekey(w->sendbuf, rq->id_offs, rq->nids, salt | 1);
+                spangen_rekey8(w->sendbuf, rq->id_offs, rq->nids, salt | 1);
             }
         }
         retry = false;
@@ -622,13 +622,12 @@ static int build_requests(const spangen_options *o, size_t k, size_t nspans, con
         if (rc == 0) {
             rc = sl_buf_append(&head, body.data, body.len);
         }
-        reqs[i].id_offs = rc == 0 ? calloc(nspans, sizeof(size_t)) : NULL;
+        reqs[i].id_offs = rc == 0 ? calloc(3 * nspans, sizeof(size_t)) : NULL;
         if (rc == 0 && reqs[i].id_offs == NULL) {
             rc = SL_ENOMEM;
         }
         if (rc == 0) {
-            rc =
-                spangen_find_trace_ids(body.data, body.len, reqs[i].id_offs, nspans, &reqs[i].nids);
+            rc = spangen_find_ids(body.data, body.len, reqs[i].id_offs, 3 * nspans, &reqs[i].nids);
         }
         if (rc != 0) {
             goto out;

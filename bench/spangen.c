@@ -1718,9 +1718,71 @@ int spangen_find_trace_ids(const uint8_t *body, size_t size, size_t *offs, size_
     return rc;
 }
 
+int spangen_find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max, size_t *nids) {
+    const uint8_t *p = body;
+    const uint8_t *end = body + size;
+    size_t n = 0;
+    int rc = 0;
+    uint32_t f;
+    const uint8_t *a;
+    const uint8_t *ae;
+    /* Same walk as spangen_find_trace_ids. */
+    while (p < end && rc == 0) {
+        rc = wire_next(&p, end, &f, &a, &ae);
+        if (rc != 0 || f != 1 || a == NULL) {
+            continue;
+        }
+        while (a < ae && rc == 0) {
+            const uint8_t *b;
+            const uint8_t *be;
+            rc = wire_next(&a, ae, &f, &b, &be);
+            if (rc != 0 || f != 2 || b == NULL) {
+                continue;
+            }
+            while (b < be && rc == 0) {
+                const uint8_t *c;
+                const uint8_t *ce;
+                rc = wire_next(&b, be, &f, &c, &ce);
+                if (rc != 0 || f != 2 || c == NULL) {
+                    continue;
+                }
+                while (c < ce && rc == 0) {
+                    const uint8_t *d;
+                    const uint8_t *de;
+                    rc = wire_next(&c, ce, &f, &d, &de);
+                    /* trace_id (1, 16 bytes: its last 8), span_id (2) and
+                     * parent_span_id (4, 8 bytes each) */
+                    bool id = d != NULL &&
+                              ((f == 1 && de - d == 16) || ((f == 2 || f == 4) && de - d == 8));
+                    if (rc == 0 && id) {
+                        if (n >= max) {
+                            rc = SL_ETOOBIG;
+                        } else {
+                            offs[n++] = (size_t)(de - 8 - body);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (rc == 0) {
+        *nids = n;
+    }
+    return rc;
+}
+
 void spangen_rekey(uint8_t *body, const size_t *offs, size_t n, uint64_t salt) {
     for (size_t i = 0; i < n; i++) {
         uint8_t *id = body + offs[i] + 8;
+        for (int j = 0; j < 8; j++) {
+            id[j] ^= (uint8_t)(salt >> (8 * j));
+        }
+    }
+}
+
+void spangen_rekey8(uint8_t *body, const size_t *offs, size_t n, uint64_t salt) {
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *id = body + offs[i];
         for (int j = 0; j < 8; j++) {
             id[j] ^= (uint8_t)(salt >> (8 * j));
         }

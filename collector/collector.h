@@ -25,6 +25,7 @@ typedef struct col_options {
     uint64_t queue_max_bytes; /* bytes of records waiting; default 256 MiB */
     uint32_t max_connections; /* default 1024 */
     uint32_t idle_timeout_ms; /* keep-alive idle close; default 60000 */
+    uint64_t wal_backlog_max; /* uncut WAL bytes before 503; default 512 MiB */
     uint64_t json_memory_max; /* parse memory of JSON bodies decoding at once; 1 GiB */
 } col_options;
 

@@ -484,6 +484,7 @@ void col_options_init(col_options *o) {
     o->max_connections = 1024;
     o->idle_timeout_ms = 60000;
     o->json_memory_max = 1ull << 30;
+    o->wal_backlog_max = 512ull << 20;
 }
 
 int col_start(const col_options *o, stg_store *store, col_collector **out) {

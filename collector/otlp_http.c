@@ -369,6 +369,9 @@ void col_request_complete(col_conn *c, col_req *r) {
                col->inflight_bytes + r->body.len > col->opt.queue_max_bytes) {
         /* The write path is saturated: answer now instead of queueing. */
         col_reply_error(r, 503, "ingest queue is full; retry later");
+    } else if (stg_wal_backlog(col->store) > col->opt.wal_backlog_max) {
+        /* Storage has not caught up with compacting what it accepted. */
+        col_reply_error(r, 503, "storage is behind; retry later");
     } else {
         col->inflight++;
         r->admitted_bytes = r->body.len;

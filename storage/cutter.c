@@ -39,17 +39,53 @@ typedef struct kv_set {
     size_t len;
 } kv_set;
 
+/* A fast 64-bit hash, eight bytes at a time (the cutter hashes every
+ * attribute of every span, so byte-at-a-time FNV was a visible cost). */
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t len) {
     const uint8_t *b = p;
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ b[i]) * 0x100000001b3ull;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 32;
+        b += 8;
+        len -= 8;
     }
+    uint64_t w = 0;
+    if (len > 0) {
+        memcpy(&w, b, len);
+    }
+    h = (h ^ w ^ ((uint64_t)len << 56)) * 0xff51afd7ed558ccdull;
+    return h ^ (h >> 29);
+}
+
+uint64_t stg_pair_hash(sl_str key, sl_str value) {
+    uint64_t h = hash_bytes(0x165667b19e3779f9ull, key.ptr, key.len);
+    h = hash_bytes(h ^ 0xff, value.ptr, value.len);
     return h;
 }
 
+void stg_bloom_add(uint8_t *bits, size_t nbits, uint64_t h) {
+    uint64_t h1 = h, h2 = (h >> 33) | 1;
+    for (int i = 0; i < STG_BLOOM_PROBES; i++) {
+        size_t bit = (size_t)((h1 + (uint64_t)i * h2) & (nbits - 1));
+        bits[bit / 8] |= (uint8_t)(1u << (bit % 8));
+    }
+}
+
+bool stg_bloom_maybe(const uint8_t *bits, size_t nbits, uint64_t h) {
+    uint64_t h1 = h, h2 = (h >> 33) | 1;
+    for (int i = 0; i < STG_BLOOM_PROBES; i++) {
+        size_t bit = (size_t)((h1 + (uint64_t)i * h2) & (nbits - 1));
+        if ((bits[bit / 8] & (1u << (bit % 8))) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static uint64_t kv_hash(sl_str k, sl_str v, bool key_only) {
-    uint64_t h = hash_bytes(0xcbf29ce484222325ull, k.ptr, k.len);
-    h = hash_bytes(h, key_only ? "\1" : "\0", 1);
+    uint64_t h = hash_bytes(key_only ? 0x2545f4914f6cdd1dull : 0x165667b19e3779f9ull, k.ptr, k.len);
     return key_only ? h : hash_bytes(h, v.ptr, v.len);
 }
 
@@ -182,8 +218,11 @@ static int cmp_span(const void *a, const void *b) {
 typedef struct svcop_acc {
     sl_str service, op;
     int kind;
+    uint32_t next_kind; /* another accumulator of the same (service, op); or none */
     stg_svcop_val v;
 } svcop_acc;
+
+#define NO_ACC UINT32_MAX
 
 typedef struct cut_block {
     uint64_t id;
@@ -192,18 +231,14 @@ typedef struct cut_block {
     size_t first, count; /* range in the sorted span array */
 } cut_block;
 
-/* Adds one attribute's (key, value-text) to the block's attribute set. */
+/* Adds one attribute's (key, value-text) to the block's attribute set and
+ * counts the key's distinct values in its key-only entry. A value too long to
+ * be an LMDB key forces the key into the bloom filter. */
 static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
     char tmp[64];
     sl_str v = stg_value_text(&at->val, tmp, sizeof(tmp));
     bool added;
-    if (v.len > ATTR_MAX_VALUE || at->val.type == SL_VAL_EMPTY) {
-        /* Too long to index: record the key as "must scan" via a huge count. */
-        kv_entry *k = kv_add(pairs, at->key, v, true, &added);
-        if (k == NULL) {
-            return SL_ENOMEM;
-        }
-        k->count = UINT32_MAX / 2;
+    if (at->val.type == SL_VAL_EMPTY) {
         return 0;
     }
     if (v.ptr == tmp) {
@@ -222,9 +257,7 @@ static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
         if (k == NULL) {
             return SL_ENOMEM;
         }
-        if (k->count < UINT32_MAX / 2) {
-            k->count++;
-        }
+        k->count = v.len > ATTR_MAX_VALUE ? UINT32_MAX / 2 : k->count + (k->count < UINT32_MAX / 2);
     }
     return 0;
 }
@@ -286,33 +319,37 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
     for (size_t i = b->first; i < b->first + b->count; i++) {
         const sl_span *sp = spans[i];
         sl_str svc = sp->resource ? sp->resource->service : SL_STR_LIT("unknown_service");
-        char kb[2] = {(char)('0' + sp->kind), 0};
-        /* key: service, value: op + kind, so one kv_set serves. */
         uint64_t dur = sl_span_duration_nano(sp);
         bool added;
-        char *opk = sl_arena_alloc(a, sp->name.len + 1);
-        if (opk == NULL) {
-            rc = SL_ENOMEM;
-            goto out;
-        }
-        memcpy(opk, sp->name.ptr, sp->name.len);
-        opk[sp->name.len] = kb[0];
-        kv_entry *e = kv_add(&acc, svc, (sl_str){opk, sp->name.len + 1}, false, &added);
+        /* One set entry per (service, op); its accumulators, one per kind
+         * seen (almost always one), are chained from e->count. */
+        kv_entry *e = kv_add(&acc, svc, sp->name, false, &added);
         if (e == NULL) {
             rc = SL_ENOMEM;
             goto out;
         }
-        if (added) {
-            e->count = (uint32_t)naccs;
-            svcop_acc *s = &accs[naccs++];
+        uint32_t ai = added ? NO_ACC : e->count, last = NO_ACC;
+        while (ai != NO_ACC && accs[ai].kind != sp->kind) {
+            last = ai;
+            ai = accs[ai].next_kind;
+        }
+        if (ai == NO_ACC) {
+            ai = (uint32_t)naccs++;
+            if (added) {
+                e->count = ai;
+            } else {
+                accs[last].next_kind = ai;
+            }
+            svcop_acc *s = &accs[ai];
             s->service = svc;
             s->op = sp->name;
             s->kind = sp->kind;
+            s->next_kind = NO_ACC;
             memcpy(s->v.block_id, bid, 8);
             s->v.min_start = s->v.max_start = sp->start_unix_nano;
             s->v.min_dur = s->v.max_dur = dur;
         } else {
-            svcop_acc *s = &accs[e->count];
+            svcop_acc *s = &accs[ai];
             if (sp->start_unix_nano < s->v.min_start) {
                 s->v.min_start = sp->start_unix_nano;
             }
@@ -359,7 +396,11 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
     if (rc != 0) {
         goto out;
     }
-    uint32_t highcard = b->count / 8 > 64 ? (uint32_t)(b->count / 8) : 64;
+    /* Keys with few distinct values in this block get one index entry per
+     * value; the others get a marker entry, and their values go into the
+     * block's bloom filter, so that an id-like tag (request id, user id)
+     * costs about ten bits per value instead of an LMDB entry. */
+    size_t nbloom = 0;
     for (size_t i = 0; i < pairs->cap; i++) {
         kv_entry *e = &pairs->slots[i];
         if (!e->used) {
@@ -367,13 +408,18 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
         }
         bool hc;
         if (e->val.ptr == NULL) {
-            if (e->count <= highcard) {
+            if (e->count <= STG_LOWCARD_MAX) {
                 continue; /* its values are indexed one by one */
             }
             hc = true;
         } else {
             const kv_entry *ke = kv_find(pairs, e->key, e->val, true);
-            if (ke == NULL || ke->count > highcard) {
+            if (ke == NULL) {
+                continue;
+            }
+            if (ke->count > STG_LOWCARD_MAX) {
+                e->count = UINT32_MAX; /* goes to the bloom filter below */
+                nbloom++;
                 continue;
             }
             hc = false;
@@ -385,6 +431,28 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
             goto out;
         }
         rc = 0;
+    }
+    if (nbloom > 0) {
+        size_t nbits = 512;
+        while (nbits < nbloom * STG_BLOOM_BITS_PER_VALUE) {
+            nbits *= 2;
+        }
+        uint8_t *bits = sl_arena_calloc(a, nbits / 8, 1);
+        if (bits == NULL) {
+            rc = SL_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < pairs->cap; i++) {
+            const kv_entry *e = &pairs->slots[i];
+            if (e->used && e->val.ptr != NULL && e->count == UINT32_MAX) {
+                stg_bloom_add(bits, nbits, stg_pair_hash(e->key, e->val));
+            }
+        }
+        k = (MDB_val){8, bid};
+        v = (MDB_val){nbits / 8, bits};
+        if ((rc = mdb_put(txn, p->db_bloom, &k, &v, 0)) != 0) {
+            goto out;
+        }
     }
 out:
     free(acc.slots);
@@ -561,6 +629,7 @@ int stg_cut_partition(stg_store *s, stg_partition *p) {
     p->next_block += nblocks;
     atomic_fetch_add(&p->blocks, nblocks);
     sub_clamped(&p->wal_bytes, rec_bytes);
+    sub_clamped(&s->wal_backlog, rec_bytes);
     sub_clamped(&p->wal_records, nrecords);
     SL_LOG_D("storage", "%s: cut %zu records, %zu spans into %zu blocks", p->path, nrecords, nspans,
              nblocks);

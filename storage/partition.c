@@ -93,8 +93,6 @@ static int load_state(stg_partition *p) {
     MDB_stat st;
     if (rc == 0 && mdb_stat(txn, p->db_wal, &st) == 0) {
         atomic_store(&p->wal_records, st.ms_entries);
-        /* Any uncut record makes the cutter run; its size is not needed. */
-        atomic_store(&p->wal_bytes, st.ms_entries > 0 ? 1 : 0);
     }
     if (rc == 0 && mdb_stat(txn, p->db_blocks, &st) == 0) {
         atomic_store(&p->blocks, st.ms_entries);
@@ -114,6 +112,7 @@ static int load_state(stg_partition *p) {
             const uint8_t *ids, *blk;
             size_t nids, blk_size;
             uint64_t lo, hi;
+            atomic_fetch_add(&p->wal_bytes, v.mv_size);
             if (stg_wal_parse(v.mv_data, v.mv_size, &ids, &nids, &blk, &blk_size) == 0) {
                 memcpy(&lo, (const uint8_t *)v.mv_data + 4, 8);
                 memcpy(&hi, (const uint8_t *)v.mv_data + 12, 8);
@@ -172,6 +171,7 @@ int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bo
         {"trace", MDB_DUPSORT | MDB_DUPFIXED, &p->db_trace},
         {"svcop", MDB_DUPSORT | MDB_DUPFIXED, &p->db_svcop},
         {"attr", MDB_DUPSORT | MDB_DUPFIXED, &p->db_attr},
+        {"bloom", 0, &p->db_bloom},
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         if ((rc = lmdb_err(
@@ -332,6 +332,7 @@ int stg_discover(stg_store *s) {
             stg_partition *p = NULL;
             rc = stg_part_open(s, te->d_name, secs * 1000000000u, false, &p);
             if (rc == 0) {
+                atomic_fetch_add(&s->wal_backlog, atomic_load(&p->wal_bytes));
                 pthread_mutex_lock(&s->mu);
                 insert_sorted(s, p);
                 pthread_mutex_unlock(&s->mu);
@@ -358,6 +359,10 @@ int stg_retention_run(stg_store *s, uint64_t now_ns) {
             *pp = p->next;
             p->dropped = true;
             p->refs++; /* ours, released below */
+            /* Its uncut records go with it: they no longer wait for the cutter. */
+            uint64_t wb = atomic_load(&p->wal_bytes), cur = atomic_load(&s->wal_backlog);
+            while (!atomic_compare_exchange_weak(&s->wal_backlog, &cur, cur > wb ? cur - wb : 0)) {
+            }
             p->next = victims;
             victims = p;
         } else {

@@ -343,15 +343,32 @@ static int candidate_blocks(stg_partition *p, MDB_txn *txn, const stg_trace_quer
     }
     ids_sort_unique(out);
     for (size_t i = 0; i < q->ntags && rc == 0 && out->n > 0; i++) {
-        id_set t = {0};
+        id_set t = {0}, hc = {0};
         size_t kl = stg_attr_key(q->tags[i].key, q->tags[i].value, false, key);
         if (q->tags[i].value.len <= 256) {
             rc = ids_from_key(txn, p->db_attr, key, kl, &t);
         }
+        /* Blocks where the key's values are in the bloom filter: keep those
+         * whose filter may hold this value. */
         kl = stg_attr_key(q->tags[i].key, q->tags[i].value, true, key);
         if (rc == 0) {
-            rc = ids_from_key(txn, p->db_attr, key, kl, &t);
+            rc = ids_from_key(txn, p->db_attr, key, kl, &hc);
         }
+        uint64_t h = stg_pair_hash(q->tags[i].key, q->tags[i].value);
+        for (size_t j = 0; j < hc.n && rc == 0; j++) {
+            uint8_t bid[8];
+            stg_be64(bid, hc.v[j]);
+            MDB_val bk = {8, bid}, bv;
+            size_t nbits = 0;
+            if (mdb_get(txn, p->db_bloom, &bk, &bv) == 0) {
+                nbits = bv.mv_size * 8;
+            }
+            /* A missing or malformed filter means "maybe": never lose data. */
+            if (nbits == 0 || (nbits & (nbits - 1)) != 0 || stg_bloom_maybe(bv.mv_data, nbits, h)) {
+                rc = ids_push(&t, hc.v[j]);
+            }
+        }
+        free(hc.v);
         ids_sort_unique(&t);
         ids_intersect(out, &t);
         free(t.v);

@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 const char *stg_kind_name(int kind) {
     static const char *names[] = {"unspecified", "internal", "server",
@@ -30,16 +31,11 @@ sl_str stg_value_text(const sl_value *v, char *buf, size_t cap) {
         n = snprintf(buf, cap, "%" PRId64, v->v.i);
         break;
     case SL_VAL_DOUBLE:
-        n = snprintf(buf, cap, "%.17g", v->v.d);
-        /* Prefer the shortest form that reads back the same value. */
-        for (int prec = 1; prec < 17; prec++) {
-            char tmp[40];
-            int m = snprintf(tmp, sizeof(tmp), "%.*g", prec, v->v.d);
-            double back = 0;
-            if (m > 0 && sscanf(tmp, "%lf", &back) == 1 && back == v->v.d) {
-                n = snprintf(buf, cap, "%s", tmp);
-                break;
-            }
+        /* 15 significant digits read back exactly for most values people
+         * type (0.25, 1.1); the rest need 17. */
+        n = snprintf(buf, cap, "%.15g", v->v.d);
+        if (n > 0 && (size_t)n < cap && strtod(buf, NULL) != v->v.d) {
+            n = snprintf(buf, cap, "%.17g", v->v.d);
         }
         break;
     default:

@@ -72,6 +72,12 @@ typedef struct stg_write {
  * Returns 0, SL_ESTORAGE, SL_ENOMEM or -errno. */
 int stg_write_batch(stg_store *s, const stg_write *w, size_t n);
 
+/* Bytes of WAL records written but not yet cut into blocks, over all
+ * windows. The collector refuses new data (503) while this is too large, so
+ * an ingest rate above what the cutter sustains cannot grow the WAL without
+ * bound. Thread-safe, lock-free. */
+uint64_t stg_wal_backlog(stg_store *s);
+
 /* Runs one cutter pass and one retention pass now (tests and shutdown; the
  * background thread does this on its own). now_unix_nano decides retention. */
 int stg_maintain(stg_store *s, uint64_t now_unix_nano);

@@ -9,7 +9,9 @@
  *   trace  trace id (16 bytes)  -> dupsort u64be block ids
  *   svcop  service\0op\0kind    -> dupsort stg_svcop_val (block id + bounds)
  *   attr   key\0value-text      -> dupsort u64be block ids
- *          key\0\xff            -> blocks where key had too many values to index
+ *          key\0\xff            -> blocks where key had more than STG_LOWCARD_MAX
+ *                                 distinct values: they are in the block's bloom
+ *   bloom  u64be block id       -> bloom filter over those blocks' (key, value) pairs
  * Partitions are reference-counted so that retention never closes an
  * environment under a reader.
  */
@@ -26,6 +28,9 @@
 #define STG_MAX_KEY 480           /* below LMDB's default 511-byte key limit */
 #define STG_WAL_MAGIC 0x534c5731u /* "SLW1" */
 #define STG_HIGHCARD_MARK 0xff
+#define STG_LOWCARD_MAX 16          /* distinct values per key per block in `attr` */
+#define STG_BLOOM_BITS_PER_VALUE 10 /* at least; rounded up to a power of two */
+#define STG_BLOOM_PROBES 7          /* about 1% false positives at 10 bits */
 
 /* bmeta key of the partition's span start bounds (two u64). */
 extern char stg_bounds_key[4];
@@ -36,7 +41,7 @@ typedef struct stg_partition {
     char *path;
     uint64_t window_start_ns;
     MDB_env *env;
-    MDB_dbi db_wal, db_blocks, db_bmeta, db_trace, db_svcop, db_attr;
+    MDB_dbi db_wal, db_blocks, db_bmeta, db_trace, db_svcop, db_attr, db_bloom;
     int refs;                          /* readers and writers holding it (under store mu) */
     bool dropped;                      /* removed by retention; freed at refs == 0 */
     uint64_t next_seq;                 /* next WAL key; writer thread only */
@@ -66,8 +71,9 @@ typedef struct stg_svcop_val {
 struct stg_store {
     stg_options opt;
     char *data_dir;
-    pthread_mutex_t mu;   /* guards the partition list and refs */
-    stg_partition *parts; /* all tenants, newest window first */
+    pthread_mutex_t mu;                /* guards the partition list and refs */
+    stg_partition *parts;              /* all tenants, newest window first */
+    atomic_uint_least64_t wal_backlog; /* uncut WAL bytes of every partition */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t cut_mu; /* one cutter at a time (background or stg_maintain) */
@@ -105,6 +111,12 @@ int stg_wal_parse(const uint8_t *v, size_t size, const uint8_t **ids, size_t *ni
  * it) and key\0value-text (highcard: key\0 0xff), truncated to fit LMDB. */
 size_t stg_svcop_key(sl_str service, sl_str op, int kind, uint8_t *buf);
 size_t stg_attr_key(sl_str key, sl_str val, bool highcard, uint8_t *buf);
+
+/* Attribute bloom filters (cutter.c): a stable hash of (key, value-text) and
+ * the filter operations; nbits is a power of two. */
+uint64_t stg_pair_hash(sl_str key, sl_str value);
+void stg_bloom_add(uint8_t *bits, size_t nbits, uint64_t h);
+bool stg_bloom_maybe(const uint8_t *bits, size_t nbits, uint64_t h);
 
 /* span_util.c */
 /* Text form of a value used by tag indexes and tag matching. Writes at most

@@ -189,6 +189,10 @@ static uint64_t file_bytes(const char *dir, const char *name) {
     return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
 }
 
+uint64_t stg_wal_backlog(stg_store *s) {
+    return atomic_load(&s->wal_backlog);
+}
+
 void stg_get_stats(stg_store *s, stg_stats *out) {
     memset(out, 0, sizeof(*out));
     stg_partition **parts;

@@ -178,6 +178,7 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
                     wal_bounds(w[i].rec, w[i].rec_size, &lo, &hi);
                     stg_widen_bounds(p, lo, hi);
                     atomic_fetch_add(&p->wal_bytes, w[i].rec_size);
+                    atomic_fetch_add(&s->wal_backlog, w[i].rec_size);
                     atomic_fetch_add(&p->wal_records, 1);
                 }
             }

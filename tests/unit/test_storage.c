@@ -247,7 +247,60 @@ static void test_tenants_and_retention(void) {
     rm_dir();
 }
 
+/* A key with many distinct values per block goes to the block's bloom filter
+ * instead of one index entry per value; searches by such a value (a request
+ * id) must still find exactly its trace, before and after the cut. */
+static void test_high_cardinality_tags(void) {
+    fresh_dir();
+    stg_store *s = open_store();
+    enum { N = 200 };
+    static sl_span spans[N];
+    static sl_attr attrs[N][2];
+    static char ids[N][24];
+    for (int i = 0; i < N; i++) {
+        make_span(&spans[i], (uint8_t)(i + 1), (uint8_t)(i + 1), 0, &g_res_a, "GET /x",
+                  T0 + (uint64_t)i * 1000, 1000);
+        snprintf(ids[i], sizeof(ids[i]), "req-%04d", i);
+        attrs[i][0] =
+            (sl_attr){SL_STR_LIT("request.id"), {.type = SL_VAL_STR, .v.s = sl_str_c(ids[i])}};
+        attrs[i][1] =
+            (sl_attr){SL_STR_LIT("http.method"), {.type = SL_VAL_STR, .v.s = SL_STR_LIT("GET")}};
+        spans[i].attrs = attrs[i];
+        spans[i].nattrs = 2;
+    }
+    ASSERT_EQ(write_spans(s, "default", spans, N), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+        }
+        uint8_t found[4][16];
+        size_t n = 0;
+        stg_tag tag = {SL_STR_LIT("request.id"), SL_STR_LIT("req-0123")};
+        stg_trace_query q = {.tenant = "default",
+                             .service = SL_STR_LIT("frontend"),
+                             .tags = &tag,
+                             .ntags = 1,
+                             .limit = 4};
+        ASSERT_EQ(stg_find_traces(s, &q, found, &n), 0);
+        ASSERT_EQ(n, 1);
+        ASSERT_EQ(found[0][0], 124);
+        tag.value = SL_STR_LIT("req-9999");
+        ASSERT_EQ(stg_find_traces(s, &q, found, &n), 0);
+        ASSERT_EQ(n, 0);
+        stg_tag both[2] = {{SL_STR_LIT("request.id"), SL_STR_LIT("req-0007")},
+                           {SL_STR_LIT("http.method"), SL_STR_LIT("GET")}};
+        q.tags = both;
+        q.ntags = 2;
+        ASSERT_EQ(stg_find_traces(s, &q, found, &n), 0);
+        ASSERT_EQ(n, 1);
+        ASSERT_EQ(found[0][0], 8);
+    }
+    stg_close(s);
+    rm_dir();
+}
+
 int main(void) {
+    RUN(test_high_cardinality_tags);
     RUN(test_write_read_cut);
     RUN(test_tenants_and_retention);
     return SL_TEST_RESULT();
