@@ -27,7 +27,7 @@ static inline sl_str sl_str_c(const char *s) {
 }
 
 static inline bool sl_str_eq(sl_str a, sl_str b) {
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+    return a.len == b.len && (a.len == 0 || a.ptr == b.ptr || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
 static inline bool sl_str_eqc(sl_str a, const char *c) {

@@ -83,7 +83,7 @@ static const struct flag {
     {OPT_CUT_INTERVAL, "cut-interval", "SIGHTLINE_CUT_INTERVAL", "DURATION",
      "how often the write-ahead log is cut into blocks (default 2s)"},
     {OPT_BLOCK_LEVEL, "block-level", "SIGHTLINE_BLOCK_LEVEL", "N",
-     "zstd level of stored blocks, 1-19 (default 6)"},
+     "zstd level of stored blocks, 1-19 (default 3)"},
     {OPT_LOG_LEVEL, "log-level", "SIGHTLINE_LOG_LEVEL", "LEVEL",
      "error, warn, info or debug (default info)"},
     {OPT_UI_DIR, "ui-dir", "SIGHTLINE_UI_DIR", "DIR",
@@ -248,7 +248,7 @@ static int configure(config *c, int argc, char **argv) {
                   .max_body_size = 16ull << 20,
                   .queue_max = 256,
                   .cut_interval_ns = 2000000000ull,
-                  .block_level = 6,
+                  .block_level = 3,
                   .log_level = "info"};
     for (size_t i = 0; i < NFLAGS; i++) {
         const char *v = getenv(g_flags[i].env);

@@ -396,6 +396,14 @@ typedef struct enc {
     size_t nseg, seg_cap;
     uint64_t unit; /* 10^unit_exp divides every timestamp of the block */
     uint32_t unit_exp;
+    /* Key pointer -> value column, for attribute keys seen before: spans
+     * decoded from one record share their key strings, so the cutter finds
+     * most keys here without hashing them. */
+    struct {
+        const char *ptr;
+        size_t len;
+        uint32_t col;
+    } kcache[64];
 } enc;
 
 /* A decoder column: unread bytes and the last string id read from it. */
@@ -638,6 +646,10 @@ static inline uint32_t enc_str(enc *e, ecol *c, sl_str s) {
     } else if (s.ptr == NULL) {
         enc_fail(e, SL_EINVAL);
         return GID_NONE;
+    } else if (c->last != 0 && e->strs[c->last].ptr == s.ptr && e->strs[c->last].len == s.len) {
+        /* The very string referenced last (same memory): no need to hash. */
+        gid = c->last;
+        put_u8(e, &c->b, REF_REPEAT);
     } else {
         uint64_t h = str_hash(s.ptr, s.len);
         gid = str_find(e, s.ptr, s.len, h);
@@ -685,15 +697,25 @@ static uint32_t shape_find(const enc *e, const uint32_t *it, uint32_t n, uint64_
 }
 
 /* Resolves key to its value column, or UINT32_MAX when the key has none yet. */
-static inline uint32_t key_col(const enc *e, sl_str key) {
+static inline uint32_t key_col(enc *e, sl_str key) {
     uint32_t gid = 0;
+    size_t slot = ((uintptr_t)key.ptr >> 3) & 63;
+    if (key.len > 0 && e->kcache[slot].ptr == key.ptr && e->kcache[slot].len == key.len) {
+        return e->kcache[slot].col;
+    }
     if (key.len > 0) {
         gid = str_find(e, key.ptr, key.len, str_hash(key.ptr, key.len));
         if (gid == GID_NONE) {
             return UINT32_MAX;
         }
     }
-    return e->keycol != NULL && e->keycol[gid] != 0 ? e->keycol[gid] - 1 : UINT32_MAX;
+    uint32_t col = e->keycol != NULL && e->keycol[gid] != 0 ? e->keycol[gid] - 1 : UINT32_MAX;
+    if (col != UINT32_MAX && key.len > 0) {
+        e->kcache[slot].ptr = key.ptr;
+        e->kcache[slot].len = key.len;
+        e->kcache[slot].col = col;
+    }
+    return col;
 }
 
 /* Writes one shape item of a new shape to COL_SHAPES, creating the key's
@@ -1065,6 +1087,7 @@ static void enc_reset(enc *e) {
     e->nrptrs = 0;
     e->unit = 1;
     e->unit_exp = 0;
+    memset(e->kcache, 0, sizeof(e->kcache));
     ht_clear(&e->stab);
     ht_clear(&e->shtab);
     ht_clear(&e->rtab);

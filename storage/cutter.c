@@ -37,6 +37,7 @@ typedef struct kv_set {
     kv_entry *slots;
     size_t cap; /* power of two */
     size_t len;
+    uint32_t epoch; /* note_attr's memo is valid for entries of this epoch */
 } kv_set;
 
 /* A fast 64-bit hash, eight bytes at a time (the cutter hashes every
@@ -159,6 +160,10 @@ static void kv_clear(kv_set *s) {
         memset(s->slots, 0, s->cap * sizeof(kv_entry));
     }
     s->len = 0;
+    /* A new epoch (unique per thread: the memo is per thread) forgets the
+     * memo without touching it. */
+    static _Thread_local uint32_t next_epoch;
+    s->epoch = ++next_epoch == 0 ? ++next_epoch : next_epoch;
 }
 
 /* --- index keys --------------------------------------------------------- */
@@ -235,6 +240,36 @@ typedef struct cut_block {
  * counts the key's distinct values in its key-only entry. A value too long to
  * be an LMDB key forces the key into the bloom filter. */
 static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
+    /* Spans decoded from one WAL record share their strings, so most
+     * attributes repeat an earlier one by identity (same key memory, same
+     * value memory or scalar): remember recent ones and skip hashing them. */
+    typedef struct {
+        const char *key;
+        uint64_t val;
+        uint32_t key_len;
+        uint32_t epoch;
+        uint8_t type;
+    } seen_ent;
+    static _Thread_local seen_ent seen[512];
+    uint64_t raw = 0;
+    switch (at->val.type) {
+    case SL_VAL_INT:
+    case SL_VAL_DOUBLE:
+        memcpy(&raw, &at->val.v, sizeof(raw));
+        break;
+    case SL_VAL_BOOL:
+        raw = (uint64_t)at->val.v.b;
+        break;
+    default:
+        raw = (uint64_t)(uintptr_t)at->val.v.s.ptr ^ ((uint64_t)at->val.v.s.len << 48);
+        break;
+    }
+    size_t slot = (((uintptr_t)at->key.ptr >> 3) ^ (raw * 0x9e3779b97f4a7c15ull >> 40)) & 511;
+    if (seen[slot].epoch == pairs->epoch && seen[slot].key == at->key.ptr &&
+        seen[slot].key_len == at->key.len && seen[slot].val == raw &&
+        seen[slot].type == at->val.type && at->key.len > 0) {
+        return 0;
+    }
     char tmp[64];
     sl_str v = stg_value_text(&at->val, tmp, sizeof(tmp));
     bool added;
@@ -259,6 +294,7 @@ static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
         }
         k->count = v.len > ATTR_MAX_VALUE ? UINT32_MAX / 2 : k->count + (k->count < UINT32_MAX / 2);
     }
+    seen[slot] = (seen_ent){at->key.ptr, raw, (uint32_t)at->key.len, pairs->epoch, at->val.type};
     return 0;
 }
 

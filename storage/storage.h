@@ -32,7 +32,7 @@ typedef struct stg_options {
     uint64_t map_size;        /* LMDB map size per window; default 64 GiB (sparse) */
     uint32_t cut_interval_ms; /* how often the cutter runs; default 2000 */
     uint64_t cut_max_bytes;   /* WAL bytes that trigger an early cut; default 32 MiB */
-    int block_level;          /* zstd level of cut blocks; default 6 */
+    int block_level;          /* zstd level of cut blocks; default 3 */
     int background;           /* 1: run the cutter/retention thread (default) */
 } stg_options;
 

@@ -23,7 +23,7 @@ void stg_options_init(stg_options *o) {
     o->map_size = 64ull << 30;
     o->cut_interval_ms = 2000;
     o->cut_max_bytes = 32ull << 20;
-    o->block_level = 6;
+    o->block_level = 3;
     o->background = 1;
 }
 
