@@ -504,80 +504,25 @@ static void sub_clamped(atomic_uint_least64_t *c, uint64_t n) {
     }
 }
 
-int stg_cut_partition(stg_store *s, stg_partition *p) {
+/* Maps an LMDB or errno code from the cutter to SL_ESTORAGE, logging it. */
+static int cut_err(const char *path, int rc) {
+    if (rc > 0 || (rc <= -30780 && rc >= -30999)) {
+        SL_LOG_E("storage", "%s: cut failed: %s", path, mdb_strerror(rc));
+        return SL_ESTORAGE;
+    }
+    return rc;
+}
+
+/* Writes spans (of one window, any order) as blocks with their indexes into
+ * p, together with the window's new cut mark, in one transaction. */
+static int cut_window(stg_store *s, stg_partition *p, sl_span **spans, size_t nspans, uint64_t mark,
+                      sl_arena *a) {
     int rc = 0;
-    sl_arena a;
-    sl_arena_init(&a, CUT_ARENA_MAX);
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    sl_span **spans = NULL;
-    size_t nspans = 0, cap = 0, nrecords = 0;
-    uint64_t last_key = 0, rec_bytes = 0;
     cut_block *blocks = NULL;
     size_t nblocks = 0;
     kv_set pairs = {0};
-
-    if ((rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn)) != 0 ||
-        (rc = mdb_cursor_open(txn, p->db_wal, &cur)) != 0) {
-        goto out;
-    }
     MDB_val k, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (mrc == 0 && nspans < CUT_MAX_SPANS) {
-        const uint8_t *ids, *blk;
-        size_t nids, blk_size;
-        sl_span *rs = NULL;
-        size_t rn = 0;
-        uint64_t key = k.mv_size == 8 ? sl_get_be64(k.mv_data) : 0;
-        int prc = stg_wal_parse(v.mv_data, v.mv_size, &ids, &nids, &blk, &blk_size);
-        if (prc == 0) {
-            prc = stg_block_decode(blk, blk_size, &a, &rs, &rn);
-        }
-        if (prc == SL_ENOMEM) {
-            if (nrecords == 0) {
-                rc = prc;
-                goto out;
-            }
-            break; /* this pass is full; the rest waits for the next one */
-        }
-        if (prc != 0) {
-            /* A record that cannot be read would block the WAL forever: keep
-             * going and drop it with the others, loudly. */
-            SL_LOG_E("storage", "%s: dropping unreadable WAL record %llu: %s", p->path,
-                     (unsigned long long)key, sl_strerror(prc));
-        }
-        if (nspans + rn > cap) {
-            size_t ncap = cap ? cap * 2 : 4096;
-            while (ncap < nspans + rn) {
-                ncap *= 2;
-            }
-            sl_span **n = realloc(spans, ncap * sizeof(*spans));
-            if (n == NULL) {
-                rc = SL_ENOMEM;
-                goto out;
-            }
-            spans = n;
-            cap = ncap;
-        }
-        for (size_t i = 0; i < rn; i++) {
-            spans[nspans++] = &rs[i];
-        }
-        last_key = key;
-        rec_bytes += v.mv_size;
-        nrecords++;
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    if (mrc != 0 && mrc != MDB_NOTFOUND) {
-        rc = mrc;
-        goto out;
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    mdb_txn_abort(txn);
-    txn = NULL;
-    if (nrecords == 0) {
-        goto out;
-    }
 
     /* Sort by trace, then cut into blocks without splitting a trace unless it
      * is itself larger than a block. */
@@ -616,7 +561,7 @@ int stg_cut_partition(stg_store *s, stg_partition *p) {
         i = end;
     }
 
-    /* One write transaction: blocks, their indexes, and the WAL deletion. */
+    /* One write transaction: blocks, their indexes, bounds and the mark. */
     if ((rc = mdb_txn_begin(p->env, NULL, 0, &txn)) != 0) {
         goto out;
     }
@@ -632,7 +577,7 @@ int stg_cut_partition(stg_store *s, stg_partition *p) {
         if ((rc = mdb_put(txn, p->db_bmeta, &k, &v, 0)) != 0) {
             goto out;
         }
-        if ((rc = put_block_index(p, txn, &blocks[i], (const sl_span *const *)spans, &pairs, &a)) !=
+        if ((rc = put_block_index(p, txn, &blocks[i], (const sl_span *const *)spans, &pairs, a)) !=
             0) {
             goto out;
         }
@@ -644,12 +589,162 @@ int stg_cut_partition(stg_store *s, stg_partition *p) {
     if ((rc = mdb_put(txn, p->db_bmeta, &k, &v, 0)) != 0) {
         goto out;
     }
-    if ((rc = mdb_cursor_open(txn, p->db_wal, &cur)) != 0) {
+    k = (MDB_val){4, stg_mark_key};
+    v = (MDB_val){8, &mark};
+    if ((rc = mdb_put(txn, p->db_bmeta, &k, &v, 0)) != 0) {
         goto out;
     }
-    /* The WAL only grows at its end, so the covered records are its head. */
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+        goto out;
+    }
+    p->next_block += nblocks;
+    p->mark = mark;
+    atomic_fetch_add(&p->blocks, nblocks);
+    SL_LOG_D("storage", "%s: cut %zu spans into %zu blocks", p->path, nspans, nblocks);
+out:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    for (size_t i = 0; i < nblocks; i++) {
+        sl_buf_free(&blocks[i].data);
+    }
+    free(blocks);
+    free(pairs.slots);
+    return cut_err(p->path, rc);
+}
+
+/* The spans of one window gathered by a pass over the WAL. */
+typedef struct win_group {
+    uint64_t window;
+    stg_partition *p; /* NULL: the window is past retention, its records are dropped */
+    uint64_t max_seq;
+    sl_span **spans;
+    size_t n, cap;
+} win_group;
+
+#define CUT_MAX_WINDOWS 16
+
+int stg_cut_wal(stg_store *s, stg_wal *w) {
+    int rc = 0;
+    sl_arena a;
+    sl_arena_init(&a, CUT_ARENA_MAX);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    win_group groups[CUT_MAX_WINDOWS];
+    size_t ngroups = 0, nspans = 0, nrecords = 0;
+    uint8_t last_key[STG_WAL_KEY];
+    uint64_t rec_bytes = 0, now = sl_now_unix_nano();
+    uint64_t cutoff =
+        s->opt.retention_ns != 0 && now > s->opt.retention_ns ? now - s->opt.retention_ns : 0;
+
+    if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+        (rc = mdb_cursor_open(txn, w->db, &cur)) != 0) {
+        goto out;
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && nspans < CUT_MAX_SPANS) {
+        if (k.mv_size != STG_WAL_KEY) {
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        uint64_t window = sl_get_be64(k.mv_data), seq = sl_get_be64((uint8_t *)k.mv_data + 8);
+        win_group *g = NULL;
+        for (size_t i = 0; i < ngroups; i++) {
+            if (groups[i].window == window) {
+                g = &groups[i];
+            }
+        }
+        if (g == NULL) {
+            if (ngroups == CUT_MAX_WINDOWS) {
+                break; /* the rest waits for the next pass */
+            }
+            g = &groups[ngroups++];
+            memset(g, 0, sizeof(*g));
+            g->window = window;
+            if (window + s->opt.partition_ns > cutoff &&
+                (rc = stg_part_get(s, w->tenant, window, &g->p)) != 0) {
+                ngroups--;
+                goto out;
+            }
+        }
+        /* Records at or below the window's mark were cut before a crash
+         * kept them from being deleted: only delete them now. */
+        if (g->p != NULL && seq > g->p->mark) {
+            const uint8_t *ids, *blk;
+            size_t nids, blk_size;
+            sl_span *rs = NULL;
+            size_t rn = 0;
+            int prc = stg_wal_parse(v.mv_data, v.mv_size, &ids, &nids, &blk, &blk_size);
+            if (prc == 0) {
+                prc = stg_block_decode(blk, blk_size, &a, &rs, &rn);
+            }
+            if (prc == SL_ENOMEM) {
+                if (nrecords == 0) {
+                    rc = prc;
+                    goto out;
+                }
+                break; /* this pass is full; the rest waits for the next one */
+            }
+            if (prc != 0) {
+                /* A record that cannot be read would block the log forever:
+                 * drop it with the others, loudly. */
+                SL_LOG_E("storage", "%s: dropping unreadable WAL record %llu: %s", w->path,
+                         (unsigned long long)seq, sl_strerror(prc));
+            }
+            if (g->n + rn > g->cap) {
+                size_t ncap = g->cap ? g->cap * 2 : 4096;
+                while (ncap < g->n + rn) {
+                    ncap *= 2;
+                }
+                sl_span **nv = realloc(g->spans, ncap * sizeof(*nv));
+                if (nv == NULL) {
+                    rc = SL_ENOMEM;
+                    goto out;
+                }
+                g->spans = nv;
+                g->cap = ncap;
+            }
+            for (size_t i = 0; i < rn; i++) {
+                g->spans[g->n++] = &rs[i];
+            }
+            nspans += rn;
+            g->max_seq = seq;
+        }
+        memcpy(last_key, k.mv_data, STG_WAL_KEY);
+        rec_bytes += v.mv_size;
+        nrecords++;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = mrc;
+        goto out;
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    mdb_txn_abort(txn);
+    txn = NULL;
+    if (nrecords == 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < ngroups; i++) {
+        if (groups[i].p != NULL && groups[i].n > 0 &&
+            (rc = cut_window(s, groups[i].p, groups[i].spans, groups[i].n, groups[i].max_seq,
+                             &a)) != 0) {
+            goto out;
+        }
+    }
+
+    /* Every window holds its blocks now: delete the records they came from.
+     * The log only grows at its end, so they are its head. */
+    if ((rc = mdb_txn_begin(w->env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_cursor_open(txn, w->db, &cur)) != 0) {
+        goto out;
+    }
     mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (mrc == 0 && k.mv_size == 8 && sl_get_be64(k.mv_data) <= last_key) {
+    while (mrc == 0 && k.mv_size == STG_WAL_KEY && memcmp(k.mv_data, last_key, STG_WAL_KEY) <= 0) {
         if ((rc = mdb_cursor_del(cur, 0)) != 0) {
             goto out;
         }
@@ -662,13 +757,9 @@ int stg_cut_partition(stg_store *s, stg_partition *p) {
     if (rc != 0) {
         goto out;
     }
-    p->next_block += nblocks;
-    atomic_fetch_add(&p->blocks, nblocks);
-    sub_clamped(&p->wal_bytes, rec_bytes);
+    sub_clamped(&w->bytes, rec_bytes);
+    sub_clamped(&w->records, nrecords);
     sub_clamped(&s->wal_backlog, rec_bytes);
-    sub_clamped(&p->wal_records, nrecords);
-    SL_LOG_D("storage", "%s: cut %zu records, %zu spans into %zu blocks", p->path, nrecords, nspans,
-             nblocks);
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);
@@ -676,16 +767,12 @@ out:
     if (txn != NULL) {
         mdb_txn_abort(txn);
     }
-    for (size_t i = 0; i < nblocks; i++) {
-        sl_buf_free(&blocks[i].data);
+    for (size_t i = 0; i < ngroups; i++) {
+        free(groups[i].spans);
+        if (groups[i].p != NULL) {
+            stg_part_release(s, groups[i].p);
+        }
     }
-    free(blocks);
-    free(spans);
-    free(pairs.slots);
     sl_arena_free(&a);
-    if (rc > 0 || (rc < 0 && rc >= -30999 && rc <= -30780)) {
-        SL_LOG_E("storage", "%s: cut failed: %s", p->path, mdb_strerror(rc));
-        rc = SL_ESTORAGE;
-    }
-    return rc;
+    return cut_err(w->path, rc);
 }

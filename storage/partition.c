@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 char stg_bounds_key[4] = {'s', 'p', 'a', 'n'};
+char stg_mark_key[4] = {'m', 'a', 'r', 'k'};
 
 int stg_mkdirs(const char *path) {
     char tmp[4096];
@@ -79,21 +80,15 @@ static int last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out) {
     return rc;
 }
 
-/* Reads the partition's counters (uncut WAL, blocks, time bounds) once at open. */
+/* Reads the partition's block count, span bounds and cut mark once at open. */
 static int load_state(stg_partition *p) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0) {
         return rc;
     }
-    rc = last_key_u64(txn, p->db_wal, &p->next_seq);
-    if (rc == 0) {
-        rc = last_key_u64(txn, p->db_blocks, &p->next_block);
-    }
+    rc = last_key_u64(txn, p->db_blocks, &p->next_block);
     MDB_stat st;
-    if (rc == 0 && mdb_stat(txn, p->db_wal, &st) == 0) {
-        atomic_store(&p->wal_records, st.ms_entries);
-    }
     if (rc == 0 && mdb_stat(txn, p->db_blocks, &st) == 0) {
         atomic_store(&p->blocks, st.ms_entries);
     }
@@ -104,23 +99,9 @@ static int load_state(stg_partition *p) {
         atomic_store(&p->min_start, b[0]);
         atomic_store(&p->max_start, b[1]);
     }
-    /* Uncut records count too: their headers carry their bounds. */
-    MDB_cursor *cur;
-    if (rc == 0 && mdb_cursor_open(txn, p->db_wal, &cur) == 0) {
-        int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        while (mrc == 0) {
-            const uint8_t *ids, *blk;
-            size_t nids, blk_size;
-            uint64_t lo, hi;
-            atomic_fetch_add(&p->wal_bytes, v.mv_size);
-            if (stg_wal_parse(v.mv_data, v.mv_size, &ids, &nids, &blk, &blk_size) == 0) {
-                memcpy(&lo, (const uint8_t *)v.mv_data + 4, 8);
-                memcpy(&hi, (const uint8_t *)v.mv_data + 12, 8);
-                stg_widen_bounds(p, lo, hi);
-            }
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(cur);
+    k = (MDB_val){4, stg_mark_key};
+    if (rc == 0 && mdb_get(txn, p->db_bmeta, &k, &v) == 0 && v.mv_size == 8) {
+        memcpy(&p->mark, v.mv_data, 8);
     }
     mdb_txn_abort(txn);
     return rc;
@@ -165,7 +146,6 @@ int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bo
         unsigned flags;
         MDB_dbi *dbi;
     } dbs[] = {
-        {"wal", 0, &p->db_wal},
         {"blocks", 0, &p->db_blocks},
         {"bmeta", 0, &p->db_bmeta},
         {"trace", MDB_DUPSORT | MDB_DUPFIXED, &p->db_trace},
@@ -332,7 +312,7 @@ int stg_discover(stg_store *s) {
             stg_partition *p = NULL;
             rc = stg_part_open(s, te->d_name, secs * 1000000000u, false, &p);
             if (rc == 0) {
-                atomic_fetch_add(&s->wal_backlog, atomic_load(&p->wal_bytes));
+                s->max_mark = p->mark > s->max_mark ? p->mark : s->max_mark;
                 pthread_mutex_lock(&s->mu);
                 insert_sorted(s, p);
                 pthread_mutex_unlock(&s->mu);
@@ -359,10 +339,6 @@ int stg_retention_run(stg_store *s, uint64_t now_ns) {
             *pp = p->next;
             p->dropped = true;
             p->refs++; /* ours, released below */
-            /* Its uncut records go with it: they no longer wait for the cutter. */
-            uint64_t wb = atomic_load(&p->wal_bytes), cur = atomic_load(&s->wal_backlog);
-            while (!atomic_compare_exchange_weak(&s->wal_backlog, &cur, cur > wb ? cur - wb : 0)) {
-            }
             p->next = victims;
             victims = p;
         } else {

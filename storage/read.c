@@ -26,13 +26,7 @@ static bool overlaps(uint64_t lo, uint64_t hi, uint64_t qmin, uint64_t qmax) {
 
 static bool part_overlaps(stg_partition *p, uint64_t qmin, uint64_t qmax) {
     uint64_t lo = atomic_load(&p->min_start), hi = atomic_load(&p->max_start);
-    if (lo == UINT64_MAX && atomic_load(&p->wal_records) == 0) {
-        return false; /* empty */
-    }
-    if (lo == UINT64_MAX) {
-        return true; /* bounds not known yet */
-    }
-    return overlaps(lo, hi, qmin, qmax);
+    return lo != UINT64_MAX && overlaps(lo, hi, qmin, qmax);
 }
 
 /* Decodes the block with the given id into a. */
@@ -130,6 +124,37 @@ static void list_sort_unique(span_list *l) {
     l->n = w;
 }
 
+/* Uncut WAL records whose trace-id list names the trace. */
+static int collect_trace_wal(stg_wal *w, const uint8_t id[16], sl_arena *tmp, span_list *out) {
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return SL_ESTORAGE;
+    }
+    int rc = 0;
+    if (mdb_cursor_open(txn, w->db, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return SL_ESTORAGE;
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        sl_span *spans;
+        size_t n;
+        if (read_wal(&v, id, tmp, &spans, &n) == 0) {
+            for (size_t i = 0; i < n && rc == 0; i++) {
+                if (memcmp(spans[i].trace_id, id, 16) == 0) {
+                    rc = list_push(out, &spans[i]);
+                }
+            }
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 static int collect_trace(stg_partition *p, const uint8_t id[16], sl_arena *tmp, span_list *out) {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -156,26 +181,6 @@ static int collect_trace(stg_partition *p, const uint8_t id[16], sl_arena *tmp, 
         }
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
     }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    /* Uncut WAL records whose trace-id list names it. */
-    if (rc == 0 && (rc = mdb_cursor_open(txn, p->db_wal, &cur)) != 0) {
-        rc = SL_ESTORAGE;
-        goto out;
-    }
-    mrc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
-    while (mrc == 0 && rc == 0) {
-        sl_span *spans;
-        size_t n;
-        if (read_wal(&v, id, tmp, &spans, &n) == 0) {
-            for (size_t i = 0; i < n && rc == 0; i++) {
-                if (memcmp(spans[i].trace_id, id, 16) == 0) {
-                    rc = list_push(out, &spans[i]);
-                }
-            }
-        }
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);
@@ -186,15 +191,27 @@ out:
 
 int stg_get_trace(stg_store *s, const char *tenant, const uint8_t trace_id[16], sl_arena *a,
                   sl_span **spans, size_t *n) {
-    stg_partition **parts;
-    size_t np;
-    int rc = stg_parts_list(s, tenant, &parts, &np);
-    if (rc != 0) {
-        return rc;
-    }
+    /* The WAL is read before the windows are listed and read: a cut commits
+     * blocks before it deletes their records, so whatever left this WAL
+     * snapshot is already in a window the later reads see. */
     sl_arena tmp;
     sl_arena_init(&tmp, READ_ARENA_MAX);
     span_list list = {0};
+    stg_wal *w = NULL;
+    int rc = 0;
+    if (stg_wal_get(s, tenant, false, &w) == 0) {
+        rc = collect_trace_wal(w, trace_id, &tmp, &list);
+    }
+    stg_partition **parts = NULL;
+    size_t np = 0;
+    if (rc == 0) {
+        rc = stg_parts_list(s, tenant, &parts, &np);
+    }
+    if (rc != 0) {
+        free(list.v);
+        sl_arena_free(&tmp);
+        return rc;
+    }
     for (size_t i = 0; i < np && rc == 0; i++) {
         rc = collect_trace(parts[i], trace_id, &tmp, &list);
     }
@@ -424,27 +441,32 @@ static int note_found(found *f, const sl_span *sp) {
     return f->n >= f->limit;
 }
 
-static int search_partition(stg_partition *p, const stg_trace_query *q, sl_arena *tmp, found *f) {
+/* Uncut WAL records, newest first. */
+static int search_wal(stg_wal *w, const stg_trace_query *q, sl_arena *tmp, found *f) {
+    uint64_t lo = atomic_load(&w->min_start), hi = atomic_load(&w->max_start);
+    if (lo == UINT64_MAX || !overlaps(lo, hi, q->start_min_unix_nano, q->start_max_unix_nano)) {
+        return 0;
+    }
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    id_set blocks = {0};
-    int rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn);
-    if (rc != 0) {
+    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
         return SL_ESTORAGE;
     }
-    /* Newest first: the WAL (newest record first), then blocks by id desc. */
-    if ((rc = mdb_cursor_open(txn, p->db_wal, &cur)) != 0) {
-        rc = SL_ESTORAGE;
-        goto out;
+    if (mdb_cursor_open(txn, w->db, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return SL_ESTORAGE;
     }
     MDB_val k, v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    bool full = false;
+    bool full = f->n >= f->limit;
     while (mrc == 0 && !full) {
         sl_span *spans;
         size_t n;
+        uint64_t rlo, rhi;
+        stg_wal_bounds(v.mv_data, v.mv_size, &rlo, &rhi);
         sl_arena_reset(tmp);
-        if (read_wal(&v, NULL, tmp, &spans, &n) == 0) {
+        if (overlaps(rlo, rhi, q->start_min_unix_nano, q->start_max_unix_nano) &&
+            read_wal(&v, NULL, tmp, &spans, &n) == 0) {
             for (size_t i = 0; i < n && !full; i++) {
                 if (span_matches(&spans[i], q)) {
                     full = note_found(f, &spans[i]);
@@ -454,7 +476,19 @@ static int search_partition(stg_partition *p, const stg_trace_query *q, sl_arena
         mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
     }
     mdb_cursor_close(cur);
-    cur = NULL;
+    mdb_txn_abort(txn);
+    return 0;
+}
+
+static int search_partition(stg_partition *p, const stg_trace_query *q, sl_arena *tmp, found *f) {
+    MDB_txn *txn = NULL;
+    id_set blocks = {0};
+    int rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return SL_ESTORAGE;
+    }
+    /* Newest first: blocks by id, descending. */
+    bool full = f->n >= f->limit;
     if (!full && (rc = candidate_blocks(p, txn, q, &blocks)) == 0) {
         for (size_t b = blocks.n; b-- > 0 && !full;) {
             sl_span *spans;
@@ -470,7 +504,6 @@ static int search_partition(stg_partition *p, const stg_trace_query *q, sl_arena
             }
         }
     }
-out:
     free(blocks.v);
     mdb_txn_abort(txn);
     return rc;
@@ -480,17 +513,23 @@ int stg_find_traces(stg_store *s, const stg_trace_query *q, uint8_t (*ids)[16], 
     if (q->limit == 0 || q->tenant == NULL) {
         return SL_EINVAL;
     }
-    stg_partition **parts;
-    size_t np;
-    int rc = stg_parts_list(s, q->tenant, &parts, &np);
-    if (rc != 0) {
-        return rc;
-    }
     found f = {ids, malloc(q->limit * sizeof(uint64_t)), 0, q->limit};
     sl_arena tmp;
     sl_arena_init(&tmp, READ_ARENA_MAX);
-    if (f.starts == NULL) {
-        rc = SL_ENOMEM;
+    int rc = f.starts == NULL ? SL_ENOMEM : 0;
+    stg_wal *w = NULL;
+    if (rc == 0 && stg_wal_get(s, q->tenant, false, &w) == 0) {
+        rc = search_wal(w, q, &tmp, &f); /* first: see stg_get_trace */
+    }
+    stg_partition **parts = NULL;
+    size_t np = 0;
+    if (rc == 0) {
+        rc = stg_parts_list(s, q->tenant, &parts, &np);
+    }
+    if (rc != 0) {
+        free(f.starts);
+        sl_arena_free(&tmp);
+        return rc;
     }
     for (size_t i = 0; i < np && rc == 0 && f.n < f.limit; i++) {
         if (part_overlaps(parts[i], q->start_min_unix_nano, q->start_max_unix_nano)) {
@@ -520,7 +559,7 @@ int stg_find_traces(stg_store *s, const stg_trace_query *q, uint8_t (*ids)[16], 
 
 /* --- operations and scans ----------------------------------------------- */
 
-static int ops_partition(stg_partition *p, sl_arena *tmp, stg_op_cb cb, void *ud) {
+static int ops_partition(stg_partition *p, stg_op_cb cb, void *ud) {
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
     if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn) != 0) {
@@ -543,38 +582,75 @@ static int ops_partition(stg_partition *p, sl_arena *tmp, stg_op_cb cb, void *ud
         mdb_cursor_close(cur);
         cur = NULL;
     }
-    if (rc == 0 && mdb_cursor_open(txn, p->db_wal, &cur) == 0) {
-        int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        while (mrc == 0 && rc == 0) {
-            sl_span *spans;
-            size_t n;
-            sl_arena_reset(tmp);
-            if (read_wal(&v, NULL, tmp, &spans, &n) == 0) {
-                for (size_t i = 0; i < n && rc == 0; i++) {
-                    sl_str svc = spans[i].resource ? spans[i].resource->service
-                                                   : SL_STR_LIT("unknown_service");
-                    rc = cb(ud, svc, spans[i].name, spans[i].kind);
-                }
-            }
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(cur);
-    }
     mdb_txn_abort(txn);
     return rc;
 }
 
-int stg_list_operations(stg_store *s, const char *tenant, stg_op_cb cb, void *ud) {
-    stg_partition **parts;
-    size_t np;
-    int rc = stg_parts_list(s, tenant, &parts, &np);
-    if (rc != 0) {
-        return rc;
+/* Calls fn with the decoded spans of every WAL record of w, oldest first,
+ * until fn returns nonzero (returned). Unreadable records are skipped. */
+typedef int (*wal_fn)(void *ud, sl_span *spans, size_t n);
+static int wal_each(stg_wal *w, sl_arena *tmp, wal_fn fn, void *ud) {
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return SL_ESTORAGE;
     }
+    if (mdb_cursor_open(txn, w->db, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return SL_ESTORAGE;
+    }
+    int rc = 0;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        sl_span *spans;
+        size_t n;
+        sl_arena_reset(tmp);
+        if (read_wal(&v, NULL, tmp, &spans, &n) == 0 && n > 0) {
+            rc = fn(ud, spans, n);
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+typedef struct ops_ctx {
+    stg_op_cb cb;
+    void *ud;
+} ops_ctx;
+
+static int ops_from_spans(void *ud, sl_span *spans, size_t n) {
+    ops_ctx *c = ud;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sl_str svc = spans[i].resource ? spans[i].resource->service : SL_STR_LIT("unknown_service");
+        rc = c->cb(c->ud, svc, spans[i].name, spans[i].kind);
+    }
+    return rc;
+}
+
+int stg_list_operations(stg_store *s, const char *tenant, stg_op_cb cb, void *ud) {
     sl_arena tmp;
     sl_arena_init(&tmp, READ_ARENA_MAX);
+    int rc = 0;
+    stg_wal *w = NULL;
+    if (stg_wal_get(s, tenant, false, &w) == 0) {
+        ops_ctx c = {cb, ud};
+        rc = wal_each(w, &tmp, ops_from_spans, &c); /* first: see stg_get_trace */
+    }
+    stg_partition **parts = NULL;
+    size_t np = 0;
+    if (rc == 0) {
+        rc = stg_parts_list(s, tenant, &parts, &np);
+    }
+    if (rc != 0) {
+        sl_arena_free(&tmp);
+        return rc;
+    }
     for (size_t i = 0; i < np && rc == 0; i++) {
-        rc = ops_partition(parts[i], &tmp, cb, ud);
+        rc = ops_partition(parts[i], cb, ud);
     }
     sl_arena_free(&tmp);
     stg_parts_release(s, parts, np);
@@ -621,33 +697,40 @@ static int scan_partition(stg_partition *p, uint64_t lo, uint64_t hi, sl_arena *
         mdb_cursor_close(cur);
         cur = NULL;
     }
-    if (rc == 0 && mdb_cursor_open(txn, p->db_wal, &cur) == 0) {
-        int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        while (mrc == 0 && rc == 0) {
-            sl_span *spans;
-            size_t n;
-            sl_arena_reset(tmp);
-            if (read_wal(&v, NULL, tmp, &spans, &n) == 0) {
-                rc = emit_range(spans, n, lo, hi, cb, ud);
-            }
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(cur);
-    }
     mdb_txn_abort(txn);
     return rc;
 }
 
+typedef struct scan_ctx {
+    uint64_t lo, hi;
+    stg_span_cb cb;
+    void *ud;
+} scan_ctx;
+
+static int scan_from_spans(void *ud, sl_span *spans, size_t n) {
+    scan_ctx *c = ud;
+    return emit_range(spans, n, c->lo, c->hi, c->cb, c->ud);
+}
+
 int stg_scan_spans(stg_store *s, const char *tenant, uint64_t start_min, uint64_t start_max,
                    stg_span_cb cb, void *ud) {
-    stg_partition **parts;
-    size_t np;
-    int rc = stg_parts_list(s, tenant, &parts, &np);
-    if (rc != 0) {
-        return rc;
-    }
     sl_arena tmp;
     sl_arena_init(&tmp, READ_ARENA_MAX);
+    int rc = 0;
+    stg_wal *w = NULL;
+    if (stg_wal_get(s, tenant, false, &w) == 0) {
+        scan_ctx c = {start_min, start_max, cb, ud};
+        rc = wal_each(w, &tmp, scan_from_spans, &c); /* first: see stg_get_trace */
+    }
+    stg_partition **parts = NULL;
+    size_t np = 0;
+    if (rc == 0) {
+        rc = stg_parts_list(s, tenant, &parts, &np);
+    }
+    if (rc != 0) {
+        sl_arena_free(&tmp);
+        return rc;
+    }
     for (size_t i = 0; i < np && rc == 0; i++) {
         if (part_overlaps(parts[i], start_min, start_max)) {
             rc = scan_partition(parts[i], start_min, start_max, &tmp, cb, ud);

@@ -2,12 +2,13 @@
  * Sightline storage: time-partitioned LMDB holding zstd-compressed span blocks.
  *
  * Layout: <data_dir>/<tenant>/traces/<window start, unix seconds>/ is one LMDB
- * environment per tenant per ingest window. A request is appended to the
- * current window's write-ahead log (WAL) inside that environment; a 2xx may be
- * sent once stg_write_batch() has returned 0 (the commit is fsync'd). A cutter
- * thread turns WAL records into large sorted blocks plus indexes and deletes
- * the records it covered, in one transaction. Queries read blocks and the WAL,
- * so acknowledged data is visible at once. Retention drops whole windows.
+ * environment per tenant per ingest window, holding blocks and indexes; and
+ * <data_dir>/<tenant>/wal/ is the tenant's write-ahead log (WAL). A request is
+ * appended to the WAL; a 2xx may be sent once stg_write_batch() has returned 0
+ * (the commit is fsync'd). A cutter thread turns WAL records into large sorted
+ * blocks plus indexes in the window they arrived in, then deletes the records
+ * (exactly once, see storage_int.h). Queries read the WAL and the blocks, so
+ * acknowledged data is visible at once. Retention drops whole windows.
  *
  * Thread-safety: stg_write_batch() is called by one writer thread at a time;
  * every read function may be called from any number of threads concurrently
@@ -134,6 +135,7 @@ typedef struct stg_stats {
     uint64_t partitions;    /* open or closed windows on disk */
     uint64_t blocks;
     uint64_t wal_records; /* not yet cut */
+    uint64_t wal_bytes;   /* their size */
 } stg_stats;
 
 /* A snapshot of store-wide figures. Thread-safe. */

@@ -1,9 +1,15 @@
 /*
  * Private declarations of the storage module (see storage.h for the model).
  *
+ * Each tenant has one write-ahead log environment (<tenant>/wal/) with one
+ * database:
+ *   wal    u64be window start ns, u64be seq -> WAL record (header with the
+ *          span start bounds and trace-id list, then a level-1 block)
+ * It only ever holds what the cutter has not taken yet, so its file stays as
+ * small as the backlog, and the window files never hold WAL pages.
+ *
  * A partition is one LMDB environment: one tenant, one ingest window. Its
  * named databases:
- *   wal    u64be seq            -> WAL record (trace-id list + level-1 block)
  *   blocks u64be block id       -> block (columnar, zstd)
  *   bmeta  u64be block id       -> stg_block_meta (time bounds, counts)
  *   trace  trace id (16 bytes)  -> dupsort u64be block ids
@@ -12,6 +18,10 @@
  *          key\0\xff            -> blocks where key had more than STG_LOWCARD_MAX
  *                                 distinct values: they are in the block's bloom
  *   bloom  u64be block id       -> bloom filter over those blocks' (key, value) pairs
+ *   bmeta also holds "span" (the window's span start bounds) and "mark" (the
+ *   highest WAL seq cut into it: a cut commits blocks and mark together, then
+ *   deletes the WAL records; after a crash between the two, records at or
+ *   below the mark are known to be cut already and are only deleted).
  * Partitions are reference-counted so that retention never closes an
  * environment under a reader.
  */
@@ -34,6 +44,8 @@
 
 /* bmeta key of the partition's span start bounds (two u64). */
 extern char stg_bounds_key[4];
+/* bmeta key of the highest WAL sequence cut into the window (u64). */
+extern char stg_mark_key[4];
 
 typedef struct stg_partition {
     struct stg_partition *next; /* in the tenant's list, newest window first */
@@ -41,17 +53,31 @@ typedef struct stg_partition {
     char *path;
     uint64_t window_start_ns;
     MDB_env *env;
-    MDB_dbi db_wal, db_blocks, db_bmeta, db_trace, db_svcop, db_attr, db_bloom;
-    int refs;                          /* readers and writers holding it (under store mu) */
-    bool dropped;                      /* removed by retention; freed at refs == 0 */
-    uint64_t next_seq;                 /* next WAL key; writer thread only */
-    uint64_t next_block;               /* next block id; cutter thread only */
-    atomic_uint_least64_t wal_bytes;   /* uncut WAL bytes (approximate) */
-    atomic_uint_least64_t wal_records; /* uncut WAL records */
+    MDB_dbi db_blocks, db_bmeta, db_trace, db_svcop, db_attr, db_bloom;
+    int refs;            /* readers and writers holding it (under store mu) */
+    bool dropped;        /* removed by retention; freed at refs == 0 */
+    uint64_t next_block; /* next block id; cutter thread only */
+    uint64_t mark;       /* highest WAL seq cut into it; cutter thread only */
     atomic_uint_least64_t blocks;
     atomic_uint_least64_t min_start; /* span start bounds of everything in it */
     atomic_uint_least64_t max_start;
 } stg_partition;
+
+/* A tenant's write-ahead log environment. Created on first write, never
+ * dropped while the store is open (retention drops windows, not the log). */
+typedef struct stg_wal {
+    struct stg_wal *next;
+    char *tenant;
+    char *path;
+    MDB_env *env;
+    MDB_dbi db;
+    uint64_t next_seq;    /* writer thread only */
+    uint64_t last_window; /* keys stay increasing if the clock steps back */
+    atomic_uint_least64_t bytes;
+    atomic_uint_least64_t records;
+    atomic_uint_least64_t min_start; /* span start bounds of the records */
+    atomic_uint_least64_t max_start;
+} stg_wal;
 
 typedef struct stg_block_meta {
     uint64_t min_start;
@@ -73,6 +99,8 @@ struct stg_store {
     char *data_dir;
     pthread_mutex_t mu;                /* guards the partition list and refs */
     stg_partition *parts;              /* all tenants, newest window first */
+    stg_wal *wals;                     /* one per tenant */
+    uint64_t max_mark;                 /* highest cut mark of any window, at open */
     atomic_uint_least64_t wal_backlog; /* uncut WAL bytes of every partition */
     pthread_t thread;
     bool thread_started;
@@ -100,12 +128,26 @@ int stg_mkdirs(const char *path);
 int stg_rmtree(const char *path);
 void stg_widen_bounds(stg_partition *p, uint64_t min_start, uint64_t max_start);
 
-/* cutter.c */
-int stg_cut_partition(stg_store *s, stg_partition *p);
+/* cutter.c: cuts a bounded slice of the tenant's WAL into its windows. */
+int stg_cut_wal(stg_store *s, stg_wal *w);
 
-/* wal.c: parse a WAL value into its trace-id list and block payload. */
+/* wal.c */
+/* Parses a WAL value into its trace-id list and block payload. */
 int stg_wal_parse(const uint8_t *v, size_t size, const uint8_t **ids, size_t *nids,
                   const uint8_t **block, size_t *block_size);
+/* The span start bounds in a record's header. */
+void stg_wal_bounds(const uint8_t *v, size_t size, uint64_t *min_start, uint64_t *max_start);
+/* The tenant's WAL, opened or created (create) on first use; NULL tenant
+ * never. Returns 0, SL_ENOTFOUND (!create and none on disk) or an error. */
+int stg_wal_get(stg_store *s, const char *tenant, bool create, stg_wal **out);
+/* Opens the WAL of every tenant directory found at start-up. */
+int stg_wal_discover(stg_store *s);
+void stg_wal_close(stg_wal *w);
+void stg_widen_wal_bounds(stg_wal *w, uint64_t min_start, uint64_t max_start);
+/* Snapshot of all WALs (the list only grows; entries live until stg_close). */
+int stg_wals_list(stg_store *s, stg_wal ***out, size_t *n);
+/* WAL keys: window start and sequence, both big-endian. */
+#define STG_WAL_KEY 16
 
 /* Index keys (cutter.c): service\0op\0kind (kind < 0: the prefix without
  * it) and key\0value-text (highcard: key\0 0xff), truncated to fit LMDB. */

@@ -41,39 +41,36 @@ int stg_tenant_valid(sl_str name) {
     return 1;
 }
 
-/* One maintenance pass: cut every partition holding WAL records (all of them
- * when force, else those due by size), then retention. */
+/* One maintenance pass: cut every tenant's WAL (all of it when force, else
+ * only logs past the size trigger), then retention. */
 static int maintain(stg_store *s, uint64_t now_ns, bool force) {
-    stg_partition **parts;
+    stg_wal **wals;
     size_t n;
-    int rc = stg_parts_list(s, NULL, &parts, &n);
+    int rc = stg_wals_list(s, &wals, &n);
     if (rc != 0) {
         return rc;
     }
     pthread_mutex_lock(&s->cut_mu);
     for (size_t i = 0; i < n; i++) {
-        /* Cut until the WAL is empty (one pass handles a bounded amount). */
+        /* One pass handles a bounded slice: repeat while it makes progress. */
         for (int round = 0; round < 64; round++) {
-            uint64_t recs = atomic_load(&parts[i]->wal_records);
-            uint64_t bytes = atomic_load(&parts[i]->wal_bytes);
-            if (recs == 0 && bytes == 0) {
+            uint64_t recs = atomic_load(&wals[i]->records);
+            uint64_t bytes = atomic_load(&wals[i]->bytes);
+            if (recs == 0 || (!force && bytes < s->opt.cut_max_bytes)) {
                 break;
             }
-            if (!force && bytes < s->opt.cut_max_bytes) {
-                break;
-            }
-            int crc = stg_cut_partition(s, parts[i]);
+            int crc = stg_cut_wal(s, wals[i]);
             if (crc != 0) {
                 rc = crc;
                 break;
             }
-            if (atomic_load(&parts[i]->wal_records) == recs) {
-                break; /* nothing left that this pass could take */
+            if (atomic_load(&wals[i]->records) >= recs) {
+                break;
             }
         }
     }
     pthread_mutex_unlock(&s->cut_mu);
-    stg_parts_release(s, parts, n);
+    free(wals);
     int rrc = stg_retention_run(s, now_ns);
     return rc != 0 ? rc : rrc;
 }
@@ -138,7 +135,9 @@ int stg_open(const stg_options *o, stg_store **out) {
         goto fail;
     }
     s->opt.data_dir = s->data_dir;
-    if ((rc = stg_mkdirs(s->data_dir)) != 0 || (rc = stg_discover(s)) != 0) {
+    /* Windows first: their cut marks decide where WAL sequences resume. */
+    if ((rc = stg_mkdirs(s->data_dir)) != 0 || (rc = stg_discover(s)) != 0 ||
+        (rc = stg_wal_discover(s)) != 0) {
         goto fail;
     }
     if (o->background) {
@@ -174,6 +173,12 @@ void stg_close(stg_store *s) {
         stg_part_close(p);
         p = n;
     }
+    stg_wal *w = s->wals;
+    while (w != NULL) {
+        stg_wal *n = w->next;
+        stg_wal_close(w);
+        w = n;
+    }
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->cut_mu);
     pthread_mutex_destroy(&s->bg_mu);
@@ -204,7 +209,15 @@ void stg_get_stats(stg_store *s, stg_stats *out) {
     for (size_t i = 0; i < n; i++) {
         out->bytes_on_disk += file_bytes(parts[i]->path, "data.mdb");
         out->blocks += atomic_load(&parts[i]->blocks);
-        out->wal_records += atomic_load(&parts[i]->wal_records);
     }
     stg_parts_release(s, parts, n);
+    stg_wal **wals;
+    if (stg_wals_list(s, &wals, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            out->bytes_on_disk += file_bytes(wals[i]->path, "data.mdb");
+            out->wal_records += atomic_load(&wals[i]->records);
+            out->wal_bytes += atomic_load(&wals[i]->bytes);
+        }
+        free(wals);
+    }
 }

@@ -1,8 +1,9 @@
 /*
- * The write-ahead log: each accepted request becomes one record in the current
- * window's `wal` database, appended by the single writer thread in one
- * transaction per window per batch (group commit). mdb_txn_commit fsyncs, so
- * once stg_write_batch returns 0 the records survive kill -9.
+ * The write-ahead log: each accepted request becomes one record in its
+ * tenant's WAL environment, keyed by (arrival window, sequence), appended by
+ * the single writer thread in one transaction per tenant per batch (group
+ * commit). mdb_txn_commit fsyncs, so once stg_write_batch returns 0 the
+ * records survive kill -9.
  *
  * Record layout (little-endian):
  *   u32 magic "SLW1" | u64 min_start | u64 max_start | u32 ntrace_ids |
@@ -15,8 +16,12 @@
 #include "sl_err.h"
 #include "sl_log.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define WAL_HDR 24u
 
@@ -99,8 +104,7 @@ int stg_wal_parse(const uint8_t *v, size_t size, const uint8_t **ids, size_t *ni
     return 0;
 }
 
-/* The span start bounds recorded in a record header. */
-static void wal_bounds(const uint8_t *v, size_t size, uint64_t *min_start, uint64_t *max_start) {
+void stg_wal_bounds(const uint8_t *v, size_t size, uint64_t *min_start, uint64_t *max_start) {
     *min_start = UINT64_MAX;
     *max_start = 0;
     if (size >= WAL_HDR) {
@@ -109,81 +113,265 @@ static void wal_bounds(const uint8_t *v, size_t size, uint64_t *min_start, uint6
     }
 }
 
-typedef struct batch_part {
-    stg_partition *p;
+/* --- the WAL environments ---------------------------------------------- */
+
+static int lmdb_rc(int rc) {
+    return rc == 0 ? 0 : rc > 0 ? -rc : SL_ESTORAGE;
+}
+
+void stg_wal_close(stg_wal *w) {
+    if (w == NULL) {
+        return;
+    }
+    if (w->env != NULL) {
+        mdb_env_close(w->env);
+    }
+    free(w->tenant);
+    free(w->path);
+    free(w);
+}
+
+/* Opens <data>/<tenant>/wal and reads its counters (a record count, byte
+ * total and span bounds: what the cutter and readers need before the first
+ * write). */
+static int wal_open(stg_store *s, const char *tenant, bool create, stg_wal **out) {
+    int rc = 0;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s/wal", s->data_dir, tenant);
+    stg_wal *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return SL_ENOMEM;
+    }
+    w->tenant = strdup(tenant);
+    w->path = strdup(path);
+    w->next_seq = 1;
+    atomic_store(&w->min_start, UINT64_MAX);
+    if (w->tenant == NULL || w->path == NULL) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    if (create && (rc = stg_mkdirs(path)) != 0) {
+        goto fail;
+    }
+    if ((rc = lmdb_rc(mdb_env_create(&w->env))) != 0) {
+        goto fail;
+    }
+    mdb_env_set_maxdbs(w->env, 2);
+    mdb_env_set_maxreaders(w->env, 512);
+    mdb_env_set_mapsize(w->env, (size_t)s->opt.map_size);
+    if ((rc = lmdb_rc(mdb_env_open(w->env, path, MDB_NOTLS | MDB_NORDAHEAD, 0644))) != 0 ||
+        (rc = lmdb_rc(mdb_txn_begin(w->env, NULL, 0, &txn))) != 0 ||
+        (rc = lmdb_rc(mdb_dbi_open(txn, "wal", MDB_CREATE, &w->db))) != 0 ||
+        (rc = lmdb_rc(mdb_cursor_open(txn, w->db, &cur))) != 0) {
+        goto fail;
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        uint64_t lo, hi;
+        stg_wal_bounds(v.mv_data, v.mv_size, &lo, &hi);
+        stg_widen_wal_bounds(w, lo, hi);
+        atomic_fetch_add(&w->bytes, v.mv_size);
+        atomic_fetch_add(&w->records, 1);
+        if (k.mv_size == STG_WAL_KEY) {
+            uint64_t win = sl_get_be64(k.mv_data), seq = sl_get_be64((uint8_t *)k.mv_data + 8);
+            w->last_window = win > w->last_window ? win : w->last_window;
+            w->next_seq = seq >= w->next_seq ? seq + 1 : w->next_seq;
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if ((rc = lmdb_rc(mdb_txn_commit(txn))) != 0) {
+        txn = NULL;
+        goto fail;
+    }
+    txn = NULL;
+    atomic_fetch_add(&s->wal_backlog, atomic_load(&w->bytes));
+    *out = w;
+    return 0;
+fail:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    SL_LOG_E("storage", "cannot open write-ahead log %s: %s", path, sl_strerror(rc));
+    stg_wal_close(w);
+    return rc;
+}
+
+int stg_wal_get(stg_store *s, const char *tenant, bool create, stg_wal **out) {
+    pthread_mutex_lock(&s->mu);
+    for (stg_wal *w = s->wals; w != NULL; w = w->next) {
+        if (strcmp(w->tenant, tenant) == 0) {
+            pthread_mutex_unlock(&s->mu);
+            *out = w;
+            return 0;
+        }
+    }
+    int rc = SL_ENOTFOUND;
+    if (create) {
+        stg_wal *w = NULL;
+        rc = wal_open(s, tenant, true, &w);
+        if (rc == 0) {
+            /* Sequences must never repeat, even after the log was emptied:
+             * the windows' cut marks compare against them. */
+            w->next_seq = w->next_seq > s->max_mark + 1 ? w->next_seq : s->max_mark + 1;
+            w->next = s->wals;
+            s->wals = w;
+            *out = w;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int stg_wals_list(stg_store *s, stg_wal ***out, size_t *n) {
+    pthread_mutex_lock(&s->mu);
+    size_t count = 0;
+    for (stg_wal *w = s->wals; w != NULL; w = w->next) {
+        count++;
+    }
+    stg_wal **arr = malloc((count ? count : 1) * sizeof(*arr));
+    if (arr != NULL) {
+        size_t i = 0;
+        for (stg_wal *w = s->wals; w != NULL; w = w->next) {
+            arr[i++] = w;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (arr == NULL) {
+        return SL_ENOMEM;
+    }
+    *out = arr;
+    *n = count;
+    return 0;
+}
+
+int stg_wal_discover(stg_store *s) {
+    DIR *top = opendir(s->data_dir);
+    if (top == NULL) {
+        return -errno;
+    }
+    struct dirent *te;
+    int rc = 0;
+    while (rc == 0 && (te = readdir(top)) != NULL) {
+        if (te->d_name[0] == '.' || !stg_tenant_valid(sl_str_c(te->d_name))) {
+            continue;
+        }
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s/wal/data.mdb", s->data_dir, te->d_name);
+        if (stat(path, &st) != 0) {
+            continue;
+        }
+        stg_wal *w = NULL;
+        rc = wal_open(s, te->d_name, false, &w);
+        if (rc == 0) {
+            w->next_seq = w->next_seq > s->max_mark + 1 ? w->next_seq : s->max_mark + 1;
+            pthread_mutex_lock(&s->mu);
+            w->next = s->wals;
+            s->wals = w;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    closedir(top);
+    return rc;
+}
+
+void stg_widen_wal_bounds(stg_wal *w, uint64_t min_start, uint64_t max_start) {
+    uint64_t cur = atomic_load(&w->min_start);
+    while (min_start < cur && !atomic_compare_exchange_weak(&w->min_start, &cur, min_start)) {
+    }
+    cur = atomic_load(&w->max_start);
+    while (max_start > cur && !atomic_compare_exchange_weak(&w->max_start, &cur, max_start)) {
+    }
+}
+
+/* --- group commit ------------------------------------------------------- */
+
+typedef struct batch_wal {
+    stg_wal *w;
     MDB_txn *txn;
-} batch_part;
+} batch_wal;
 
-#define BATCH_PARTS 8
+#define BATCH_WALS 8
 
-/* Writes the records of up to BATCH_PARTS tenants whose done[] flag is clear,
- * one transaction per tenant window, and sets their flags. */
+/* Writes the records of up to BATCH_WALS tenants whose done[] flag is clear,
+ * one transaction per tenant, and sets their flags. */
 static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t window, bool *done) {
     int rc = 0;
-    batch_part parts[BATCH_PARTS];
-    size_t nparts = 0;
+    batch_wal logs[BATCH_WALS];
+    size_t nlogs = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (done[i]) {
             continue;
         }
-        batch_part *bp = NULL;
-        for (size_t j = 0; j < nparts; j++) {
-            if (strcmp(parts[j].p->tenant, w[i].tenant) == 0) {
-                bp = &parts[j];
+        batch_wal *bw = NULL;
+        for (size_t j = 0; j < nlogs; j++) {
+            if (strcmp(logs[j].w->tenant, w[i].tenant) == 0) {
+                bw = &logs[j];
                 break;
             }
         }
-        if (bp == NULL) {
-            if (nparts == BATCH_PARTS) {
+        if (bw == NULL) {
+            if (nlogs == BATCH_WALS) {
                 continue; /* next round */
             }
-            bp = &parts[nparts];
-            if ((rc = stg_part_get(s, w[i].tenant, window, &bp->p)) != 0) {
+            bw = &logs[nlogs];
+            if ((rc = stg_wal_get(s, w[i].tenant, true, &bw->w)) != 0) {
                 break;
             }
-            if (mdb_txn_begin(bp->p->env, NULL, 0, &bp->txn) != 0) {
-                stg_part_release(s, bp->p);
+            if (mdb_txn_begin(bw->w->env, NULL, 0, &bw->txn) != 0) {
                 rc = SL_ESTORAGE;
                 break;
             }
-            nparts++;
+            nlogs++;
         }
-        uint8_t key[8];
-        stg_be64(key, bp->p->next_seq++);
-        MDB_val k = {8, key}, v = {w[i].rec_size, (void *)(uintptr_t)w[i].rec};
-        int mrc = mdb_put(bp->txn, bp->p->db_wal, &k, &v, MDB_APPEND);
+        stg_wal *log = bw->w;
+        if (window > log->last_window) {
+            log->last_window = window;
+        }
+        uint8_t key[STG_WAL_KEY];
+        stg_be64(key, log->last_window);
+        stg_be64(key + 8, log->next_seq++);
+        MDB_val k = {STG_WAL_KEY, key}, v = {w[i].rec_size, (void *)(uintptr_t)w[i].rec};
+        int mrc = mdb_put(bw->txn, log->db, &k, &v, MDB_APPEND);
         if (mrc != 0) {
             SL_LOG_E("storage", "wal append: %s", mdb_strerror(mrc));
-            rc = SL_ESTORAGE;
+            rc = mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
         }
         done[i] = true;
     }
-    /* Commit every window touched (each commit is durable), then publish the
+    /* Commit every log touched (each commit is durable), then publish the
      * new counters. On any failure abort what is left: the batch fails. */
-    for (size_t j = 0; j < nparts; j++) {
-        stg_partition *p = parts[j].p;
+    for (size_t j = 0; j < nlogs; j++) {
+        stg_wal *log = logs[j].w;
         if (rc == 0) {
-            int mrc = mdb_txn_commit(parts[j].txn);
+            int mrc = mdb_txn_commit(logs[j].txn);
             if (mrc != 0) {
                 SL_LOG_E("storage", "wal commit: %s", mdb_strerror(mrc));
                 rc = SL_ESTORAGE;
             }
         } else {
-            mdb_txn_abort(parts[j].txn);
+            mdb_txn_abort(logs[j].txn);
         }
         if (rc == 0) {
             for (size_t i = 0; i < n; i++) {
-                if (strcmp(p->tenant, w[i].tenant) == 0) {
+                if (strcmp(log->tenant, w[i].tenant) == 0) {
                     uint64_t lo, hi;
-                    wal_bounds(w[i].rec, w[i].rec_size, &lo, &hi);
-                    stg_widen_bounds(p, lo, hi);
-                    atomic_fetch_add(&p->wal_bytes, w[i].rec_size);
+                    stg_wal_bounds(w[i].rec, w[i].rec_size, &lo, &hi);
+                    stg_widen_wal_bounds(log, lo, hi);
+                    atomic_fetch_add(&log->bytes, w[i].rec_size);
+                    atomic_fetch_add(&log->records, 1);
                     atomic_fetch_add(&s->wal_backlog, w[i].rec_size);
-                    atomic_fetch_add(&p->wal_records, 1);
                 }
             }
         }
-        stg_part_release(s, p);
     }
     return rc;
 }

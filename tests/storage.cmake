@@ -1,1 +1,1 @@
-sl_unit_test(test_storage LIBS sl_storage)
+sl_unit_test(test_storage LIBS sl_storage PkgConfig::LMDB)

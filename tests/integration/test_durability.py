@@ -96,7 +96,10 @@ try:
     st, _ = srv.get_json(f"/api/traces/{tid}")
     check_eq(st, 200, "span visible before retention")
     tenant_dir = os.path.join(srv.data_dir, "data", "default", "traces")
-    windows = os.listdir(tenant_dir)
+    deadline = time.time() + 10  # the cutter creates the window within a cut interval
+    while time.time() < deadline and not (os.path.isdir(tenant_dir) and os.listdir(tenant_dir)):
+        time.sleep(0.1)
+    windows = os.listdir(tenant_dir) if os.path.isdir(tenant_dir) else []
     check(len(windows) >= 1, "a window directory exists")
     deadline = time.time() + 15
     while time.time() < deadline:
