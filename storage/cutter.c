@@ -338,8 +338,8 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
         if (i > b->first && memcmp(spans[i]->trace_id, spans[i - 1]->trace_id, 16) == 0) {
             continue;
         }
-        k = (MDB_val){16, (void *)(uintptr_t)spans[i]->trace_id};
-        v = (MDB_val){8, bid};
+        k = (MDB_val){STG_TRACE_KEY, (void *)(uintptr_t)(spans[i]->trace_id + 16 - STG_TRACE_KEY)};
+        v = (MDB_val){4, bid + 4};
         if ((rc = mdb_put(txn, p->db_trace, &k, &v, 0)) != 0 && rc != MDB_KEYEXIST) {
             return rc;
         }
@@ -561,6 +561,11 @@ static int cut_window(stg_store *s, stg_partition *p, sl_span **spans, size_t ns
         i = end;
     }
 
+    /* The trace index stores block ids in 32 bits. */
+    if (p->next_block + nblocks > UINT32_MAX) {
+        rc = SL_EFULL;
+        goto out;
+    }
     /* One write transaction: blocks, their indexes, bounds and the mark. */
     if ((rc = mdb_txn_begin(p->env, NULL, 0, &txn)) != 0) {
         goto out;

@@ -167,12 +167,14 @@ static int collect_trace(stg_partition *p, const uint8_t id[16], sl_arena *tmp, 
         rc = SL_ESTORAGE;
         goto out;
     }
-    MDB_val k = {16, (void *)(uintptr_t)id}, v;
+    MDB_val k = {STG_TRACE_KEY, (void *)(uintptr_t)(id + 16 - STG_TRACE_KEY)}, v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
     while (mrc == 0) {
         sl_span *spans;
         size_t n;
-        if (v.mv_size == 8 && read_block(p, txn, sl_get_be64(v.mv_data), tmp, &spans, &n) == 0) {
+        const uint8_t *b = v.mv_data;
+        uint64_t bid = v.mv_size == 4 ? (uint64_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3] : 0;
+        if (v.mv_size == 4 && read_block(p, txn, bid, tmp, &spans, &n) == 0) {
             for (size_t i = 0; i < n && rc == 0; i++) {
                 if (memcmp(spans[i].trace_id, id, 16) == 0) {
                     rc = list_push(out, &spans[i]);

@@ -12,7 +12,9 @@
  * named databases:
  *   blocks u64be block id       -> block (columnar, zstd)
  *   bmeta  u64be block id       -> stg_block_meta (time bounds, counts)
- *   trace  trace id (16 bytes)  -> dupsort u64be block ids
+ *   trace  last 8 bytes of the trace id -> dupsort u32be block ids (a
+ *          shared suffix only costs decoding a block; spans are matched on
+ *          the whole id)
  *   svcop  service\0op\0kind    -> dupsort stg_svcop_val (block id + bounds)
  *   attr   key\0value-text      -> dupsort u64be block ids
  *          key\0\xff            -> blocks where key had more than STG_LOWCARD_MAX
@@ -38,6 +40,7 @@
 #define STG_MAX_KEY 480           /* below LMDB's default 511-byte key limit */
 #define STG_WAL_MAGIC 0x534c5731u /* "SLW1" */
 #define STG_HIGHCARD_MARK 0xff
+#define STG_TRACE_KEY 8             /* bytes of the trace id (its random end) keying `trace` */
 #define STG_LOWCARD_MAX 16          /* distinct values per key per block in `attr` */
 #define STG_BLOOM_BITS_PER_VALUE 10 /* at least; rounded up to a power of two */
 #define STG_BLOOM_PROBES 7          /* about 1% false positives at 10 bits */
