@@ -11,6 +11,15 @@
 #include "sl_err.h"
 #include "sl_util.h"
 
+/* Varint read with a one-byte fast path (tags and most lengths). */
+static inline int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    if (*p < end && **p < 0x80) {
+        *out = *(*p)++;
+        return 0;
+    }
+    return sl_get_uvarint(p, end, out);
+}
+
 static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
                 int depth, int max_depth) {
     if (depth > max_depth) {
@@ -18,12 +27,12 @@ static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uin
     }
     while (p < end) {
         uint64_t tag, len;
-        if (sl_get_uvarint(&p, end, &tag) != 0) {
+        if (get_varint(&p, end, &tag) != 0) {
             return SL_EDECODE;
         }
         switch (tag & 7) {
         case 0:
-            if (sl_get_uvarint(&p, end, &len) != 0) {
+            if (get_varint(&p, end, &len) != 0) {
                 return SL_EDECODE;
             }
             break;
@@ -40,7 +49,7 @@ static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uin
             p += 4;
             break;
         case 2: {
-            if (sl_get_uvarint(&p, end, &len) != 0 || len > (uint64_t)(end - p)) {
+            if (get_varint(&p, end, &len) != 0 || len > (uint64_t)(end - p)) {
                 return SL_EDECODE;
             }
             const ProtobufCFieldDescriptor *f =

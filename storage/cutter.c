@@ -38,6 +38,9 @@ typedef struct kv_set {
     size_t cap; /* power of two */
     size_t len;
     uint32_t epoch; /* note_attr's memo is valid for entries of this epoch */
+    /* Pair hashes of keys already over STG_LOWCARD_MAX: bloom-only. */
+    uint64_t *hashes;
+    size_t nhashes, hashes_cap;
 } kv_set;
 
 /* A fast 64-bit hash, eight bytes at a time (the cutter hashes every
@@ -160,6 +163,7 @@ static void kv_clear(kv_set *s) {
         memset(s->slots, 0, s->cap * sizeof(kv_entry));
     }
     s->len = 0;
+    s->nhashes = 0;
     /* A new epoch (unique per thread: the memo is per thread) forgets the
      * memo without touching it. */
     static _Thread_local uint32_t next_epoch;
@@ -239,6 +243,20 @@ typedef struct cut_block {
 /* Adds one attribute's (key, value-text) to the block's attribute set and
  * counts the key's distinct values in its key-only entry. A value too long to
  * be an LMDB key forces the key into the bloom filter. */
+static int push_hash(kv_set *pairs, uint64_t h) {
+    if (pairs->nhashes == pairs->hashes_cap) {
+        size_t ncap = pairs->hashes_cap ? pairs->hashes_cap * 2 : 4096;
+        uint64_t *nh = realloc(pairs->hashes, ncap * sizeof(*nh));
+        if (nh == NULL) {
+            return SL_ENOMEM;
+        }
+        pairs->hashes = nh;
+        pairs->hashes_cap = ncap;
+    }
+    pairs->hashes[pairs->nhashes++] = h;
+    return 0;
+}
+
 static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
     /* Spans decoded from one WAL record share their strings, so most
      * attributes repeat an earlier one by identity (same key memory, same
@@ -250,7 +268,15 @@ static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
         uint32_t epoch;
         uint8_t type;
     } seen_ent;
-    static _Thread_local seen_ent seen[512];
+    static _Thread_local seen_ent seen[4096];
+    /* Keys known to be over STG_LOWCARD_MAX in this block (a key never goes
+     * back under it), by identity. */
+    typedef struct {
+        const char *key;
+        uint32_t key_len;
+        uint32_t epoch;
+    } hot_ent;
+    static _Thread_local hot_ent hot[256];
     uint64_t raw = 0;
     switch (at->val.type) {
     case SL_VAL_INT:
@@ -264,7 +290,8 @@ static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
         raw = (uint64_t)(uintptr_t)at->val.v.s.ptr ^ ((uint64_t)at->val.v.s.len << 48);
         break;
     }
-    size_t slot = (((uintptr_t)at->key.ptr >> 3) ^ (raw * 0x9e3779b97f4a7c15ull >> 40)) & 511;
+    size_t slot = (((uintptr_t)at->key.ptr >> 3) ^ (raw * 0x9e3779b97f4a7c15ull >> 40)) & 4095;
+    size_t hslot = ((uintptr_t)at->key.ptr >> 3) & 255;
     if (seen[slot].epoch == pairs->epoch && seen[slot].key == at->key.ptr &&
         seen[slot].key_len == at->key.len && seen[slot].val == raw &&
         seen[slot].type == at->val.type && at->key.len > 0) {
@@ -274,6 +301,19 @@ static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
     sl_str v = stg_value_text(&at->val, tmp, sizeof(tmp));
     bool added;
     if (at->val.type == SL_VAL_EMPTY) {
+        return 0;
+    }
+    /* A key known (by identity) to have many values here goes to the bloom
+     * filter anyway: keep only the pair's hash, not a set entry. A key whose
+     * memo slot was taken by another just takes the set path again. */
+    bool is_hot = hot[hslot].epoch == pairs->epoch && hot[hslot].key == at->key.ptr &&
+                  hot[hslot].key_len == at->key.len;
+    if (is_hot) {
+        if (push_hash(pairs, stg_pair_hash(at->key, v)) != 0) {
+            return SL_ENOMEM;
+        }
+        seen[slot] =
+            (seen_ent){at->key.ptr, raw, (uint32_t)at->key.len, pairs->epoch, at->val.type};
         return 0;
     }
     if (v.ptr == tmp) {
@@ -293,6 +333,11 @@ static int note_attr(kv_set *pairs, sl_arena *a, const sl_attr *at) {
             return SL_ENOMEM;
         }
         k->count = v.len > ATTR_MAX_VALUE ? UINT32_MAX / 2 : k->count + (k->count < UINT32_MAX / 2);
+        if (k->count > STG_LOWCARD_MAX) {
+            /* From now on its values only need their hash (see above); the
+             * pairs already in the set are put in the filter at the end. */
+            hot[hslot] = (hot_ent){at->key.ptr, (uint32_t)at->key.len, pairs->epoch};
+        }
     }
     seen[slot] = (seen_ent){at->key.ptr, raw, (uint32_t)at->key.len, pairs->epoch, at->val.type};
     return 0;
@@ -436,7 +481,6 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
      * value; the others get a marker entry, and their values go into the
      * block's bloom filter, so that an id-like tag (request id, user id)
      * costs about ten bits per value instead of an LMDB entry. */
-    size_t nbloom = 0;
     for (size_t i = 0; i < pairs->cap; i++) {
         kv_entry *e = &pairs->slots[i];
         if (!e->used) {
@@ -454,8 +498,10 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
                 continue;
             }
             if (ke->count > STG_LOWCARD_MAX) {
-                e->count = UINT32_MAX; /* goes to the bloom filter below */
-                nbloom++;
+                /* Its hash joins those note_attr kept, for the filter. */
+                if ((rc = push_hash(pairs, stg_pair_hash(e->key, e->val))) != 0) {
+                    goto out;
+                }
                 continue;
             }
             hc = false;
@@ -468,6 +514,34 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
         }
         rc = 0;
     }
+    if (pairs->nhashes > 1) {
+        /* Repeats would oversize the filter: keep one of each (an
+         * open-addressing set of the hashes; 0 marks an empty slot). */
+        size_t cap = 16;
+        while (cap < pairs->nhashes * 2) {
+            cap *= 2;
+        }
+        uint64_t *set = calloc(cap, sizeof(uint64_t));
+        if (set == NULL) {
+            rc = SL_ENOMEM;
+            goto out;
+        }
+        size_t w = 0;
+        for (size_t i = 0; i < pairs->nhashes; i++) {
+            uint64_t h = pairs->hashes[i] | 1;
+            size_t j = (size_t)(h >> 7) & (cap - 1);
+            while (set[j] != 0 && set[j] != h) {
+                j = (j + 1) & (cap - 1);
+            }
+            if (set[j] == 0) {
+                set[j] = h;
+                pairs->hashes[w++] = pairs->hashes[i];
+            }
+        }
+        free(set);
+        pairs->nhashes = w;
+    }
+    size_t nbloom = pairs->nhashes;
     if (nbloom > 0) {
         size_t nbits = 512;
         while (nbits < nbloom * STG_BLOOM_BITS_PER_VALUE) {
@@ -478,11 +552,8 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
             rc = SL_ENOMEM;
             goto out;
         }
-        for (size_t i = 0; i < pairs->cap; i++) {
-            const kv_entry *e = &pairs->slots[i];
-            if (e->used && e->val.ptr != NULL && e->count == UINT32_MAX) {
-                stg_bloom_add(bits, nbits, stg_pair_hash(e->key, e->val));
-            }
+        for (size_t i = 0; i < pairs->nhashes; i++) {
+            stg_bloom_add(bits, nbits, pairs->hashes[i]);
         }
         k = (MDB_val){8, bid};
         v = (MDB_val){nbits / 8, bits};
@@ -617,6 +688,7 @@ out:
     }
     free(blocks);
     free(pairs.slots);
+    free(pairs.hashes);
     return cut_err(p->path, rc);
 }
 

@@ -24,6 +24,9 @@
 #include <sys/stat.h>
 
 #define WAL_HDR 24u
+/* zstd level of WAL records: fast, since every request pays it on the hot
+ * path; the cutter recompresses. */
+#define STG_WAL_LEVEL (-1)
 
 static int cmp_id(const void *a, const void *b) {
     return memcmp(a, b, 16);
@@ -79,7 +82,7 @@ int stg_wal_encode(const sl_span *spans, size_t n, sl_buf *out) {
     if (nids > 0 && (rc = sl_buf_append(out, ids, nids * 16)) != 0) {
         goto out;
     }
-    rc = stg_block_encode(ptrs, n, 1, out);
+    rc = stg_block_encode(ptrs, n, STG_WAL_LEVEL, out);
 out:
     free(ptrs);
     free(ids);
