@@ -622,12 +622,12 @@ static int build_requests(const spangen_options *o, size_t k, size_t nspans, con
         if (rc == 0) {
             rc = sl_buf_append(&head, body.data, body.len);
         }
-        reqs[i].id_offs = rc == 0 ? calloc(3 * nspans, sizeof(size_t)) : NULL;
+        reqs[i].id_offs = rc == 0 ? calloc(4 * nspans, sizeof(size_t)) : NULL;
         if (rc == 0 && reqs[i].id_offs == NULL) {
             rc = SL_ENOMEM;
         }
         if (rc == 0) {
-            rc = spangen_find_ids(body.data, body.len, reqs[i].id_offs, 3 * nspans, &reqs[i].nids);
+            rc = spangen_find_ids(body.data, body.len, reqs[i].id_offs, 4 * nspans, &reqs[i].nids);
         }
         if (rc != 0) {
             goto out;

@@ -172,6 +172,9 @@ done
 DRAIN_S=$(awk -v a="$T_END" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 CPU2=$(cpu_ticks)
 HWM_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
+# VmHWM counts the LMDB files' mapped pages too (the kernel drops them under
+# pressure); RssAnon is the process's own memory.
+ANON_KB=$(awk '/^RssAnon:/ { print $2 }' "/proc/$SERVER_PID/status")
 DU_APPARENT=$(du -sb "$DATA" | cut -f1)
 # The window files hold blocks and indexes, what grows with the data kept;
 # the tenant's WAL file only holds the uncut backlog and keeps its high-water
@@ -230,6 +233,7 @@ CPU_LOAD=$(calc "%.2f" "($CPU1 - $CPU0) / $CLK_TCK")
 CPU_ALL=$(calc "%.2f" "($CPU2 - $CPU0) / $CLK_TCK")
 CPU_PER_M=$(calc "%.2f" "$SPANS_ACKED > 0 ? ($CPU2 - $CPU0) / $CLK_TCK / $SPANS_ACKED * 1e6 : 0")
 RSS_MIB=$(calc "%.1f" "$HWM_KB / 1024")
+ANON_MIB=$(calc "%.1f" "${ANON_KB:-0} / 1024")
 BPS_APP=$(calc "%.1f" "$SPANS_ACKED > 0 ? $DU_APPARENT / $SPANS_ACKED : 0")
 BPS_ALLOC=$(calc "%.1f" "$SPANS_ACKED > 0 ? $DU_ALLOC / $SPANS_ACKED : 0")
 BPS_WIN=$(calc "%.1f" "$SPANS_ACKED > 0 ? $DU_WINDOWS / $SPANS_ACKED : 0")
@@ -261,7 +265,7 @@ Command: \`bench/run.sh --duration $DURATION --connections $CONNS --spans $SPANS
 | loadgen's own CPU (same machine) | $(field client_cpu_s) s | | |
 | server CPU | $CPU_PER_M s per million spans ($CPU_LOAD s under load, $CPU_ALL s incl. the final cut) | | |
 | WAL backlog when the load stopped | ${WAL_END:-n/a} records, cut in $DRAIN_S s | | |
-| peak RSS (VmHWM) | $RSS_MIB MiB | | |
+| peak RSS (VmHWM, incl. mapped LMDB pages) | $RSS_MIB MiB; anonymous memory after the cut (RssAnon) $ANON_MIB MiB | | |
 | on disk per span: window files (blocks + indexes) after the cut | $BPS_WIN bytes/span; wire size $WIRE_BPS bytes/span | ≤ 30 bytes/span | $(ok "$BPS_WIN <= 30") |
 | whole data dir (du -sb), incl. the WAL file's high-water mark ($WAL_MIB MiB) | $BPS_APP bytes/span, $BPS_ALLOC allocated (WAL records left: ${WAL:-n/a}) | | |
 | LMDB breakdown | $LMDB_LINE | | |

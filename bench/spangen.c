@@ -1750,10 +1750,18 @@ int spangen_find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max,
                     const uint8_t *d;
                     const uint8_t *de;
                     rc = wire_next(&c, ce, &f, &d, &de);
-                    /* trace_id (1, 16 bytes: its last 8), span_id (2) and
-                     * parent_span_id (4, 8 bytes each) */
+                    /* trace_id (1, both halves of its 16 bytes: salting only
+                     * one half would leave resent copies of a trace sorting
+                     * next to each other), span_id (2), parent_span_id (4) */
                     bool id = d != NULL &&
                               ((f == 1 && de - d == 16) || ((f == 2 || f == 4) && de - d == 8));
+                    if (rc == 0 && id && f == 1) {
+                        if (n >= max) {
+                            rc = SL_ETOOBIG;
+                        } else {
+                            offs[n++] = (size_t)(d - body);
+                        }
+                    }
                     if (rc == 0 && id) {
                         if (n >= max) {
                             rc = SL_ETOOBIG;

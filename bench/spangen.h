@@ -97,9 +97,9 @@ int spangen_find_trace_ids(const uint8_t *body, size_t size, size_t *offs, size_
  * a trace id still share one; different salts give different ids. */
 void spangen_rekey(uint8_t *body, const size_t *offs, size_t n, uint64_t salt);
 
-/* Like spangen_find_trace_ids but for every id of every span: the offset of
- * the last 8 bytes of its trace_id and of its span_id and parent_span_id
- * (up to 3 per span). XORing one salt into all of them with spangen_rekey8
+/* Like spangen_find_trace_ids but for every id of every span: the offsets of
+ * both 8-byte halves of its trace_id and of its span_id and parent_span_id
+ * (up to 4 per span). XORing one salt into all of them with spangen_rekey8
  * keeps each trace's structure (parents still match) while no id repeats, so
  * resent payloads are as incompressible as fresh ones. */
 int spangen_find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max, size_t *nids);

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CUT_MAX_SPANS (512u * 1024u)  /* spans decoded per pass */
+#define CUT_MAX_SPANS (128u * 1024u)  /* spans per pass; also bounds the pages one cut rewrites */
 #define CUT_ARENA_MAX (1024ull << 20) /* memory for one pass */
 #define BLOCK_SPANS 8192u             /* target spans per block */
 #define ATTR_MAX_VALUE 256u           /* longer values are not indexed */
