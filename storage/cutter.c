@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CUT_MAX_SPANS (128u * 1024u)  /* spans per pass; also bounds the pages one cut rewrites */
 #define CUT_ARENA_MAX (1024ull << 20) /* memory for one pass */
@@ -584,6 +585,67 @@ static int cut_err(const char *path, int rc) {
     return rc;
 }
 
+/* Encoding blocks is pure CPU work on disjoint data: with several blocks in
+ * a pass, helper threads take every other block so that a cut (and the
+ * backlog drain after a burst) uses more than one core. */
+typedef struct encode_job {
+    stg_store *s;
+    cut_block *blocks;
+    size_t nblocks, first, stride;
+    sl_span **spans;
+    int rc;
+} encode_job;
+
+static void *encode_worker(void *arg) {
+    encode_job *j = arg;
+    for (size_t i = j->first; i < j->nblocks && j->rc == 0; i += j->stride) {
+        cut_block *b = &j->blocks[i];
+        j->rc = stg_block_encode((const sl_span *const *)j->spans + b->first, b->count,
+                                 j->s->opt.block_level, &b->data);
+    }
+    return NULL;
+}
+
+static int encode_blocks(stg_store *s, cut_block *blocks, size_t nblocks, sl_span **spans) {
+    enum { MAX_HELPERS = 3 };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nthreads = ncpu > 1 ? (size_t)ncpu : 1;
+    if (nthreads > MAX_HELPERS + 1) {
+        nthreads = MAX_HELPERS + 1;
+    }
+    if (nthreads > nblocks) {
+        nthreads = nblocks > 0 ? nblocks : 1;
+    }
+    encode_job jobs[MAX_HELPERS + 1];
+    pthread_t tids[MAX_HELPERS];
+    size_t started = 0;
+    for (size_t t = 0; t < nthreads; t++) {
+        jobs[t] = (encode_job){s, blocks, nblocks, t, nthreads, spans, 0};
+    }
+    for (size_t t = 1; t < nthreads; t++) {
+        if (pthread_create(&tids[t - 1], NULL, encode_worker, &jobs[t]) != 0) {
+            break;
+        }
+        started++;
+    }
+    if (started + 1 < nthreads) {
+        /* No helper thread to be had: this thread takes the rest too. */
+        for (size_t t = started + 1; t < nthreads; t++) {
+            encode_worker(&jobs[t]);
+        }
+    }
+    encode_worker(&jobs[0]);
+    int rc = jobs[0].rc;
+    for (size_t t = 1; t <= started; t++) {
+        pthread_join(tids[t - 1], NULL);
+        rc = rc != 0 ? rc : jobs[t].rc;
+    }
+    for (size_t t = started + 1; t < nthreads; t++) {
+        rc = rc != 0 ? rc : jobs[t].rc;
+    }
+    return rc;
+}
+
 /* Writes spans (of one window, any order) as blocks with their indexes into
  * p, together with the window's new cut mark, in one transaction. */
 static int cut_window(stg_store *s, stg_partition *p, sl_span **spans, size_t nspans, uint64_t mark,
@@ -625,11 +687,10 @@ static int cut_window(stg_store *s, stg_partition *p, sl_span **spans, size_t ns
         }
         pmin = b->meta.min_start < pmin ? b->meta.min_start : pmin;
         pmax = b->meta.max_start > pmax ? b->meta.max_start : pmax;
-        if ((rc = stg_block_encode((const sl_span *const *)spans + i, b->count, s->opt.block_level,
-                                   &b->data)) != 0) {
-            goto out;
-        }
         i = end;
+    }
+    if ((rc = encode_blocks(s, blocks, nblocks, spans)) != 0) {
+        goto out;
     }
 
     /* The trace index stores block ids in 32 bits. */
