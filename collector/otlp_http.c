@@ -167,10 +167,12 @@ void col_reply_error(col_req *r, int status, const char *msg) {
 
 static void reply_success(col_req *r) {
     if (r->ctype == COL_CT_PROTOBUF) {
-        Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse resp =
-            OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
-        Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess ps =
-            OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
+        /* The __init functions rather than the INIT macros: those cast away
+         * const from protobuf-c's empty string, which clang warns about. */
+        Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse resp;
+        Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess ps;
+        opentelemetry__proto__collector__trace__v1__export_trace_service_response__init(&resp);
+        opentelemetry__proto__collector__trace__v1__export_trace_partial_success__init(&ps);
         if (r->rejected > 0) {
             ps.rejected_spans = (int64_t)r->rejected;
             ps.error_message = r->msg;

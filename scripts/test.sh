@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Everything CI runs: installs what is missing, builds with warnings as errors,
-# runs the whole ctest suite, then builds and runs it again under
-# AddressSanitizer + UndefinedBehaviorSanitizer. Ends with ctest's summary.
+# Everything CI runs: installs what is missing; builds and runs the whole ctest
+# suite under AddressSanitizer + UndefinedBehaviorSanitizer, the integration
+# tests against a ThreadSanitizer build, then the whole suite in the normal
+# build (warnings are errors everywhere). Ends with ctest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -14,6 +15,17 @@ SIGHTLINE_BUILD_DIR=build-asan scripts/setup.sh -DCMAKE_BUILD_TYPE=Debug \
 echo "== tests under ASan+UBSan =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 600
+
+echo "== integration tests against a ThreadSanitizer build (clang) =="
+# The collector hands requests between the loop, the decode pool, the writer
+# and back; storage between the writer, the cutter and readers. A race report
+# makes the server exit non-zero, which the integration tests check.
+CC=clang cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
+    >/dev/null
+cmake --build build-tsan --target sightline otlp-gen
+TSAN_OPTIONS=halt_on_error=0 ctest --test-dir build-tsan --output-on-failure -L integration \
+    --timeout 600
 
 echo "== tests =="
 ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
