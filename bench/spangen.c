@@ -1667,8 +1667,12 @@ static int wire_next(const uint8_t **p, const uint8_t *end, uint32_t *field, con
     }
 }
 
-int spangen_find_trace_ids(const uint8_t *body, size_t size, size_t *offs, size_t max,
-                           size_t *nids) {
+/* Walks ExportTraceServiceRequest.resource_spans (1) > ResourceSpans.scope_spans
+ * (2) > ScopeSpans.spans (2) and records id offsets: with all_ids, both halves
+ * of trace_id (1) and span_id (2) and parent_span_id (4); without, the start of
+ * each 16-byte trace_id. */
+static int find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max, size_t *nids,
+                    bool all_ids) {
     const uint8_t *p = body;
     const uint8_t *end = body + size;
     size_t n = 0;
@@ -1676,57 +1680,6 @@ int spangen_find_trace_ids(const uint8_t *body, size_t size, size_t *offs, size_
     uint32_t f;
     const uint8_t *a;
     const uint8_t *ae;
-    /* ExportTraceServiceRequest.resource_spans = 1, ResourceSpans.scope_spans
-     * = 2, ScopeSpans.spans = 2, Span.trace_id = 1. */
-    while (p < end && rc == 0) {
-        rc = wire_next(&p, end, &f, &a, &ae);
-        if (rc != 0 || f != 1 || a == NULL) {
-            continue;
-        }
-        while (a < ae && rc == 0) {
-            const uint8_t *b;
-            const uint8_t *be;
-            rc = wire_next(&a, ae, &f, &b, &be);
-            if (rc != 0 || f != 2 || b == NULL) {
-                continue;
-            }
-            while (b < be && rc == 0) {
-                const uint8_t *c;
-                const uint8_t *ce;
-                rc = wire_next(&b, be, &f, &c, &ce);
-                if (rc != 0 || f != 2 || c == NULL) {
-                    continue;
-                }
-                while (c < ce && rc == 0) {
-                    const uint8_t *d;
-                    const uint8_t *de;
-                    rc = wire_next(&c, ce, &f, &d, &de);
-                    if (rc == 0 && f == 1 && d != NULL && de - d == 16) {
-                        if (n >= max) {
-                            rc = SL_ETOOBIG;
-                        } else {
-                            offs[n++] = (size_t)(d - body);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if (rc == 0) {
-        *nids = n;
-    }
-    return rc;
-}
-
-int spangen_find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max, size_t *nids) {
-    const uint8_t *p = body;
-    const uint8_t *end = body + size;
-    size_t n = 0;
-    int rc = 0;
-    uint32_t f;
-    const uint8_t *a;
-    const uint8_t *ae;
-    /* Same walk as spangen_find_trace_ids. */
     while (p < end && rc == 0) {
         rc = wire_next(&p, end, &f, &a, &ae);
         if (rc != 0 || f != 1 || a == NULL) {
@@ -1755,6 +1708,9 @@ int spangen_find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max,
                      * next to each other), span_id (2), parent_span_id (4) */
                     bool id = d != NULL &&
                               ((f == 1 && de - d == 16) || ((f == 2 || f == 4) && de - d == 8));
+                    if (!all_ids) {
+                        id = id && f == 1;
+                    }
                     if (rc == 0 && id && f == 1) {
                         if (n >= max) {
                             rc = SL_ETOOBIG;
@@ -1762,7 +1718,7 @@ int spangen_find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max,
                             offs[n++] = (size_t)(d - body);
                         }
                     }
-                    if (rc == 0 && id) {
+                    if (rc == 0 && id && all_ids) {
                         if (n >= max) {
                             rc = SL_ETOOBIG;
                         } else {
@@ -1777,6 +1733,15 @@ int spangen_find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max,
         *nids = n;
     }
     return rc;
+}
+
+int spangen_find_trace_ids(const uint8_t *body, size_t size, size_t *offs, size_t max,
+                           size_t *nids) {
+    return find_ids(body, size, offs, max, nids, false);
+}
+
+int spangen_find_ids(const uint8_t *body, size_t size, size_t *offs, size_t max, size_t *nids) {
+    return find_ids(body, size, offs, max, nids, true);
 }
 
 void spangen_rekey(uint8_t *body, const size_t *offs, size_t n, uint64_t salt) {

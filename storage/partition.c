@@ -52,7 +52,7 @@ int stg_rmtree(const char *path) {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
 }
 
-static int lmdb_err(int rc) {
+int stg_lmdb_err(int rc) {
     if (rc == 0) {
         return 0;
     }
@@ -60,6 +60,29 @@ static int lmdb_err(int rc) {
         return -rc; /* an errno value */
     }
     return SL_ESTORAGE;
+}
+
+int stg_env_open(const char *path, bool create, unsigned maxdbs, uint64_t map_size, MDB_env **out) {
+    MDB_env *env = NULL;
+    int rc = create ? stg_mkdirs(path) : 0;
+    if (rc == 0) {
+        rc = stg_lmdb_err(mdb_env_create(&env));
+    }
+    if (rc == 0) {
+        mdb_env_set_maxdbs(env, maxdbs);
+        mdb_env_set_maxreaders(env, 512);
+        mdb_env_set_mapsize(env, (size_t)map_size);
+        /* NOTLS: read transactions are not tied to threads (the query
+         * server's pool); NORDAHEAD: blocks are read by key, not in order. */
+        rc = stg_lmdb_err(mdb_env_open(env, path, MDB_NOTLS | MDB_NORDAHEAD, 0644));
+        if (rc != 0) {
+            mdb_env_close(env);
+        }
+    }
+    if (rc == 0) {
+        *out = env;
+    }
+    return rc;
 }
 
 static int last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out) {
@@ -126,19 +149,10 @@ int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bo
         rc = SL_ENOMEM;
         goto fail;
     }
-    if (create && (rc = stg_mkdirs(path)) != 0) {
+    if ((rc = stg_env_open(path, create, 8, s->opt.map_size, &p->env)) != 0) {
         goto fail;
     }
-    if ((rc = lmdb_err(mdb_env_create(&p->env))) != 0) {
-        goto fail;
-    }
-    mdb_env_set_maxdbs(p->env, 8);
-    mdb_env_set_maxreaders(p->env, 512);
-    mdb_env_set_mapsize(p->env, (size_t)s->opt.map_size);
-    if ((rc = lmdb_err(mdb_env_open(p->env, path, MDB_NOTLS | MDB_NORDAHEAD, 0644))) != 0) {
-        goto fail;
-    }
-    if ((rc = lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn))) != 0) {
+    if ((rc = stg_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn))) != 0) {
         goto fail;
     }
     struct {
@@ -154,17 +168,17 @@ int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bo
         {"bloom", 0, &p->db_bloom},
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-        if ((rc = lmdb_err(
+        if ((rc = stg_lmdb_err(
                  mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi))) != 0) {
             goto fail;
         }
     }
-    rc = lmdb_err(mdb_txn_commit(txn));
+    rc = stg_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
     if (rc != 0) {
         goto fail;
     }
-    if ((rc = lmdb_err(load_state(p))) != 0) {
+    if ((rc = stg_lmdb_err(load_state(p))) != 0) {
         goto fail;
     }
     *out = p;

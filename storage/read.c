@@ -633,30 +633,42 @@ static int ops_from_spans(void *ud, sl_span *spans, size_t n) {
     return rc;
 }
 
-int stg_list_operations(stg_store *s, const char *tenant, stg_op_cb cb, void *ud) {
+/* Runs wal_part over the tenant's WAL records, then win_part over each of its
+ * windows, in that order (see stg_get_trace), with one scratch arena. */
+typedef int (*win_fn)(stg_partition *p, sl_arena *tmp, void *ud);
+static int each_source(stg_store *s, const char *tenant, wal_fn wal_part, win_fn win_part,
+                       void *ud) {
     sl_arena tmp;
     sl_arena_init(&tmp, READ_ARENA_MAX);
     int rc = 0;
     stg_wal *w = NULL;
     if (stg_wal_get(s, tenant, false, &w) == 0) {
-        ops_ctx c = {cb, ud};
-        rc = wal_each(w, &tmp, ops_from_spans, &c); /* first: see stg_get_trace */
+        rc = wal_each(w, &tmp, wal_part, ud);
     }
     stg_partition **parts = NULL;
     size_t np = 0;
     if (rc == 0) {
         rc = stg_parts_list(s, tenant, &parts, &np);
     }
-    if (rc != 0) {
-        sl_arena_free(&tmp);
-        return rc;
-    }
     for (size_t i = 0; i < np && rc == 0; i++) {
-        rc = ops_partition(parts[i], cb, ud);
+        rc = win_part(parts[i], &tmp, ud);
+    }
+    if (parts != NULL) {
+        stg_parts_release(s, parts, np);
     }
     sl_arena_free(&tmp);
-    stg_parts_release(s, parts, np);
     return rc;
+}
+
+static int ops_from_window(stg_partition *p, sl_arena *tmp, void *ud) {
+    ops_ctx *c = ud;
+    (void)tmp;
+    return ops_partition(p, c->cb, c->ud);
+}
+
+int stg_list_operations(stg_store *s, const char *tenant, stg_op_cb cb, void *ud) {
+    ops_ctx c = {cb, ud};
+    return each_source(s, tenant, ops_from_spans, ops_from_window, &c);
 }
 
 /* Passes the spans of one decoded batch that start in range to cb. */
@@ -714,31 +726,13 @@ static int scan_from_spans(void *ud, sl_span *spans, size_t n) {
     return emit_range(spans, n, c->lo, c->hi, c->cb, c->ud);
 }
 
+static int scan_from_window(stg_partition *p, sl_arena *tmp, void *ud) {
+    scan_ctx *c = ud;
+    return part_overlaps(p, c->lo, c->hi) ? scan_partition(p, c->lo, c->hi, tmp, c->cb, c->ud) : 0;
+}
+
 int stg_scan_spans(stg_store *s, const char *tenant, uint64_t start_min, uint64_t start_max,
                    stg_span_cb cb, void *ud) {
-    sl_arena tmp;
-    sl_arena_init(&tmp, READ_ARENA_MAX);
-    int rc = 0;
-    stg_wal *w = NULL;
-    if (stg_wal_get(s, tenant, false, &w) == 0) {
-        scan_ctx c = {start_min, start_max, cb, ud};
-        rc = wal_each(w, &tmp, scan_from_spans, &c); /* first: see stg_get_trace */
-    }
-    stg_partition **parts = NULL;
-    size_t np = 0;
-    if (rc == 0) {
-        rc = stg_parts_list(s, tenant, &parts, &np);
-    }
-    if (rc != 0) {
-        sl_arena_free(&tmp);
-        return rc;
-    }
-    for (size_t i = 0; i < np && rc == 0; i++) {
-        if (part_overlaps(parts[i], start_min, start_max)) {
-            rc = scan_partition(parts[i], start_min, start_max, &tmp, cb, ud);
-        }
-    }
-    sl_arena_free(&tmp);
-    stg_parts_release(s, parts, np);
-    return rc;
+    scan_ctx c = {start_min, start_max, cb, ud};
+    return each_source(s, tenant, scan_from_spans, scan_from_window, &c);
 }

@@ -128,6 +128,11 @@ void stg_parts_release(stg_store *s, stg_partition **parts, size_t n);
 int stg_discover(stg_store *s);
 int stg_retention_run(stg_store *s, uint64_t now_ns);
 int stg_mkdirs(const char *path);
+/* 0 for 0; -errno for LMDB's errno results; SL_ESTORAGE for its own codes. */
+int stg_lmdb_err(int rc);
+/* Opens (creating the directory when create) an LMDB environment with the
+ * project's flags. On failure nothing is left open. */
+int stg_env_open(const char *path, bool create, unsigned maxdbs, uint64_t map_size, MDB_env **out);
 int stg_rmtree(const char *path);
 void stg_widen_bounds(stg_partition *p, uint64_t min_start, uint64_t max_start);
 

@@ -118,10 +118,6 @@ void stg_wal_bounds(const uint8_t *v, size_t size, uint64_t *min_start, uint64_t
 
 /* --- the WAL environments ---------------------------------------------- */
 
-static int lmdb_rc(int rc) {
-    return rc == 0 ? 0 : rc > 0 ? -rc : SL_ESTORAGE;
-}
-
 void stg_wal_close(stg_wal *w) {
     if (w == NULL) {
         return;
@@ -155,19 +151,10 @@ static int wal_open(stg_store *s, const char *tenant, bool create, stg_wal **out
         rc = SL_ENOMEM;
         goto fail;
     }
-    if (create && (rc = stg_mkdirs(path)) != 0) {
-        goto fail;
-    }
-    if ((rc = lmdb_rc(mdb_env_create(&w->env))) != 0) {
-        goto fail;
-    }
-    mdb_env_set_maxdbs(w->env, 2);
-    mdb_env_set_maxreaders(w->env, 512);
-    mdb_env_set_mapsize(w->env, (size_t)s->opt.map_size);
-    if ((rc = lmdb_rc(mdb_env_open(w->env, path, MDB_NOTLS | MDB_NORDAHEAD, 0644))) != 0 ||
-        (rc = lmdb_rc(mdb_txn_begin(w->env, NULL, 0, &txn))) != 0 ||
-        (rc = lmdb_rc(mdb_dbi_open(txn, "wal", MDB_CREATE, &w->db))) != 0 ||
-        (rc = lmdb_rc(mdb_cursor_open(txn, w->db, &cur))) != 0) {
+    if ((rc = stg_env_open(path, create, 2, s->opt.map_size, &w->env)) != 0 ||
+        (rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn))) != 0 ||
+        (rc = stg_lmdb_err(mdb_dbi_open(txn, "wal", MDB_CREATE, &w->db))) != 0 ||
+        (rc = stg_lmdb_err(mdb_cursor_open(txn, w->db, &cur))) != 0) {
         goto fail;
     }
     MDB_val k, v;
@@ -187,7 +174,7 @@ static int wal_open(stg_store *s, const char *tenant, bool create, stg_wal **out
     }
     mdb_cursor_close(cur);
     cur = NULL;
-    if ((rc = lmdb_rc(mdb_txn_commit(txn))) != 0) {
+    if ((rc = stg_lmdb_err(mdb_txn_commit(txn))) != 0) {
         txn = NULL;
         goto fail;
     }
