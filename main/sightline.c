@@ -87,7 +87,7 @@ static const struct flag {
     {OPT_LOG_LEVEL, "log-level", "SIGHTLINE_LOG_LEVEL", "LEVEL",
      "error, warn, info or debug (default info)"},
     {OPT_UI_DIR, "ui-dir", "SIGHTLINE_UI_DIR", "DIR",
-     "static UI files served at / (default: ui-static next to the binary's source, if found)"},
+     "static UI files served at / (default: none; scripts/run.sh passes ./ui-static)"},
     {OPT_PORTS_FILE, "ports-file", "SIGHTLINE_PORTS_FILE", "FILE",
      "write the bound ports as JSON to FILE once listening (for tests and scripts)"},
 };
@@ -109,7 +109,8 @@ static void usage(FILE *f) {
     fprintf(f, "  %-28s %s\n", "-h, --help", "show this help");
 }
 
-/* Parses "90", "1.5s"-free integer durations with a unit: ns, us, ms, s, m, h, d. */
+/* Parses a whole number with a unit (ns, us, ms, s, m, h, d), e.g. "90s" or
+ * "7d"; a bare "0" means zero. Returns 0 or SL_EINVAL. */
 static int parse_duration(const char *s, uint64_t *out) {
     char *end;
     errno = 0;
