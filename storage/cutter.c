@@ -773,6 +773,7 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
     win_group groups[CUT_MAX_WINDOWS];
     size_t ngroups = 0, nspans = 0, nrecords = 0;
     uint8_t last_key[STG_WAL_KEY];
+    bool busy = false;
     uint64_t rec_bytes = 0, now = sl_now_unix_nano();
     uint64_t cutoff =
         s->opt.retention_ns != 0 && now > s->opt.retention_ns ? now - s->opt.retention_ns : 0;
@@ -806,6 +807,17 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
                 (rc = stg_part_get(s, w->tenant, window, &g->p)) != 0) {
                 ngroups--;
                 goto out;
+            }
+            if (g->p != NULL && g->p->sealed) {
+                /* A past window is mapped read-only-sized: reopen it for
+                 * writing, which needs it to be ours alone for a moment. */
+                pthread_mutex_lock(&s->mu);
+                int urc = g->p->refs == 1 ? stg_part_reseal(s, g->p, false) : SL_EFULL;
+                pthread_mutex_unlock(&s->mu);
+                if (urc != 0) {
+                    busy = true; /* readers hold it: try again next pass */
+                    break;
+                }
             }
         }
         /* Records at or below the window's mark were cut before a crash
@@ -856,7 +868,7 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
         nrecords++;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+    if (mrc != 0 && mrc != MDB_NOTFOUND && !busy) {
         rc = mrc;
         goto out;
     }
@@ -864,7 +876,7 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
     cur = NULL;
     mdb_txn_abort(txn);
     txn = NULL;
-    if (nrecords == 0) {
+    if (nrecords == 0 || busy) {
         goto out;
     }
     for (size_t i = 0; i < ngroups; i++) {

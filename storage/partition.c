@@ -130,10 +130,72 @@ static int load_state(stg_partition *p) {
     return rc;
 }
 
+/* The map size of a sealed window: its file, with room to spare. */
+static uint64_t sealed_map_size(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    struct stat st;
+    uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return (size + (2u << 20)) & ~(uint64_t)((1u << 20) - 1);
+}
+
+/* Opens p's environment at map_size and its databases. */
+static int part_env_open(stg_partition *p, bool create, uint64_t map_size) {
+    MDB_txn *txn = NULL;
+    int rc = stg_env_open(p->path, create, 8, map_size, &p->env);
+    if (rc == 0) {
+        rc = stg_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn));
+    }
+    struct {
+        const char *name;
+        unsigned flags;
+        MDB_dbi *dbi;
+    } dbs[] = {
+        {"blocks", 0, &p->db_blocks},
+        {"bmeta", 0, &p->db_bmeta},
+        {"trace", MDB_DUPSORT | MDB_DUPFIXED, &p->db_trace},
+        {"svcop", MDB_DUPSORT | MDB_DUPFIXED, &p->db_svcop},
+        {"attr", MDB_DUPSORT | MDB_DUPFIXED, &p->db_attr},
+        {"bloom", 0, &p->db_bloom},
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        rc = stg_lmdb_err(mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi));
+    }
+    if (txn != NULL) {
+        if (rc == 0) {
+            rc = stg_lmdb_err(mdb_txn_commit(txn));
+        } else {
+            mdb_txn_abort(txn);
+        }
+    }
+    if (rc != 0 && p->env != NULL) {
+        mdb_env_close(p->env);
+        p->env = NULL;
+    }
+    return rc;
+}
+
+int stg_part_reseal(stg_store *s, stg_partition *p, bool sealed) {
+    if (p->sealed == sealed) {
+        return 0;
+    }
+    mdb_env_close(p->env);
+    p->env = NULL;
+    int rc = part_env_open(p, false, sealed ? sealed_map_size(p->path) : s->opt.map_size);
+    if (rc != 0) {
+        /* Try the other way round so that the window stays readable. */
+        if (part_env_open(p, false, s->opt.map_size) == 0) {
+            p->sealed = false;
+        }
+        return rc;
+    }
+    p->sealed = sealed;
+    return 0;
+}
+
 int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bool create,
                   stg_partition **out) {
     int rc = 0;
-    MDB_txn *txn = NULL;
     stg_partition *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         return SL_ENOMEM;
@@ -149,44 +211,20 @@ int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bo
         rc = SL_ENOMEM;
         goto fail;
     }
-    if ((rc = stg_env_open(path, create, 8, s->opt.map_size, &p->env)) != 0) {
+    /* A window that ended before we started only serves reads: map just
+     * its file (sealed) so that days of windows do not each reserve the full
+     * map size of address space. The cutter unseals it if it must write. */
+    bool sealed = !create && window_start_ns + s->opt.partition_ns < sl_now_unix_nano();
+    if ((rc = part_env_open(p, create, sealed ? sealed_map_size(path) : s->opt.map_size)) != 0) {
         goto fail;
     }
-    if ((rc = stg_lmdb_err(mdb_txn_begin(p->env, NULL, 0, &txn))) != 0) {
-        goto fail;
-    }
-    struct {
-        const char *name;
-        unsigned flags;
-        MDB_dbi *dbi;
-    } dbs[] = {
-        {"blocks", 0, &p->db_blocks},
-        {"bmeta", 0, &p->db_bmeta},
-        {"trace", MDB_DUPSORT | MDB_DUPFIXED, &p->db_trace},
-        {"svcop", MDB_DUPSORT | MDB_DUPFIXED, &p->db_svcop},
-        {"attr", MDB_DUPSORT | MDB_DUPFIXED, &p->db_attr},
-        {"bloom", 0, &p->db_bloom},
-    };
-    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-        if ((rc = stg_lmdb_err(
-                 mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi))) != 0) {
-            goto fail;
-        }
-    }
-    rc = stg_lmdb_err(mdb_txn_commit(txn));
-    txn = NULL;
-    if (rc != 0) {
-        goto fail;
-    }
+    p->sealed = sealed;
     if ((rc = stg_lmdb_err(load_state(p))) != 0) {
         goto fail;
     }
     *out = p;
     return 0;
 fail:
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
-    }
     SL_LOG_E("storage", "cannot open partition %s: %s", path, sl_strerror(rc));
     stg_part_close(p);
     return rc;
@@ -376,4 +414,45 @@ void stg_widen_bounds(stg_partition *p, uint64_t min_start, uint64_t max_start) 
     cur = atomic_load(&p->max_start);
     while (max_start > cur && !atomic_compare_exchange_weak(&p->max_start, &cur, max_start)) {
     }
+}
+
+void stg_seal_run(stg_store *s, uint64_t now_ns) {
+    uint64_t settle = 2ull * s->opt.cut_interval_ms * 1000000u;
+    stg_wal **wals = NULL;
+    size_t nw = 0;
+    if (stg_wals_list(s, &wals, &nw) != 0) {
+        return;
+    }
+    /* Records only ever join the current window, so once a tenant's oldest
+     * uncut record is newer than a past window, nothing will write to it. */
+    uint64_t *oldest = malloc((nw ? nw : 1) * sizeof(*oldest));
+    if (oldest == NULL) {
+        free(wals);
+        return;
+    }
+    for (size_t i = 0; i < nw; i++) {
+        oldest[i] = stg_wal_oldest_window(wals[i]);
+    }
+    pthread_mutex_lock(&s->mu);
+    for (stg_partition *p = s->parts; p != NULL; p = p->next) {
+        if (p->sealed || p->dropped || p->refs != 0 ||
+            p->window_start_ns + s->opt.partition_ns + settle > now_ns) {
+            continue;
+        }
+        uint64_t pending = UINT64_MAX;
+        for (size_t i = 0; i < nw; i++) {
+            if (strcmp(wals[i]->tenant, p->tenant) == 0) {
+                pending = oldest[i];
+            }
+        }
+        if (pending > p->window_start_ns) {
+            int rc = stg_part_reseal(s, p, true);
+            if (rc != 0) {
+                SL_LOG_W("storage", "cannot seal %s: %s", p->path, sl_strerror(rc));
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(oldest);
+    free(wals);
 }

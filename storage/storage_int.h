@@ -61,6 +61,7 @@ typedef struct stg_partition {
     bool dropped;        /* removed by retention; freed at refs == 0 */
     uint64_t next_block; /* next block id; cutter thread only */
     uint64_t mark;       /* highest WAL seq cut into it; cutter thread only */
+    bool sealed;         /* mapped at its file size: read-only until unsealed */
     atomic_uint_least64_t blocks;
     atomic_uint_least64_t min_start; /* span start bounds of everything in it */
     atomic_uint_least64_t max_start;
@@ -121,6 +122,12 @@ void stg_part_close(stg_partition *p);
  * reference taken. Caller releases with stg_part_release. */
 int stg_part_get(stg_store *s, const char *tenant, uint64_t window_start_ns, stg_partition **out);
 void stg_part_release(stg_store *s, stg_partition *p);
+/* Reopens p's environment sealed (mapped at its file's size, for reads) or
+ * unsealed (the full map size, writable). Caller holds s->mu and the only
+ * reference(s) to p, so that no transaction is open on it. */
+int stg_part_reseal(stg_store *s, stg_partition *p, bool sealed);
+/* Seals windows that ended a while ago and have nothing left to cut. */
+void stg_seal_run(stg_store *s, uint64_t now_ns);
 /* Snapshot of the tenant's partitions (NULL tenant: all), newest first, each
  * with a reference taken. *parts is malloc'd; release with stg_parts_release. */
 int stg_parts_list(stg_store *s, const char *tenant, stg_partition ***parts, size_t *n);
@@ -151,6 +158,8 @@ int stg_wal_get(stg_store *s, const char *tenant, bool create, stg_wal **out);
 /* Opens the WAL of every tenant directory found at start-up. */
 int stg_wal_discover(stg_store *s);
 void stg_wal_close(stg_wal *w);
+/* The window of the oldest uncut record (UINT64_MAX: none; 0: unknown). */
+uint64_t stg_wal_oldest_window(stg_wal *w);
 void stg_widen_wal_bounds(stg_wal *w, uint64_t min_start, uint64_t max_start);
 /* Snapshot of all WALs (the list only grows; entries live until stg_close). */
 int stg_wals_list(stg_store *s, stg_wal ***out, size_t *n);

@@ -69,6 +69,7 @@ static int maintain(stg_store *s, uint64_t now_ns, bool force) {
             }
         }
     }
+    stg_seal_run(s, now_ns);
     pthread_mutex_unlock(&s->cut_mu);
     free(wals);
     int rrc = stg_retention_run(s, now_ns);

@@ -220,6 +220,24 @@ int stg_wal_get(stg_store *s, const char *tenant, bool create, stg_wal **out) {
     return rc;
 }
 
+uint64_t stg_wal_oldest_window(stg_wal *w) {
+    uint64_t win = UINT64_MAX;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return 0; /* unknown: as if everything were pending */
+    }
+    if (mdb_cursor_open(txn, w->db, &cur) == 0) {
+        MDB_val k, v;
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == STG_WAL_KEY) {
+            win = sl_get_be64(k.mv_data);
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return win;
+}
+
 int stg_wals_list(stg_store *s, stg_wal ***out, size_t *n) {
     pthread_mutex_lock(&s->mu);
     size_t count = 0;
