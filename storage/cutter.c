@@ -236,10 +236,52 @@ typedef struct svcop_acc {
 
 typedef struct cut_block {
     uint64_t id;
-    sl_buf data;
+    sl_buf data; /* the encoded block */
+    sl_buf idx;  /* its index entries, prepared for the write transaction */
     stg_block_meta meta;
     size_t first, count; /* range in the sorted span array */
 } cut_block;
+
+/* Index entries are prepared off the write transaction (in parallel, one
+ * block per worker) as a list of puts: u8 database, u16 key size, key,
+ * u32 value size, value. */
+enum { IDX_TRACE, IDX_SVCOP, IDX_ATTR, IDX_BLOOM };
+
+static int idx_emit(sl_buf *out, int db, const void *k, size_t klen, const void *v, size_t vlen) {
+    uint16_t kl = (uint16_t)klen;
+    uint32_t vl = (uint32_t)vlen;
+    int rc = sl_buf_reserve(out, 1 + 2 + klen + 4 + vlen);
+    if (rc == 0) {
+        out->data[out->len++] = (uint8_t)db;
+        memcpy(out->data + out->len, &kl, 2);
+        memcpy(out->data + out->len + 2, k, klen);
+        memcpy(out->data + out->len + 2 + klen, &vl, 4);
+        memcpy(out->data + out->len + 6 + klen, v, vlen);
+        out->len += 6 + klen + vlen;
+    }
+    return rc;
+}
+
+/* Replays prepared entries into txn. */
+static int idx_put(stg_partition *p, MDB_txn *txn, const sl_buf *idx) {
+    const MDB_dbi dbis[] = {p->db_trace, p->db_svcop, p->db_attr, p->db_bloom};
+    size_t off = 0;
+    while (off < idx->len) {
+        uint16_t kl;
+        uint32_t vl;
+        uint8_t db = idx->data[off];
+        memcpy(&kl, idx->data + off + 1, 2);
+        MDB_val k = {kl, idx->data + off + 3};
+        memcpy(&vl, idx->data + off + 3 + kl, 4);
+        MDB_val v = {vl, idx->data + off + 7 + kl};
+        off += 7 + (size_t)kl + vl;
+        int rc = mdb_put(txn, dbis[db], &k, &v, 0);
+        if (rc != 0 && rc != MDB_KEYEXIST) {
+            return rc;
+        }
+    }
+    return 0;
+}
 
 /* Adds one attribute's (key, value-text) to the block's attribute set and
  * counts the key's distinct values in its key-only entry. A value too long to
@@ -372,21 +414,20 @@ static int note_synthetic(kv_set *pairs, sl_arena *a, const sl_span *sp) {
 }
 
 /* Writes one block's index entries into txn. */
-static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
-                           const sl_span *const *spans, kv_set *pairs, sl_arena *a) {
+static int prepare_block_index(cut_block *b, const sl_span *const *spans, kv_set *pairs,
+                               sl_arena *a) {
     int rc = 0;
     uint8_t bid[8], key[STG_MAX_KEY + 16];
     stg_be64(bid, b->id);
-    MDB_val k, v;
+    sl_buf *out = &b->idx;
 
     /* trace id -> block (spans are sorted by trace: one put per run) */
     for (size_t i = b->first; i < b->first + b->count; i++) {
         if (i > b->first && memcmp(spans[i]->trace_id, spans[i - 1]->trace_id, 16) == 0) {
             continue;
         }
-        k = (MDB_val){STG_TRACE_KEY, (void *)(uintptr_t)(spans[i]->trace_id + 16 - STG_TRACE_KEY)};
-        v = (MDB_val){4, bid + 4};
-        if ((rc = mdb_put(txn, p->db_trace, &k, &v, 0)) != 0 && rc != MDB_KEYEXIST) {
+        if ((rc = idx_emit(out, IDX_TRACE, spans[i]->trace_id + 16 - STG_TRACE_KEY, STG_TRACE_KEY,
+                           bid + 4, 4)) != 0) {
             return rc;
         }
     }
@@ -448,12 +489,9 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
     }
     for (size_t i = 0; i < naccs; i++) {
         size_t kl = stg_svcop_key(accs[i].service, accs[i].op, accs[i].kind, key);
-        k = (MDB_val){kl, key};
-        v = (MDB_val){sizeof(stg_svcop_val), &accs[i].v};
-        if ((rc = mdb_put(txn, p->db_svcop, &k, &v, 0)) != 0 && rc != MDB_KEYEXIST) {
+        if ((rc = idx_emit(out, IDX_SVCOP, key, kl, &accs[i].v, sizeof(stg_svcop_val))) != 0) {
             goto out;
         }
-        rc = 0;
     }
 
     /* attribute key=value -> block; keys with too many distinct values in
@@ -508,12 +546,9 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
             hc = false;
         }
         size_t kl = stg_attr_key(e->key, e->val, hc, key);
-        k = (MDB_val){kl, key};
-        v = (MDB_val){8, bid};
-        if ((rc = mdb_put(txn, p->db_attr, &k, &v, 0)) != 0 && rc != MDB_KEYEXIST) {
+        if ((rc = idx_emit(out, IDX_ATTR, key, kl, bid, 8)) != 0) {
             goto out;
         }
-        rc = 0;
     }
     if (pairs->nhashes > 1) {
         /* Repeats would oversize the filter: keep one of each (an
@@ -556,9 +591,7 @@ static int put_block_index(stg_partition *p, MDB_txn *txn, const cut_block *b,
         for (size_t i = 0; i < pairs->nhashes; i++) {
             stg_bloom_add(bits, nbits, pairs->hashes[i]);
         }
-        k = (MDB_val){8, bid};
-        v = (MDB_val){nbits / 8, bits};
-        if ((rc = mdb_put(txn, p->db_bloom, &k, &v, 0)) != 0) {
+        if ((rc = idx_emit(out, IDX_BLOOM, bid, 8, bits, nbits / 8)) != 0) {
             goto out;
         }
     }
@@ -585,9 +618,10 @@ static int cut_err(const char *path, int rc) {
     return rc;
 }
 
-/* Encoding blocks is pure CPU work on disjoint data: with several blocks in
- * a pass, helper threads take every other block so that a cut (and the
- * backlog drain after a burst) uses more than one core. */
+/* Encoding blocks and preparing their index entries is pure CPU work on
+ * disjoint data: with several blocks in a pass, helper threads take every
+ * other block so that a cut (and the backlog drain after a burst) uses more
+ * than one core. Only the puts themselves wait for the write transaction. */
 typedef struct encode_job {
     stg_store *s;
     cut_block *blocks;
@@ -598,11 +632,21 @@ typedef struct encode_job {
 
 static void *encode_worker(void *arg) {
     encode_job *j = arg;
+    kv_set pairs = {0};
+    sl_arena a;
+    sl_arena_init(&a, CUT_ARENA_MAX / 4);
     for (size_t i = j->first; i < j->nblocks && j->rc == 0; i += j->stride) {
         cut_block *b = &j->blocks[i];
         j->rc = stg_block_encode((const sl_span *const *)j->spans + b->first, b->count,
                                  j->s->opt.block_level, &b->data);
+        if (j->rc == 0) {
+            j->rc = prepare_block_index(b, (const sl_span *const *)j->spans, &pairs, &a);
+        }
+        sl_arena_reset(&a);
     }
+    free(pairs.slots);
+    free(pairs.hashes);
+    sl_arena_free(&a);
     return NULL;
 }
 
@@ -648,13 +692,12 @@ static int encode_blocks(stg_store *s, cut_block *blocks, size_t nblocks, sl_spa
 
 /* Writes spans (of one window, any order) as blocks with their indexes into
  * p, together with the window's new cut mark, in one transaction. */
-static int cut_window(stg_store *s, stg_partition *p, sl_span **spans, size_t nspans, uint64_t mark,
-                      sl_arena *a) {
+static int cut_window(stg_store *s, stg_partition *p, sl_span **spans, size_t nspans,
+                      uint64_t mark) {
     int rc = 0;
     MDB_txn *txn = NULL;
     cut_block *blocks = NULL;
     size_t nblocks = 0;
-    kv_set pairs = {0};
     MDB_val k, v;
 
     /* Sort by trace, then cut into blocks without splitting a trace unless it
@@ -677,6 +720,7 @@ static int cut_window(stg_store *s, stg_partition *p, sl_span **spans, size_t ns
         b->first = i;
         b->count = end - i;
         sl_buf_init(&b->data, 0);
+        sl_buf_init(&b->idx, 0);
         b->meta.min_start = UINT64_MAX;
         b->meta.nspans = (uint32_t)b->count;
         for (size_t j = i; j < end; j++) {
@@ -714,8 +758,7 @@ static int cut_window(stg_store *s, stg_partition *p, sl_span **spans, size_t ns
         if ((rc = mdb_put(txn, p->db_bmeta, &k, &v, 0)) != 0) {
             goto out;
         }
-        if ((rc = put_block_index(p, txn, &blocks[i], (const sl_span *const *)spans, &pairs, a)) !=
-            0) {
+        if ((rc = idx_put(p, txn, &blocks[i].idx)) != 0) {
             goto out;
         }
     }
@@ -746,10 +789,9 @@ out:
     }
     for (size_t i = 0; i < nblocks; i++) {
         sl_buf_free(&blocks[i].data);
+        sl_buf_free(&blocks[i].idx);
     }
     free(blocks);
-    free(pairs.slots);
-    free(pairs.hashes);
     return cut_err(p->path, rc);
 }
 
@@ -881,8 +923,8 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
     }
     for (size_t i = 0; i < ngroups; i++) {
         if (groups[i].p != NULL && groups[i].n > 0 &&
-            (rc = cut_window(s, groups[i].p, groups[i].spans, groups[i].n, groups[i].max_seq,
-                             &a)) != 0) {
+            (rc = cut_window(s, groups[i].p, groups[i].spans, groups[i].n, groups[i].max_seq)) !=
+                0) {
             goto out;
         }
     }
