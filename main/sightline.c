@@ -5,6 +5,7 @@
  * requests before storage closes). The main thread only waits for signals.
  */
 #include "collector.h"
+#include "config_file.h"
 #include "query.h"
 #include "storage.h"
 
@@ -55,6 +56,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_UI_DIR,
     OPT_PORTS_FILE,
+    OPT_CONFIG,
 };
 
 /* One table drives getopt, the environment and --help. */
@@ -90,6 +92,9 @@ static const struct flag {
      "static UI files served at / (default: none; scripts/run.sh passes ./ui-static)"},
     {OPT_PORTS_FILE, "ports-file", "SIGHTLINE_PORTS_FILE", "FILE",
      "write the bound ports as JSON to FILE once listening (for tests and scripts)"},
+    {OPT_CONFIG, "config", "SIGHTLINE_CONFIG", "FILE",
+     "YAML file of settings keyed by these flag names (e.g. `retention: 3d`); "
+     "variables and flags override it"},
 };
 #define NFLAGS (sizeof(g_flags) / sizeof(g_flags[0]))
 
@@ -223,6 +228,8 @@ static int apply(config *c, int id, const char *val) {
     case OPT_PORTS_FILE:
         c->ports_file = val;
         return 0;
+    case OPT_CONFIG:
+        return 0; /* read before everything else, see configure() */
     default:
         return SL_EINVAL;
     }
@@ -237,8 +244,63 @@ static const struct flag *flag_by_id(int id) {
     return NULL;
 }
 
-/* Fills c from defaults, then the environment, then argv. Returns 0, 1 when
- * help was shown, or -1 on a bad value (already reported). */
+/* Values read from the YAML file outlive it: c keeps pointers to them. */
+static char *g_yaml_values[64];
+static size_t g_nyaml;
+
+static int yaml_set(void *ud, const char *key, const char *value, int line, char *err,
+                    size_t err_size) {
+    config *c = ud;
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const char *n = g_flags[i].name;
+        size_t j = 0;
+        while (n[j] != '\0' && (key[j] == n[j] || (n[j] == '-' && key[j] == '_'))) {
+            j++;
+        }
+        if (n[j] != '\0' || key[j] != '\0') {
+            continue;
+        }
+        char *copy =
+            g_nyaml < sizeof(g_yaml_values) / sizeof(g_yaml_values[0]) ? strdup(value) : NULL;
+        if (copy == NULL) {
+            snprintf(err, err_size, "line %d: too many settings", line);
+            return -1;
+        }
+        g_yaml_values[g_nyaml++] = copy;
+        if (g_flags[i].id == OPT_CONFIG || apply(c, g_flags[i].id, copy) != 0) {
+            snprintf(err, err_size, "line %d: invalid %s: %s (%s)", line, key, value,
+                     g_flags[i].help);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, err_size, "line %d: unknown setting '%s' (see sightline --help)", line, key);
+    return -1;
+}
+
+static void free_yaml_values(void) {
+    for (size_t i = 0; i < g_nyaml; i++) {
+        free(g_yaml_values[i]);
+    }
+    g_nyaml = 0;
+}
+
+/* The --config argument (or SIGHTLINE_CONFIG), found before flags are parsed
+ * because the file has the lowest precedence. */
+static const char *config_path(int argc, char **argv) {
+    const char *path = getenv("SIGHTLINE_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[i + 1];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+        }
+    }
+    return path != NULL && *path != '\0' ? path : NULL;
+}
+
+/* Fills c from defaults, then the YAML file, then the environment, then argv.
+ * Returns 0, 1 when help was shown, or -1 on a bad value (already reported). */
 static int configure(config *c, int argc, char **argv) {
     *c = (config){.host = "0.0.0.0",
                   .otlp_http_port = 4318,
@@ -251,6 +313,15 @@ static int configure(config *c, int argc, char **argv) {
                   .cut_interval_ns = 2000000000ull,
                   .block_level = 3,
                   .log_level = "info"};
+    const char *path = config_path(argc, argv);
+    if (path != NULL) {
+        char err[512];
+        if (cfg_load_yaml(path, yaml_set, c, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sightline: config %s%s%s\n", strstr(err, path) ? "" : path,
+                    strstr(err, path) ? "" : ": ", err);
+            return -1;
+        }
+    }
     for (size_t i = 0; i < NFLAGS; i++) {
         const char *v = getenv(g_flags[i].env);
         if (v != NULL && *v != '\0' && apply(c, g_flags[i].id, v) != 0) {
@@ -384,8 +455,11 @@ int main(int argc, char **argv) {
     }
     config c;
     int rc = configure(&c, argc - 1, argv + 1);
-    if (rc != 0) {
-        return rc > 0 ? 0 : 2;
+    if (rc == 0) {
+        rc = serve(&c);
+    } else {
+        rc = rc > 0 ? 0 : 2;
     }
-    return serve(&c);
+    free_yaml_values();
+    return rc;
 }

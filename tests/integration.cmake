@@ -8,5 +8,7 @@ add_test(NAME integration_traces_api
                  $<TARGET_FILE:otlp-gen> ${CMAKE_CURRENT_SOURCE_DIR}/data/otlp)
 add_test(NAME integration_durability
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_durability.py $<TARGET_FILE:sightline>)
-set_tests_properties(integration_traces_api integration_durability PROPERTIES
+add_test(NAME integration_config
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_config.py $<TARGET_FILE:sightline>)
+set_tests_properties(integration_traces_api integration_durability integration_config PROPERTIES
     LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)

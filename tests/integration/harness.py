@@ -37,8 +37,9 @@ def finish():
 
 
 class Server:
-    def __init__(self, binary, extra_args=(), data_dir=None):
+    def __init__(self, binary, extra_args=(), data_dir=None, env=None):
         self.binary = binary
+        self.env = env
         self.extra_args = list(extra_args)
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="sightline-test-")
@@ -54,7 +55,8 @@ class Server:
                 "--query-port", "0", "--data-dir", os.path.join(self.data_dir, "data"),
                 "--ports-file", ports, "--log-level", "warn"] + self.extra_args
         self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
