@@ -110,6 +110,17 @@ try:
     check_eq(body, b"", "empty ExportTraceServiceResponse (no partial success)")
     st, _, _ = srv.post("/v1/traces", gzip_bytes(payload), headers={"Content-Encoding": "gzip"})
     check_eq(st, 200, "gzip protobuf request accepted")
+    st, _, _ = srv.post("/v1/traces", zlib.compress(payload), headers={"Content-Encoding": "deflate"})
+    check_eq(st, 200, "deflate (zlib) protobuf request accepted")
+    zst = subprocess.run(["zstd", "-q", "-c"], input=payload, capture_output=True, check=True).stdout
+    st, _, _ = srv.post("/v1/traces", zst, headers={"Content-Encoding": "zstd"})
+    check_eq(st, 200, "zstd protobuf request accepted")
+    st, _, _ = srv.post("/v1/traces", zst[: len(zst) // 2], headers={"Content-Encoding": "zstd"})
+    check_eq(st, 400, "a truncated zstd body is 400")
+    zbomb = subprocess.run(["zstd", "-q", "-c", "-19"], input=b"\0" * (40 << 20),
+                           capture_output=True, check=True).stdout
+    st, _, _ = srv.post("/v1/traces", zbomb, headers={"Content-Encoding": "zstd"})
+    check_eq(st, 413, "a zstd bomb is cut off at the limit (413)")
 
     # --- partial success: one span with a bad trace id -----------------------
     good = rand_hex(16)
