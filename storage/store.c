@@ -20,7 +20,8 @@ void stg_options_init(stg_options *o) {
     o->data_dir = "./data";
     o->partition_ns = 3600ull * 1000000000ull;
     o->retention_ns = 7ull * 24 * 3600 * 1000000000ull;
-    o->map_size = 64ull << 30;
+    o->map_size = 256ull << 30;
+    o->wal_map_size = 8ull << 30;
     o->cut_interval_ms = 2000;
     o->cut_max_bytes = 32ull << 20;
     o->block_level = 3;

@@ -151,7 +151,7 @@ static int wal_open(stg_store *s, const char *tenant, bool create, stg_wal **out
         rc = SL_ENOMEM;
         goto fail;
     }
-    if ((rc = stg_env_open(path, create, 2, s->opt.map_size, &w->env)) != 0 ||
+    if ((rc = stg_env_open(path, create, 2, s->opt.wal_map_size, &w->env)) != 0 ||
         (rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn))) != 0 ||
         (rc = stg_lmdb_err(mdb_dbi_open(txn, "wal", MDB_CREATE, &w->db))) != 0 ||
         (rc = stg_lmdb_err(mdb_cursor_open(txn, w->db, &cur))) != 0) {
