@@ -1,0 +1,1 @@
+sl_unit_test(test_common)

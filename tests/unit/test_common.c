@@ -1,0 +1,156 @@
+/*
+ * common/: the arena (caps, reuse after reset, overflow checks), bounded
+ * buffers, varints, hex, integer parsing, error names and the self-metrics
+ * exposition format.
+ */
+#include "sl_test.h"
+
+#include "sl_arena.h"
+#include "sl_buf.h"
+#include "sl_err.h"
+#include "sl_metrics.h"
+#include "sl_util.h"
+
+#include <stdint.h>
+
+static void test_arena_cap_and_reset(void) {
+    sl_arena a;
+    sl_arena_init(&a, 64 * 1024);
+    void *p = sl_arena_alloc(&a, 1000);
+    ASSERT_TRUE(p != NULL);
+    ASSERT_EQ((uintptr_t)p % 16, 0);
+    /* Past the cap: NULL, never an abort, and earlier memory stays valid. */
+    ASSERT_TRUE(sl_arena_alloc(&a, 128 * 1024) == NULL);
+    memset(p, 0xab, 1000);
+    size_t reserved = a.reserved;
+    ASSERT_TRUE(reserved <= 64 * 1024);
+    /* Reset keeps the chunks: the same sizes need no new memory. */
+    sl_arena_reset(&a);
+    ASSERT_EQ(a.used, 0);
+    for (int i = 0; i < 40; i++) {
+        ASSERT_TRUE(sl_arena_alloc(&a, 1000) != NULL);
+    }
+    ASSERT_TRUE(a.reserved <= 64 * 1024);
+    ASSERT_TRUE(sl_arena_calloc(&a, SIZE_MAX / 2, 4) == NULL); /* n * size overflows */
+    char *s = sl_arena_strndup(&a, "abcdef", 3);
+    ASSERT_STR_EQ(s, "abc");
+    sl_arena_free(&a);
+    sl_arena_free(NULL);
+}
+
+static void test_arena_protobuf_hook(void) {
+    sl_arena a;
+    sl_arena_init(&a, 0);
+    ProtobufCAllocator *pb = sl_arena_pb(&a);
+    void *p = pb->alloc(pb->allocator_data, 100);
+    ASSERT_TRUE(p != NULL);
+    pb->free(pb->allocator_data, p); /* a no-op: the arena owns it */
+    ASSERT_TRUE(a.used >= 100);
+    sl_arena_free(&a);
+}
+
+static void test_buf_limits(void) {
+    sl_buf b;
+    sl_buf_init(&b, 10);
+    ASSERT_EQ(sl_buf_append(&b, "0123456789", 10), 0);
+    ASSERT_EQ(sl_buf_putc(&b, 'x'), SL_ETOOBIG);
+    ASSERT_EQ(b.len, 10);
+    sl_buf_free(&b);
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(sl_buf_printf(&b, "%s-%d", "n", 42), 0);
+    ASSERT_EQ(b.len, 4);
+    ASSERT_TRUE(memcmp(b.data, "n-42", 4) == 0);
+    char big[600];
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ASSERT_EQ(sl_buf_printf(&b, "%s", big), 0); /* longer than the small stack buffer */
+    ASSERT_EQ(b.len, 4 + sizeof(big) - 1);
+    sl_buf_free(&b);
+}
+
+static void test_varints(void) {
+    const uint64_t vals[] = {0, 1, 127, 128, 300, UINT32_MAX, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        sl_buf b;
+        sl_buf_init(&b, 0);
+        ASSERT_EQ(sl_buf_put_uvarint(&b, vals[i]), 0);
+        const uint8_t *p = b.data;
+        uint64_t back = 0;
+        ASSERT_EQ(sl_get_uvarint(&p, b.data + b.len, &back), 0);
+        ASSERT_U64_EQ(back, vals[i]);
+        ASSERT_TRUE(p == b.data + b.len);
+        /* Truncated: an error, not an over-read. */
+        p = b.data;
+        if (b.len > 1) {
+            ASSERT_EQ(sl_get_uvarint(&p, b.data + b.len - 1, &back), SL_ECORRUPT);
+        }
+        sl_buf_free(&b);
+    }
+    ASSERT_EQ(sl_unzigzag(sl_zigzag(INT64_MIN)), INT64_MIN);
+    ASSERT_EQ(sl_unzigzag(sl_zigzag(-1)), -1);
+}
+
+static void test_hex_and_ints(void) {
+    uint8_t id[4];
+    ASSERT_EQ(sl_hex_decode("DeadBEEF", 8, id, 4), 0);
+    ASSERT_EQ(id[0], 0xde);
+    ASSERT_EQ(id[3], 0xef);
+    ASSERT_EQ(sl_hex_decode("deadbee", 7, id, 4), SL_EINVAL);
+    ASSERT_EQ(sl_hex_decode("deadbeeg", 8, id, 4), SL_EINVAL);
+    char out[8];
+    sl_hex_encode(id, 4, out);
+    ASSERT_TRUE(memcmp(out, "deadbeef", 8) == 0);
+
+    uint64_t u;
+    int64_t i;
+    ASSERT_EQ(sl_parse_u64(SL_STR_LIT("18446744073709551615"), &u), 0);
+    ASSERT_U64_EQ(u, UINT64_MAX);
+    ASSERT_EQ(sl_parse_u64(SL_STR_LIT("18446744073709551616"), &u), SL_EINVAL);
+    ASSERT_EQ(sl_parse_u64(SL_STR_LIT(""), &u), SL_EINVAL);
+    ASSERT_EQ(sl_parse_u64(SL_STR_LIT("12a"), &u), SL_EINVAL);
+    ASSERT_EQ(sl_parse_i64(SL_STR_LIT("-9223372036854775808"), &i), 0);
+    ASSERT_EQ(i, INT64_MIN);
+    ASSERT_EQ(sl_parse_i64(SL_STR_LIT("9223372036854775808"), &i), SL_EINVAL);
+    ASSERT_STR_EQ(sl_errname(SL_ENOMEM), "SL_ENOMEM");
+    ASSERT_STR_EQ(sl_strerror(SL_ETOOBIG), "input larger than the configured limit");
+}
+
+static void test_metrics_exposition(void) {
+    sl_metric *c = sl_counter("t_requests_total", "code=\"200\"", "Requests.");
+    sl_metric *c2 = sl_counter("t_requests_total", "code=\"500\"", "Requests.");
+    ASSERT_TRUE(sl_counter("t_requests_total", "code=\"200\"", "x") == c); /* same series */
+    sl_metric_add(c, 3);
+    sl_metric_add(c2, 1);
+    const double bounds[] = {0.1, 1};
+    sl_metric *h = sl_histogram("t_latency_seconds", "", "Latency.", bounds, 2);
+    sl_metric_observe(h, 0.05);
+    sl_metric_observe(h, 0.5);
+    sl_metric_observe(h, 5);
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(sl_metrics_render(&b), 0);
+    ASSERT_EQ(sl_buf_putc(&b, 0), 0);
+    const char *text = (const char *)b.data;
+    ASSERT_TRUE(strstr(text, "# TYPE t_requests_total counter\n") != NULL);
+    ASSERT_TRUE(strstr(text, "t_requests_total{code=\"200\"} 3\n") != NULL);
+    ASSERT_TRUE(strstr(text, "t_requests_total{code=\"500\"} 1\n") != NULL);
+    /* One HELP/TYPE header per family. */
+    ASSERT_TRUE(strstr(strstr(text, "# TYPE t_requests_total") + 1, "# TYPE t_requests_total") ==
+                NULL);
+    ASSERT_TRUE(strstr(text, "t_latency_seconds_bucket{le=\"0.1\"} 1\n") != NULL);
+    ASSERT_TRUE(strstr(text, "t_latency_seconds_bucket{le=\"1\"} 2\n") != NULL);
+    ASSERT_TRUE(strstr(text, "t_latency_seconds_bucket{le=\"+Inf\"} 3\n") != NULL);
+    ASSERT_TRUE(strstr(text, "t_latency_seconds_count 3\n") != NULL);
+    ASSERT_TRUE(strstr(text, "t_latency_seconds_sum 5.550000\n") != NULL);
+    sl_buf_free(&b);
+}
+
+int main(void) {
+    RUN(test_arena_cap_and_reset);
+    RUN(test_arena_protobuf_hook);
+    RUN(test_buf_limits);
+    RUN(test_varints);
+    RUN(test_hex_and_ints);
+    RUN(test_metrics_exposition);
+    return SL_TEST_RESULT();
+}
