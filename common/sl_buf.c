@@ -120,3 +120,25 @@ uint8_t *sl_buf_take(sl_buf *b, size_t *len) {
     b->cap = 0;
     return p;
 }
+
+int sl_array_grow(void *slot, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t ncap = *cap < 16 ? 16 : *cap;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / elem) {
+            return SL_ENOMEM;
+        }
+        ncap *= 2;
+    }
+    void *old;
+    memcpy(&old, slot, sizeof(old));
+    void *n = realloc(old, ncap * elem);
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    memcpy(slot, &n, sizeof(n));
+    *cap = ncap;
+    return 0;
+}

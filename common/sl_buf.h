@@ -29,6 +29,12 @@ int sl_buf_putc(sl_buf *b, uint8_t c);
 int sl_buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends an unsigned LEB128 varint. */
 int sl_buf_put_uvarint(sl_buf *b, uint64_t v);
+/* Grows the array whose pointer is stored at *slot (elements of elem bytes,
+ * capacity *cap) so that it holds at least need elements, doubling. The
+ * pointer is read and written with memcpy so that one function serves arrays
+ * of any element type: pass &array. Returns 0 or SL_ENOMEM (nothing changed). */
+int sl_array_grow(void *slot, size_t *cap, size_t need, size_t elem);
+
 /* Hands the memory to the caller (who frees it with free()) and empties b. */
 uint8_t *sl_buf_take(sl_buf *b, size_t *len);
 

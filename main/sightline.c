@@ -114,67 +114,61 @@ static void usage(FILE *f) {
     fprintf(f, "  %-28s %s\n", "-h, --help", "show this help");
 }
 
-/* Parses a whole number with a unit (ns, us, ms, s, m, h, d), e.g. "90s" or
- * "7d"; a bare "0" means zero. Returns 0 or SL_EINVAL. */
-static int parse_duration(const char *s, uint64_t *out) {
+typedef struct unit {
+    const char *name;
+    uint64_t mult;
+} unit;
+
+/* Parses a whole number followed by one of units (exact match) into
+ * number * mult. A bare number is accepted when bare_mult is nonzero (it is
+ * multiplied by that), else only "0" is. Returns 0 or SL_EINVAL. */
+static int parse_scaled(const char *s, const unit *units, size_t n, uint64_t bare_mult,
+                        uint64_t *out) {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (end == s || errno != 0 || s[0] == '-') {
         return SL_EINVAL;
     }
-    static const struct {
-        const char *unit;
-        uint64_t ns;
-    } units[] = {{"ns", 1},
-                 {"us", 1000},
-                 {"ms", 1000000},
-                 {"s", 1000000000ull},
-                 {"m", 60ull * 1000000000ull},
-                 {"h", 3600ull * 1000000000ull},
-                 {"d", 86400ull * 1000000000ull}};
-    if (*end == '\0') {
+    if (*end == '\0' && bare_mult == 0) {
         if (v != 0) {
-            return SL_EINVAL; /* a bare number is ambiguous; only 0 is allowed */
+            return SL_EINVAL; /* a bare duration is ambiguous; only 0 is allowed */
         }
         *out = 0;
         return 0;
     }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].unit) == 0) {
-            if (v > UINT64_MAX / units[i].ns) {
-                return SL_EINVAL;
-            }
-            *out = v * units[i].ns;
-            return 0;
+    uint64_t mult = *end == '\0' ? bare_mult : 0;
+    for (size_t i = 0; mult == 0 && i < n; i++) {
+        if (strcmp(end, units[i].name) == 0) {
+            mult = units[i].mult;
         }
     }
-    return SL_EINVAL;
-}
-
-static int parse_size(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || errno != 0 || s[0] == '-') {
+    if (mult == 0 || v > UINT64_MAX / mult) {
         return SL_EINVAL;
     }
-    static const struct {
-        const char *unit;
-        uint64_t mult;
-    } units[] = {{"", 1},         {"B", 1},          {"K", 1024},          {"KiB", 1024},
-                 {"M", 1u << 20}, {"MiB", 1u << 20}, {"G", 1ull << 30},    {"GiB", 1ull << 30},
-                 {"KB", 1000},    {"MB", 1000000},   {"GB", 1000000000ull}};
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].unit) == 0) {
-            if (v > UINT64_MAX / units[i].mult) {
-                return SL_EINVAL;
-            }
-            *out = v * units[i].mult;
-            return 0;
-        }
-    }
-    return SL_EINVAL;
+    *out = v * mult;
+    return 0;
+}
+
+/* "90s", "7d", ... (ns, us, ms, s, m, h, d); a bare "0" means zero. */
+static int parse_duration(const char *s, uint64_t *out) {
+    static const unit units[] = {{"ns", 1},
+                                 {"us", 1000},
+                                 {"ms", 1000000},
+                                 {"s", 1000000000ull},
+                                 {"m", 60ull * 1000000000ull},
+                                 {"h", 3600ull * 1000000000ull},
+                                 {"d", 86400ull * 1000000000ull}};
+    return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), 0, out);
+}
+
+/* "16MiB", "512K", "1048576", ... (bytes). */
+static int parse_size(const char *s, uint64_t *out) {
+    static const unit units[] = {
+        {"B", 1},          {"K", 1024},          {"KiB", 1024},       {"M", 1u << 20},
+        {"MiB", 1u << 20}, {"G", 1ull << 30},    {"GiB", 1ull << 30}, {"KB", 1000},
+        {"MB", 1000000},   {"GB", 1000000000ull}};
+    return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), 1, out);
 }
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *out) {

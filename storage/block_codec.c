@@ -222,31 +222,6 @@ static inline uint64_t str_hash(const char *s, size_t len) {
 
 /* ---- small growable arrays and open-addressing tables --------------------- */
 
-/* Grows the array whose pointer is stored at slot (elements of size elem,
- * capacity *cap) to hold need elements. The pointer is read and written with
- * memcpy so that one function serves arrays of any element type. */
-static int arr_grow(void *slot, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) {
-        return 0;
-    }
-    size_t ncap = *cap < 16 ? 16 : *cap;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2 / elem) {
-            return SL_ENOMEM;
-        }
-        ncap *= 2;
-    }
-    void *old;
-    memcpy(&old, slot, sizeof(old));
-    void *n = realloc(old, ncap * elem);
-    if (n == NULL) {
-        return SL_ENOMEM;
-    }
-    memcpy(slot, &n, sizeof(n));
-    *cap = ncap;
-    return 0;
-}
-
 /* A table of 32-bit indexes into an owner's entry array. Each slot carries
  * the generation it was written in, so clearing the table between calls is
  * one increment instead of a memset of a table sized for the largest block
@@ -622,8 +597,8 @@ static uint32_t str_add(enc *e, const char *p, size_t len, uint64_t h) {
         enc_fail(e, SL_ETOOBIG);
         return GID_NONE;
     }
-    if (arr_grow(&e->strs, &e->strs_cap, e->nstrs + 1, sizeof(str_ent)) != 0 ||
-        arr_grow(&e->keycol, &e->keycol_cap, e->nstrs + 1, sizeof(uint32_t)) != 0 ||
+    if (sl_array_grow(&e->strs, &e->strs_cap, e->nstrs + 1, sizeof(str_ent)) != 0 ||
+        sl_array_grow(&e->keycol, &e->keycol_cap, e->nstrs + 1, sizeof(uint32_t)) != 0 ||
         ht_reserve(&e->stab, &e->strs[0].hash, sizeof(str_ent), 1, (uint32_t)e->nstrs) != 0) {
         enc_fail(e, SL_ENOMEM);
         return GID_NONE;
@@ -737,7 +712,7 @@ static uint32_t shape_item_def(enc *e, sl_str key, uint8_t type) {
     }
     if (e->nvcol == e->vcol_cap) {
         size_t old = e->vcol_cap;
-        if (arr_grow(&e->vcol, &e->vcol_cap, e->nvcol + 1, sizeof(ecol)) != 0) {
+        if (sl_array_grow(&e->vcol, &e->vcol_cap, e->nvcol + 1, sizeof(ecol)) != 0) {
             enc_fail(e, SL_ENOMEM);
             return UINT32_MAX;
         }
@@ -793,7 +768,7 @@ static void enc_attrs(enc *e, ecol *rc, const sl_attr *attrs, uint32_t n) {
         enc_fail(e, SL_EINVAL);
         return;
     }
-    if (arr_grow(&e->tmp, &e->tmp_cap, n, sizeof(uint32_t)) != 0) {
+    if (sl_array_grow(&e->tmp, &e->tmp_cap, n, sizeof(uint32_t)) != 0) {
         enc_fail(e, SL_ENOMEM);
         return;
     }
@@ -821,8 +796,8 @@ static void enc_attrs(enc *e, ecol *rc, const sl_attr *attrs, uint32_t n) {
     } else {
         /* A new shape: defined inline, creating value columns for new keys. */
         if (e->nshapes >= UINT32_MAX - 2 || e->nitems + n > UINT32_MAX ||
-            arr_grow(&e->items, &e->items_cap, e->nitems + n, sizeof(uint32_t)) != 0 ||
-            arr_grow(&e->shapes, &e->shapes_cap, e->nshapes + 1, sizeof(shape_ent)) != 0 ||
+            sl_array_grow(&e->items, &e->items_cap, e->nitems + n, sizeof(uint32_t)) != 0 ||
+            sl_array_grow(&e->shapes, &e->shapes_cap, e->nshapes + 1, sizeof(shape_ent)) != 0 ||
             ht_reserve(&e->shtab, &e->shapes[0].hash, sizeof(shape_ent), 0, (uint32_t)e->nshapes) !=
                 0) {
             enc_fail(e, SL_ENOMEM);
@@ -963,7 +938,7 @@ static uint32_t enc_resource(enc *e, const sl_resource *r) {
         }
     }
     if (idx == GID_NONE) {
-        if (arr_grow(&e->res, &e->res_cap, e->nres + 1, sizeof(res_ent)) != 0 ||
+        if (sl_array_grow(&e->res, &e->res_cap, e->nres + 1, sizeof(res_ent)) != 0 ||
             ht_reserve(&e->rtab, &e->res[0].hash, sizeof(res_ent), 0, (uint32_t)e->nres) != 0) {
             enc_fail(e, SL_ENOMEM);
             return 0;
@@ -976,7 +951,7 @@ static uint32_t enc_resource(enc *e, const sl_resource *r) {
         enc_attrs(e, c, r->attrs, r->nattrs);
         put_uv(e, &c->b, r->dropped_attrs);
     }
-    if (arr_grow(&e->rptrs, &e->rptrs_cap, e->nrptrs + 1, sizeof(rptr_ent)) != 0 ||
+    if (sl_array_grow(&e->rptrs, &e->rptrs_cap, e->nrptrs + 1, sizeof(rptr_ent)) != 0 ||
         ht_reserve(&e->ptab, &e->rptrs[0].hash, sizeof(rptr_ent), 0, (uint32_t)e->nrptrs) != 0) {
         enc_fail(e, SL_ENOMEM);
         return 0;
@@ -1094,8 +1069,8 @@ static void enc_reset(enc *e) {
     ht_clear(&e->ptab);
     /* gid 0 is the empty string; its keycol entry serves the empty key. */
     e->nstrs = 0;
-    if (arr_grow(&e->strs, &e->strs_cap, 1, sizeof(str_ent)) != 0 ||
-        arr_grow(&e->keycol, &e->keycol_cap, 1, sizeof(uint32_t)) != 0) {
+    if (sl_array_grow(&e->strs, &e->strs_cap, 1, sizeof(str_ent)) != 0 ||
+        sl_array_grow(&e->keycol, &e->keycol_cap, 1, sizeof(uint32_t)) != 0) {
         enc_fail(e, SL_ENOMEM);
         return;
     }
@@ -1111,7 +1086,7 @@ static void enc_seg(enc *e, bool last) {
     if (!last && e->payload.len - prev < BLK_SEG_MIN) {
         return;
     }
-    if (arr_grow(&e->seg, &e->seg_cap, e->nseg + 1, sizeof(size_t)) != 0) {
+    if (sl_array_grow(&e->seg, &e->seg_cap, e->nseg + 1, sizeof(size_t)) != 0) {
         enc_fail(e, SL_ENOMEM);
         return;
     }
@@ -1218,7 +1193,7 @@ int stg_block_encode(const sl_span *const *spans, size_t n, int level, sl_buf *o
         rc = level < ZSTD_minCLevel() || level > ZSTD_maxCLevel() ? SL_EINVAL : SL_ETOOBIG;
         goto out;
     }
-    if (arr_grow(&e->span_res, &e->span_res_cap, n, sizeof(uint32_t)) != 0) {
+    if (sl_array_grow(&e->span_res, &e->span_res_cap, n, sizeof(uint32_t)) != 0) {
         rc = SL_ENOMEM;
         goto out;
     }
@@ -1680,12 +1655,12 @@ static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_siz
         return SL_ECORRUPT;
     }
     size_t max_items = rd_left(&d->col[COL_SHAPES]) / 2 + 1;
-    if (arr_grow(&ds->dict, &ds->dict_cap, nd + 1, sizeof(sl_str)) != 0 ||
-        arr_grow(&ds->shape_off, &ds->shape_cap, ns + 1, sizeof(uint32_t)) != 0 ||
-        arr_grow(&ds->shape_len, &ds->shape_len_cap, ns + 1, sizeof(uint32_t)) != 0 ||
-        arr_grow(&ds->items, &ds->items_cap, max_items, sizeof(uint32_t)) != 0 ||
-        arr_grow(&ds->vcol, &ds->vcol_cap, nv + 1, sizeof(rd)) != 0 ||
-        arr_grow(&ds->vkey, &ds->vkey_cap, nv + 1, sizeof(sl_str)) != 0) {
+    if (sl_array_grow(&ds->dict, &ds->dict_cap, nd + 1, sizeof(sl_str)) != 0 ||
+        sl_array_grow(&ds->shape_off, &ds->shape_cap, ns + 1, sizeof(uint32_t)) != 0 ||
+        sl_array_grow(&ds->shape_len, &ds->shape_len_cap, ns + 1, sizeof(uint32_t)) != 0 ||
+        sl_array_grow(&ds->items, &ds->items_cap, max_items, sizeof(uint32_t)) != 0 ||
+        sl_array_grow(&ds->vcol, &ds->vcol_cap, nv + 1, sizeof(rd)) != 0 ||
+        sl_array_grow(&ds->vkey, &ds->vkey_cap, nv + 1, sizeof(sl_str)) != 0) {
         return SL_ENOMEM;
     }
 
@@ -1842,7 +1817,7 @@ int stg_block_decode(const uint8_t *data, size_t size, sl_arena *a, sl_span **sp
             ZSTD_findFrameCompressedSize(h.p, body_size) != body_size) {
             goto out;
         }
-        if (arr_grow(&t->ds.raw, &t->ds.raw_cap, raw_size + 1, 1) != 0 ||
+        if (sl_array_grow(&t->ds.raw, &t->ds.raw_cap, raw_size + 1, 1) != 0 ||
             (t->dctx == NULL && (t->dctx = ZSTD_createDCtx()) == NULL)) {
             rc = SL_ENOMEM;
             goto out;

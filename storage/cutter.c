@@ -287,14 +287,9 @@ static int idx_put(stg_partition *p, MDB_txn *txn, const sl_buf *idx) {
  * counts the key's distinct values in its key-only entry. A value too long to
  * be an LMDB key forces the key into the bloom filter. */
 static int push_hash(kv_set *pairs, uint64_t h) {
-    if (pairs->nhashes == pairs->hashes_cap) {
-        size_t ncap = pairs->hashes_cap ? pairs->hashes_cap * 2 : 4096;
-        uint64_t *nh = realloc(pairs->hashes, ncap * sizeof(*nh));
-        if (nh == NULL) {
-            return SL_ENOMEM;
-        }
-        pairs->hashes = nh;
-        pairs->hashes_cap = ncap;
+    if (sl_array_grow(&pairs->hashes, &pairs->hashes_cap, pairs->nhashes + 1,
+                      sizeof(*pairs->hashes)) != 0) {
+        return SL_ENOMEM;
     }
     pairs->hashes[pairs->nhashes++] = h;
     return 0;
@@ -886,18 +881,9 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
                 SL_LOG_E("storage", "%s: dropping unreadable WAL record %llu: %s", w->path,
                          (unsigned long long)seq, sl_strerror(prc));
             }
-            if (g->n + rn > g->cap) {
-                size_t ncap = g->cap ? g->cap * 2 : 4096;
-                while (ncap < g->n + rn) {
-                    ncap *= 2;
-                }
-                sl_span **nv = realloc(g->spans, ncap * sizeof(*nv));
-                if (nv == NULL) {
-                    rc = SL_ENOMEM;
-                    goto out;
-                }
-                g->spans = nv;
-                g->cap = ncap;
+            if (sl_array_grow(&g->spans, &g->cap, g->n + rn, sizeof(*g->spans)) != 0) {
+                rc = SL_ENOMEM;
+                goto out;
             }
             for (size_t i = 0; i < rn; i++) {
                 g->spans[g->n++] = &rs[i];

@@ -89,14 +89,8 @@ typedef struct span_list {
 } span_list;
 
 static int list_push(span_list *l, const sl_span *sp) {
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 64;
-        const sl_span **nv = realloc(l->v, ncap * sizeof(*nv));
-        if (nv == NULL) {
-            return SL_ENOMEM;
-        }
-        l->v = nv;
-        l->cap = ncap;
+    if (sl_array_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v)) != 0) {
+        return SL_ENOMEM;
     }
     l->v[l->n++] = sp;
     return 0;
@@ -241,14 +235,8 @@ typedef struct id_set {
 } id_set;
 
 static int ids_push(id_set *s, uint64_t id) {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        uint64_t *nv = realloc(s->v, ncap * sizeof(*nv));
-        if (nv == NULL) {
-            return SL_ENOMEM;
-        }
-        s->v = nv;
-        s->cap = ncap;
+    if (sl_array_grow(&s->v, &s->cap, s->n + 1, sizeof(*s->v)) != 0) {
+        return SL_ENOMEM;
     }
     s->v[s->n++] = id;
     return 0;
