@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config
           libuv1-dev liblmdb-dev libzstd-dev libprotobuf-c-dev protobuf-c-compiler
           libmicrohttpd-dev libjansson-dev zlib1g-dev libhttp-parser-dev libyaml-dev
-          python3 zstd clang libclang-rt-14-dev lmdb-utils)
+          libcurl4-openssl-dev libnghttp2-dev libpcre2-dev
+          python3 zstd clang libclang-rt-14-dev lmdb-utils prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
