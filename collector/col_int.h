@@ -26,6 +26,30 @@
 typedef struct col_conn col_conn;
 typedef struct col_req col_req;
 
+/* What a signal's convert function produces from one decoded request. */
+typedef struct col_records {
+    sl_buf primary;    /* record of the route's signal (empty: nothing to store) */
+    sl_buf derived;    /* optional STG_METRICS record derived from the request
+                        * (span RED metrics, log counts); same durable batch */
+    uint64_t accepted; /* items in primary */
+    uint64_t rejected; /* items refused (partial success) */
+} col_records;
+
+/* One OTLP/HTTP route. convert runs on the decode pool with the unpacked
+ * request (protobuf or OTLP/JSON, decoded by the caller into a) and fills out;
+ * on partial success it writes a message about the first rejected item into
+ * err. Returns 0; SL_ENOMEM when the arena's cap was reached (-> 413);
+ * SL_EDECODE or SL_EINVAL for a request that cannot be stored at all (-> 400
+ * with err); any other code is the server's condition (-> 503, retry). */
+typedef struct col_route {
+    const char *path; /* "/v1/traces" */
+    stg_signal signal;
+    const ProtobufCMessageDescriptor *request;
+    const char *rejected_json; /* "rejectedSpans", "rejectedLogRecords", ... */
+    int (*convert)(const ProtobufCMessage *req, sl_arena *a, col_records *out, char *err,
+                   size_t err_size);
+} col_route;
+
 typedef enum { COL_CT_NONE, COL_CT_PROTOBUF, COL_CT_JSON, COL_CT_OTHER } col_ctype;
 typedef enum {
     COL_ENC_IDENTITY,
@@ -55,10 +79,9 @@ struct col_req {
     int status;         /* 0 while pending */
     const char *reason; /* error message for the body (static or in msg) */
     char msg[256];
-    uint64_t rejected;
-    uint64_t accepted;
-    sl_buf record; /* WAL record, when decoding succeeded */
-    bool done;     /* the reply is in reply */
+    const col_route *route;
+    col_records recs; /* WAL record(s), when decoding succeeded */
+    bool done;        /* the reply is in reply */
     sl_buf reply;
 };
 
@@ -105,16 +128,18 @@ struct col_collector {
     col_req *done_head, *done_tail; /* committed, for the loop */
     bool writer_stop;
     /* metrics */
-    sl_metric *m_spans_accepted, *m_spans_rejected, *m_req_latency, *m_commit_latency,
-        *m_queue_depth, *m_batch_size, *m_bytes_received;
+    sl_metric *m_accepted[STG_NSIGNALS], *m_rejected[STG_NSIGNALS], *m_req_latency[STG_NSIGNALS];
+    sl_metric *m_commit_latency, *m_queue_depth, *m_batch_size, *m_bytes_received;
 };
 
 /* otlp_http.c */
+/* The route for a request path (query string ignored), or NULL. */
+const col_route *col_route_find(const char *path);
 void col_request_complete(col_conn *c, col_req *r); /* loop thread */
 void col_reply_error(col_req *r, int status, const char *msg);
 void col_after_commit(col_collector *col, col_req *r, int rc); /* loop thread */
-void col_count_status(int status);
-void col_maybe_close_wake(col_collector *col); /* loop thread, at shutdown */
+void col_count_status(const col_route *route, int status);     /* route may be NULL */
+void col_maybe_close_wake(col_collector *col);                 /* loop thread, at shutdown */
 
 /* http_server.c */
 void col_conn_flush(col_conn *c); /* writes finished replies in order */

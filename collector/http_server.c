@@ -26,7 +26,8 @@ void col_req_free(col_req *r) {
         return;
     }
     sl_buf_free(&r->body);
-    sl_buf_free(&r->record);
+    sl_buf_free(&r->recs.primary);
+    sl_buf_free(&r->recs.derived);
     sl_buf_free(&r->reply);
     free(r);
 }
@@ -41,7 +42,8 @@ static int on_message_begin(http_parser *p) {
     }
     r->conn = c;
     sl_buf_init(&r->body, c->col->opt.max_body_size);
-    sl_buf_init(&r->record, 0);
+    sl_buf_init(&r->recs.primary, 0);
+    sl_buf_init(&r->recs.derived, 0);
     sl_buf_init(&r->reply, 0);
     memcpy(r->tenant, "default", 8);
     c->cur = r;
@@ -322,12 +324,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void reply_parse_error(col_conn *c) {
     static const char resp[] =
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
-        "Content-Length: 21\r\nConnection: close\r\n\r\nmalformed HTTP request";
+        "Content-Length: 22\r\nConnection: close\r\n\r\nmalformed HTTP request";
     /* Only safe to answer when no earlier reply is pending. */
     if (c->head == NULL) {
-        write_raw(c, resp, sizeof(resp) - 2);
+        write_raw(c, resp, sizeof(resp) - 1);
     }
-    col_count_status(400);
+    col_count_status(NULL, 400);
     c->close_after = true;
     if (c->head == NULL) {
         conn_close(c);
@@ -498,14 +500,23 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
     col->store = store;
     pthread_mutex_init(&col->mu, NULL);
     pthread_cond_init(&col->cond, NULL);
-    col->m_spans_accepted =
-        sl_counter("sightline_spans_accepted_total", "", "Spans written durably.");
-    col->m_spans_rejected = sl_counter("sightline_spans_rejected_total", "",
-                                       "Spans refused (invalid ids), reported as partial success.");
-    col->m_req_latency =
-        sl_histogram("sightline_otlp_request_duration_seconds", "signal=\"traces\"",
-                     "From a complete request to its reply being queued.", sl_latency_bounds,
-                     sl_latency_nbounds);
+    static const char *const accepted_names[STG_NSIGNALS] = {
+        "sightline_spans_accepted_total", "sightline_log_records_accepted_total",
+        "sightline_data_points_accepted_total"};
+    static const char *const rejected_names[STG_NSIGNALS] = {
+        "sightline_spans_rejected_total", "sightline_log_records_rejected_total",
+        "sightline_data_points_rejected_total"};
+    static const char *const signal_labels[STG_NSIGNALS] = {"signal=\"traces\"", "signal=\"logs\"",
+                                                            "signal=\"metrics\""};
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        col->m_accepted[sig] = sl_counter(accepted_names[sig], "", "Items written durably.");
+        col->m_rejected[sig] = sl_counter(
+            rejected_names[sig], "", "Items refused (invalid data), reported as partial success.");
+        col->m_req_latency[sig] =
+            sl_histogram("sightline_otlp_request_duration_seconds", signal_labels[sig],
+                         "From a complete request to its reply being queued.", sl_latency_bounds,
+                         sl_latency_nbounds);
+    }
     col->m_commit_latency = sl_histogram("sightline_storage_commit_duration_seconds", "",
                                          "Duration of one group commit (fsync included).",
                                          sl_latency_bounds, sl_latency_nbounds);

@@ -22,18 +22,22 @@
 #define TRACE_REQ_DESC                                                                             \
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor
 
-void col_count_status(int status) {
+void col_count_status(const col_route *route, int status) {
     static const int codes[] = {200, 400, 404, 405, 413, 414, 415, 429, 500, 503};
-    static sl_metric *metrics[sizeof(codes) / sizeof(codes[0])];
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+    enum { NCODES = sizeof(codes) / sizeof(codes[0]) };
+    static const char *const names[STG_NSIGNALS + 1] = {"traces", "logs", "metrics", "none"};
+    static sl_metric *metrics[STG_NSIGNALS + 1][NCODES];
+    int sig = route != NULL ? (int)route->signal : STG_NSIGNALS;
+    for (size_t i = 0; i < NCODES; i++) {
         if (codes[i] == status) {
-            if (metrics[i] == NULL) {
+            /* Registration is idempotent: a racing first use gets the same metric. */
+            if (metrics[sig][i] == NULL) {
                 char labels[64];
-                snprintf(labels, sizeof(labels), "signal=\"traces\",code=\"%d\"", status);
-                metrics[i] = sl_counter("sightline_otlp_requests_total", labels,
-                                        "OTLP/HTTP requests answered, by status code.");
+                snprintf(labels, sizeof(labels), "signal=\"%s\",code=\"%d\"", names[sig], status);
+                metrics[sig][i] = sl_counter("sightline_otlp_requests_total", labels,
+                                             "OTLP/HTTP requests answered, by status code.");
             }
-            sl_metric_add(metrics[i], 1);
+            sl_metric_add(metrics[sig][i], 1);
             return;
         }
     }
@@ -121,9 +125,9 @@ static void finish(col_req *r, int status, const char *ctype, const void *body, 
     }
     r->status = status;
     r->done = true;
-    col_count_status(status);
-    if (r->t_start_ns != 0) {
-        sl_metric_observe(r->conn->col->m_req_latency,
+    col_count_status(r->route, status);
+    if (r->t_start_ns != 0 && r->route != NULL) {
+        sl_metric_observe(r->conn->col->m_req_latency[r->route->signal],
                           (double)(sl_mono_nano() - r->t_start_ns) / 1e9);
     }
 }
@@ -165,40 +169,47 @@ void col_reply_error(col_req *r, int status, const char *msg) {
     sl_buf_free(&b);
 }
 
+/* Export{Trace,Logs,Metrics}ServiceResponse share one shape: field 1 is the
+ * partial_success message, whose field 1 is the rejected count (int64) and
+ * field 2 the error message. Encoded by hand for all three. */
+static size_t put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
 static void reply_success(col_req *r) {
+    uint64_t rejected = r->recs.rejected;
+    const char *msg = r->msg[0] ? r->msg : "some items were rejected";
     if (r->ctype == COL_CT_PROTOBUF) {
-        /* The __init functions rather than the INIT macros: those cast away
-         * const from protobuf-c's empty string, which clang warns about. */
-        Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse resp;
-        Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess ps;
-        opentelemetry__proto__collector__trace__v1__export_trace_service_response__init(&resp);
-        opentelemetry__proto__collector__trace__v1__export_trace_partial_success__init(&ps);
-        if (r->rejected > 0) {
-            ps.rejected_spans = (int64_t)r->rejected;
-            ps.error_message = r->msg;
-            resp.partial_success = &ps;
+        uint8_t body[400], inner[320];
+        size_t n = 0, in = 0;
+        if (rejected > 0) {
+            size_t ml = strnlen(msg, 250);
+            inner[in++] = 0x08;
+            in += put_varint(inner + in, rejected);
+            inner[in++] = 0x12;
+            in += put_varint(inner + in, ml);
+            memcpy(inner + in, msg, ml);
+            in += ml;
+            body[n++] = 0x0a;
+            n += put_varint(body + n, in);
+            memcpy(body + n, inner, in);
+            n += in;
         }
-        uint8_t body[512];
-        size_t n =
-            opentelemetry__proto__collector__trace__v1__export_trace_service_response__get_packed_size(
-                &resp);
-        if (n > sizeof(body)) {
-            static char generic[] = "some spans were rejected";
-            ps.error_message = generic;
-            n = opentelemetry__proto__collector__trace__v1__export_trace_service_response__get_packed_size(
-                &resp);
-        }
-        opentelemetry__proto__collector__trace__v1__export_trace_service_response__pack(&resp,
-                                                                                        body);
         finish(r, 200, "application/x-protobuf", body, n, NULL);
         return;
     }
     sl_buf b;
     sl_buf_init(&b, 4096);
-    if (r->rejected > 0) {
-        sl_buf_printf(&b, "{\"partialSuccess\":{\"rejectedSpans\":\"%llu\",\"errorMessage\":\"",
-                      (unsigned long long)r->rejected);
-        json_escape(&b, r->msg);
+    if (rejected > 0) {
+        sl_buf_printf(&b, "{\"partialSuccess\":{\"%s\":\"%llu\",\"errorMessage\":\"",
+                      r->route->rejected_json, (unsigned long long)rejected);
+        json_escape(&b, msg);
         sl_buf_append_str(&b, "\"}}");
     } else {
         sl_buf_append_str(&b, "{}");
@@ -253,17 +264,21 @@ static void decode_work(uv_work_t *w) {
         r->body = plain;
     }
     ProtobufCMessage *msg = NULL;
+    const ProtobufCMessageDescriptor *desc = r->route->request;
     if (r->ctype == COL_CT_PROTOBUF) {
-        if (col_pb_check_depth(&TRACE_REQ_DESC, r->body.data, r->body.len, COL_PB_MAX_DEPTH) != 0) {
+        if (col_pb_check_depth(desc, r->body.data, r->body.len, COL_PB_MAX_DEPTH) != 0) {
+            snprintf(r->msg, sizeof(r->msg),
+                     "body is not a valid %s protobuf (malformed, or values nested too deeply)",
+                     desc->short_name);
             r->status = 400;
-            r->reason = "body is not a valid ExportTraceServiceRequest protobuf "
-                        "(malformed, or values nested too deeply)";
+            r->reason = r->msg;
             goto out;
         }
-        msg = protobuf_c_message_unpack(&TRACE_REQ_DESC, sl_arena_pb(a), r->body.len, r->body.data);
+        msg = protobuf_c_message_unpack(desc, sl_arena_pb(a), r->body.len, r->body.data);
         if (msg == NULL) {
+            snprintf(r->msg, sizeof(r->msg), "body is not a valid %s protobuf", desc->short_name);
             r->status = 400;
-            r->reason = "body is not a valid ExportTraceServiceRequest protobuf";
+            r->reason = r->msg;
             goto out;
         }
     } else {
@@ -280,29 +295,28 @@ static void decode_work(uv_work_t *w) {
             r->reason = "JSON decoding is saturated; retry later";
             goto out;
         }
-        int rc = col_json_decode(&TRACE_REQ_DESC, (const char *)r->body.data, r->body.len, a, &msg,
-                                 r->msg, sizeof(r->msg));
+        int rc = col_json_decode(desc, (const char *)r->body.data, r->body.len, a, &msg, r->msg,
+                                 sizeof(r->msg));
         if (rc != 0) {
             r->status = rc == SL_ENOMEM ? 413 : 400;
             r->reason = rc == SL_ENOMEM ? "decoded request exceeds the memory limit" : r->msg;
             goto out;
         }
     }
-    sl_span *spans = NULL;
-    size_t n = 0, rejected = 0;
-    int rc = col_traces_to_model(
-        (const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *)msg, a,
-        &spans, &n, &rejected, r->msg, sizeof(r->msg));
-    if (rc != 0) {
-        r->status = rc == SL_ENOMEM ? 413 : 400;
-        r->reason = rc == SL_ENOMEM ? "decoded request exceeds the memory limit" : r->msg;
-        goto out;
-    }
-    r->accepted = n;
-    r->rejected = rejected;
-    if (n > 0 && (rc = stg_wal_encode(spans, n, &r->record)) != 0) {
+    r->msg[0] = '\0';
+    int rc = r->route->convert(msg, a, &r->recs, r->msg, sizeof(r->msg));
+    if (rc == SL_ENOMEM) {
+        r->status = 413;
+        r->reason = "decoded request exceeds the memory limit";
+    } else if (rc == SL_EDECODE || rc == SL_EINVAL) {
+        r->status = 400;
+        r->reason = r->msg;
+    } else if (rc != 0) {
         r->status = 503;
-        r->reason = "out of memory";
+        r->reason = "cannot encode the request for storage; retry later";
+    }
+    if (rc != 0) {
+        r->recs.accepted = 0;
     }
 out:
     if (json_cost > 0) {
@@ -316,11 +330,11 @@ static void after_decode(uv_work_t *w, int status) {
     col_req *r = w->data;
     col_collector *col = r->conn->col;
     (void)status;
-    if (r->status != 0 || r->accepted == 0) {
+    if (r->status != 0 || r->recs.accepted == 0) {
         col->inflight--;
         col->inflight_bytes -= r->admitted_bytes;
         sl_metric_set(col->m_queue_depth, (uint64_t)col->inflight);
-        sl_metric_add(col->m_spans_rejected, r->rejected);
+        sl_metric_add(col->m_rejected[r->route->signal], r->recs.rejected);
         if (r->status != 0) {
             col_reply_error(r, r->status, r->reason);
         } else {
@@ -337,10 +351,11 @@ void col_after_commit(col_collector *col, col_req *r, int status) {
     col->inflight--;
     col->inflight_bytes -= r->admitted_bytes;
     sl_metric_set(col->m_queue_depth, (uint64_t)col->inflight);
-    sl_buf_free(&r->record);
+    sl_buf_free(&r->recs.primary);
+    sl_buf_free(&r->recs.derived);
     if (status == 200) {
-        sl_metric_add(col->m_spans_accepted, r->accepted);
-        sl_metric_add(col->m_spans_rejected, r->rejected);
+        sl_metric_add(col->m_accepted[r->route->signal], r->recs.accepted);
+        sl_metric_add(col->m_rejected[r->route->signal], r->recs.rejected);
         reply_success(r);
     } else {
         col_reply_error(r, 503, "storage is unavailable; retry later");
@@ -348,16 +363,57 @@ void col_after_commit(col_collector *col, col_req *r, int status) {
     col_conn_flush(r->conn);
 }
 
+/* --- routes ---------------------------------------------------------------- */
+
+/* traces: spans -> one WAL record (block format). */
+static int convert_traces(const ProtobufCMessage *req, sl_arena *a, col_records *out, char *err,
+                          size_t err_size) {
+    sl_span *spans = NULL;
+    size_t n = 0, rejected = 0;
+    int rc = col_traces_to_model(
+        (const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *)req, a,
+        &spans, &n, &rejected, err, err_size);
+    if (rc != 0) {
+        return rc;
+    }
+    out->accepted = n;
+    out->rejected = rejected;
+    if (n > 0 && stg_wal_encode(spans, n, &out->primary) != 0) {
+        return SL_EFULL; /* malloc failed: the server's condition, not the request's */
+    }
+    return 0;
+}
+
+static const col_route routes[] = {
+    {"/v1/traces", STG_TRACES, &TRACE_REQ_DESC, "rejectedSpans", convert_traces},
+
+    /* {"/v1/logs", STG_LOGS, ...}, */
+
+    /* {"/v1/metrics", STG_METRICS, ...}, */
+};
+
+static const char unknown_path_msg[] =
+    "unknown path: OTLP/HTTP data is received at /v1/traces, /v1/logs and /v1/metrics";
+
+const col_route *col_route_find(const char *path) {
+    size_t plen = strcspn(path, "?");
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strlen(routes[i].path) == plen && memcmp(routes[i].path, path, plen) == 0) {
+            return &routes[i];
+        }
+    }
+    return NULL;
+}
+
 /* --- admission ------------------------------------------------------------ */
 
 void col_request_complete(col_conn *c, col_req *r) {
     col_collector *col = c->col;
-    size_t plen = strcspn(r->path, "?");
-    bool traces = plen == 10 && memcmp(r->path, "/v1/traces", 10) == 0;
+    r->route = col_route_find(r->path);
     if (r->status != 0) {
         col_reply_error(r, r->status, r->reason);
-    } else if (!traces) {
-        col_reply_error(r, 404, "unknown path: OTLP/HTTP traces are received at /v1/traces");
+    } else if (r->route == NULL) {
+        col_reply_error(r, 404, unknown_path_msg);
     } else if (r->method != HTTP_POST) {
         col_reply_error(r, 405, "method not allowed: use POST");
     } else if (r->ctype != COL_CT_PROTOBUF && r->ctype != COL_CT_JSON) {

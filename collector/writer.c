@@ -16,7 +16,8 @@
 
 static void *writer_main(void *arg) {
     col_collector *col = arg;
-    stg_write *w = malloc(WRITER_BATCH_MAX * sizeof(*w));
+    /* Up to two records per request: its own and a derived metrics one. */
+    stg_write *w = malloc(2 * WRITER_BATCH_MAX * sizeof(*w));
     col_req **reqs = malloc(WRITER_BATCH_MAX * sizeof(*reqs));
     for (;;) {
         pthread_mutex_lock(&col->mu);
@@ -41,12 +42,18 @@ static void *writer_main(void *arg) {
 
         int rc = SL_ENOMEM;
         if (w != NULL && reqs != NULL) {
+            size_t nw = 0;
             for (size_t i = 0; i < n; i++) {
-                w[i] = (stg_write){reqs[i]->tenant, reqs[i]->record.data, reqs[i]->record.len,
-                                   (uint32_t)reqs[i]->accepted};
+                const col_records *rs = &reqs[i]->recs;
+                w[nw++] = (stg_write){reqs[i]->tenant, reqs[i]->route->signal, rs->primary.data,
+                                      rs->primary.len, (uint32_t)rs->accepted};
+                if (rs->derived.len > 0) {
+                    w[nw++] = (stg_write){reqs[i]->tenant, STG_METRICS, rs->derived.data,
+                                          rs->derived.len, 0};
+                }
             }
             uint64_t t0 = sl_mono_nano();
-            rc = stg_write_batch(col->store, w, n);
+            rc = stg_write_batch(col->store, w, nw);
             sl_metric_observe(col->m_commit_latency, (double)(sl_mono_nano() - t0) / 1e9);
             sl_metric_add(col->m_batch_size, 1);
         }

@@ -1,5 +1,5 @@
 /*
- * The in-memory span model shared by the collector (which fills it from OTLP),
+ * The in-memory span and log model shared by the collector (which fills it from OTLP),
  * storage (which encodes it into WAL records and blocks) and query (which reads
  * it back). Everything is a plain view: strings are sl_str pointing into memory
  * owned by whoever built the spans (a request arena, a decoded block's arena).
@@ -102,6 +102,26 @@ typedef struct sl_span {
     uint32_t nlinks;
     uint32_t dropped_links;
 } sl_span;
+
+/* A log record (OTLP LogRecord with its resource and scope). The body keeps
+ * its AnyValue type; arrays and kvlists are JSON text as for attributes. */
+typedef struct sl_log_record {
+    uint64_t time_unix_nano;     /* 0: unknown (the decoder fills in observed time) */
+    uint64_t observed_unix_nano; /* when the collector or agent saw it */
+    int32_t severity_number;     /* 0..24, OTLP SeverityNumber */
+    uint32_t flags;              /* W3C trace flags */
+    sl_str severity_text;
+    sl_str event_name;
+    sl_value body;
+    uint8_t trace_id[16]; /* all zero: none */
+    uint8_t span_id[8];   /* all zero: none */
+    sl_str scope_name;
+    sl_str scope_version;
+    const sl_resource *resource;
+    sl_attr *attrs;
+    uint32_t nattrs;
+    uint32_t dropped_attrs;
+} sl_log_record;
 
 static inline uint64_t sl_span_duration_nano(const sl_span *s) {
     return s->end_unix_nano > s->start_unix_nano ? s->end_unix_nano - s->start_unix_nano : 0;

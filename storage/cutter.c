@@ -816,7 +816,7 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
         s->opt.retention_ns != 0 && now > s->opt.retention_ns ? now - s->opt.retention_ns : 0;
 
     if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn)) != 0 ||
-        (rc = mdb_cursor_open(txn, w->db, &cur)) != 0) {
+        (rc = mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur)) != 0) {
         goto out;
     }
     MDB_val k, v;
@@ -918,7 +918,7 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
     /* Every window holds its blocks now: delete the records they came from.
      * The log only grows at its end, so they are its head. */
     if ((rc = mdb_txn_begin(w->env, NULL, 0, &txn)) != 0 ||
-        (rc = mdb_cursor_open(txn, w->db, &cur)) != 0) {
+        (rc = mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur)) != 0) {
         goto out;
     }
     mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -935,8 +935,8 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
     if (rc != 0) {
         goto out;
     }
-    sub_clamped(&w->bytes, rec_bytes);
-    sub_clamped(&w->records, nrecords);
+    sub_clamped(&w->bytes[STG_TRACES], rec_bytes);
+    sub_clamped(&w->records[STG_TRACES], nrecords);
     sub_clamped(&s->wal_backlog, rec_bytes);
 out:
     if (cur != NULL) {

@@ -126,7 +126,7 @@ static int collect_trace_wal(stg_wal *w, const uint8_t id[16], sl_arena *tmp, sp
         return SL_ESTORAGE;
     }
     int rc = 0;
-    if (mdb_cursor_open(txn, w->db, &cur) != 0) {
+    if (mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur) != 0) {
         mdb_txn_abort(txn);
         return SL_ESTORAGE;
     }
@@ -442,7 +442,7 @@ static int search_wal(stg_wal *w, const stg_trace_query *q, sl_arena *tmp, found
     if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
         return SL_ESTORAGE;
     }
-    if (mdb_cursor_open(txn, w->db, &cur) != 0) {
+    if (mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur) != 0) {
         mdb_txn_abort(txn);
         return SL_ESTORAGE;
     }
@@ -585,7 +585,7 @@ static int wal_each(stg_wal *w, sl_arena *tmp, wal_fn fn, void *ud) {
     if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
         return SL_ESTORAGE;
     }
-    if (mdb_cursor_open(txn, w->db, &cur) != 0) {
+    if (mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur) != 0) {
         mdb_txn_abort(txn);
         return SL_ESTORAGE;
     }

@@ -58,6 +58,11 @@ int stg_tenant_valid(sl_str name);
 
 /* --- write path ------------------------------------------------------- */
 
+/* The three OpenTelemetry signals. Each has its own WAL database and record
+ * format and its own windows; the WAL commit (the 2xx) is shared. */
+typedef enum { STG_TRACES = 0, STG_LOGS = 1, STG_METRICS = 2 } stg_signal;
+#define STG_NSIGNALS 3
+
 /* Encodes n spans as one WAL record (the block format, lightly compressed)
  * appended to out. Pure and thread-safe: decode workers call it off the writer
  * thread. Returns 0, SL_ENOMEM or SL_ETOOBIG. */
@@ -65,12 +70,14 @@ int stg_wal_encode(const sl_span *spans, size_t n, sl_buf *out);
 
 typedef struct stg_write {
     const char *tenant; /* borrowed; validated by the caller */
-    const uint8_t *rec; /* a record from stg_wal_encode; borrowed */
+    stg_signal signal;
+    const uint8_t *rec; /* a record of the signal's format (traces: stg_wal_encode); borrowed */
     size_t rec_size;
-    uint32_t nspans;
+    uint32_t nitems;
 } stg_write;
 
-/* Appends n records (of any tenants) in one durable transaction per window:
+/* Appends n records (of any tenants and signals) in one durable transaction
+ * per tenant:
  * when it returns 0 every record is on disk. On error nothing of the batch may
  * be assumed durable. Single writer thread only.
  * Returns 0, SL_ESTORAGE, SL_ENOMEM or -errno. */
@@ -132,6 +139,54 @@ int stg_list_operations(stg_store *s, const char *tenant, stg_op_cb cb, void *ud
 typedef int (*stg_span_cb)(void *ud, const sl_span *spans, size_t n);
 int stg_scan_spans(stg_store *s, const char *tenant, uint64_t start_min, uint64_t start_max,
                    stg_span_cb cb, void *ud);
+
+/* --- metrics read path (Prometheus data model) --- */
+typedef enum { STG_MATCH_EQ, STG_MATCH_NE, STG_MATCH_RE, STG_MATCH_NRE } stg_match_op;
+typedef struct stg_matcher {
+    stg_match_op op;
+    sl_str name;
+    sl_str value; /* RE/NRE: RE2 syntax, fully anchored (Prometheus semantics) */
+} stg_matcher;
+typedef struct stg_label {
+    sl_str name;
+    sl_str value;
+} stg_label;
+typedef struct stg_sample {
+    int64_t t_ms;
+    double v;
+} stg_sample;
+
+/* Called once per series: labels sorted by name (including __name__), samples in
+ * ascending time, only those within [mint_ms, maxt_ms]; Prometheus stale markers (the
+ * NaN with bits 0x7ff0000000000002) are included as samples. Borrowed for the call.
+ * A nonzero return stops the walk and is returned. */
+typedef int (*stg_series_cb)(void *ud, const stg_label *labels, size_t nlabels,
+                             const stg_sample *samples, size_t nsamples);
+
+/* Every series of the tenant that matches all matchers (a matcher that matches the empty
+ * string also matches series without that label, as in Prometheus) and has at least one
+ * sample in [mint_ms, maxt_ms]. Series come in label order. Returns 0, SL_EINVAL (bad
+ * regex), SL_ENOMEM or SL_ESTORAGE. */
+int stg_select_series(stg_store *s, const char *tenant, const stg_matcher *m, size_t nm,
+                      int64_t mint_ms, int64_t maxt_ms, stg_series_cb cb, void *ud);
+
+typedef int (*stg_str_cb)(void *ud, sl_str s);
+/* Distinct label names (sorted) of the series matching m (nm == 0: all series) with
+ * samples in the range; and the distinct values (sorted) of one label name. */
+int stg_label_names(stg_store *s, const char *tenant, const stg_matcher *m, size_t nm,
+                    int64_t mint_ms, int64_t maxt_ms, stg_str_cb cb, void *ud);
+int stg_label_values(stg_store *s, const char *tenant, sl_str name, const stg_matcher *m, size_t nm,
+                     int64_t mint_ms, int64_t maxt_ms, stg_str_cb cb, void *ud);
+
+typedef struct stg_metric_meta {
+    sl_str metric; /* Prometheus family name, e.g. http_server_duration_seconds */
+    sl_str type;   /* counter, gauge, histogram, summary or unknown */
+    sl_str help;
+    sl_str unit;
+} stg_metric_meta;
+typedef int (*stg_meta_cb)(void *ud, const stg_metric_meta *m);
+/* Metadata of every metric family of the tenant (metric empty), or of one. */
+int stg_metric_metadata(stg_store *s, const char *tenant, sl_str metric, stg_meta_cb cb, void *ud);
 
 typedef struct stg_stats {
     uint64_t bytes_on_disk; /* sum of the data files' allocated sizes */

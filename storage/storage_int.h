@@ -2,10 +2,13 @@
  * Private declarations of the storage module (see storage.h for the model).
  *
  * Each tenant has one write-ahead log environment (<tenant>/wal/) with one
- * database:
- *   wal    u64be window start ns, u64be seq -> WAL record (header with the
- *          span start bounds and trace-id list, then a level-1 block)
- * It only ever holds what the cutter has not taken yet, so its file stays as
+ * database per signal, all keyed u64be window start ns, u64be seq (one
+ * sequence per tenant, shared by the signals):
+ *   wal          -> trace WAL record (header with the span start bounds and
+ *                   trace-id list, then a level-1 block)
+ *   wal.logs     -> log WAL record (format owned by the logs module)
+ *   wal.metrics  -> metrics WAL record (format owned by the metrics module)
+ * It only ever holds what the cutters have not taken yet, so its file stays as
  * small as the backlog, and the window files never hold WAL pages.
  *
  * A partition is one LMDB environment: one tenant, one ingest window. Its
@@ -74,12 +77,12 @@ typedef struct stg_wal {
     char *tenant;
     char *path;
     MDB_env *env;
-    MDB_dbi db;
-    uint64_t next_seq;    /* writer thread only */
-    uint64_t last_window; /* keys stay increasing if the clock steps back */
-    atomic_uint_least64_t bytes;
-    atomic_uint_least64_t records;
-    atomic_uint_least64_t min_start; /* span start bounds of the records */
+    MDB_dbi dbs[STG_NSIGNALS];                   /* one database per signal */
+    uint64_t next_seq;                           /* writer thread only */
+    uint64_t last_window;                        /* keys stay increasing if the clock steps back */
+    atomic_uint_least64_t bytes[STG_NSIGNALS];   /* uncut record bytes per signal */
+    atomic_uint_least64_t records[STG_NSIGNALS]; /* uncut records per signal */
+    atomic_uint_least64_t min_start;             /* span start bounds of the trace records */
     atomic_uint_least64_t max_start;
 } stg_wal;
 
@@ -98,6 +101,31 @@ typedef struct stg_svcop_val {
     uint64_t max_dur;
 } stg_svcop_val;
 
+/* What a signal other than traces plugs into the store (traces are built
+ * in: partition.c, cutter.c, read.c). Every member may be NULL.
+ *   open      - in stg_open, after the trace windows and before the WALs are
+ *               discovered: finds the module's windows on disk and raises
+ *               s->max_mark to the highest WAL seq cut into any of them (WAL
+ *               sequences resume above it, so a mark never covers a new
+ *               record); state goes in s->sig[signal] (owned by the module)
+ *   close     - in stg_close, after the background thread stopped; also
+ *               after a failed open (s->sig[signal] may be NULL)
+ *   cut       - moves a bounded slice of w's records of the signal
+ *               (w->dbs[signal]) into the module's windows and deletes them,
+ *               exactly once across crashes; called with s->cut_mu held,
+ *               repeatedly while it makes progress
+ *   retention - drops the module's windows older than now - retention
+ *   stats     - adds the module's figures to out (bytes_on_disk, partitions,
+ *               blocks); the WAL counters are added by the store */
+typedef struct stg_signal_ops {
+    const char *name;
+    int (*open)(stg_store *s);
+    void (*close)(stg_store *s);
+    int (*cut)(stg_store *s, stg_wal *w);
+    int (*retention)(stg_store *s, uint64_t now_ns);
+    void (*stats)(stg_store *s, stg_stats *out);
+} stg_signal_ops;
+
 struct stg_store {
     stg_options opt;
     char *data_dir;
@@ -112,6 +140,7 @@ struct stg_store {
     pthread_mutex_t bg_mu;
     pthread_cond_t bg_cond;
     bool stopping;
+    void *sig[STG_NSIGNALS]; /* per-signal module state (stg_signal_ops.open) */
 };
 
 /* partition.c */
@@ -155,6 +184,13 @@ void stg_wal_bounds(const uint8_t *v, size_t size, uint64_t *min_start, uint64_t
 /* The tenant's WAL, opened or created (create) on first use; NULL tenant
  * never. Returns 0, SL_ENOTFOUND (!create and none on disk) or an error. */
 int stg_wal_get(stg_store *s, const char *tenant, bool create, stg_wal **out);
+/* Calls cb for each uncut record of one signal of the tenant, oldest first,
+ * inside one read transaction (the record is borrowed for the call). A
+ * tenant without a WAL has no records (returns 0). A nonzero return from cb
+ * stops the walk and is returned. */
+typedef int (*stg_wal_cb)(void *ud, uint64_t window_ns, uint64_t seq, const uint8_t *rec,
+                          size_t size);
+int stg_wal_scan(stg_store *s, const char *tenant, stg_signal sig, stg_wal_cb cb, void *ud);
 /* Opens the WAL of every tenant directory found at start-up. */
 int stg_wal_discover(stg_store *s);
 void stg_wal_close(stg_wal *w);

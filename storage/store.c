@@ -42,8 +42,21 @@ int stg_tenant_valid(sl_str name) {
     return 1;
 }
 
-/* One maintenance pass: cut every tenant's WAL (all of it when force, else
- * only logs past the size trigger), then retention. */
+/* The signals plugged into the store. Traces are built in (their cut and
+ * retention are listed here so that one loop drives all three). */
+static const stg_signal_ops traces_ops = {
+    .name = "traces", .cut = stg_cut_wal, .retention = stg_retention_run};
+
+static const stg_signal_ops *const signal_ops[STG_NSIGNALS] = {
+    [STG_TRACES] = &traces_ops,
+
+    [STG_LOGS] = NULL,
+
+    [STG_METRICS] = NULL,
+};
+
+/* One maintenance pass: cut every tenant's WAL of every signal (all of it
+ * when force, else only logs past the size trigger), then retention. */
 static int maintain(stg_store *s, uint64_t now_ns, bool force) {
     stg_wal **wals;
     size_t n;
@@ -52,29 +65,43 @@ static int maintain(stg_store *s, uint64_t now_ns, bool force) {
         return rc;
     }
     pthread_mutex_lock(&s->cut_mu);
-    for (size_t i = 0; i < n; i++) {
-        /* One pass handles a bounded slice: repeat while it makes progress. */
-        for (int round = 0; round < 64; round++) {
-            uint64_t recs = atomic_load(&wals[i]->records);
-            uint64_t bytes = atomic_load(&wals[i]->bytes);
-            if (recs == 0 || (!force && bytes < s->opt.cut_max_bytes)) {
-                break;
-            }
-            int crc = stg_cut_wal(s, wals[i]);
-            if (crc != 0) {
-                rc = crc;
-                break;
-            }
-            if (atomic_load(&wals[i]->records) >= recs) {
-                break;
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        const stg_signal_ops *ops = signal_ops[sig];
+        if (ops == NULL || ops->cut == NULL) {
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            /* One pass handles a bounded slice: repeat while it makes progress. */
+            for (int round = 0; round < 64; round++) {
+                uint64_t recs = atomic_load(&wals[i]->records[sig]);
+                uint64_t bytes = atomic_load(&wals[i]->bytes[sig]);
+                if (recs == 0 || (!force && bytes < s->opt.cut_max_bytes)) {
+                    break;
+                }
+                int crc = ops->cut(s, wals[i]);
+                if (crc != 0) {
+                    SL_LOG_W("storage", "%s cut for tenant %s: %s", ops->name, wals[i]->tenant,
+                             sl_strerror(crc));
+                    rc = crc;
+                    break;
+                }
+                if (atomic_load(&wals[i]->records[sig]) >= recs) {
+                    break;
+                }
             }
         }
     }
     stg_seal_run(s, now_ns);
     pthread_mutex_unlock(&s->cut_mu);
     free(wals);
-    int rrc = stg_retention_run(s, now_ns);
-    return rc != 0 ? rc : rrc;
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        const stg_signal_ops *ops = signal_ops[sig];
+        if (ops != NULL && ops->retention != NULL) {
+            int rrc = ops->retention(s, now_ns);
+            rc = rc != 0 ? rc : rrc;
+        }
+    }
+    return rc;
 }
 
 int stg_maintain(stg_store *s, uint64_t now_unix_nano) {
@@ -137,9 +164,18 @@ int stg_open(const stg_options *o, stg_store **out) {
         goto fail;
     }
     s->opt.data_dir = s->data_dir;
-    /* Windows first: their cut marks decide where WAL sequences resume. */
-    if ((rc = stg_mkdirs(s->data_dir)) != 0 || (rc = stg_discover(s)) != 0 ||
-        (rc = stg_wal_discover(s)) != 0) {
+    /* Windows first (every signal's): their cut marks decide where WAL
+     * sequences resume. */
+    if ((rc = stg_mkdirs(s->data_dir)) != 0 || (rc = stg_discover(s)) != 0) {
+        goto fail;
+    }
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        if (signal_ops[sig] != NULL && signal_ops[sig]->open != NULL &&
+            (rc = signal_ops[sig]->open(s)) != 0) {
+            goto fail;
+        }
+    }
+    if ((rc = stg_wal_discover(s)) != 0) {
         goto fail;
     }
     if (o->background) {
@@ -168,6 +204,11 @@ void stg_close(stg_store *s) {
         pthread_cond_signal(&s->bg_cond);
         pthread_mutex_unlock(&s->bg_mu);
         pthread_join(s->thread, NULL);
+    }
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        if (signal_ops[sig] != NULL && signal_ops[sig]->close != NULL) {
+            signal_ops[sig]->close(s);
+        }
     }
     stg_partition *p = s->parts;
     while (p != NULL) {
@@ -217,9 +258,16 @@ void stg_get_stats(stg_store *s, stg_stats *out) {
     if (stg_wals_list(s, &wals, &n) == 0) {
         for (size_t i = 0; i < n; i++) {
             out->bytes_on_disk += file_bytes(wals[i]->path, "data.mdb");
-            out->wal_records += atomic_load(&wals[i]->records);
-            out->wal_bytes += atomic_load(&wals[i]->bytes);
+            for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+                out->wal_records += atomic_load(&wals[i]->records[sig]);
+                out->wal_bytes += atomic_load(&wals[i]->bytes[sig]);
+            }
         }
         free(wals);
+    }
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        if (signal_ops[sig] != NULL && signal_ops[sig]->stats != NULL) {
+            signal_ops[sig]->stats(s, out);
+        }
     }
 }

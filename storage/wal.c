@@ -130,6 +130,9 @@ void stg_wal_close(stg_wal *w) {
     free(w);
 }
 
+/* The WAL database of each signal (traces keep the original name). */
+static const char *const wal_db_names[STG_NSIGNALS] = {"wal", "wal.logs", "wal.metrics"};
+
 /* Opens <data>/<tenant>/wal and reads its counters (a record count, byte
  * total and span bounds: what the cutter and readers need before the first
  * write). */
@@ -151,35 +154,45 @@ static int wal_open(stg_store *s, const char *tenant, bool create, stg_wal **out
         rc = SL_ENOMEM;
         goto fail;
     }
-    if ((rc = stg_env_open(path, create, 2, s->opt.wal_map_size, &w->env)) != 0 ||
-        (rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn))) != 0 ||
-        (rc = stg_lmdb_err(mdb_dbi_open(txn, "wal", MDB_CREATE, &w->db))) != 0 ||
-        (rc = stg_lmdb_err(mdb_cursor_open(txn, w->db, &cur))) != 0) {
+    if ((rc = stg_env_open(path, create, STG_NSIGNALS + 1, s->opt.wal_map_size, &w->env)) != 0 ||
+        (rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn))) != 0) {
         goto fail;
     }
-    MDB_val k, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (mrc == 0) {
-        uint64_t lo, hi;
-        stg_wal_bounds(v.mv_data, v.mv_size, &lo, &hi);
-        stg_widen_wal_bounds(w, lo, hi);
-        atomic_fetch_add(&w->bytes, v.mv_size);
-        atomic_fetch_add(&w->records, 1);
-        if (k.mv_size == STG_WAL_KEY) {
-            uint64_t win = sl_get_be64(k.mv_data), seq = sl_get_be64((uint8_t *)k.mv_data + 8);
-            w->last_window = win > w->last_window ? win : w->last_window;
-            w->next_seq = seq >= w->next_seq ? seq + 1 : w->next_seq;
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        if ((rc = stg_lmdb_err(mdb_dbi_open(txn, wal_db_names[sig], MDB_CREATE, &w->dbs[sig]))) !=
+                0 ||
+            (rc = stg_lmdb_err(mdb_cursor_open(txn, w->dbs[sig], &cur))) != 0) {
+            goto fail;
         }
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        MDB_val k, v;
+        int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (mrc == 0) {
+            if (sig == STG_TRACES) {
+                uint64_t lo, hi;
+                stg_wal_bounds(v.mv_data, v.mv_size, &lo, &hi);
+                stg_widen_wal_bounds(w, lo, hi);
+            }
+            atomic_fetch_add(&w->bytes[sig], v.mv_size);
+            atomic_fetch_add(&w->records[sig], 1);
+            if (k.mv_size == STG_WAL_KEY) {
+                uint64_t win = sl_get_be64(k.mv_data);
+                uint64_t seq = sl_get_be64((uint8_t *)k.mv_data + 8);
+                w->last_window = win > w->last_window ? win : w->last_window;
+                w->next_seq = seq >= w->next_seq ? seq + 1 : w->next_seq;
+            }
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
     }
-    mdb_cursor_close(cur);
-    cur = NULL;
     if ((rc = stg_lmdb_err(mdb_txn_commit(txn))) != 0) {
         txn = NULL;
         goto fail;
     }
     txn = NULL;
-    atomic_fetch_add(&s->wal_backlog, atomic_load(&w->bytes));
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        atomic_fetch_add(&s->wal_backlog, atomic_load(&w->bytes[sig]));
+    }
     *out = w;
     return 0;
 fail:
@@ -227,7 +240,7 @@ uint64_t stg_wal_oldest_window(stg_wal *w) {
     if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
         return 0; /* unknown: as if everything were pending */
     }
-    if (mdb_cursor_open(txn, w->db, &cur) == 0) {
+    if (mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur) == 0) {
         MDB_val k, v;
         if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == STG_WAL_KEY) {
             win = sl_get_be64(k.mv_data);
@@ -300,6 +313,41 @@ void stg_widen_wal_bounds(stg_wal *w, uint64_t min_start, uint64_t max_start) {
     }
 }
 
+int stg_wal_scan(stg_store *s, const char *tenant, stg_signal sig, stg_wal_cb cb, void *ud) {
+    if ((unsigned)sig >= STG_NSIGNALS) {
+        return SL_EINVAL;
+    }
+    stg_wal *w;
+    int rc = stg_wal_get(s, tenant, false, &w);
+    if (rc != 0) {
+        return rc == SL_ENOTFOUND ? 0 : rc;
+    }
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if ((rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn))) != 0) {
+        return rc;
+    }
+    if ((rc = stg_lmdb_err(mdb_cursor_open(txn, w->dbs[sig], &cur))) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        if (k.mv_size == STG_WAL_KEY) {
+            rc = cb(ud, sl_get_be64(k.mv_data), sl_get_be64((uint8_t *)k.mv_data + 8), v.mv_data,
+                    v.mv_size);
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND) {
+        rc = stg_lmdb_err(mrc);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 /* --- group commit ------------------------------------------------------- */
 
 typedef struct batch_wal {
@@ -348,7 +396,11 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
         stg_be64(key, log->last_window);
         stg_be64(key + 8, log->next_seq++);
         MDB_val k = {STG_WAL_KEY, key}, v = {w[i].rec_size, (void *)(uintptr_t)w[i].rec};
-        int mrc = mdb_put(bw->txn, log->db, &k, &v, MDB_APPEND);
+        if ((unsigned)w[i].signal >= STG_NSIGNALS) {
+            rc = SL_EINVAL;
+            break;
+        }
+        int mrc = mdb_put(bw->txn, log->dbs[w[i].signal], &k, &v, MDB_APPEND);
         if (mrc != 0) {
             SL_LOG_E("storage", "wal append: %s", mdb_strerror(mrc));
             rc = mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
@@ -371,11 +423,13 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
         if (rc == 0) {
             for (size_t i = 0; i < n; i++) {
                 if (strcmp(log->tenant, w[i].tenant) == 0) {
-                    uint64_t lo, hi;
-                    stg_wal_bounds(w[i].rec, w[i].rec_size, &lo, &hi);
-                    stg_widen_wal_bounds(log, lo, hi);
-                    atomic_fetch_add(&log->bytes, w[i].rec_size);
-                    atomic_fetch_add(&log->records, 1);
+                    if (w[i].signal == STG_TRACES) {
+                        uint64_t lo, hi;
+                        stg_wal_bounds(w[i].rec, w[i].rec_size, &lo, &hi);
+                        stg_widen_wal_bounds(log, lo, hi);
+                    }
+                    atomic_fetch_add(&log->bytes[w[i].signal], w[i].rec_size);
+                    atomic_fetch_add(&log->records[w[i].signal], 1);
                     atomic_fetch_add(&s->wal_backlog, w[i].rec_size);
                 }
             }

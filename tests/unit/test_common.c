@@ -9,6 +9,7 @@
 #include "sl_buf.h"
 #include "sl_err.h"
 #include "sl_metrics.h"
+#include "sl_regex.h"
 #include "sl_util.h"
 
 #include <stdint.h>
@@ -145,7 +146,46 @@ static void test_metrics_exposition(void) {
     sl_buf_free(&b);
 }
 
+static bool re_match(const char *pat, const char *subject) {
+    sl_regex *re;
+    char err[160];
+    if (sl_regex_compile(sl_str_c(pat), &re, err, sizeof(err)) != 0) {
+        return false;
+    }
+    bool m = sl_regex_match(re, sl_str_c(subject));
+    sl_regex_free(re);
+    return m;
+}
+
+static void test_regex_prometheus_semantics(void) {
+    /* Anchored on both ends, like label matchers. */
+    ASSERT_TRUE(re_match("api", "api"));
+    ASSERT_TRUE(!re_match("api", "api-gateway"));
+    ASSERT_TRUE(!re_match("api", "my-api"));
+    ASSERT_TRUE(re_match("api|web", "web"));
+    ASSERT_TRUE(re_match("api.*", "api-gateway"));
+    ASSERT_TRUE(!re_match("a", "a\n")); /* no forgiven trailing newline */
+    ASSERT_TRUE(re_match("", ""));
+    ASSERT_TRUE(!re_match("", "x"));
+    ASSERT_TRUE(re_match("(?i)GET", "get"));
+    ASSERT_TRUE(re_match("5\\d{2}", "503"));
+    ASSERT_TRUE(re_match("[^]x]+", "abc"));
+    /* Errors carry an offset; RE2-only syntax is refused, not reinterpreted. */
+    sl_regex *re = NULL;
+    char err[160];
+    ASSERT_EQ(sl_regex_compile(sl_str_c("a(b"), &re, err, sizeof(err)), SL_EINVAL);
+    ASSERT_TRUE(strstr(err, "offset") != NULL);
+    ASSERT_EQ(sl_regex_compile(sl_str_c("(a)\\1"), &re, err, sizeof(err)), SL_EINVAL);
+    ASSERT_EQ(sl_regex_compile(sl_str_c("(?>a)"), &re, err, sizeof(err)), SL_EINVAL);
+    /* Invalid UTF-8 in a subject is a non-match, never a crash. */
+    ASSERT_EQ(sl_regex_compile(sl_str_c(".*"), &re, err, sizeof(err)), 0);
+    ASSERT_TRUE(!sl_regex_match(re, (sl_str){"\xff\xfe", 2}));
+    ASSERT_TRUE(sl_regex_match(re, (sl_str){"caf\xc3\xa9", 5}));
+    sl_regex_free(re);
+}
+
 int main(void) {
+    RUN(test_regex_prometheus_semantics);
     RUN(test_arena_cap_and_reset);
     RUN(test_arena_protobuf_hook);
     RUN(test_buf_limits);
