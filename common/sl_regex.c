@@ -2,8 +2,8 @@
  * sl_regex on PCRE2 (see sl_regex.h). The pattern is wrapped as
  * ^(?:pattern)$ -- with \z rather than $ so that a trailing newline is not
  * forgiven -- and compiled in UTF mode; JIT is used when the library has it.
- * Each match borrows a match-data block sized for the pattern; a
- * thread-local cache keeps steady-state matching free of malloc.
+ * Each thread keeps one small match-data block (a pthread key frees it when
+ * the thread exits), so steady-state matching does not call malloc.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "sl_regex.h"
@@ -11,6 +11,7 @@
 #include "sl_err.h"
 
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,12 +95,26 @@ int sl_regex_compile(sl_str pattern, sl_regex **out, char *err, size_t errcap) {
     return 0;
 }
 
+/* One match-data block per thread, freed when the thread exits. */
+static pthread_key_t md_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_free(void *md) {
+    pcre2_match_data_free(md);
+}
+
+static void md_key_init(void) {
+    (void)pthread_key_create(&md_key, md_free);
+}
+
 bool sl_regex_match(const sl_regex *re, sl_str s) {
-    static _Thread_local pcre2_match_data *md;
+    pthread_once(&md_once, md_key_init);
+    pcre2_match_data *md = pthread_getspecific(md_key);
     if (md == NULL) {
         /* Only whether it matches is needed: one pair of offsets is enough. */
         md = pcre2_match_data_create(1, NULL);
-        if (md == NULL) {
+        if (md == NULL || pthread_setspecific(md_key, md) != 0) {
+            pcre2_match_data_free(md);
             return false;
         }
     }
