@@ -62,7 +62,15 @@ typedef enum {
 struct col_req {
     col_req *next;   /* in the connection's FIFO */
     col_req *q_next; /* in the writer queue or the committed list */
-    col_conn *conn;
+    col_collector *col;
+    col_conn *conn; /* HTTP/1.1 requests */
+    void *grpc;     /* gRPC requests: the connection (grpc_server.c) */
+    int32_t stream_id;
+    /* The transport's reply: status is HTTP's (200, 400, 413, 503, ...),
+     * msg the error text (ignored for 200, which answers with r->recs).
+     * Loop thread; after it the transport owns r. */
+    void (*answer)(col_req *r, int status, const char *msg);
+    uint64_t max_size; /* limit of the decompressed body */
     uv_work_t work;
     uint64_t t_start_ns; /* monotonic, when the request was complete */
     /* parsed request */
@@ -110,6 +118,10 @@ struct col_collector {
     stg_store *store;
     uv_loop_t loop;
     uv_tcp_t server;
+    uv_tcp_t grpc_server; /* grpc_server.c */
+    struct g_conn *grpc_conns;
+    uint16_t grpc_port;
+    bool grpc_started;
     uv_async_t wake; /* writer -> loop: replies ready */
     uv_async_t stop;
     pthread_t loop_thread;
@@ -133,13 +145,29 @@ struct col_collector {
 };
 
 /* otlp_http.c */
+/* Admission to decoding for a request whose route, content type and
+ * encoding are known: answers 503 when saturated or stopping, else queues
+ * the decode work. Loop thread. */
+void col_admit(col_collector *col, col_req *r);
+/* The Export*ServiceResponse for r (partial_success when items were
+ * rejected) into body, which holds COL_EXPORT_RESPONSE_MAX bytes. */
+#define COL_EXPORT_RESPONSE_MAX 400
+size_t col_export_response(const col_req *r, uint8_t *body);
 /* The route for a request path (query string ignored), or NULL. */
 const col_route *col_route_find(const char *path);
+/* The route of a signal, or NULL while the signal is not received. */
+const col_route *col_route_find_signal(stg_signal sig);
 void col_request_complete(col_conn *c, col_req *r); /* loop thread */
 void col_reply_error(col_req *r, int status, const char *msg);
 void col_after_commit(col_collector *col, col_req *r, int rc); /* loop thread */
 void col_count_status(const col_route *route, int status);     /* route may be NULL */
 void col_maybe_close_wake(col_collector *col);                 /* loop thread, at shutdown */
+
+/* grpc_server.c: OTLP/gRPC on the loop. Handles of its connections carry
+ * &col_grpc_tag as data. */
+extern char col_grpc_tag;
+int col_grpc_start(col_collector *col, const struct sockaddr *addr);
+void col_grpc_stop(col_collector *col); /* loop thread, at shutdown */
 
 /* http_server.c */
 void col_conn_flush(col_conn *c); /* writes finished replies in order */

@@ -449,7 +449,7 @@ static void on_connection(uv_stream_t *server, int status) {
 
 static void close_walk(uv_handle_t *h, void *arg) {
     (void)arg;
-    if (h->type == UV_TCP && h->data != NULL && h->data != (void *)1) {
+    if (h->type == UV_TCP && h->data != NULL && h->data != (void *)1 && h->data != &col_grpc_tag) {
         col_conn *c = h->data;
         if (c->col != NULL && &c->tcp == (uv_tcp_t *)h) {
             conn_close(c);
@@ -460,6 +460,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 static void on_stop(uv_async_t *a) {
     col_collector *col = a->data;
     col->stopping = true;
+    col_grpc_stop(col);
     uv_close((uv_handle_t *)&col->server, NULL);
     col->server.data = (void *)1;
     uv_walk(&col->loop, close_walk, NULL);
@@ -487,6 +488,8 @@ void col_options_init(col_options *o) {
     o->idle_timeout_ms = 60000;
     o->json_memory_max = 1ull << 30;
     o->wal_backlog_max = 512ull << 20;
+    o->grpc_port = 4317;
+    o->grpc_max_message = 4ull << 20;
 }
 
 int col_start(const col_options *o, stg_store *store, col_collector **out) {
@@ -551,6 +554,17 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
     uv_tcp_getsockname(&col->server, (struct sockaddr *)&bound, &blen);
     col->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
+    if (o->grpc_port >= 0) {
+        struct sockaddr_storage gaddr;
+        if (uv_ip4_addr(o->host, o->grpc_port, (struct sockaddr_in *)&gaddr) != 0 &&
+            uv_ip6_addr(o->host, o->grpc_port, (struct sockaddr_in6 *)&gaddr) != 0) {
+            rc = SL_EINVAL;
+            goto fail;
+        }
+        if ((rc = col_grpc_start(col, (struct sockaddr *)&gaddr)) != 0) {
+            goto fail;
+        }
+    }
     if ((rc = col_writer_start(col)) != 0) {
         goto fail;
     }
@@ -563,6 +577,9 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
     return 0;
 fail:
     uv_close((uv_handle_t *)&col->server, NULL);
+    if (col->grpc_started) {
+        uv_close((uv_handle_t *)&col->grpc_server, NULL);
+    }
     uv_close((uv_handle_t *)&col->wake, NULL);
     uv_close((uv_handle_t *)&col->stop, NULL);
     uv_run(&col->loop, UV_RUN_DEFAULT);
@@ -575,6 +592,10 @@ fail:
 
 uint16_t col_http_port(const col_collector *c) {
     return c->port;
+}
+
+uint16_t col_grpc_port(const col_collector *c) {
+    return c->grpc_started ? c->grpc_port : 0;
 }
 
 static void on_wake(uv_async_t *a) {

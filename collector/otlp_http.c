@@ -127,7 +127,7 @@ static void finish(col_req *r, int status, const char *ctype, const void *body, 
     r->done = true;
     col_count_status(r->route, status);
     if (r->t_start_ns != 0 && r->route != NULL) {
-        sl_metric_observe(r->conn->col->m_req_latency[r->route->signal],
+        sl_metric_observe(r->col->m_req_latency[r->route->signal],
                           (double)(sl_mono_nano() - r->t_start_ns) / 1e9);
     }
 }
@@ -182,26 +182,33 @@ static size_t put_varint(uint8_t *p, uint64_t v) {
     return n;
 }
 
+size_t col_export_response(const col_req *r, uint8_t *body) {
+    uint64_t rejected = r->recs.rejected;
+    const char *msg = r->msg[0] ? r->msg : "some items were rejected";
+    uint8_t inner[320];
+    size_t n = 0, in = 0;
+    if (rejected > 0) {
+        size_t ml = strnlen(msg, 250);
+        inner[in++] = 0x08;
+        in += put_varint(inner + in, rejected);
+        inner[in++] = 0x12;
+        in += put_varint(inner + in, ml);
+        memcpy(inner + in, msg, ml);
+        in += ml;
+        body[n++] = 0x0a;
+        n += put_varint(body + n, in);
+        memcpy(body + n, inner, in);
+        n += in;
+    }
+    return n;
+}
+
 static void reply_success(col_req *r) {
     uint64_t rejected = r->recs.rejected;
     const char *msg = r->msg[0] ? r->msg : "some items were rejected";
     if (r->ctype == COL_CT_PROTOBUF) {
-        uint8_t body[400], inner[320];
-        size_t n = 0, in = 0;
-        if (rejected > 0) {
-            size_t ml = strnlen(msg, 250);
-            inner[in++] = 0x08;
-            in += put_varint(inner + in, rejected);
-            inner[in++] = 0x12;
-            in += put_varint(inner + in, ml);
-            memcpy(inner + in, msg, ml);
-            in += ml;
-            body[n++] = 0x0a;
-            n += put_varint(body + n, in);
-            memcpy(body + n, inner, in);
-            n += in;
-        }
-        finish(r, 200, "application/x-protobuf", body, n, NULL);
+        uint8_t body[COL_EXPORT_RESPONSE_MAX];
+        finish(r, 200, "application/x-protobuf", body, col_export_response(r, body), NULL);
         return;
     }
     sl_buf b;
@@ -240,7 +247,7 @@ static bool json_budget_take(col_collector *col, uint64_t n) {
 
 static void decode_work(uv_work_t *w) {
     col_req *r = w->data;
-    col_collector *col = r->conn->col;
+    col_collector *col = r->col;
     if (!t_arena_ready) {
         /* Decoded messages take a few times their wire size. */
         sl_arena_init(&t_arena, 64ull * 1024 * 1024 + 16 * col->opt.max_body_size);
@@ -250,7 +257,7 @@ static void decode_work(uv_work_t *w) {
     uint64_t json_cost = 0;
     if (r->enc != COL_ENC_IDENTITY) {
         sl_buf plain;
-        sl_buf_init(&plain, col->opt.max_body_size);
+        sl_buf_init(&plain, r->max_size);
         int rc = col_inflate(r->enc, r->body.data, r->body.len, &plain);
         if (rc != 0) {
             sl_buf_free(&plain);
@@ -328,19 +335,15 @@ out:
 
 static void after_decode(uv_work_t *w, int status) {
     col_req *r = w->data;
-    col_collector *col = r->conn->col;
+    col_collector *col = r->col;
     (void)status;
     if (r->status != 0 || r->recs.accepted == 0) {
         col->inflight--;
         col->inflight_bytes -= r->admitted_bytes;
         sl_metric_set(col->m_queue_depth, (uint64_t)col->inflight);
         sl_metric_add(col->m_rejected[r->route->signal], r->recs.rejected);
-        if (r->status != 0) {
-            col_reply_error(r, r->status, r->reason);
-        } else {
-            reply_success(r); /* nothing to store: every span was rejected, or none sent */
-        }
-        col_conn_flush(r->conn);
+        /* Nothing to store when every item was rejected, or none sent. */
+        r->answer(r, r->status != 0 ? r->status : 200, r->reason);
         col_maybe_close_wake(col);
         return;
     }
@@ -356,11 +359,10 @@ void col_after_commit(col_collector *col, col_req *r, int status) {
     if (status == 200) {
         sl_metric_add(col->m_accepted[r->route->signal], r->recs.accepted);
         sl_metric_add(col->m_rejected[r->route->signal], r->recs.rejected);
-        reply_success(r);
+        r->answer(r, 200, NULL);
     } else {
-        col_reply_error(r, 503, "storage is unavailable; retry later");
+        r->answer(r, 503, "storage is unavailable; retry later");
     }
-    col_conn_flush(r->conn);
 }
 
 /* --- routes ---------------------------------------------------------------- */
@@ -405,31 +407,27 @@ const col_route *col_route_find(const char *path) {
     return NULL;
 }
 
+const col_route *col_route_find_signal(stg_signal sig) {
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (routes[i].signal == sig) {
+            return &routes[i];
+        }
+    }
+    return NULL;
+}
+
 /* --- admission ------------------------------------------------------------ */
 
-void col_request_complete(col_conn *c, col_req *r) {
-    col_collector *col = c->col;
-    r->route = col_route_find(r->path);
-    if (r->status != 0) {
-        col_reply_error(r, r->status, r->reason);
-    } else if (r->route == NULL) {
-        col_reply_error(r, 404, unknown_path_msg);
-    } else if (r->method != HTTP_POST) {
-        col_reply_error(r, 405, "method not allowed: use POST");
-    } else if (r->ctype != COL_CT_PROTOBUF && r->ctype != COL_CT_JSON) {
-        col_reply_error(r, 415,
-                        "unsupported Content-Type: use application/x-protobuf or application/json");
-    } else if (r->enc == COL_ENC_OTHER) {
-        col_reply_error(r, 415, "unsupported Content-Encoding: use gzip, deflate or zstd");
-    } else if (col->stopping) {
-        col_reply_error(r, 503, "shutting down");
+void col_admit(col_collector *col, col_req *r) {
+    if (col->stopping) {
+        r->answer(r, 503, "shutting down");
     } else if (col->inflight >= (int)col->opt.queue_max ||
                col->inflight_bytes + r->body.len > col->opt.queue_max_bytes) {
         /* The write path is saturated: answer now instead of queueing. */
-        col_reply_error(r, 503, "ingest queue is full; retry later");
+        r->answer(r, 503, "ingest queue is full; retry later");
     } else if (stg_wal_backlog(col->store) > col->opt.wal_backlog_max) {
         /* Storage has not caught up with compacting what it accepted. */
-        col_reply_error(r, 503, "storage is behind; retry later");
+        r->answer(r, 503, "storage is behind; retry later");
     } else {
         col->inflight++;
         r->admitted_bytes = r->body.len;
@@ -438,8 +436,40 @@ void col_request_complete(col_conn *c, col_req *r) {
         r->work.data = r;
         if (uv_queue_work(&col->loop, &r->work, decode_work, after_decode) != 0) {
             col->inflight--;
-            col_reply_error(r, 503, "cannot schedule decoding");
+            col->inflight_bytes -= r->admitted_bytes;
+            r->answer(r, 503, "cannot schedule decoding");
         }
     }
-    col_conn_flush(c);
+}
+
+/* The HTTP/1.1 transport's answer: the reply in the request's content type,
+ * then written in order with the connection's other replies. */
+static void http_answer(col_req *r, int status, const char *msg) {
+    if (status == 200) {
+        reply_success(r);
+    } else {
+        col_reply_error(r, status, msg);
+    }
+    col_conn_flush(r->conn);
+}
+
+void col_request_complete(col_conn *c, col_req *r) {
+    r->col = c->col;
+    r->answer = http_answer;
+    r->max_size = c->col->opt.max_body_size;
+    r->route = col_route_find(r->path);
+    if (r->status != 0) {
+        http_answer(r, r->status, r->reason);
+    } else if (r->route == NULL) {
+        http_answer(r, 404, unknown_path_msg);
+    } else if (r->method != HTTP_POST) {
+        http_answer(r, 405, "method not allowed: use POST");
+    } else if (r->ctype != COL_CT_PROTOBUF && r->ctype != COL_CT_JSON) {
+        http_answer(r, 415,
+                    "unsupported Content-Type: use application/x-protobuf or application/json");
+    } else if (r->enc == COL_ENC_OTHER) {
+        http_answer(r, 415, "unsupported Content-Encoding: use gzip, deflate or zstd");
+    } else {
+        col_admit(c->col, r);
+    }
 }

@@ -72,6 +72,17 @@ static inline uint64_t sl_get_be64(const uint8_t *p) {
     return v;
 }
 
+static inline void sl_put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t sl_get_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 /* Parses a decimal unsigned 64-bit integer filling the whole of s. 0 or SL_EINVAL. */
 int sl_parse_u64(sl_str s, uint64_t *out);
 /* Parses a decimal signed 64-bit integer filling the whole of s. 0 or SL_EINVAL. */

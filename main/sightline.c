@@ -29,6 +29,8 @@
 typedef struct config {
     const char *host;
     uint64_t otlp_http_port;
+    int64_t otlp_grpc_port; /* < 0: off */
+    uint64_t grpc_max_message;
     uint64_t query_port;
     const char *data_dir;
     uint64_t partition_ns;
@@ -45,6 +47,8 @@ typedef struct config {
 enum {
     OPT_HOST = 1000,
     OPT_OTLP_HTTP_PORT,
+    OPT_OTLP_GRPC_PORT,
+    OPT_GRPC_MAX_MESSAGE,
     OPT_QUERY_PORT,
     OPT_DATA_DIR,
     OPT_PARTITION,
@@ -70,6 +74,10 @@ static const struct flag {
     {OPT_HOST, "host", "SIGHTLINE_HOST", "ADDR", "listen address for every port (default 0.0.0.0)"},
     {OPT_OTLP_HTTP_PORT, "otlp-http-port", "SIGHTLINE_OTLP_HTTP_PORT", "PORT",
      "OTLP/HTTP receiver port; 0 picks a free port (default 4318)"},
+    {OPT_OTLP_GRPC_PORT, "otlp-grpc-port", "SIGHTLINE_OTLP_GRPC_PORT", "PORT",
+     "OTLP/gRPC receiver port (h2c); 0 picks a free port, off disables it (default 4317)"},
+    {OPT_GRPC_MAX_MESSAGE, "grpc-max-message-size", "SIGHTLINE_GRPC_MAX_MESSAGE_SIZE", "BYTES",
+     "largest gRPC message, compressed or after decompression (default 4MiB)"},
     {OPT_QUERY_PORT, "query-port", "SIGHTLINE_QUERY_PORT", "PORT",
      "query API and UI port; 0 picks a free port (default 16686)"},
     {OPT_DATA_DIR, "data-dir", "SIGHTLINE_DATA_DIR", "DIR",
@@ -187,6 +195,21 @@ static int apply(config *c, int id, const char *val) {
         return 0;
     case OPT_OTLP_HTTP_PORT:
         return parse_uint(val, 65535, &c->otlp_http_port);
+    case OPT_OTLP_GRPC_PORT: {
+        if (strcmp(val, "off") == 0) {
+            c->otlp_grpc_port = -1;
+            return 0;
+        }
+        uint64_t port;
+        int rc = parse_uint(val, 65535, &port);
+        c->otlp_grpc_port = rc == 0 ? (int64_t)port : c->otlp_grpc_port;
+        return rc;
+    }
+    case OPT_GRPC_MAX_MESSAGE:
+        return parse_size(val, &c->grpc_max_message) != 0 || c->grpc_max_message == 0 ||
+                       c->grpc_max_message > (1ull << 30)
+                   ? SL_EINVAL
+                   : 0;
     case OPT_QUERY_PORT:
         return parse_uint(val, 65535, &c->query_port);
     case OPT_DATA_DIR:
@@ -298,6 +321,8 @@ static const char *config_path(int argc, char **argv) {
 static int configure(config *c, int argc, char **argv) {
     *c = (config){.host = "0.0.0.0",
                   .otlp_http_port = 4318,
+                  .otlp_grpc_port = 4317,
+                  .grpc_max_message = 4ull << 20,
                   .query_port = 16686,
                   .data_dir = "./data",
                   .partition_ns = 3600ull * 1000000000ull,
@@ -352,14 +377,14 @@ static int configure(config *c, int argc, char **argv) {
     return 0;
 }
 
-static int write_ports(const char *path, uint16_t otlp, uint16_t query) {
+static int write_ports(const char *path, uint16_t otlp, uint16_t grpc, uint16_t query) {
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (f == NULL) {
         return -errno;
     }
-    fprintf(f, "{\"otlp_http\":%u,\"query\":%u}\n", otlp, query);
+    fprintf(f, "{\"otlp_http\":%u,\"otlp_grpc\":%u,\"query\":%u}\n", otlp, grpc, query);
     if (fclose(f) != 0) {
         return -errno;
     }
@@ -408,6 +433,8 @@ static int serve(const config *c) {
     co.host = c->host;
     co.http_port = (uint16_t)c->otlp_http_port;
     co.max_body_size = c->max_body_size;
+    co.grpc_port = (int32_t)c->otlp_grpc_port;
+    co.grpc_max_message = c->grpc_max_message;
     co.queue_max = (uint32_t)c->queue_max;
     if ((rc = col_start(&co, store, &col)) != 0) {
         SL_LOG_E("main", "cannot start the OTLP receiver on port %u: %s", co.http_port,
@@ -417,9 +444,12 @@ static int serve(const config *c) {
     const char *shown = strcmp(c->host, "0.0.0.0") == 0 ? "localhost" : c->host;
     SL_LOG_I("main", "Sightline %s: data in %s", SL_VERSION, c->data_dir);
     SL_LOG_I("main", "OTLP/HTTP receiver: http://%s:%u/v1/traces", shown, col_http_port(col));
+    if (col_grpc_port(col) != 0) {
+        SL_LOG_I("main", "OTLP/gRPC receiver: http://%s:%u (h2c)", shown, col_grpc_port(col));
+    }
     SL_LOG_I("main", "query API and UI:   http://%s:%u/", shown, qry_port(qs));
-    if (c->ports_file != NULL &&
-        (rc = write_ports(c->ports_file, col_http_port(col), qry_port(qs))) != 0) {
+    if (c->ports_file != NULL && (rc = write_ports(c->ports_file, col_http_port(col),
+                                                   col_grpc_port(col), qry_port(qs))) != 0) {
         SL_LOG_E("main", "cannot write %s: %s", c->ports_file, sl_strerror(rc));
         goto out;
     }

@@ -21,6 +21,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The integration tests' real gRPC clients (Node packages, versions pinned by
+# the lock file). Node and npm come from Debian when the machine lacks them.
+if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -f tests/grpc/node_modules/.package-lock.json ] ||
+   [ tests/grpc/package-lock.json -nt tests/grpc/node_modules/.package-lock.json ]; then
+    (cd tests/grpc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 build="${SIGHTLINE_BUILD_DIR:-build}"
 cmake -S . -B "$build" -G Ninja "$@" >/dev/null
 cmake --build "$build"

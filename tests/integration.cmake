@@ -10,5 +10,9 @@ add_test(NAME integration_durability
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_durability.py $<TARGET_FILE:sightline>)
 add_test(NAME integration_config
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_config.py $<TARGET_FILE:sightline>)
-set_tests_properties(integration_traces_api integration_durability integration_config PROPERTIES
+add_test(NAME integration_grpc
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_grpc.py $<TARGET_FILE:sightline>
+                 $<TARGET_FILE:otlp-gen> ${CMAKE_CURRENT_SOURCE_DIR}/grpc)
+set_tests_properties(integration_traces_api integration_durability integration_config
+                     integration_grpc PROPERTIES
     LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)

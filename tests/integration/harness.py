@@ -45,6 +45,7 @@ class Server:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="sightline-test-")
         self.proc = None
         self.otlp_port = None
+        self.grpc_port = None
         self.query_port = None
 
     def start(self, timeout=20):
@@ -52,6 +53,7 @@ class Server:
         if os.path.exists(ports):
             os.unlink(ports)
         args = [self.binary, "serve", "--host", "127.0.0.1", "--otlp-http-port", "0",
+                "--otlp-grpc-port", "0",
                 "--query-port", "0", "--data-dir", os.path.join(self.data_dir, "data"),
                 "--ports-file", ports, "--log-level", "warn"] + self.extra_args
         self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
@@ -65,6 +67,7 @@ class Server:
                 with open(ports) as f:
                     p = json.load(f)
                 self.otlp_port, self.query_port = p["otlp_http"], p["query"]
+                self.grpc_port = p.get("otlp_grpc")
                 return self
             time.sleep(0.05)
         raise RuntimeError("sightline did not start: " + self.read_log())
