@@ -16,3 +16,12 @@ sl_warnings(promql_eval_tool)
 
 sl_fuzz_target(fuzz_promql_parse fuzz_promql_parse.c LIBS sl_promql)
 target_include_directories(fuzz_promql_parse PRIVATE ${CMAKE_SOURCE_DIR}/promql)
+
+# The differential test against a real Prometheus (skipped, exit 77, when
+# prometheus/promtool are not installed).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME integration_promql_diff
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_promql_diff.py
+                 $<TARGET_FILE:promql_eval_tool>)
+set_tests_properties(integration_promql_diff PROPERTIES
+    LABELS integration TIMEOUT 600 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
