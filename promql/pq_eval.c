@@ -348,6 +348,12 @@ static pq_val eval_subquery(pq_ev *ev, pq_node *n, int64_t t) {
     }
     for (int64_t ts = first; ts <= ref; ts += step) {
         check_deadline(ev);
+        /* Every inner step holds at least a sample's worth of memory. */
+        if (++ev->loaded > ev->o.max_samples) {
+            pq_ev_fail(ev, PQ_ERR_EXECUTION,
+                       "query processing would load too many samples into memory in query "
+                       "execution");
+        }
         pq_val v = pq_ev_eval(ev, n->a, ts);
         if (v.type == PQ_SCALAR) {
             v.type = PQ_VECTOR;

@@ -178,6 +178,20 @@ void qry_api_traces(const qry_req *req, qry_resp *resp);
 void qry_api_trace(const qry_req *req, sl_str trace_id_hex, qry_resp *resp);
 void qry_api_dependencies(const qry_req *req, qry_resp *resp);
 
+/* The Prometheus HTTP API handlers (prom_api.c). Each fills resp completely
+ * with Prometheus's envelope. */
+void qry_api_prom_query(const qry_req *req, qry_resp *resp);
+void qry_api_prom_query_range(const qry_req *req, qry_resp *resp);
+void qry_api_prom_series(const qry_req *req, qry_resp *resp);
+void qry_api_prom_labels(const qry_req *req, qry_resp *resp);
+void qry_api_prom_label_values(const qry_req *req, sl_str name, qry_resp *resp);
+void qry_api_prom_metadata(const qry_req *req, qry_resp *resp);
+
+/* Decodes an application/x-www-form-urlencoded body into kv[*n..cap)
+ * (strings copied into a). Returns 0, SL_EINVAL (bad %-escape), SL_ETOOBIG
+ * (more than cap pairs) or SL_ENOMEM. */
+int qry_parse_form(sl_str body, sl_arena *a, qry_kv *kv, size_t cap, size_t *n);
+
 /* Static UI files (ui_files.c). ui_root is the canonical ui_dir; path is the
  * decoded request path. Fills resp with the file or a 404. */
 void qry_serve_file(const char *ui_root, const char *path, qry_resp *resp);

@@ -1,11 +1,13 @@
 /*
  * The query server: a libmicrohttpd daemon (internal polling thread plus a
  * thread pool) that routes GET/HEAD requests to the Jaeger API handlers, the
- * self-metrics page, the health probes and the static UI, and turns each
- * handler's qry_resp into an HTTP answer.
+ * Prometheus API handlers, the self-metrics page, the health probes and the
+ * static UI, and turns each handler's qry_resp into an HTTP answer.
  *
- * Invariants: GET/HEAD requests are answered once their (empty) body is in,
- * other methods at once with a 405 (no handler reads a body); every API
+ * Invariants: GET/HEAD requests are answered once their (empty) body is in;
+ * POSTs to the Prometheus endpoints that take them (query, query_range,
+ * series, labels) once their form body (at most MAX_FORM_SIZE) is in; other
+ * methods at once with a 405 without reading their bodies; every API
  * answer and error has a JSON body; every request is counted in
  * sightline_query_requests_total and timed in
  * sightline_query_duration_seconds. Limits: URL length, number of query
@@ -41,6 +43,8 @@
 /* Per-connection memory: request line, headers and decoded query string must
  * fit; libmicrohttpd answers 414/431 on its own when they do not. */
 #define CONNECTION_MEMORY ((size_t)128 << 10)
+/* Largest application/x-www-form-urlencoded body a Prometheus POST may carry. */
+#define MAX_FORM_SIZE ((size_t)1 << 20)
 
 enum {
     H_SERVICES,
@@ -49,6 +53,12 @@ enum {
     H_TRACES,
     H_TRACE,
     H_DEPENDENCIES,
+    H_PROM_QUERY,
+    H_PROM_QUERY_RANGE,
+    H_PROM_SERIES,
+    H_PROM_LABELS,
+    H_PROM_LABEL_VALUES,
+    H_PROM_METADATA,
     H_METRICS,
     H_HEALTHZ,
     H_READYZ,
@@ -58,14 +68,27 @@ enum {
 };
 
 static const char *const g_handler_names[H_COUNT] = {
-    "services", "operations", "service_operations",
-    "traces",   "trace",      "dependencies",
-    "metrics",  "healthz",    "readyz",
-    "static",   "other",
+    "services",
+    "operations",
+    "service_operations",
+    "traces",
+    "trace",
+    "dependencies",
+    "prom_query",
+    "prom_query_range",
+    "prom_series",
+    "prom_labels",
+    "prom_label_values",
+    "prom_metadata",
+    "metrics",
+    "healthz",
+    "readyz",
+    "static",
+    "other",
 };
 
 /* Status codes whose counters are cached; others are looked up per request. */
-static const int g_cached_codes[] = {200, 400, 404, 405, 413, 414, 500, 503};
+static const int g_cached_codes[] = {200, 400, 404, 405, 413, 414, 422, 500, 503};
 #define NCODES (sizeof(g_cached_codes) / sizeof(g_cached_codes[0]))
 
 struct qry_server {
@@ -202,6 +225,20 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+static int route_prom(const char *path, qry_req *req, qry_resp *resp);
+
+/* Prometheus endpoints that also take their parameters as a POSTed form. */
+static int takes_form(const char *path) {
+    return strcmp(path, "/api/v1/query") == 0 || strcmp(path, "/api/v1/query_range") == 0 ||
+           strcmp(path, "/api/v1/series") == 0 || strcmp(path, "/api/v1/labels") == 0;
+}
+
+/* A POSTed form body, gathered across libmicrohttpd's calls. */
+typedef struct form_body {
+    sl_buf body;
+    int too_big;
+} form_body;
+
 /* Picks the handler for path and runs it. Returns the handler id. */
 static int route(qry_server *s, struct MHD_Connection *conn, const char *path, qry_req *req,
                  qry_resp *resp) {
@@ -269,6 +306,41 @@ static int route(qry_server *s, struct MHD_Connection *conn, const char *path, q
         qry_api_dependencies(req, resp);
         return H_DEPENDENCIES;
     }
+    return route_prom(path, req, resp);
+}
+
+/* The Prometheus HTTP API (prom_api.c). */
+static int route_prom(const char *path, qry_req *req, qry_resp *resp) {
+    static const char lv_prefix[] = "/api/v1/label/";
+    static const char lv_suffix[] = "/values";
+    size_t len = strlen(path);
+    if (strcmp(path, "/api/v1/query") == 0) {
+        qry_api_prom_query(req, resp);
+        return H_PROM_QUERY;
+    }
+    if (strcmp(path, "/api/v1/query_range") == 0) {
+        qry_api_prom_query_range(req, resp);
+        return H_PROM_QUERY_RANGE;
+    }
+    if (strcmp(path, "/api/v1/series") == 0) {
+        qry_api_prom_series(req, resp);
+        return H_PROM_SERIES;
+    }
+    if (strcmp(path, "/api/v1/labels") == 0) {
+        qry_api_prom_labels(req, resp);
+        return H_PROM_LABELS;
+    }
+    if (strcmp(path, "/api/v1/metadata") == 0) {
+        qry_api_prom_metadata(req, resp);
+        return H_PROM_METADATA;
+    }
+    if (has_prefix(path, lv_prefix) && len > sizeof(lv_prefix) - 1 + sizeof(lv_suffix) - 1 &&
+        strcmp(path + len - (sizeof(lv_suffix) - 1), lv_suffix) == 0) {
+        sl_str name = {path + sizeof(lv_prefix) - 1,
+                       len - (sizeof(lv_prefix) - 1) - (sizeof(lv_suffix) - 1)};
+        qry_api_prom_label_values(req, name, resp);
+        return H_PROM_LABEL_VALUES;
+    }
     qry_resp_error(resp, 404, "unknown API path");
     return H_OTHER;
 }
@@ -318,9 +390,34 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, qry_resp *resp) {
     return ret;
 }
 
-/* Per-request markers kept in libmicrohttpd's request closure. */
+/* Per-request markers kept in libmicrohttpd's request closure (or a
+ * form_body while a POST's body comes in). */
 static char g_pending;
 static char g_answered;
+
+static form_body *form_of(void *req_cls) {
+    if (req_cls == NULL || req_cls == &g_pending || req_cls == &g_answered) {
+        return NULL;
+    }
+    return req_cls;
+}
+
+static void form_free(form_body *f) {
+    if (f != NULL) {
+        sl_buf_free(&f->body);
+        free(f);
+    }
+}
+
+/* Frees a POST body whose request ended before it was answered. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    form_free(form_of(*req_cls));
+    *req_cls = NULL;
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -333,10 +430,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     args_ctx args;
     int handler = H_OTHER;
     (void)version;
-    (void)upload_data;
 
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     if (*req_cls == &g_answered) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*req_cls == NULL && post && takes_form(url)) {
+        form_body *f = calloc(1, sizeof(*f));
+        if (f == NULL) {
+            return MHD_NO;
+        }
+        sl_buf_init(&f->body, MAX_FORM_SIZE);
+        *req_cls = f;
+        return MHD_YES;
+    }
+    form_body *form = form_of(*req_cls);
+    if (form != NULL && *upload_data_size != 0) {
+        if (!form->too_big && sl_buf_append(&form->body, upload_data, *upload_data_size) != 0) {
+            form->too_big = 1;
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -354,6 +468,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     /* Other methods are refused at once, without reading their bodies. */
     *req_cls = &g_answered;
+    (void)upload_data;
 
     sl_arena_init(&arena, REQUEST_ARENA_MAX);
     memset(&resp, 0, sizeof(resp));
@@ -368,15 +483,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     memset(&args, 0, sizeof(args));
     args.a = &arena;
 
-    if (!get) {
-        qry_resp_error(&resp, 405, "method not allowed: use GET");
-        resp.allow = "GET, HEAD";
+    if (form != NULL && form->too_big) {
+        qry_resp_error(&resp, 413, "form body too large");
+    } else if (!get && form == NULL) {
+        qry_resp_error(&resp, 405,
+                       post && takes_form(url) ? "method not allowed"
+                                               : "method not allowed: use GET");
+        resp.allow = takes_form(url) ? "GET, HEAD, POST" : "GET, HEAD";
     } else if (strlen(url) > MAX_URL_SIZE) {
         qry_resp_error(&resp, 414, "URL too long");
     } else {
+        if (form != NULL) {
+            /* Form values come first: they take precedence over the query
+             * string, as in Go's Request.FormValue. */
+            const char *ct =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+            args.kv = sl_arena_calloc(&arena, MAX_ARGS, sizeof(*args.kv));
+            if (args.kv == NULL) {
+                args.err = SL_ENOMEM;
+            } else if (ct != NULL && has_prefix(ct, "application/x-www-form-urlencoded")) {
+                int rc = qry_parse_form((sl_str){(const char *)form->body.data, form->body.len},
+                                        &arena, args.kv, MAX_ARGS, &args.n);
+                args.err = rc;
+            }
+        }
         MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
         if (args.err == SL_ETOOBIG) {
             qry_resp_error(&resp, 400, "too many query parameters");
+        } else if (args.err == SL_EINVAL) {
+            qry_resp_error(&resp, 400, "malformed form body");
         } else if (args.err != 0) {
             qry_resp_error(&resp, 503, "out of memory");
         } else {
@@ -395,6 +530,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     sl_metric_observe(s->duration[handler], (double)(sl_mono_nano() - t0) / 1e9);
     sl_buf_free(&resp.body);
     sl_arena_free(&arena);
+    form_free(form);
     return ret;
 }
 
@@ -552,6 +688,7 @@ int qry_start(const qry_options *o, stg_store *store, qry_server **out) {
     errno = 0;
     s->daemon = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
                                  0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                                 (void *)NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
                                  (void *)NULL, MHD_OPTION_ARRAY, items, MHD_OPTION_END);
     if (s->daemon == NULL) {
         rc = errno != 0 ? -errno : SL_ENOMEM;

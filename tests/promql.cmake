@@ -25,3 +25,9 @@ add_test(NAME integration_promql_diff
                  $<TARGET_FILE:promql_eval_tool>)
 set_tests_properties(integration_promql_diff PROPERTIES
     LABELS integration TIMEOUT 600 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+
+# The Prometheus HTTP API on the real binary.
+add_test(NAME integration_prom_api
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_prom_api.py
+                 $<TARGET_FILE:sightline>)
+set_tests_properties(integration_prom_api PROPERTIES LABELS integration TIMEOUT 300)
