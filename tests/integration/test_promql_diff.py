@@ -33,8 +33,9 @@ HOURS = 2
 REL_TOL = 1e-9
 
 
-def build_data(base):
-    """Returns {family: (type, [(labels dict, [(t_ms, value)])])}."""
+def build_data(base, scale=1):
+    """Returns {family: (type, [(labels dict, [(t_ms, value)])])}. scale
+    multiplies the number of instances (the benchmark uses a larger set)."""
     rnd = random.Random(42)
     n = HOURS * 3600 // STEP_S
     fams = {}
@@ -55,7 +56,7 @@ def build_data(base):
     # Gauges: random walks; some with gaps, some at 30 s, some off-phase.
     series = []
     for j in jobs:
-        for i in range(12):
+        for i in range(12 * scale):
             labels = {"job": j, "instance": f"{j}-{i}", "region": ["eu", "us"][i % 2]}
             interval = 30 if i % 3 == 0 else 15
             phase = (i * 1373) % 7000
@@ -70,7 +71,7 @@ def build_data(base):
 
     series = []
     for j in jobs:
-        for i in range(6):
+        for i in range(6 * scale):
             labels = {"job": j, "instance": f"{j}-{i}"}
             ts = times(15, 0)
             series.append((labels, [(t, float((k * 7 + i) % 23)) for k, t in enumerate(ts)]))
@@ -79,12 +80,12 @@ def build_data(base):
     # Counters with resets.
     series = []
     for j in jobs:
-        for i in range(5):
+        for i in range(5 * scale):
             for method in ["GET", "POST"]:
                 for code in ["200", "500"]:
                     labels = {"job": j, "instance": f"{j}-{i}", "method": method, "code": code}
-                    interval = 30 if i == 4 else 15
-                    ts = times(interval, (i * 911) % 5000, gap if i == 3 and code == "500" else None)
+                    interval = 30 if i % 5 == 4 else 15
+                    ts = times(interval, (i * 911) % 5000, gap if i % 5 == 3 and code == "500" else None)
                     v = rnd.randint(0, 1000)
                     pts = []
                     for k, t in enumerate(ts):
@@ -99,7 +100,7 @@ def build_data(base):
     # Info-style series for group_left joins.
     series = []
     for j in jobs:
-        for i in range(5):
+        for i in range(5 * scale):
             labels = {"job": j, "instance": f"{j}-{i}", "team": ["red", "blue"][i % 2],
                       "version": f"1.{i}"}
             series.append((labels, [(t, 1.0) for t in times(30, 0)]))
@@ -109,7 +110,7 @@ def build_data(base):
     bounds = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"]
     hist = []
     for j in jobs:
-        for i in range(4):
+        for i in range(4 * scale):
             labels = {"job": j, "instance": f"{j}-{i}"}
             ts = times(15, (i * 577) % 4000)
             counts = [0] * len(bounds)

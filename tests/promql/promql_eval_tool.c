@@ -7,6 +7,8 @@
  * /api/v1/query and /api/v1/query_range answers (string-encoded values,
  * float-second timestamps), so tests/integration/test_promql_diff.py can
  * compare the engine with a real Prometheus over the same samples.
+ * With --repeat N every query is evaluated N times and the answer carries
+ * "elapsed_ms": the median evaluation time (bench/promql_bench.py).
  */
 #include "memq.h"
 
@@ -56,7 +58,12 @@ static void put_metric(const pq_series *s) {
     putchar('}');
 }
 
-static void put_result(const pq_result *r) {
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void put_result(const pq_result *r, double elapsed_ms) {
     static const char *const types[] = {"scalar", "vector", "matrix", "string"};
     printf("{\"status\":\"success\",\"data\":{\"resultType\":\"%s\",\"result\":", types[r->type]);
     if (r->type == PQ_SCALAR) {
@@ -91,12 +98,19 @@ static void put_result(const pq_result *r) {
         }
         putchar(']');
     }
-    printf("}}\n");
+    if (elapsed_ms >= 0) {
+        printf("},\"elapsed_ms\":%.3f}\n", elapsed_ms);
+    } else {
+        printf("}}\n");
+    }
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s DATA.om < queries\n", argv[0]);
+    int repeat = 0;
+    if (argc == 4 && strcmp(argv[2], "--repeat") == 0) {
+        repeat = (int)strtol(argv[3], NULL, 10);
+    } else if (argc != 2) {
+        fprintf(stderr, "usage: %s DATA.om [--repeat N] < queries\n", argv[0]);
         return 2;
     }
     memq *mq = memq_create();
@@ -134,10 +148,20 @@ int main(int argc, char **argv) {
         pq_error err;
         pq_query *q = NULL;
         pq_result r;
-        int rc = pq_parse(sl_str_c(text), &q, &err);
-        if (rc == 0) {
-            rc = pq_eval(q, &qr, &o, &r, &err);
+        double times[64];
+        int runs = repeat < 1 ? 1 : (repeat > 64 ? 64 : repeat);
+        int rc = 0;
+        for (int i = 0; i < runs && rc == 0; i++) {
+            pq_query_free(q);
+            q = NULL;
+            uint64_t t0 = sl_mono_nano();
+            rc = pq_parse(sl_str_c(text), &q, &err);
+            if (rc == 0) {
+                rc = pq_eval(q, &qr, &o, &r, &err);
+            }
+            times[i] = (double)(sl_mono_nano() - t0) / 1e6;
         }
+        qsort(times, (size_t)runs, sizeof(double), cmp_double);
         if (rc != 0) {
             static const char *const kinds[] = {"none", "bad_data", "execution", "timeout",
                                                 "internal"};
@@ -145,7 +169,7 @@ int main(int argc, char **argv) {
             put_str(err.msg, strlen(err.msg));
             printf("}\n");
         } else {
-            put_result(&r);
+            put_result(&r, repeat > 0 ? times[runs / 2] : -1);
         }
         fflush(stdout);
         pq_query_free(q);
