@@ -1208,7 +1208,11 @@ static void instant_result(pq_ev *ev, pq_val v, int64_t t, pq_result *out) {
         }
         q->res = s;
         q->nres = v.nr;
-        qsort(q->res, q->nres, sizeof(pq_series), cmp_series);
+        if (q->nres > 1) {
+            if (q->nres > 1) {
+                qsort(q->res, q->nres, sizeof(pq_series), cmp_series);
+            }
+        }
         break;
     }
     }
@@ -1261,7 +1265,9 @@ static void run(pq_ev *ev, pq_result *out) {
             break;
         }
     }
-    qsort(q->res, q->nres, sizeof(pq_series), cmp_series);
+    if (q->nres > 1) {
+        qsort(q->res, q->nres, sizeof(pq_series), cmp_series);
+    }
     out->type = PQ_MATRIX;
     out->series = q->res;
     out->nseries = q->nres;

@@ -868,7 +868,9 @@ pq_val pq_call(pq_ev *ev, pq_node *n, int64_t t) {
         for (size_t i = 0; i < v.n; i++) {
             out.e[out.n++] = (pq_elem){v.e[i].ls, t, v.e[i].v};
         }
-        qsort(out.e, out.n, sizeof(pq_elem), id == PQ_F_SORT ? cmp_elem_asc : cmp_elem_desc);
+        if (out.n > 1) {
+            qsort(out.e, out.n, sizeof(pq_elem), id == PQ_F_SORT ? cmp_elem_asc : cmp_elem_desc);
+        }
         return out;
     }
     case PQ_F_TIMESTAMP: {

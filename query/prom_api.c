@@ -687,7 +687,9 @@ static int collect_series(void *ud, const stg_label *labels, size_t nlabels,
 }
 
 static void render_set(qry_resp *resp, str_set *s, bool raw) {
-    qsort(s->v, s->n, sizeof(sl_str), str_cmp);
+    if (s->n > 1) {
+        qsort(s->v, s->n, sizeof(sl_str), str_cmp);
+    }
     qry_jw w;
     qry_jw_init(&w, &resp->body);
     success_open(&w);

@@ -304,7 +304,9 @@ static int memq_select(void *ud, const pq_matcher *m, size_t nm, int64_t mint, i
                        pq_series_cb cb, void *cb_ud) {
     memq *q = ud;
     if (!q->sorted) {
-        qsort(q->series, q->n, sizeof(mseries), series_cmp);
+        if (q->n > 1) {
+            qsort(q->series, q->n, sizeof(mseries), series_cmp);
+        }
         reindex(q);
         q->sorted = 1;
     }

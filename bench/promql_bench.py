@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""PromQL range-query latency: Sightline's engine and VictoriaMetrics 1.79 on the
+same samples.
+
+The data set is the differential test's generator (tests/integration/
+test_promql_diff.py) scaled up: gauges, counters with resets, classic
+histograms, info series, 15 s and 30 s intervals over two hours. The same
+samples go to
+  - VictoriaMetrics (Debian package victoria-metrics), started on a loopback
+    port over a fresh directory and fed through /api/v1/import/prometheus;
+    queries over HTTP with nocache=1 (no result cache);
+  - Sightline's PromQL engine through tests' promql_eval_tool (the engine over
+    an in-memory querier: evaluation only, no HTTP and no storage reads).
+Each query is a Grafana-like range query (the last hour, 15 s step); the
+figure is the median of --runs timed runs after one warm-up.
+
+Usage: bench/promql_bench.py --tool BUILD/tests/promql_eval_tool [--scale 10] [--runs 5]
+Prints a markdown table for bench/RESULTS.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import test_promql_diff as data  # noqa: E402
+
+QUERIES = [
+    "rate(sl_http_requests_total[5m])",
+    "sum by (job, code) (rate(sl_http_requests_total[5m]))",
+    "histogram_quantile(0.99, sum by (le, job) (rate(sl_request_duration_seconds_bucket[5m])))",
+    "avg_over_time(sl_temperature_celsius[10m])",
+    "topk(5, sl_temperature_celsius)",
+    "sl_temperature_celsius > 50",
+    "sum by (team) (rate(sl_http_requests_total[5m]) * on(job, instance) group_left(team) sl_build_info)",
+    "max_over_time(sl_queue_depth[30m])",
+]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def write_vm_import(fams, path):
+    """Prometheus text with millisecond timestamps, as VictoriaMetrics imports it."""
+    with open(path, "w") as f:
+        for name, (typ, d) in fams.items():
+            if typ == "histogram":
+                bounds, hist = d
+                for labels, pts in hist:
+                    for t, counts, total in pts:
+                        for le, c in zip(bounds, counts):
+                            lb = dict(labels, le=le)
+                            f.write(f"{name}_bucket{{{data.fmt_labels(lb)}}} {c} {t}\n")
+                        f.write(f"{name}_sum{{{data.fmt_labels(labels)}}} {total} {t}\n")
+                        f.write(f"{name}_count{{{data.fmt_labels(labels)}}} {counts[-1]} {t}\n")
+                continue
+            suffix = "_total" if typ == "counter" else ""
+            for labels, pts in d:
+                for t, v in pts:
+                    f.write(f"{name}{suffix}{{{data.fmt_labels(labels)}}} {v} {t}\n")
+
+
+def http(url, body=None, timeout=120):
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--scale", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    vm = shutil.which("victoria-metrics")
+    if vm is None:
+        print("victoria-metrics is not installed (apt-get install victoria-metrics)")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="sightline-promql-bench-")
+    proc = None
+    try:
+        base = (int(time.time()) // 3600 - 3) * 3600
+        end = base + data.HOURS * 3600
+        fams = data.build_data(base, args.scale)
+        om = os.path.join(tmp, "data.om")
+        nsamples = data.write_openmetrics(fams, om)
+        vmtxt = os.path.join(tmp, "vm.txt")
+        write_vm_import(fams, vmtxt)
+
+        port = free_port()
+        log = open(os.path.join(tmp, "vm.log"), "wb")
+        proc = subprocess.Popen([vm, f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{port}",
+                                 "-retentionPeriod=10y", "-search.latencyOffset=0s",
+                                 "-loggerLevel=ERROR"], stdout=log, stderr=log)
+        vmurl = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                http(vmurl + "/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.1)
+        with open(vmtxt, "rb") as f:
+            while True:
+                chunk = f.read(8 << 20)
+                if not chunk:
+                    break
+                nl = chunk.rfind(b"\n") + 1
+                f.seek(nl - len(chunk), os.SEEK_CUR)
+                http(vmurl + "/api/v1/import/prometheus", chunk[:nl])
+        http(vmurl + "/internal/force_flush")
+        time.sleep(2)
+
+        start_s, end_s, step = end - 3600, end, 15
+        rows = []
+        lines = [f"range {start_s * 1000} {end_s * 1000} {step * 1000} {q}" for q in QUERIES]
+        r = subprocess.run([args.tool, om, "--repeat", str(args.runs)], input="\n".join(lines) + "\n",
+                           capture_output=True, text=True, timeout=1800)
+        ours = [json.loads(x) for x in r.stdout.splitlines()]
+        for q, o in zip(QUERIES, ours):
+            params = urllib.parse.urlencode({"query": q, "start": start_s, "end": end_s,
+                                             "step": step, "nocache": 1})
+            http(vmurl + "/api/v1/query_range?" + params)  # warm-up
+            times = []
+            nseries = 0
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                body = http(vmurl + "/api/v1/query_range?" + params)
+                times.append((time.perf_counter() - t0) * 1000)
+                nseries = len(json.loads(body)["data"]["result"])
+            rows.append((q, len(o["data"]["result"]) if o.get("status") == "success" else -1,
+                         nseries, o.get("elapsed_ms", float("nan")), statistics.median(times)))
+        nseries_total = sum(len(v[1]) if v[0] != "histogram" else len(v[1][1]) * 9
+                            for v in fams.values())
+        print(f"### PromQL range queries ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+              f"{platform.machine()})\n")
+        print(f"Data: {nseries_total} series, {nsamples} samples over 2 h (scale {args.scale}); "
+              f"range queries over the last hour, step {step}s (241 points per series); "
+              f"median of {args.runs} runs after a warm-up.\n")
+        print("| query | series (Sightline / VM) | Sightline engine ms | VictoriaMetrics 1.79 ms |")
+        print("|---|---|---|---|")
+        for q, ns, nv, ms_ours, ms_vm in rows:
+            print(f"| `{q}` | {ns} / {nv} | {ms_ours:.1f} | {ms_vm:.1f} |")
+        return 0
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
