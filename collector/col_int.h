@@ -85,6 +85,7 @@ struct col_req {
     uint64_t admitted_bytes; /* counted in col->inflight_bytes while in flight */
     /* outcome */
     int status;         /* 0 while pending */
+    int commit_rc;      /* the group commit's result (writer -> loop) */
     const char *reason; /* error message for the body (static or in msg) */
     char msg[256];
     const col_route *route;
@@ -124,6 +125,7 @@ struct col_collector {
     bool grpc_started;
     uv_async_t wake; /* writer -> loop: replies ready */
     uv_async_t stop;
+    uv_timer_t stop_timer; /* the shutdown grace period */
     pthread_t loop_thread;
     uint16_t port;
     int nconns;
@@ -167,7 +169,9 @@ void col_maybe_close_wake(col_collector *col);                 /* loop thread, a
  * &col_grpc_tag as data. */
 extern char col_grpc_tag;
 int col_grpc_start(col_collector *col, const struct sockaddr *addr);
-void col_grpc_stop(col_collector *col); /* loop thread, at shutdown */
+/* Shutdown (loop thread): stops listening and sends GOAWAY; connections
+ * close when their open calls are answered, or at once when hard. */
+void col_grpc_stop(col_collector *col, bool hard);
 
 /* http_server.c */
 void col_conn_flush(col_conn *c); /* writes finished replies in order */

@@ -44,6 +44,7 @@ typedef struct g_conn {
     struct g_stream *streams;   /* open streams (nghttp2 does not free their data) */
     int refs;                   /* handles open + requests in flight */
     bool closing;
+    bool draining; /* GOAWAY sent: close when the last open stream ends */
 } g_conn;
 
 typedef struct g_stream {
@@ -546,7 +547,8 @@ static void conn_send(g_conn *c) {
         }
     }
     sl_buf_free(&out);
-    if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
+    if ((!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) ||
+        (c->draining && c->streams == NULL)) {
         conn_close(c);
     }
 }
@@ -688,15 +690,26 @@ int col_grpc_start(col_collector *col, const struct sockaddr *addr) {
     return 0;
 }
 
-void col_grpc_stop(col_collector *col) {
+void col_grpc_stop(col_collector *col, bool hard) {
     if (!col->grpc_started) {
         return;
     }
-    uv_close((uv_handle_t *)&col->grpc_server, NULL);
-    while (col->grpc_conns != NULL) {
-        g_conn *c = col->grpc_conns;
-        nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
-        conn_send(c);
-        conn_close(c);
+    if (!uv_is_closing((uv_handle_t *)&col->grpc_server)) {
+        uv_close((uv_handle_t *)&col->grpc_server, NULL);
+    }
+    g_conn *next;
+    for (g_conn *c = col->grpc_conns; c != NULL; c = next) {
+        next = c->next;
+        if (hard) {
+            conn_close(c);
+        } else if (!c->draining) {
+            /* GOAWAY naming the last stream taken: calls already started
+             * finish, the client opens new ones elsewhere. */
+            c->draining = true;
+            nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
+                                  NULL, 0);
+            conn_send(c);
+        }
     }
 }

@@ -447,30 +447,79 @@ static void on_connection(uv_stream_t *server, int status) {
     start_reading(c);
 }
 
-static void close_walk(uv_handle_t *h, void *arg) {
-    (void)arg;
+/* Shutdown, first phase: stop reading; a connection closes once the replies
+ * of its requests in flight are written (their commits still complete). */
+static void conn_drain(col_conn *c) {
+    if (c->closing) {
+        return;
+    }
+    if (c->cur != NULL) {
+        col_req_free(c->cur); /* not received completely: never acknowledged */
+        c->cur = NULL;
+    }
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    c->close_after = true;
+    if (c->head == NULL) {
+        conn_close(c);
+    }
+}
+
+static void shutdown_walk(uv_handle_t *h, void *arg) {
+    bool hard = arg != NULL;
     if (h->type == UV_TCP && h->data != NULL && h->data != (void *)1 && h->data != &col_grpc_tag) {
         col_conn *c = h->data;
         if (c->col != NULL && &c->tcp == (uv_tcp_t *)h) {
-            conn_close(c);
+            if (hard) {
+                conn_close(c);
+            } else {
+                conn_drain(c);
+            }
         }
     }
+}
+
+/* Shutdown, second phase (the grace period ran out): close everything. */
+static void on_stop_timeout(uv_timer_t *t) {
+    col_collector *col = t->data;
+    SL_LOG_W("collector", "shutdown: closing connections whose replies are still pending");
+    col_grpc_stop(col, true);
+    uv_walk(&col->loop, shutdown_walk, (void *)1);
+    uv_close((uv_handle_t *)t, NULL);
 }
 
 static void on_stop(uv_async_t *a) {
     col_collector *col = a->data;
     col->stopping = true;
-    col_grpc_stop(col);
+    col_grpc_stop(col, false);
     uv_close((uv_handle_t *)&col->server, NULL);
     col->server.data = (void *)1;
-    uv_walk(&col->loop, close_walk, NULL);
+    uv_walk(&col->loop, shutdown_walk, NULL);
     uv_close((uv_handle_t *)&col->stop, NULL);
+    /* The grace timer does not keep the loop alive: when every connection
+     * has closed and nothing is in flight, the loop ends without it. */
+    uv_timer_init(&col->loop, &col->stop_timer);
+    col->stop_timer.data = col;
+    uv_timer_start(&col->stop_timer, on_stop_timeout, col->opt.shutdown_grace_ms, 0);
+    uv_unref((uv_handle_t *)&col->stop_timer);
     /* wake closes once nothing is in flight: replies still to come need it */
     col_maybe_close_wake(col);
 }
 
+static void close_any(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
 static void *loop_main(void *arg) {
     col_collector *col = arg;
+    uv_run(&col->loop, UV_RUN_DEFAULT);
+    /* Only unreferenced handles are left (the grace timer): close them. */
+    uv_walk(&col->loop, close_any, NULL);
     uv_run(&col->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -489,6 +538,7 @@ void col_options_init(col_options *o) {
     o->json_memory_max = 1ull << 30;
     o->wal_backlog_max = 512ull << 20;
     o->grpc_port = 4317;
+    o->shutdown_grace_ms = 10000;
     o->grpc_max_message = 4ull << 20;
 }
 

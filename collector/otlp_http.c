@@ -15,6 +15,7 @@
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,7 +362,10 @@ void col_after_commit(col_collector *col, col_req *r, int status) {
         sl_metric_add(col->m_rejected[r->route->signal], r->recs.rejected);
         r->answer(r, 200, NULL);
     } else {
-        r->answer(r, 503, "storage is unavailable; retry later");
+        /* Disk or map full: the operator must act, the client retries. */
+        bool full = r->commit_rc == -ENOSPC || r->commit_rc == -EDQUOT || r->commit_rc == SL_EFULL;
+        r->answer(r, 503,
+                  full ? "storage is full; retry later" : "storage is unavailable; retry later");
     }
 }
 

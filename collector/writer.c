@@ -63,6 +63,7 @@ static void *writer_main(void *arg) {
         pthread_mutex_lock(&col->mu);
         for (size_t i = 0; i < n; i++) {
             reqs[i]->status = rc == 0 ? 200 : 503;
+            reqs[i]->commit_rc = rc;
             if (col->done_tail != NULL) {
                 col->done_tail->q_next = reqs[i];
             } else {

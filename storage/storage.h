@@ -77,10 +77,11 @@ typedef struct stg_write {
 } stg_write;
 
 /* Appends n records (of any tenants and signals) in one durable transaction
- * per tenant:
- * when it returns 0 every record is on disk. On error nothing of the batch may
- * be assumed durable. Single writer thread only.
- * Returns 0, SL_ESTORAGE, SL_ENOMEM or -errno. */
+ * per tenant: when it returns 0 every record is on disk. On error nothing of
+ * the batch may be assumed durable (some tenants' records may be, so a retry
+ * can store them twice). Single writer thread only.
+ * Returns 0, SL_EFULL (a WAL map is full), -errno (e.g. -ENOSPC: the disk is
+ * full), SL_ESTORAGE, SL_ENOMEM or SL_EINVAL (an unknown signal). */
 int stg_write_batch(stg_store *s, const stg_write *w, size_t n);
 
 /* Bytes of WAL records written but not yet cut into blocks, over all

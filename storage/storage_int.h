@@ -201,6 +201,8 @@ void stg_widen_wal_bounds(stg_wal *w, uint64_t min_start, uint64_t max_start);
 int stg_wals_list(stg_store *s, stg_wal ***out, size_t *n);
 /* WAL keys: window start and sequence, both big-endian. */
 #define STG_WAL_KEY 16
+/* Free bytes under which a failed write is taken for a full disk. */
+#define STG_DISK_LOW (16ull << 20)
 
 /* Index keys (cutter.c): service\0op\0kind (kind < 0: the prefix without
  * it) and key\0value-text (highcard: key\0 0xff), truncated to fit LMDB. */

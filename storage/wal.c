@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define WAL_HDR 24u
 /* zstd level of WAL records: fast, since every request pays it on the hot
@@ -348,6 +349,19 @@ int stg_wal_scan(stg_store *s, const char *tenant, stg_signal sig, stg_wal_cb cb
     return rc;
 }
 
+/* LMDB reports a write cut short by a full disk as EIO (and a failure in
+ * the middle of a transaction as MDB_BAD_TXN afterwards): any write error
+ * with almost no free space left where the log lives is a full disk. */
+static int commit_err(const stg_wal *log, int mrc) {
+    int rc = mrc == MDB_MAP_FULL ? SL_EFULL : stg_lmdb_err(mrc);
+    struct statvfs vfs;
+    if (rc != SL_EFULL && statvfs(log->path, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < STG_DISK_LOW) {
+        rc = -ENOSPC;
+    }
+    return rc;
+}
+
 /* --- group commit ------------------------------------------------------- */
 
 typedef struct batch_wal {
@@ -382,8 +396,11 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
             if ((rc = stg_wal_get(s, w[i].tenant, true, &bw->w)) != 0) {
                 break;
             }
-            if (mdb_txn_begin(bw->w->env, NULL, 0, &bw->txn) != 0) {
-                rc = SL_ESTORAGE;
+            int mrc = mdb_txn_begin(bw->w->env, NULL, 0, &bw->txn);
+            if (mrc != 0) {
+                rc = commit_err(bw->w, mrc);
+                SL_LOG_E("storage", "wal transaction for tenant %s: %s (%s)", bw->w->tenant,
+                         sl_strerror(rc), mdb_strerror(mrc));
                 break;
             }
             nlogs++;
@@ -402,8 +419,9 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
         }
         int mrc = mdb_put(bw->txn, log->dbs[w[i].signal], &k, &v, MDB_APPEND);
         if (mrc != 0) {
-            SL_LOG_E("storage", "wal append: %s", mdb_strerror(mrc));
-            rc = mrc == MDB_MAP_FULL ? SL_EFULL : SL_ESTORAGE;
+            rc = commit_err(log, mrc);
+            SL_LOG_E("storage", "wal append for tenant %s: %s (%s)", log->tenant, sl_strerror(rc),
+                     mdb_strerror(mrc));
         }
         done[i] = true;
     }
@@ -414,8 +432,9 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
         if (rc == 0) {
             int mrc = mdb_txn_commit(logs[j].txn);
             if (mrc != 0) {
-                SL_LOG_E("storage", "wal commit: %s", mdb_strerror(mrc));
-                rc = SL_ESTORAGE;
+                rc = commit_err(log, mrc);
+                SL_LOG_E("storage", "wal commit for tenant %s: %s (%s)", log->tenant,
+                         sl_strerror(rc), mdb_strerror(mrc));
             }
         } else {
             mdb_txn_abort(logs[j].txn);

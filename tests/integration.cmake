@@ -13,6 +13,10 @@ add_test(NAME integration_config
 add_test(NAME integration_grpc
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_grpc.py $<TARGET_FILE:sightline>
                  $<TARGET_FILE:otlp-gen> ${CMAKE_CURRENT_SOURCE_DIR}/grpc)
+add_test(NAME integration_disk_full
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_disk_full.py $<TARGET_FILE:sightline>
+                 $<TARGET_FILE:otlp-gen>)
+set_tests_properties(integration_disk_full PROPERTIES SKIP_RETURN_CODE 77)
 set_tests_properties(integration_traces_api integration_durability integration_config
-                     integration_grpc PROPERTIES
+                     integration_grpc integration_disk_full PROPERTIES
     LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)

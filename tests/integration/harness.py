@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 FAILURES = []
@@ -160,3 +161,35 @@ def request(service, spans, resource_attrs=None):
 
 def rand_hex(n):
     return os.urandom(n).hex()
+
+
+def load(srv, seconds, threads=6, spans_per_req=20, acked=None, statuses=None):
+    """Posts requests of fresh traces from several keep-alive clients for a
+    bounded time; records acknowledged trace ids with their span counts."""
+    stop_at = time.time() + seconds
+    lock = threading.Lock()
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", srv.otlp_port, timeout=30)
+        while time.time() < stop_at:
+            tid = rand_hex(16)
+            body = json.dumps(request("loadgen", [span(tid, rand_hex(8), f"op{i % 5}")
+                                                  for i in range(spans_per_req)])).encode()
+            try:
+                conn.request("POST", "/v1/traces", body=body,
+                             headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+            except OSError:
+                break  # the server was killed
+            with lock:
+                if statuses is not None:
+                    statuses.append((r.status, r.getheader("Retry-After")))
+                if r.status == 200 and acked is not None:
+                    acked[tid] = spans_per_req
+        conn.close()
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    return ts

@@ -10,46 +10,13 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 
-from harness import Server, check, check_eq, finish, rand_hex, request, span
+from harness import Server, check, check_eq, finish, load, rand_hex, request, span
 
 binary = sys.argv[1]
 work = tempfile.mkdtemp(prefix="sightline-durability-")
 
-
-def load(srv, seconds, threads=6, spans_per_req=20, acked=None, statuses=None):
-    """Posts requests of fresh traces from several keep-alive clients for a
-    bounded time; records acknowledged trace ids with their span counts."""
-    import http.client
-    stop_at = time.time() + seconds
-    lock = threading.Lock()
-
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", srv.otlp_port, timeout=30)
-        while time.time() < stop_at:
-            tid = rand_hex(16)
-            body = json.dumps(request("loadgen", [span(tid, rand_hex(8), f"op{i % 5}")
-                                                  for i in range(spans_per_req)])).encode()
-            try:
-                conn.request("POST", "/v1/traces", body=body,
-                             headers={"Content-Type": "application/json"})
-                r = conn.getresponse()
-                r.read()
-            except OSError:
-                break  # the server was killed
-            with lock:
-                if statuses is not None:
-                    statuses.append((r.status, r.getheader("Retry-After")))
-                if r.status == 200 and acked is not None:
-                    acked[tid] = spans_per_req
-        conn.close()
-
-    ts = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    return ts
 
 
 try:
@@ -72,6 +39,31 @@ try:
         if st != 200 or len(doc["data"][0]["spans"]) != n:
             missing += 1
     check_eq(missing, 0, f"acknowledged traces missing after SIGKILL (of {len(acked)})")
+    srv.stop()
+
+    # (1b) SIGTERM under load: a graceful stop answers what is in flight,
+    # exits 0, and loses nothing that was acknowledged
+    srv = Server(binary).start()
+    acked = {}
+    ts = load(srv, seconds=30, acked=acked)
+    time.sleep(2)
+    t0 = time.time()
+    srv.proc.send_signal(signal.SIGTERM)
+    rc = srv.proc.wait(timeout=30)
+    took = time.time() - t0
+    srv.proc = None
+    srv.log.close()
+    for t in ts:
+        t.join()
+    check_eq(rc, 0, "SIGTERM exits 0")
+    check(took < 10, f"SIGTERM under load stops within the grace period ({took:.1f}s)")
+    srv.start()
+    missing = 0
+    for tid, n in acked.items():
+        st, doc = srv.get_json(f"/api/traces/{tid}")
+        if st != 200 or len(doc["data"][0]["spans"]) != n:
+            missing += 1
+    check_eq(missing, 0, f"acknowledged traces missing after SIGTERM (of {len(acked)})")
     srv.stop()
 
     # (2) saturation: a tiny queue and many concurrent clients
