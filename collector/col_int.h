@@ -105,7 +105,9 @@ struct col_conn {
     int refs; /* handles open + requests in flight */
     bool closing;
     bool reading;
-    bool close_after; /* close once the queued replies are written */
+    bool close_after;        /* close once the queued replies are written */
+    uint64_t req_start_ns;   /* first byte of the request being parsed */
+    uint64_t last_active_ns; /* last read */
     char hdr_field[64];
     size_t hdr_field_len;
     bool hdr_in_value;
@@ -143,7 +145,7 @@ struct col_collector {
     bool writer_stop;
     /* metrics */
     sl_metric *m_accepted[STG_NSIGNALS], *m_rejected[STG_NSIGNALS], *m_req_latency[STG_NSIGNALS];
-    sl_metric *m_commit_latency, *m_queue_depth, *m_batch_size, *m_bytes_received;
+    sl_metric *m_commit_latency, *m_queue_depth, *m_batch_size, *m_bytes_received, *m_timeouts;
 };
 
 /* otlp_http.c */
@@ -174,6 +176,8 @@ int col_grpc_start(col_collector *col, const struct sockaddr *addr);
 void col_grpc_stop(col_collector *col, bool hard);
 
 /* http_server.c */
+/* Period of the per-connection timers (both transports). */
+uint64_t col_timer_tick_ms(const col_options *o);
 void col_conn_flush(col_conn *c); /* writes finished replies in order */
 void col_req_free(col_req *r);
 

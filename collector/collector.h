@@ -18,18 +18,20 @@
 typedef struct col_collector col_collector;
 
 typedef struct col_options {
-    const char *host;           /* listen address; default "0.0.0.0" */
-    uint16_t http_port;         /* 0 picks an ephemeral port; default 4318 */
-    uint64_t max_body_size;     /* after decompression; default 16 MiB */
-    uint32_t queue_max;         /* requests waiting for the writer; default 256 */
-    uint64_t queue_max_bytes;   /* bytes of records waiting; default 256 MiB */
-    uint32_t max_connections;   /* default 1024 */
-    uint32_t idle_timeout_ms;   /* keep-alive idle close; default 60000 */
-    uint64_t wal_backlog_max;   /* uncut WAL bytes before 503; default 512 MiB */
-    uint64_t json_memory_max;   /* parse memory of JSON bodies decoding at once; 1 GiB */
-    int32_t grpc_port;          /* OTLP/gRPC (h2c); 0 ephemeral, < 0 off; default 4317 */
-    uint64_t grpc_max_message;  /* largest gRPC message, compressed or not; default 4 MiB */
-    uint32_t shutdown_grace_ms; /* col_stop waits this long for replies; default 10000 */
+    const char *host;            /* listen address; default "0.0.0.0" */
+    uint16_t http_port;          /* 0 picks an ephemeral port; default 4318 */
+    uint64_t max_body_size;      /* after decompression; default 16 MiB */
+    uint32_t queue_max;          /* requests waiting for the writer; default 256 */
+    uint64_t queue_max_bytes;    /* bytes of records waiting; default 256 MiB */
+    uint32_t max_connections;    /* default 1024 */
+    uint32_t idle_timeout_ms;    /* keep-alive idle close; default 60000 */
+    uint32_t request_timeout_ms; /* a request (headers and body) must arrive whole within
+                                  * this of its first byte; default 30000 */
+    uint64_t wal_backlog_max;    /* uncut WAL bytes before 503; default 512 MiB */
+    uint64_t json_memory_max;    /* parse memory of JSON bodies decoding at once; 1 GiB */
+    int32_t grpc_port;           /* OTLP/gRPC (h2c); 0 ephemeral, < 0 off; default 4317 */
+    uint64_t grpc_max_message;   /* largest gRPC message, compressed or not; default 4 MiB */
+    uint32_t shutdown_grace_ms;  /* col_stop waits this long for replies; default 10000 */
 } col_options;
 
 void col_options_init(col_options *o);

@@ -44,11 +44,14 @@ typedef struct g_conn {
     struct g_stream *streams;   /* open streams (nghttp2 does not free their data) */
     int refs;                   /* handles open + requests in flight */
     bool closing;
-    bool draining; /* GOAWAY sent: close when the last open stream ends */
+    bool draining;           /* GOAWAY sent: close when the last open stream ends */
+    uint64_t last_active_ns; /* last read */
 } g_conn;
 
 typedef struct g_stream {
     struct g_stream *prev, *next;
+    uint64_t start_ns; /* when its HEADERS arrived */
+    int32_t id;
     col_req *r;      /* while receiving; NULL once handed to the pipeline */
     bool answered;   /* an error went out before the request was complete */
     int grpc_status; /* an error found while receiving (0: none yet) */
@@ -99,6 +102,7 @@ static void conn_unref(g_conn *c) {
         if (c->h2 != NULL) {
             nghttp2_session_del(c->h2);
         }
+        c->col->nconns--;
         free(c);
     }
 }
@@ -298,6 +302,8 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     r->method = HTTP_POST;
     r->ctype = COL_CT_NONE;
     st->r = r;
+    st->start_ns = sl_mono_nano();
+    st->id = f->hd.stream_id;
     st->next = c->streams;
     if (st->next != NULL) {
         st->next->prev = st;
@@ -562,7 +568,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     g_conn *c = (g_conn *)s; /* tcp is the first member */
     if (nread > 0 && !c->closing) {
-        uv_timer_again(&c->idle);
+        c->last_active_ns = sl_mono_nano();
         sl_metric_add(c->col->m_bytes_received, (uint64_t)nread);
         ssize_t rc = nghttp2_session_mem_recv(c->h2, (const uint8_t *)buf->base, (size_t)nread);
         if (rc < 0) {
@@ -602,15 +608,31 @@ static void conn_close(g_conn *c) {
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
 }
 
+/* Slow calls and idle connections: a call still receiving after
+ * request_timeout is reset (CANCELLED for the client); a connection with
+ * no open stream is closed after idle_timeout without traffic. */
 static void on_idle(uv_timer_t *t) {
     g_conn *c = (g_conn *)(void *)((char *)t - offsetof(g_conn, idle));
-    /* Idle means no open stream (a request in flight keeps its stream). */
-    if (c->streams != NULL) {
-        return;
+    const col_options *o = &c->col->opt;
+    uint64_t now = sl_mono_nano();
+    bool reset = false;
+    for (g_stream *st = c->streams; st != NULL; st = st->next) {
+        if (st->r != NULL && !st->answered &&
+            now - st->start_ns > (uint64_t)o->request_timeout_ms * 1000000u) {
+            st->answered = true;
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+            sl_metric_add(c->col->m_timeouts, 1);
+            reset = true;
+        }
     }
-    nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
-    conn_send(c);
-    conn_close(c);
+    if (reset) {
+        conn_send(c);
+    } else if (c->streams == NULL &&
+               now - c->last_active_ns > (uint64_t)o->idle_timeout_ms * 1000000u) {
+        nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+        conn_send(c);
+        conn_close(c);
+    }
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -627,13 +649,15 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_timer_init(&col->loop, &c->idle);
     c->tcp.data = &col_grpc_tag;
     c->idle.data = &col_grpc_tag;
-    c->refs = 2; /* the two handles */
+    c->refs = 2;   /* the two handles */
+    col->nconns++; /* one limit for both transports */
     c->next = col->grpc_conns;
     if (c->next != NULL) {
         c->next->prev = c;
     }
     col->grpc_conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || col->stopping) {
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || col->stopping ||
+        col->nconns > (int)col->opt.max_connections) {
         conn_close(c);
         return;
     }
@@ -665,7 +689,9 @@ static void on_connection(uv_stream_t *server, int status) {
      * back at 64 KiB per round trip. */
     nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 * G_WINDOW);
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_start(&c->idle, on_idle, col->opt.idle_timeout_ms, col->opt.idle_timeout_ms);
+    c->last_active_ns = sl_mono_nano();
+    uint64_t tick = col_timer_tick_ms(&col->opt);
+    uv_timer_start(&c->idle, on_idle, tick, tick);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
         return;

@@ -41,6 +41,7 @@ static int on_message_begin(http_parser *p) {
         return -1;
     }
     r->conn = c;
+    c->req_start_ns = sl_mono_nano();
     sl_buf_init(&r->body, c->col->opt.max_body_size);
     sl_buf_init(&r->recs.primary, 0);
     sl_buf_init(&r->recs.derived, 0);
@@ -339,7 +340,7 @@ static void reply_parse_error(col_conn *c) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     col_conn *c = s->data;
     if (nread > 0 && !c->closing) {
-        uv_timer_again(&c->idle);
+        c->last_active_ns = sl_mono_nano();
         sl_metric_add(c->col->m_bytes_received, (uint64_t)nread);
         size_t n = http_parser_execute(&c->parser, &g_settings, buf->base, (size_t)nread);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -412,11 +413,34 @@ static void conn_close(col_conn *c) {
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
 }
 
+/* The connection's one timer ticks at half the shorter of the two limits:
+ * a request must arrive whole (headers and body) within request_timeout of
+ * its first byte however slowly it trickles, and a connection with nothing
+ * pending is closed after idle_timeout without traffic. */
 static void on_idle(uv_timer_t *t) {
     col_conn *c = t->data;
-    if (c->head == NULL) {
+    const col_options *o = &c->col->opt;
+    uint64_t now = sl_mono_nano();
+    if (c->cur != NULL && now - c->req_start_ns > (uint64_t)o->request_timeout_ms * 1000000u) {
+        static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+                                   "Content-Length: 16\r\nConnection: close\r\n\r\n"
+                                   "request too slow";
+        if (c->head == NULL) {
+            write_raw(c, resp, sizeof(resp) - 1);
+        }
+        sl_metric_add(c->col->m_timeouts, 1);
+        conn_close(c);
+    } else if (c->head == NULL && c->cur == NULL &&
+               now - c->last_active_ns > (uint64_t)o->idle_timeout_ms * 1000000u) {
         conn_close(c);
     }
+}
+
+uint64_t col_timer_tick_ms(const col_options *o) {
+    uint64_t tick =
+        o->idle_timeout_ms < o->request_timeout_ms ? o->idle_timeout_ms : o->request_timeout_ms;
+    tick /= 2;
+    return tick < 50 ? 50 : tick;
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -443,7 +467,9 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    uv_timer_start(&c->idle, on_idle, col->opt.idle_timeout_ms, col->opt.idle_timeout_ms);
+    c->last_active_ns = sl_mono_nano();
+    uint64_t tick = col_timer_tick_ms(&col->opt);
+    uv_timer_start(&c->idle, on_idle, tick, tick);
     start_reading(c);
 }
 
@@ -535,6 +561,7 @@ void col_options_init(col_options *o) {
     o->queue_max_bytes = 256ull << 20;
     o->max_connections = 1024;
     o->idle_timeout_ms = 60000;
+    o->request_timeout_ms = 30000;
     o->json_memory_max = 1ull << 30;
     o->wal_backlog_max = 512ull << 20;
     o->grpc_port = 4317;
@@ -577,6 +604,8 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
                                   "Requests decoding or waiting for the writer.");
     col->m_batch_size =
         sl_counter("sightline_storage_commits_total", "", "Group commits performed.");
+    col->m_timeouts = sl_counter("sightline_otlp_request_timeouts_total", "",
+                                 "Connections closed because a request arrived too slowly.");
     col->m_bytes_received =
         sl_counter("sightline_otlp_received_bytes_total", "", "Bytes read from OTLP clients.");
     if ((rc = uv_loop_init(&col->loop)) != 0) {

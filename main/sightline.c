@@ -37,6 +37,9 @@ typedef struct config {
     uint64_t retention_ns;
     uint64_t max_body_size;
     uint64_t queue_max;
+    uint64_t max_connections;
+    uint64_t request_timeout_ns;
+    uint64_t idle_timeout_ns;
     uint64_t cut_interval_ns;
     uint64_t block_level;
     const char *log_level;
@@ -55,6 +58,9 @@ enum {
     OPT_RETENTION,
     OPT_MAX_BODY,
     OPT_QUEUE_MAX,
+    OPT_MAX_CONNECTIONS,
+    OPT_REQUEST_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
     OPT_CUT_INTERVAL,
     OPT_BLOCK_LEVEL,
     OPT_LOG_LEVEL,
@@ -90,6 +96,12 @@ static const struct flag {
      "largest request body after decompression, e.g. 16MiB (default 16MiB)"},
     {OPT_QUEUE_MAX, "queue-max", "SIGHTLINE_QUEUE_MAX", "N",
      "requests decoding or waiting to be written before 503 (default 256)"},
+    {OPT_MAX_CONNECTIONS, "max-connections", "SIGHTLINE_MAX_CONNECTIONS", "N",
+     "open OTLP connections (HTTP and gRPC together); more are closed at once (default 1024)"},
+    {OPT_REQUEST_TIMEOUT, "request-timeout", "SIGHTLINE_REQUEST_TIMEOUT", "DURATION",
+     "an OTLP request must arrive whole within this of its first byte (default 30s)"},
+    {OPT_IDLE_TIMEOUT, "idle-timeout", "SIGHTLINE_IDLE_TIMEOUT", "DURATION",
+     "OTLP connections without traffic or pending replies close after this (default 60s)"},
     {OPT_CUT_INTERVAL, "cut-interval", "SIGHTLINE_CUT_INTERVAL", "DURATION",
      "how often the write-ahead log is cut into blocks (default 2s)"},
     {OPT_BLOCK_LEVEL, "block-level", "SIGHTLINE_BLOCK_LEVEL", "N",
@@ -225,6 +237,21 @@ static int apply(config *c, int id, const char *val) {
         return parse_size(val, &c->max_body_size) != 0 || c->max_body_size == 0 ? SL_EINVAL : 0;
     case OPT_QUEUE_MAX:
         return parse_uint(val, 1000000, &c->queue_max) != 0 || c->queue_max == 0 ? SL_EINVAL : 0;
+    case OPT_MAX_CONNECTIONS:
+        return parse_uint(val, 1000000, &c->max_connections) != 0 || c->max_connections == 0
+                   ? SL_EINVAL
+                   : 0;
+    case OPT_REQUEST_TIMEOUT:
+        return parse_duration(val, &c->request_timeout_ns) != 0 ||
+                       c->request_timeout_ns < 100000000ull ||
+                       c->request_timeout_ns > 3600ull * 1000000000ull
+                   ? SL_EINVAL
+                   : 0;
+    case OPT_IDLE_TIMEOUT:
+        return parse_duration(val, &c->idle_timeout_ns) != 0 || c->idle_timeout_ns < 100000000ull ||
+                       c->idle_timeout_ns > 86400ull * 1000000000ull
+                   ? SL_EINVAL
+                   : 0;
     case OPT_CUT_INTERVAL:
         return parse_duration(val, &c->cut_interval_ns) != 0 || c->cut_interval_ns < 1000000u
                    ? SL_EINVAL
@@ -323,6 +350,9 @@ static int configure(config *c, int argc, char **argv) {
                   .otlp_http_port = 4318,
                   .otlp_grpc_port = 4317,
                   .grpc_max_message = 4ull << 20,
+                  .max_connections = 1024,
+                  .request_timeout_ns = 30ull * 1000000000ull,
+                  .idle_timeout_ns = 60ull * 1000000000ull,
                   .query_port = 16686,
                   .data_dir = "./data",
                   .partition_ns = 3600ull * 1000000000ull,
@@ -436,6 +466,9 @@ static int serve(const config *c) {
     co.grpc_port = (int32_t)c->otlp_grpc_port;
     co.grpc_max_message = c->grpc_max_message;
     co.queue_max = (uint32_t)c->queue_max;
+    co.max_connections = (uint32_t)c->max_connections;
+    co.request_timeout_ms = (uint32_t)(c->request_timeout_ns / 1000000u);
+    co.idle_timeout_ms = (uint32_t)(c->idle_timeout_ns / 1000000u);
     if ((rc = col_start(&co, store, &col)) != 0) {
         SL_LOG_E("main", "cannot start the OTLP receiver on port %u: %s", co.http_port,
                  sl_strerror(rc));
