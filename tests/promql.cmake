@@ -22,7 +22,7 @@ target_include_directories(fuzz_promql_parse PRIVATE ${CMAKE_SOURCE_DIR}/promql)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME integration_promql_diff
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_promql_diff.py
-                 $<TARGET_FILE:promql_eval_tool>)
+                 $<TARGET_FILE:promql_eval_tool> $<TARGET_FILE:sightline>)
 set_tests_properties(integration_promql_diff PROPERTIES
     LABELS integration TIMEOUT 600 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
 

@@ -11,7 +11,16 @@ and operator are run against both, and the results must agree: the same
 result type, the same set of series (by labels), the same timestamps, and
 values within a relative tolerance of 1e-9. Errors must agree in type.
 
-Usage: test_promql_diff.py PROMQL_EVAL_TOOL
+With a sightline binary as second argument the same samples are also sent
+to a real `sightline serve` over OTLP/HTTP (/v1/metrics, OTLP/JSON: gauges as
+Gauge, counters as monotonic cumulative Sum, histograms as Histogram;
+service.name -> job and service.instance.id -> instance, the other labels as
+point attributes, so the translated series carry exactly the labels of the
+OpenMetrics file) and every query is also asked of its /api/v1/query and
+/api/v1/query_range, compared with Prometheus the same way. While the
+collector has no /v1/metrics route (404) that part is reported as not run.
+
+Usage: test_promql_diff.py PROMQL_EVAL_TOOL [SIGHTLINE_BINARY]
 Exits 77 (skipped) when prometheus or promtool is not installed.
 """
 
@@ -163,6 +172,96 @@ def write_openmetrics(fams, path):
                     count += 1
         f.write("# EOF\n")
     return count
+
+
+def otlp_requests(fams, window_ms=600000):
+    """OTLP/JSON ExportMetricsServiceRequests carrying every sample, one per
+    window of time (each series' points stay in time order across requests).
+    Cumulative sums and histograms restart their start time at a reset."""
+    points = []  # (t, resource key, metric name, kind, attrs, payload)
+    for name, (typ, d) in fams.items():
+        if typ == "histogram":
+            bounds, hist = d
+            for labels, pts in hist:
+                prev = None
+                start = pts[0][0]
+                for t, counts, total in pts:
+                    if prev is not None and counts[-1] < prev:
+                        start = t
+                    prev = counts[-1]
+                    per_bucket = [counts[0]] + [counts[i] - counts[i - 1] for i in range(1, len(counts))]
+                    points.append((t, labels, name, "histogram", {
+                        "startTimeUnixNano": str(start * 1000000), "timeUnixNano": str(t * 1000000),
+                        "count": str(counts[-1]), "sum": total,
+                        "bucketCounts": [str(c) for c in per_bucket],
+                        "explicitBounds": [float(b) for b in bounds[:-1]]}))
+            continue
+        for labels, pts in d:
+            prev = None
+            start = pts[0][0] if pts else 0
+            for t, v in pts:
+                if typ == "counter" and prev is not None and v < prev:
+                    start = t
+                prev = v
+                points.append((t, labels, name, typ, {
+                    "startTimeUnixNano": str(start * 1000000), "timeUnixNano": str(t * 1000000),
+                    "asDouble": v}))
+    points.sort(key=lambda p: p[0])
+    i = 0
+    while i < len(points):
+        w0 = points[i][0] // window_ms
+        j = i
+        by_res = {}
+        while j < len(points) and points[j][0] // window_ms == w0:
+            t, labels, name, typ, dp = points[j]
+            res = (labels["job"], labels["instance"])
+            attrs = [{"key": k, "value": {"stringValue": v}} for k, v in sorted(labels.items())
+                     if k not in ("job", "instance")]
+            dp = dict(dp, attributes=attrs)
+            by_res.setdefault(res, {}).setdefault((name, typ), []).append(dp)
+            j += 1
+        rms = []
+        for (job, inst), metrics in by_res.items():
+            ms = []
+            for (name, typ), dps in metrics.items():
+                if typ == "gauge":
+                    ms.append({"name": name, "gauge": {"dataPoints": dps}})
+                elif typ == "counter":
+                    ms.append({"name": name, "sum": {"dataPoints": dps, "isMonotonic": True,
+                                                     "aggregationTemporality": 2}})
+                else:
+                    ms.append({"name": name, "histogram": {"dataPoints": dps,
+                                                           "aggregationTemporality": 2}})
+            rms.append({"resource": {"attributes": [
+                {"key": "service.name", "value": {"stringValue": job}},
+                {"key": "service.instance.id", "value": {"stringValue": inst}}]},
+                "scopeMetrics": [{"metrics": ms}]})
+        yield {"resourceMetrics": rms}
+        i = j
+
+
+def sightline_start(binary, fams):
+    """Starts sightline and sends it the data set over OTLP. Returns the
+    server, or None (with the server stopped) when it has no /v1/metrics."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from harness import Server
+    srv = Server(binary).start()
+    first = True
+    for req in otlp_requests(fams):
+        status, _, body = srv.post("/v1/metrics", json.dumps(req).encode(), "application/json")
+        if first and status == 404:
+            srv.cleanup()
+            return None
+        first = False
+        if status != 200:
+            srv.cleanup()
+            raise RuntimeError(f"/v1/metrics answered {status}: {body[:300]!r}")
+    return srv
+
+
+def sightline_get(srv, path, params):
+    status, body = srv.get_json(path + "?" + urllib.parse.urlencode(params))
+    return body
 
 
 def free_port():
@@ -424,12 +523,14 @@ def main():
         print(__doc__)
         return 2
     tool = sys.argv[1]
+    sightline_bin = sys.argv[2] if len(sys.argv) > 2 else None
     prom, promtool = shutil.which("prometheus"), shutil.which("promtool")
     if not prom or not promtool:
         print("SKIP: prometheus and promtool are not installed (scripts/setup.sh installs them)")
         return 77
     tmp = tempfile.mkdtemp(prefix="sightline-promql-diff-")
     proc = None
+    srv = None
     try:
         # Recent data: Prometheus would drop blocks older than its retention.
         base = (int(time.time()) // 3600 - 3) * 3600
@@ -495,22 +596,34 @@ def main():
             print(f"driver answered {len(ours)} of {len(cases)} queries", file=sys.stderr)
             return 1
 
+        if sightline_bin:
+            srv = sightline_start(sightline_bin, fams)
+            if srv is None:
+                print("NOT RUN: the Sightline-over-OTLP comparison (this build's collector has "
+                      "no /v1/metrics route yet); the engine comparison runs")
+
         failures = 0
         nonempty = 0
         for (q, kind, args), got in zip(cases, ours):
             if kind == "instant":
-                want = prom_get(port, "/api/v1/query", {"query": q, "time": f"{args[0]:.3f}"})
+                params = {"query": q, "time": f"{args[0]:.3f}"}
+                path = "/api/v1/query"
             else:
                 s, e, st = args
-                want = prom_get(port, "/api/v1/query_range",
-                                {"query": q, "start": f"{s:.3f}", "end": f"{e:.3f}", "step": st})
+                params = {"query": q, "start": f"{s:.3f}", "end": f"{e:.3f}", "step": st}
+                path = "/api/v1/query_range"
+            want = prom_get(port, path, params)
             if want.get("status") == "success" and want["data"]["result"]:
                 nonempty += 1
-            diff = compare(q, want, got)
-            if diff is not None:
-                failures += 1
-                if failures <= 40:
-                    print(f"DIFF {kind} {args} {q}\n    {diff}", file=sys.stderr)
+            answers = [("engine", got)]
+            if srv is not None:
+                answers.append(("sightline", sightline_get(srv, path, params)))
+            for who, ans in answers:
+                diff = compare(q, want, ans)
+                if diff is not None:
+                    failures += 1
+                    if failures <= 40:
+                        print(f"DIFF [{who}] {kind} {args} {q}\n    {diff}", file=sys.stderr)
         print(f"{len(cases)} evaluations of {len(queries())} queries over {nsamples} samples "
               f"in {sum(len(v[1]) if v[0] != 'histogram' else len(v[1][1]) * 9 for v in fams.values())} series: "
               f"{failures} differ from Prometheus; {nonempty} had data")
@@ -520,6 +633,8 @@ def main():
             return 1
         return 1 if failures else 0
     finally:
+        if srv is not None:
+            srv.cleanup()
         if proc is not None:
             proc.terminate()
             try:
