@@ -75,8 +75,10 @@ int sl_regex_compile(sl_str pattern, sl_regex **out, char *err, size_t errcap) {
     memcpy(wrapped + 4 + pattern.len, ")\\z", 3);
     int ecode;
     PCRE2_SIZE eoff;
-    re->code = pcre2_compile((PCRE2_SPTR)wrapped, pattern.len + 7, PCRE2_UTF | PCRE2_NO_UTF_CHECK,
-                             &ecode, &eoff, NULL);
+    /* The pattern comes from users (PromQL, API parameters): PCRE2 must check
+     * its UTF-8, since invalid UTF-8 under PCRE2_NO_UTF_CHECK is undefined
+     * behaviour (a crash, found by fuzz_promql_parse). */
+    re->code = pcre2_compile((PCRE2_SPTR)wrapped, pattern.len + 7, PCRE2_UTF, &ecode, &eoff, NULL);
     free(wrapped);
     if (re->code == NULL) {
         if (errcap > 0) {

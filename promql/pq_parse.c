@@ -69,6 +69,8 @@ typedef struct parser {
     size_t len;
     size_t pos; /* lexer position */
     tok t;      /* current token */
+    int depth;  /* nesting of parse_expr, bounded so hostile input cannot
+                 * exhaust the stack (here or in the recursive evaluator) */
     pq_error *err;
     jmp_buf jb;
 } parser;
@@ -1063,12 +1065,18 @@ static bool has_label(const sl_str *l, size_t n, sl_str x) {
     return false;
 }
 
+#define MAX_DEPTH 200
+
 static pq_node *parse_expr(parser *p, int min_prec) {
+    if (++p->depth > MAX_DEPTH) {
+        fail_at(p, p->t.pos, "expression nested deeper than %d levels", MAX_DEPTH);
+    }
     pq_node *lhs = parse_postfix(p, parse_primary(p));
     for (;;) {
         pq_binop op;
         int prec = binop_prec(p, &op);
         if (prec == 0 || prec < min_prec) {
+            p->depth--;
             return lhs;
         }
         tok optok = p->t;

@@ -177,6 +177,9 @@ static void test_regex_prometheus_semantics(void) {
     ASSERT_TRUE(strstr(err, "offset") != NULL);
     ASSERT_EQ(sl_regex_compile(sl_str_c("(a)\\1"), &re, err, sizeof(err)), SL_EINVAL);
     ASSERT_EQ(sl_regex_compile(sl_str_c("(?>a)"), &re, err, sizeof(err)), SL_EINVAL);
+    /* Invalid UTF-8 is refused, not handed to PCRE2 unchecked. */
+    ASSERT_EQ(sl_regex_compile((sl_str){"((\xd0\xf9(", 6}, &re, err, sizeof(err)), SL_EINVAL);
+    ASSERT_EQ(sl_regex_compile((sl_str){"a\xff", 2}, &re, err, sizeof(err)), SL_EINVAL);
     /* Invalid UTF-8 in a subject is a non-match, never a crash. */
     ASSERT_EQ(sl_regex_compile(sl_str_c(".*"), &re, err, sizeof(err)), 0);
     ASSERT_TRUE(!sl_regex_match(re, (sl_str){"\xff\xfe", 2}));
