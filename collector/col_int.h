@@ -78,7 +78,12 @@ struct col_req {
     char path[256];
     col_ctype ctype;
     col_enc enc;
-    char tenant[65];
+    char tenant[65]; /* decided at admission (col_req_authorize) */
+    /* X-Scope-OrgID and Authorization as received (len -1: absent) */
+    char orgid[66];
+    int orgid_len;
+    char authz[256];
+    int authz_len;
     bool keep_alive;
     bool expect_continue;
     sl_buf body;
@@ -145,10 +150,18 @@ struct col_collector {
     bool writer_stop;
     /* metrics */
     sl_metric *m_accepted[STG_NSIGNALS], *m_rejected[STG_NSIGNALS], *m_req_latency[STG_NSIGNALS];
-    sl_metric *m_commit_latency, *m_queue_depth, *m_batch_size, *m_bytes_received, *m_timeouts;
+    sl_metric *m_commit_latency, *m_queue_depth, *m_batch_size, *m_bytes_received, *m_timeouts,
+        *m_auth_refused;
 };
 
 /* otlp_http.c */
+enum { COL_HDR_ORGID, COL_HDR_AUTHZ };
+/* Keeps a header value for col_req_authorize (truncated to its buffer: a
+ * truncated tenant is invalid, a truncated token unknown). */
+void col_req_set_header(col_req *r, int which, const char *v, size_t len);
+/* Sets r->tenant from the headers and the token table. Returns 0, or the
+ * HTTP status to answer (400, 401, 403) with *why. */
+int col_req_authorize(col_req *r, const char **why);
 /* Admission to decoding for a request whose route, content type and
  * encoding are known: answers 503 when saturated or stopping, else queues
  * the decode work. Loop thread. */

@@ -65,10 +65,12 @@ typedef struct g_stream {
 enum {
     G_OK = 0,
     G_INVALID_ARGUMENT = 3,
+    G_PERMISSION_DENIED = 7,
     G_RESOURCE_EXHAUSTED = 8,
     G_UNIMPLEMENTED = 12,
     G_INTERNAL = 13,
     G_UNAVAILABLE = 14,
+    G_UNAUTHENTICATED = 16,
 };
 
 static const char *const grpc_paths[STG_NSIGNALS] = {
@@ -127,6 +129,10 @@ static int grpc_code(int http_status) {
     case 400:
     case 415:
         return G_INVALID_ARGUMENT;
+    case 401:
+        return G_UNAUTHENTICATED;
+    case 403:
+        return G_PERMISSION_DENIED;
     case 404:
     case 405:
         return G_UNIMPLEMENTED;
@@ -299,6 +305,8 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     sl_buf_init(&r->recs.derived, 0);
     sl_buf_init(&r->reply, 0);
     memcpy(r->tenant, "default", 8);
+    r->orgid_len = -1;
+    r->authz_len = -1;
     r->method = HTTP_POST;
     r->ctype = COL_CT_NONE;
     st->r = r;
@@ -367,21 +375,17 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
             r->enc = COL_ENC_OTHER;
         }
     } else if (nl == 13 && memcmp(n, "x-scope-orgid", 13) == 0) {
-        if (!stg_tenant_valid((sl_str){(const char *)v, vl})) {
-            stream_fail(st, G_INVALID_ARGUMENT,
-                        "invalid x-scope-orgid: 1-64 characters of [A-Za-z0-9_.-]");
-        } else {
-            memcpy(r->tenant, v, vl);
-            r->tenant[vl] = '\0';
-        }
+        col_req_set_header(r, COL_HDR_ORGID, (const char *)v, vl);
+    } else if (nl == 13 && memcmp(n, "authorization", 13) == 0) {
+        col_req_set_header(r, COL_HDR_AUTHZ, (const char *)v, vl);
     }
     return 0;
 }
 
 /* Answers an error at once and stops the client sending the rest. */
-static void stream_abort(g_conn *c, int32_t id, g_stream *st, int code, const char *msg) {
-    stream_fail(st, code, msg);
-    col_count_status(NULL, code == G_RESOURCE_EXHAUSTED ? 413 : 400);
+static void stream_abort(g_conn *c, int32_t id, g_stream *st, int http_status, const char *msg) {
+    stream_fail(st, grpc_code(http_status), msg);
+    col_count_status(NULL, http_status);
     submit_error(c, id, st->grpc_status, st->grpc_msg);
     st->answered = true; /* on_frame_send resets the stream once the status is out */
     sl_buf_free(&st->r->body);
@@ -401,7 +405,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
         char *m = r->msg;
         snprintf(m, sizeof(r->msg), "message larger than the maximum of %llu bytes",
                  (unsigned long long)r->max_size);
-        stream_abort(c, id, st, G_RESOURCE_EXHAUSTED, m);
+        stream_abort(c, id, st, 413, m);
     }
     return 0;
 }
@@ -455,6 +459,17 @@ static void stream_complete(g_conn *c, int32_t id, g_stream *st) {
 
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud) {
     g_conn *c = ud;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        /* Authentication as soon as the headers are in, before any data. */
+        g_stream *st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+        const char *why = NULL;
+        int status;
+        if (st != NULL && st->r != NULL && !st->answered &&
+            (status = col_req_authorize(st->r, &why)) != 0) {
+            stream_abort(c, f->hd.stream_id, st, status, why);
+            return 0;
+        }
+    }
     if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         g_stream *st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);

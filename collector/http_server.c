@@ -47,6 +47,8 @@ static int on_message_begin(http_parser *p) {
     sl_buf_init(&r->recs.derived, 0);
     sl_buf_init(&r->reply, 0);
     memcpy(r->tenant, "default", 8);
+    r->orgid_len = -1;
+    r->authz_len = -1;
     c->cur = r;
     c->hdr_field_len = 0;
     c->hdr_value_len = 0;
@@ -119,15 +121,9 @@ static void header_done(col_conn *c) {
             r->enc = COL_ENC_OTHER;
         }
     } else if (hdr_is(c, "x-scope-orgid")) {
-        if (!stg_tenant_valid((sl_str){v, vl})) {
-            if (r->status == 0) {
-                r->status = 400;
-                r->reason = "invalid X-Scope-OrgID: 1-64 characters of [A-Za-z0-9_.-]";
-            }
-        } else {
-            memcpy(r->tenant, v, vl);
-            r->tenant[vl] = '\0';
-        }
+        col_req_set_header(r, COL_HDR_ORGID, v, vl);
+    } else if (hdr_is(c, "authorization")) {
+        col_req_set_header(r, COL_HDR_AUTHZ, v, vl);
     } else if (hdr_is(c, "expect")) {
         r->expect_continue = vl == 12 && strncasecmp(v, "100-continue", 12) == 0;
     }
@@ -604,6 +600,8 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
                                   "Requests decoding or waiting for the writer.");
     col->m_batch_size =
         sl_counter("sightline_storage_commits_total", "", "Group commits performed.");
+    col->m_auth_refused = sl_counter("sightline_otlp_auth_refused_total", "",
+                                     "OTLP requests refused with 401 or 403.");
     col->m_timeouts = sl_counter("sightline_otlp_request_timeouts_total", "",
                                  "Connections closed because a request arrived too slowly.");
     col->m_bytes_received =

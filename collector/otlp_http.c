@@ -24,7 +24,7 @@
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor
 
 void col_count_status(const col_route *route, int status) {
-    static const int codes[] = {200, 400, 404, 405, 413, 414, 415, 429, 500, 503};
+    static const int codes[] = {200, 400, 401, 403, 404, 405, 408, 413, 414, 415, 429, 500, 503};
     enum { NCODES = sizeof(codes) / sizeof(codes[0]) };
     static const char *const names[STG_NSIGNALS + 1] = {"traces", "logs", "metrics", "none"};
     static sl_metric *metrics[STG_NSIGNALS + 1][NCODES];
@@ -52,6 +52,10 @@ static const char *reason_phrase(int status) {
         return "OK";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -77,6 +81,10 @@ static int grpc_code(int status) {
     case 400:
     case 415:
         return 3; /* INVALID_ARGUMENT */
+    case 401:
+        return 16; /* UNAUTHENTICATED */
+    case 403:
+        return 7; /* PERMISSION_DENIED */
     case 404:
         return 5; /* NOT_FOUND */
     case 405:
@@ -137,6 +145,8 @@ void col_reply_error(col_req *r, int status, const char *msg) {
     char extra[128] = "";
     if (status == 405) {
         snprintf(extra, sizeof(extra), "Allow: POST\r\n");
+    } else if (status == 401) {
+        snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"sightline\"\r\n");
     } else if (status == 503 || status == 429) {
         snprintf(extra, sizeof(extra), "Retry-After: 1\r\n");
     }
@@ -420,6 +430,25 @@ const col_route *col_route_find_signal(stg_signal sig) {
     return NULL;
 }
 
+void col_req_set_header(col_req *r, int which, const char *v, size_t len) {
+    char *dst = which == COL_HDR_ORGID ? r->orgid : r->authz;
+    size_t cap = which == COL_HDR_ORGID ? sizeof(r->orgid) : sizeof(r->authz);
+    size_t n = len < cap ? len : cap;
+    memcpy(dst, v, n);
+    *(which == COL_HDR_ORGID ? &r->orgid_len : &r->authz_len) = (int)n;
+}
+
+int col_req_authorize(col_req *r, const char **why) {
+    sl_str org = {r->orgid, r->orgid_len > 0 ? (size_t)r->orgid_len : 0};
+    sl_str authz = {r->authz, r->authz_len > 0 ? (size_t)r->authz_len : 0};
+    int status = sl_auth_decide(r->col->opt.auth, r->authz_len >= 0 ? &authz : NULL,
+                                r->orgid_len >= 0 ? &org : NULL, SL_SCOPE_INGEST, r->tenant, why);
+    if (status == 401 || status == 403) {
+        sl_metric_add(r->col->m_auth_refused, 1);
+    }
+    return status;
+}
+
 /* --- admission ------------------------------------------------------------ */
 
 void col_admit(col_collector *col, col_req *r) {
@@ -462,8 +491,13 @@ void col_request_complete(col_conn *c, col_req *r) {
     r->answer = http_answer;
     r->max_size = c->col->opt.max_body_size;
     r->route = col_route_find(r->path);
+    const char *why = NULL;
+    int auth;
     if (r->status != 0) {
         http_answer(r, r->status, r->reason);
+    } else if ((auth = col_req_authorize(r, &why)) != 0) {
+        /* Before anything else: an unauthenticated client learns nothing. */
+        http_answer(r, auth, why);
     } else if (r->route == NULL) {
         http_answer(r, 404, unknown_path_msg);
     } else if (r->method != HTTP_POST) {

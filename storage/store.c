@@ -5,6 +5,7 @@
  */
 #include "storage_int.h"
 
+#include "sl_auth.h"
 #include "sl_err.h"
 #include "sl_log.h"
 
@@ -29,17 +30,7 @@ void stg_options_init(stg_options *o) {
 }
 
 int stg_tenant_valid(sl_str name) {
-    if (name.len == 0 || name.len > 64 || sl_str_eqc(name, ".") || sl_str_eqc(name, "..")) {
-        return 0;
-    }
-    for (size_t i = 0; i < name.len; i++) {
-        char c = name.ptr[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.')) {
-            return 0;
-        }
-    }
-    return 1;
+    return sl_tenant_valid(name);
 }
 
 /* The signals plugged into the store. Traces are built in (their cut and
