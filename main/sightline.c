@@ -9,6 +9,7 @@
 #include "query.h"
 #include "storage.h"
 
+#include "sl_auth.h"
 #include "sl_err.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -45,6 +46,7 @@ typedef struct config {
     const char *log_level;
     const char *ui_dir;
     const char *ports_file;
+    const char *auth_tokens;
 } config;
 
 enum {
@@ -66,6 +68,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_UI_DIR,
     OPT_PORTS_FILE,
+    OPT_AUTH_TOKENS,
     OPT_CONFIG,
 };
 
@@ -112,6 +115,9 @@ static const struct flag {
      "static UI files served at / (default: none; scripts/run.sh passes ./ui-static)"},
     {OPT_PORTS_FILE, "ports-file", "SIGHTLINE_PORTS_FILE", "FILE",
      "write the bound ports as JSON to FILE once listening (for tests and scripts)"},
+    {OPT_AUTH_TOKENS, "auth-tokens", "SIGHTLINE_AUTH_TOKENS", "FILE",
+     "bearer tokens: lines of `<sha256 hex of token> <tenant> <ingest,query,admin>`; every "
+     "OTLP and API request then needs one (reloaded on SIGHUP; default: no authentication)"},
     {OPT_CONFIG, "config", "SIGHTLINE_CONFIG", "FILE",
      "YAML file of settings keyed by these flag names (e.g. `retention: 3d`); "
      "variables and flags override it"},
@@ -123,6 +129,7 @@ static void usage(FILE *f) {
             "Sightline %s: an OpenTelemetry backend (traces over OTLP, Jaeger-compatible API)\n\n"
             "Usage: sightline serve [flags]\n"
             "       sightline version\n"
+            "       sightline hash-token < token   (prints the hash for --auth-tokens)\n"
             "       sightline --help\n\n"
             "Flags (each may also be set by its environment variable; a flag wins):\n",
             SL_VERSION);
@@ -271,6 +278,9 @@ static int apply(config *c, int id, const char *val) {
         return 0;
     case OPT_PORTS_FILE:
         c->ports_file = val;
+        return 0;
+    case OPT_AUTH_TOKENS:
+        c->auth_tokens = val;
         return 0;
     case OPT_CONFIG:
         return 0; /* read before everything else, see configure() */
@@ -421,23 +431,44 @@ static int write_ports(const char *path, uint16_t otlp, uint16_t grpc, uint16_t 
     return rename(tmp, path) == 0 ? 0 : -errno;
 }
 
+/* (Re)loads the token file; logs the outcome, never a token. */
+static int load_tokens(sl_auth *auth, const char *path) {
+    char err[300];
+    size_t n = 0;
+    int rc = sl_auth_reload(auth, path, &n, err, sizeof(err));
+    if (rc != 0) {
+        SL_LOG_E("main", "authentication tokens not loaded: %s", err);
+    } else {
+        SL_LOG_I("main", "authentication: %zu tokens from %s", n, path);
+    }
+    return rc;
+}
+
 static int serve(const config *c) {
     int rc = 0;
     stg_store *store = NULL;
     qry_server *qs = NULL;
     col_collector *col = NULL;
+    sl_auth *auth = NULL;
     sl_log_level level;
     sl_log_parse_level(c->log_level, &level);
     sl_log_set_level(level);
 
-    /* Block the shutdown signals in every thread; main waits for them. */
+    /* Block the shutdown and reload signals in every thread; main waits for
+     * them. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (c->auth_tokens != NULL) {
+        if ((rc = sl_auth_new(&auth)) != 0 || (rc = load_tokens(auth, c->auth_tokens)) != 0) {
+            goto out;
+        }
+    }
     stg_options so;
     stg_options_init(&so);
     so.data_dir = c->data_dir;
@@ -454,6 +485,7 @@ static int serve(const config *c) {
     qo.host = c->host;
     qo.port = (uint16_t)c->query_port;
     qo.ui_dir = c->ui_dir;
+    qo.auth = auth;
     if ((rc = qry_start(&qo, store, &qs)) != 0) {
         SL_LOG_E("main", "cannot start the query server on port %u: %s", qo.port, sl_strerror(rc));
         goto out;
@@ -469,6 +501,7 @@ static int serve(const config *c) {
     co.max_connections = (uint32_t)c->max_connections;
     co.request_timeout_ms = (uint32_t)(c->request_timeout_ns / 1000000u);
     co.idle_timeout_ms = (uint32_t)(c->idle_timeout_ns / 1000000u);
+    co.auth = auth;
     if ((rc = col_start(&co, store, &col)) != 0) {
         SL_LOG_E("main", "cannot start the OTLP receiver on port %u: %s", co.http_port,
                  sl_strerror(rc));
@@ -487,13 +520,38 @@ static int serve(const config *c) {
         goto out;
     }
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        if (auth != NULL) {
+            load_tokens(auth, c->auth_tokens); /* a bad file keeps the old tokens */
+        } else {
+            SL_LOG_I("main", "SIGHUP: nothing to reload");
+        }
+    }
     SL_LOG_I("main", "signal %d: shutting down", sig);
 out:
     col_stop(col);
     qry_stop(qs);
     stg_close(store);
+    sl_auth_free(auth);
     return rc == 0 ? 0 : 1;
+}
+
+/* `sightline hash-token`: reads a token on stdin (so that it stays out of
+ * shell history and process lists) and prints the line's hash field. */
+static int hash_token(void) {
+    char tok[1024];
+    if (fgets(tok, sizeof(tok), stdin) == NULL) {
+        fprintf(stderr, "hash-token: give the token on standard input\n");
+        return 2;
+    }
+    size_t n = strcspn(tok, "\r\n");
+    char hex[65];
+    if (n == 0 || sl_auth_hash_hex((sl_str){tok, n}, hex) != 0) {
+        fprintf(stderr, "hash-token: empty token\n");
+        return 2;
+    }
+    printf("%s\n", hex);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -505,6 +563,9 @@ int main(int argc, char **argv) {
                       strcmp(argv[1], "help") == 0)) {
         usage(stdout);
         return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "hash-token") == 0) {
+        return hash_token();
     }
     if (argc < 2 || strcmp(argv[1], "serve") != 0) {
         usage(stderr);

@@ -8,6 +8,7 @@
 #ifndef SL_QUERY_H
 #define SL_QUERY_H
 
+#include "sl_auth.h"
 #include "storage.h"
 
 #include <stddef.h>
@@ -26,6 +27,7 @@ typedef struct qry_options {
     unsigned timeout_s;        /* idle connection timeout, seconds; default 30 */
     size_t max_response_bytes; /* larger answers are refused with a 400; default 256 MiB */
     size_t deps_max_spans;     /* spans /api/dependencies looks at; default 2,000,000 */
+    sl_auth *auth;             /* bearer tokens (borrowed); NULL: tenant from X-Scope-OrgID */
 } qry_options;
 
 void qry_options_init(qry_options *o);

@@ -147,18 +147,20 @@ int qry_render_error(sl_buf *b, int code, const char *msg);
 typedef struct qry_req {
     stg_store *store;        /* borrowed */
     const qry_options *opts; /* the server's options */
-    const char *tenant;      /* validated X-Scope-OrgID, or "default" */
-    qry_args args;           /* decoded query string */
-    sl_arena *arena;         /* dies with the request */
+    const char *tenant;      /* the tenant decided by sl_auth_decide (tenant_buf) */
+    char tenant_buf[65];
+    qry_args args;   /* decoded query string */
+    sl_arena *arena; /* dies with the request */
     uint64_t now_unix_nano;
 } qry_req;
 
 typedef struct qry_resp {
     int status;
     sl_buf body;
-    const char *content_type; /* static string */
-    const char *allow;        /* Allow header value for a 405, or NULL */
-    int fd;                   /* a file to send instead of body (static UI), or -1 */
+    const char *content_type;     /* static string */
+    const char *allow;            /* Allow header value for a 405, or NULL */
+    const char *www_authenticate; /* for a 401, or NULL */
+    int fd;                       /* a file to send instead of body (static UI), or -1 */
     uint64_t fd_size;
 } qry_resp;
 

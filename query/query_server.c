@@ -239,6 +239,14 @@ typedef struct form_body {
     int too_big;
 } form_body;
 
+/* 400/401/403 from the tenant and token check; 401 names the scheme. */
+static void auth_error(qry_resp *resp, int status, const char *why) {
+    qry_resp_error(resp, status, why);
+    if (status == 401) {
+        resp->www_authenticate = "Bearer realm=\"sightline\"";
+    }
+}
+
 /* Picks the handler for path and runs it. Returns the handler id. */
 static int route(qry_server *s, struct MHD_Connection *conn, const char *path, qry_req *req,
                  qry_resp *resp) {
@@ -251,7 +259,22 @@ static int route(qry_server *s, struct MHD_Connection *conn, const char *path, q
         plain(resp, "ready");
         return H_READYZ;
     }
+    const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *org = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Scope-OrgID");
+    sl_str authz_s = sl_str_c(authz != NULL ? authz : "");
+    sl_str org_s = sl_str_c(org != NULL ? org : "");
     if (strcmp(path, "/metrics") == 0) {
+        /* With tokens configured, the server's own metrics need admin. */
+        char any[65];
+        const char *why = NULL;
+        int st = sl_auth_enabled(s->opts.auth)
+                     ? sl_auth_decide(s->opts.auth, authz != NULL ? &authz_s : NULL, NULL,
+                                      SL_SCOPE_ADMIN, any, &why)
+                     : 0;
+        if (st != 0) {
+            auth_error(resp, st, why);
+            return H_OTHER;
+        }
         serve_metrics(s, resp);
         return H_METRICS;
     }
@@ -264,15 +287,16 @@ static int route(qry_server *s, struct MHD_Connection *conn, const char *path, q
         return H_STATIC;
     }
 
-    /* Every API call is scoped to one tenant (the Tempo/Loki convention). */
-    const char *tenant = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Scope-OrgID");
-    if (tenant == NULL || tenant[0] == '\0') {
-        tenant = "default";
-    } else if (!stg_tenant_valid(sl_str_c(tenant))) {
-        qry_resp_error(resp, 400, "invalid X-Scope-OrgID (1-64 of [A-Za-z0-9_.-])");
+    /* Every API call is scoped to one tenant (the Tempo/Loki convention):
+     * X-Scope-OrgID, or with tokens configured the token's own tenant. */
+    const char *why = NULL;
+    int st = sl_auth_decide(s->opts.auth, authz != NULL ? &authz_s : NULL,
+                            org != NULL ? &org_s : NULL, SL_SCOPE_QUERY, req->tenant_buf, &why);
+    if (st != 0) {
+        auth_error(resp, st, why);
         return H_OTHER;
     }
-    req->tenant = tenant;
+    req->tenant = req->tenant_buf;
 
     /* The path arrives URL-decoded: a service name may hold any byte, '/'
      * included, so it is everything between the fixed prefix and suffix. */
@@ -383,6 +407,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, qry_resp *resp) {
     }
     if (resp->allow != NULL) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+    }
+    if (resp->www_authenticate != NULL) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, resp->www_authenticate);
     }
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)resp->status, r);

@@ -6,6 +6,7 @@
 #include "sl_test.h"
 
 #include "sl_arena.h"
+#include "sl_auth.h"
 #include "sl_buf.h"
 #include "sl_err.h"
 #include "sl_metrics.h"
@@ -13,6 +14,10 @@
 #include "sl_util.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static void test_arena_cap_and_reset(void) {
     sl_arena a;
@@ -187,7 +192,58 @@ static void test_regex_prometheus_semantics(void) {
     sl_regex_free(re);
 }
 
+static void test_auth_tokens(void) {
+    sl_auth *a;
+    ASSERT_EQ(sl_auth_new(&a), 0);
+    char tenant[65];
+    const char *why = NULL;
+    /* Off: the header decides, validated. */
+    sl_str org = SL_STR_LIT("acme");
+    ASSERT_EQ(sl_auth_decide(a, NULL, &org, SL_SCOPE_INGEST, tenant, &why), 0);
+    ASSERT_TRUE(strcmp(tenant, "acme") == 0);
+    ASSERT_EQ(sl_auth_decide(a, NULL, NULL, SL_SCOPE_QUERY, tenant, &why), 0);
+    ASSERT_TRUE(strcmp(tenant, "default") == 0);
+    sl_str bad = SL_STR_LIT("../x");
+    ASSERT_EQ(sl_auth_decide(a, NULL, &bad, SL_SCOPE_QUERY, tenant, &why), 400);
+    ASSERT_TRUE(!sl_auth_enabled(a));
+    /* On. */
+    char path[] = "/tmp/sl-auth-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_TRUE(fd >= 0);
+    char hex[65];
+    ASSERT_EQ(sl_auth_hash_hex(sl_str_c("s3cret"), hex), 0);
+    char text[300];
+    int n = snprintf(text, sizeof(text), "# comment\n\nsha256:%s acme ingest,query\n", hex);
+    ASSERT_EQ(write(fd, text, (size_t)n), n);
+    close(fd);
+    size_t count = 0;
+    char err[200];
+    ASSERT_EQ(sl_auth_reload(a, path, &count, err, sizeof(err)), 0);
+    ASSERT_EQ(count, 1);
+    sl_str good = SL_STR_LIT("Bearer s3cret"), lower = SL_STR_LIT("bearer  s3cret "),
+           wrong = SL_STR_LIT("Bearer s3cret2"), other = SL_STR_LIT("other");
+    ASSERT_EQ(sl_auth_decide(a, &good, NULL, SL_SCOPE_INGEST, tenant, &why), 0);
+    ASSERT_TRUE(strcmp(tenant, "acme") == 0);
+    ASSERT_EQ(sl_auth_decide(a, &lower, &org, SL_SCOPE_QUERY, tenant, &why), 0);
+    ASSERT_EQ(sl_auth_decide(a, &good, &other, SL_SCOPE_QUERY, tenant, &why), 403);
+    ASSERT_EQ(sl_auth_decide(a, &good, NULL, SL_SCOPE_ADMIN, tenant, &why), 403);
+    ASSERT_EQ(sl_auth_decide(a, &wrong, NULL, SL_SCOPE_INGEST, tenant, &why), 401);
+    ASSERT_EQ(sl_auth_decide(a, NULL, NULL, SL_SCOPE_INGEST, tenant, &why), 401);
+    /* A broken file names its line and keeps the table. */
+    FILE *f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    fprintf(f, "%s acme ingest\n%s acme delete\n", hex, hex);
+    fclose(f);
+    ASSERT_EQ(sl_auth_reload(a, path, &count, err, sizeof(err)), SL_EINVAL);
+    ASSERT_TRUE(strstr(err, ":2:") != NULL);
+    ASSERT_EQ(sl_auth_decide(a, &good, NULL, SL_SCOPE_QUERY, tenant, &why), 0);
+    ASSERT_TRUE(sl_auth_reload(a, "/nonexistent/tokens", &count, err, sizeof(err)) < 0);
+    unlink(path);
+    sl_auth_free(a);
+}
+
 int main(void) {
+    RUN(test_auth_tokens);
     RUN(test_regex_prometheus_semantics);
     RUN(test_arena_cap_and_reset);
     RUN(test_arena_protobuf_hook);
