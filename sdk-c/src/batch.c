@@ -281,3 +281,15 @@ void ot_batch_destroy(ot_batch *b) {
     free(b->work);
     free(b);
 }
+
+size_t ot_batch_take(ot_batch *b, void **items, size_t max) {
+    pthread_mutex_lock(&b->mu);
+    size_t n = 0;
+    while (n < max && b->count > 0) {
+        items[n++] = b->ring[b->head];
+        b->head = (b->head + 1) % b->cap;
+        b->count--;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}

@@ -332,9 +332,16 @@ int ot_exporter_send(ot_exporter *x, const uint8_t *body, size_t len, uint64_t d
             if (cc != CURLE_OK) {
                 ot_diag(p, SL_DIAG_ERROR, "export to %s: %s", x->url, curl_easy_strerror(cc));
             } else {
-                int n = x->resp.len < 200 ? (int)x->resp.len : 200;
-                ot_diag(p, SL_DIAG_ERROR, "export to %s: HTTP %ld (not retried): %.*s", x->url,
-                        code, n, x->resp.p ? (const char *)x->resp.p : "");
+                /* The body may be a protobuf Status: show its printable part. */
+                char msg[201];
+                size_t n = x->resp.len < 200 ? x->resp.len : 200;
+                for (size_t i = 0; i < n; i++) {
+                    char ch = (char)x->resp.p[i];
+                    msg[i] = ch >= 0x20 && ch < 0x7f ? ch : '.';
+                }
+                msg[n] = '\0';
+                ot_diag(p, SL_DIAG_ERROR, "export to %s: HTTP %ld (not retried): %s", x->url, code,
+                        msg);
             }
             return SL_OTEL_EEXPORT;
         }

@@ -48,7 +48,7 @@ void sl_provider_options_init(sl_provider_options *o) {
 size_t ot_pct_decode(const char *v, size_t vl, char *out) {
     size_t o = 0;
     for (size_t i = 0; i < vl; i++) {
-        if (v[i] == '%' && i + 2 < vl + 0 && vl - i > 2) {
+        if (v[i] == '%' && vl - i > 2) {
             char h[3] = {v[i + 1], v[i + 2], 0};
             char *end;
             long c = strtol(h, &end, 16);

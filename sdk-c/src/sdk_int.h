@@ -150,6 +150,8 @@ int ot_batch_create(sl_provider *p, const sl_batch_options *o, const ot_batch_op
  * item is released and counted as dropped). */
 int ot_batch_push(ot_batch *b, void *item);
 int ot_batch_flush(ot_batch *b, uint64_t deadline_ns);
+/* Takes up to max queued items out (tests drive encoding by hand). */
+size_t ot_batch_take(ot_batch *b, void **items, size_t max);
 /* Stops the thread after draining what the deadline allows; frees queue. */
 int ot_batch_shutdown(ot_batch *b, uint64_t deadline_ns);
 void ot_batch_destroy(ot_batch *b);

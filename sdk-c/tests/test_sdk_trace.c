@@ -36,6 +36,12 @@ static sl_provider *make_provider(sl_sampler sampler, double arg, const sl_span_
     return p;
 }
 
+/* Nothing listens on the endpoint: give up exporting at once. */
+static void finish_provider(sl_provider *p) {
+    sl_provider_shutdown(p, 50);
+    sl_provider_destroy(p);
+}
+
 static const PbKV *find_kv(PbKV **kvs, size_t n, const char *key) {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(kvs[i]->key, key) == 0) {
@@ -95,19 +101,19 @@ static void test_sampler_decisions(void) {
     p->sampler = SL_SAMPLER_ALWAYS_ON;
     parent.trace_flags = 0;
     ASSERT_TRUE(ot_sample(p, &parent, id));
-    sl_provider_destroy(p);
+    finish_provider(p);
 
     /* Ratios 0 and 1. */
     p = make_provider(SL_SAMPLER_TRACEIDRATIO, 0.0, NULL);
     ASSERT_TRUE(p != NULL);
     ids_with_low(id, 0);
     ASSERT_TRUE(!ot_sample(p, NULL, id));
-    sl_provider_destroy(p);
+    finish_provider(p);
     p = make_provider(SL_SAMPLER_TRACEIDRATIO, 1.0, NULL);
     ASSERT_TRUE(p != NULL);
     ids_with_low(id, UINT64_MAX);
     ASSERT_TRUE(ot_sample(p, NULL, id));
-    sl_provider_destroy(p);
+    finish_provider(p);
 
     /* Out of range arguments are refused. */
     sl_provider_options o;
@@ -172,7 +178,7 @@ static void test_sampled_out_spans(void) {
     ASSERT_EQ(sl_provider_stats_get(p, &st), 0);
     ASSERT_U64_EQ(st.spans_not_sampled, 2);
     ASSERT_U64_EQ(st.spans_started, 1);
-    sl_provider_destroy(p);
+    finish_provider(p);
 }
 
 /* ---- limits -------------------------------------------------------------------- */
@@ -260,7 +266,7 @@ static void test_limits(void) {
                                                                                            NULL);
     ot_buf_free(&b);
     ot_span_ops.release(p, items, 1);
-    sl_provider_destroy(p);
+    finish_provider(p);
     ASSERT_TRUE(ok);
 }
 
@@ -431,7 +437,7 @@ static void test_encode_protobuf(void) {
                                                                                            NULL);
     ot_buf_free(&b);
     ot_span_ops.release(p, items, 2);
-    sl_provider_destroy(p);
+    finish_provider(p);
     ASSERT_EQ(sl_test_failures, failures_before);
 }
 
@@ -475,7 +481,7 @@ static void test_encode_json(void) {
         0);
     ot_buf_free(&b);
     ot_span_ops.release(p, items, 1);
-    sl_provider_destroy(p);
+    finish_provider(p);
     ASSERT_TRUE(span != NULL);
     ASSERT_STR_EQ(json_string_value(json_object_get(span, "traceId")), hex);
     ASSERT_STR_EQ(json_string_value(json_object_get(span, "name")), "GET /users/{id}");
@@ -534,7 +540,7 @@ static void test_pool_reuse(void) {
     ASSERT_EQ(sl_span_start(t, "b", NULL, &b), 0);
     ASSERT_TRUE(a == b);
     sl_span_end(b, 0);
-    sl_provider_destroy(p);
+    finish_provider(p);
 }
 
 static void test_null_handles(void) {

@@ -1,0 +1,128 @@
+"""sdk-c against the real binary: an application (sdk-it-driver) configured
+only through OTEL_* variables exports a trace over OTLP/HTTP protobuf, then
+over OTLP/JSON with gzip and a tenant header; every span, attribute type,
+event, link, status and resource attribute is checked through the Jaeger
+API. Logs and metrics go to /v1/logs and /v1/metrics: while the server
+answers those with 404 the SDK must count the failure without retrying;
+once it accepts them, their acknowledgement is checked.
+
+usage: test_sdk_traces.py SIGHTLINE_BINARY SDK_IT_DRIVER"""
+
+import json
+import os
+import subprocess
+import sys
+
+from harness import Server, check, check_eq, finish
+
+binary, driver = sys.argv[1], sys.argv[2]
+
+
+def run_driver(srv, extra_env):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update({"OTEL_SERVICE_NAME": "sdk-it",
+                "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,team=a%20b",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{srv.otlp_port}",
+                "OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_METRIC_EXPORT_INTERVAL": "60000"})
+    env.update(extra_env)
+    p = subprocess.run([driver, "emit"], env=env, capture_output=True, timeout=120)
+    check_eq(p.returncode, 0, "driver exit status (stderr: %s)" % p.stderr.decode()[-2000:])
+    lines = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+    check_eq([l["phase"] for l in lines], ["flush1", "flush2"], "driver phases")
+    return lines
+
+
+def tags_of(x):
+    return {t["key"]: t for t in x.get("tags", [])}
+
+
+def check_trace(srv, out, headers=None, label=""):
+    first = out[0]
+    st, doc = srv.get_json(f"/api/traces/{first['trace_id']}", headers=headers)
+    check_eq(st, 200, f"{label}: trace found")
+    if st != 200:
+        return
+    t = doc["data"][0]
+    spans = {s["spanID"]: s for s in t["spans"]}
+    check_eq(sorted(s["operationName"] for s in t["spans"]),
+             ["GET /checkout", "POST /charge", "audit"], f"{label}: span names")
+    root, child, linked = (spans.get(first["root"], {}), spans.get(first["child"], {}),
+                           spans.get(first["linked"], {}))
+    check_eq(root.get("references"), [], f"{label}: root has no parent")
+    check_eq(child.get("references"), [{"refType": "CHILD_OF", "traceID": first["trace_id"],
+                                        "spanID": first["root"]}], f"{label}: child's parent")
+    check_eq(linked.get("references"),
+             [{"refType": "CHILD_OF", "traceID": first["trace_id"], "spanID": first["root"]},
+              {"refType": "FOLLOWS_FROM", "traceID": first["trace_id"],
+               "spanID": first["child"]}], f"{label}: link as FOLLOWS_FROM")
+    rt = tags_of(root)
+    check_eq((rt.get("http.request.method", {}).get("type"),
+              rt.get("http.request.method", {}).get("value")), ("string", "GET"),
+             f"{label}: string attribute")
+    check_eq((rt.get("http.response.status_code", {}).get("type"),
+              rt.get("http.response.status_code", {}).get("value")), ("int64", 200),
+             f"{label}: int attribute")
+    check_eq(rt.get("ratio", {}).get("value"), 0.25, f"{label}: double attribute")
+    check_eq(rt.get("retry", {}).get("value"), True, f"{label}: bool attribute")
+    check_eq(rt.get("blob", {}).get("value"), "AAEC", f"{label}: bytes attribute")
+    check_eq(rt.get("list", {}).get("value"), '["a",2]', f"{label}: array attribute")
+    check_eq(rt.get("span.kind", {}).get("value"), "server", f"{label}: server kind")
+    check_eq(rt.get("otel.scope.name", {}).get("value"), "sdk-it", f"{label}: scope")
+    check_eq(rt.get("otel.scope.version", {}).get("value"), "1.0.0", f"{label}: scope version")
+    ev = root.get("logs", [{}])[0].get("fields", [])
+    check_eq([(f["key"], f["value"]) for f in ev], [("event", "cache miss"), ("cache.key", "u:1")],
+             f"{label}: span event")
+    ct = tags_of(child)
+    check_eq(ct.get("span.kind", {}).get("value"), "client", f"{label}: client kind")
+    check_eq(ct.get("error", {}).get("value"), True, f"{label}: error status")
+    check_eq(ct.get("otel.status_description", {}).get("value"), "card declined",
+             f"{label}: status message")
+    exc = {f["key"]: f["value"] for f in child.get("logs", [{}])[0].get("fields", [])}
+    check_eq(exc.get("exception.type"), "CardDeclined", f"{label}: exception event")
+    check(child.get("startTime", 0) >= root.get("startTime", 1), f"{label}: child starts later")
+    proc = t["processes"][root.get("processID", "p1")]
+    check_eq(proc["serviceName"], "sdk-it", f"{label}: service.name from OTEL_SERVICE_NAME")
+    pt = tags_of(proc)
+    check_eq(pt.get("deployment.environment", {}).get("value"), "test",
+             f"{label}: OTEL_RESOURCE_ATTRIBUTES")
+    check_eq(pt.get("team", {}).get("value"), "a b", f"{label}: percent-decoded resource value")
+    for k in ("service.instance.id", "host.name", "process.pid", "telemetry.sdk.name",
+              "telemetry.sdk.language", "telemetry.sdk.version"):
+        check(k in pt, f"{label}: resource attribute {k} detected")
+    st, doc = srv.get_json(f"/api/traces/{out[1]['trace_id']}", headers=headers)
+    check_eq(st, 200, f"{label}: second trace (second request) found")
+
+
+def check_stats(out, label):
+    s = out[1]["stats"]
+    check_eq(s["spans_exported"], 4, f"{label}: spans acknowledged")
+    check_eq(s["spans_dropped"] + s["spans_export_failed"], 0, f"{label}: no span lost")
+    if s["logs_exported"] == 2:
+        check_eq(s["logs_export_failed"], 0, f"{label}: logs accepted")
+    else:
+        # The server does not take logs yet (404): counted, and never retried.
+        check_eq(s["logs_export_failed"], 2, f"{label}: refused logs counted")
+    if s["metric_exports_failed"] == 0:
+        check(s["metric_points_exported"] >= 4, f"{label}: metric points accepted")
+    check_eq(s["export_retries"], 0, f"{label}: nothing retried (200s and 404s only)")
+
+
+srv = Server(binary).start()
+try:
+    out = run_driver(srv, {})
+    check_eq(out[0]["rc"] in (0, -20006), True, "flush: ok, or export failed (logs/metrics 404)")
+    check_trace(srv, out, label="protobuf")
+    check_stats(out, "protobuf")
+
+    out = run_driver(srv, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+                           "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+                           "OTEL_EXPORTER_OTLP_HEADERS": "X-Scope-OrgID=tenant-b"})
+    check_trace(srv, out, headers={"X-Scope-OrgID": "tenant-b"}, label="json+gzip")
+    check_stats(out, "json+gzip")
+    st, _ = srv.get_json(f"/api/traces/{out[0]['trace_id']}")
+    check_eq(st, 404, "the tenant header from OTEL_EXPORTER_OTLP_HEADERS was sent")
+finally:
+    rc = srv.stop()
+    check_eq(rc, 0, "server exit status")
+    srv.cleanup()
+finish()
