@@ -41,7 +41,7 @@ static void logs_release(sl_provider *p, void **items, size_t n) {
         return;
     }
     pthread_mutex_lock(&p->mu);
-    if (p->nfree_logs + n <= 8192) {
+    if (p->nfree_logs + n <= p->log_pool_max) {
         tail->next_free = p->free_logs;
         p->free_logs = head;
         p->nfree_logs += (uint32_t)n;

@@ -179,12 +179,22 @@ static int sort_attrs(const sl_kv *attrs, size_t n, const sl_kv **order) {
     return 0;
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 0x100000001b3u;
+/* Hashes the key 8 bytes at a time (a byte-wise FNV costs a multiply per
+ * byte: it dominated the unbound add). */
+static uint64_t key_hash(const uint8_t *p, size_t n) {
+    uint64_t h = 0x9e3779b97f4a7c15u ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9u;
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
     }
-    return h;
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x94d049bb133111ebu;
+    return h ^ (h >> 29);
 }
 
 static sl_series *series_new(sl_instrument *in, const keybuf *k, uint64_t h, const sl_kv **order,
@@ -258,7 +268,7 @@ static int series_get(sl_instrument *in, const sl_kv *attrs, size_t n, sl_series
     if (k.over) {
         return SL_OTEL_ELIMIT;
     }
-    uint64_t h = fnv1a(k.p, k.len);
+    uint64_t h = key_hash(k.p, k.len);
     pthread_mutex_lock(&in->mu);
     sl_series *s = NULL;
     if (in->tcap > 0) {

@@ -442,6 +442,12 @@ int sl_provider_create(const sl_provider_options *o, sl_provider **out) {
     p->limits = o->span_limits;
     p->log_attr_count = o->log_attribute_count;
     p->log_attr_len = o->log_attribute_value_length;
+    p->span_pool_max = (o->bsp.max_queue_size ? o->bsp.max_queue_size : 2048) +
+                       2 * (o->bsp.max_export_batch_size ? o->bsp.max_export_batch_size : 512) +
+                       1024;
+    p->log_pool_max = (o->blrp.max_queue_size ? o->blrp.max_queue_size : 2048) +
+                      2 * (o->blrp.max_export_batch_size ? o->blrp.max_export_batch_size : 512) +
+                      1024;
     atomic_init(&p->abort_deadline_ns, UINT64_MAX);
     atomic_init(&p->shut_down, false);
     pthread_mutex_init(&p->mu, NULL);

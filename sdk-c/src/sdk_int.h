@@ -247,6 +247,7 @@ struct sl_provider {
     sl_span *free_spans;
     ot_log *free_logs;
     uint32_t nfree_spans, nfree_logs;
+    uint32_t span_pool_max, log_pool_max; /* idle records kept */
 
     ot_exporter *x_traces, *x_logs, *x_metrics;
     ot_batch *bsp, *blrp;

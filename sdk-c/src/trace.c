@@ -94,11 +94,10 @@ static void span_free(sl_span *s) {
     free(s);
 }
 
-/* Keeps at most this many idle spans: the queue, a batch in flight and a
+/* Keeps at most this many idle spans: a full queue, a batch in flight and a
  * margin for spans open in the application. */
 static uint32_t pool_max(const sl_provider *p) {
-    (void)p;
-    return 8192;
+    return p->span_pool_max;
 }
 
 static void spans_release(sl_provider *p, void **items, size_t n) {
