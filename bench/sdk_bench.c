@@ -268,9 +268,8 @@ static void bench_counter(int port) {
             }
             double dt = now_s() - t0;
             printf("counter add (%s, %d thread%s): %.1f ns/add per thread, %lu allocs\n",
-                   bound ? "bound series" : "2 attributes, lookup", threads,
-                   threads > 1 ? "s" : "", dt * 1e9 / (double)n,
-                   atomic_load(&allocs) - a0);
+                   bound ? "bound series" : "2 attributes, lookup", threads, threads > 1 ? "s" : "",
+                   dt * 1e9 / (double)n, atomic_load(&allocs) - a0);
         }
     }
     sl_provider_shutdown(p, 5000);
@@ -304,11 +303,12 @@ static void bench_export(int port) {
         double dt = now_s() - t0;
         sl_provider_stats st;
         sl_provider_stats_get(p, &st);
-        unsigned long bytes = atomic_load(&sink_bytes) - b0, reqs = atomic_load(&sink_requests) - r0;
+        unsigned long bytes = atomic_load(&sink_bytes) - b0,
+                      reqs = atomic_load(&sink_requests) - r0;
         printf("export %-14s: %.0f spans/s end to end (producer + exporter), %llu exported, "
                "%llu dropped, %lu requests, %.0f bytes/span on the wire\n",
-               modes[k].name, (double)st.spans_exported / dt,
-               (unsigned long long)st.spans_exported, (unsigned long long)st.spans_dropped, reqs,
+               modes[k].name, (double)st.spans_exported / dt, (unsigned long long)st.spans_exported,
+               (unsigned long long)st.spans_dropped, reqs,
                st.spans_exported ? (double)bytes / (double)st.spans_exported : 0.0);
         sl_provider_shutdown(p, 5000);
         sl_provider_destroy(p);

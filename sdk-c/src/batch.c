@@ -45,7 +45,8 @@ struct ot_batch {
 };
 
 static struct timespec abs_mono(uint64_t ns) {
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
     return ts;
 }
 

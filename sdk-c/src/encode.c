@@ -118,7 +118,8 @@ void ot_enc_begin(ot_enc *e, int field, const char *name) {
         return;
     }
     pb_tag(e->out, field, WT_LEN);
-    if (ot_buf_reserve(e->out, 5) != 0 || e->depth + 1 >= (int)(sizeof e->mark / sizeof e->mark[0])) {
+    if (ot_buf_reserve(e->out, 5) != 0 ||
+        e->depth + 1 >= (int)(sizeof e->mark / sizeof e->mark[0])) {
         e->out->oom = true;
         return;
     }

@@ -142,7 +142,8 @@ int ot_exporter_create(sl_provider *p, const ot_export_cfg *cfg, ot_exporter **o
     if (x->url == NULL || x->curl == NULL) {
         goto fail;
     }
-    const char *ct = x->json ? "Content-Type: application/json" : "Content-Type: application/x-protobuf";
+    const char *ct =
+        x->json ? "Content-Type: application/json" : "Content-Type: application/x-protobuf";
     struct curl_slist *h = curl_slist_append(NULL, ct);
     if (h == NULL) {
         goto fail;
@@ -364,8 +365,9 @@ int ot_exporter_send(ot_exporter *x, const uint8_t *body, size_t len, uint64_t d
                 ot_diag(p, SL_DIAG_WARN, "export to %s: %s; no time left to retry: batch dropped",
                         x->url, curl_easy_strerror(cc));
             } else {
-                ot_diag(p, SL_DIAG_WARN, "export to %s: HTTP %ld; no time left to retry: batch dropped",
-                        x->url, code);
+                ot_diag(p, SL_DIAG_WARN,
+                        "export to %s: HTTP %ld; no time left to retry: batch dropped", x->url,
+                        code);
             }
             return SL_OTEL_EEXPORT;
         }

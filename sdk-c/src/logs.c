@@ -122,8 +122,8 @@ int sl_logger_emit_ex(sl_logger *lg, const sl_log_options *o) {
     }
     int rc = 0;
     for (size_t i = 0; i < o->attr_count; i++) {
-        int r = ot_rec_set(&l->rec, OT_OWNER_SELF, &o->attrs[i], p->log_attr_count,
-                           p->log_attr_len, &l->nattrs, &l->dropped_attrs);
+        int r = ot_rec_set(&l->rec, OT_OWNER_SELF, &o->attrs[i], p->log_attr_count, p->log_attr_len,
+                           &l->nattrs, &l->dropped_attrs);
         if (r != 0 && rc == 0) {
             rc = r;
         }

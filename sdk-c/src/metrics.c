@@ -24,7 +24,7 @@
 #define KEY_MAX 2048
 #define MAX_SERIES_ATTRS 64
 
-static const double default_bounds[] = {0,   5,   10,   25,   50,   75,   100, 250,
+static const double default_bounds[] = {0,   5,   10,   25,   50,   75,   100,  250,
                                         500, 750, 1000, 2500, 5000, 7500, 10000};
 
 struct sl_series {
@@ -125,7 +125,9 @@ static void key_value(keybuf *k, const sl_any *v, int depth) {
     case SL_ANY_STRING:
     case SL_ANY_BYTES: {
         const char *s = v->type == SL_ANY_STRING ? v->v.str : (const char *)v->v.bytes;
-        size_t n = s == NULL ? 0 : (v->type == SL_ANY_STRING && v->len == SL_LEN_AUTO ? strlen(s) : v->len);
+        size_t n = s == NULL
+                       ? 0
+                       : (v->type == SL_ANY_STRING && v->len == SL_LEN_AUTO ? strlen(s) : v->len);
         uint32_t n32 = (uint32_t)n;
         kb_put(k, &n32, sizeof n32);
         kb_put(k, s, n);
@@ -488,7 +490,8 @@ int ot_meter_get(sl_provider *p, const char *name, const char *version, sl_meter
     int rc = 0;
     pthread_mutex_lock(&m->mu);
     sl_meter *mt = m->meters;
-    while (mt != NULL && !(strcmp(mt->scope.name, name) == 0 && strcmp(mt->scope.version, v) == 0)) {
+    while (mt != NULL &&
+           !(strcmp(mt->scope.name, name) == 0 && strcmp(mt->scope.version, v) == 0)) {
         mt = mt->next;
     }
     if (mt == NULL) {
@@ -643,7 +646,8 @@ int sl_meter_histogram(sl_meter *m, const char *name, const char *unit, const ch
 /* Whether s yields a point now (delta drops untouched series). */
 static bool has_point(const sl_instrument *in, sl_series *s) {
     if (in->temp == SL_TEMPORALITY_DELTA || in->kind == SL_INSTRUMENT_GAUGE ||
-        in->kind == SL_INSTRUMENT_OBSERVABLE_GAUGE || in->kind >= SL_INSTRUMENT_OBSERVABLE_COUNTER) {
+        in->kind == SL_INSTRUMENT_OBSERVABLE_GAUGE ||
+        in->kind >= SL_INSTRUMENT_OBSERVABLE_COUNTER) {
         return atomic_load(&s->touched);
     }
     return true;
@@ -840,8 +844,10 @@ static int collect_and_export(ot_metrics *m) {
     int rc = ot_exporter_send(p->x_metrics, m->body.p, m->body.len, dl < abort_at ? dl : abort_at,
                               &rejected);
     if (rc == 0) {
-        atomic_fetch_add(&p->stats.metric_points_exported, points - (size_t)(rejected > 0 ? rejected : 0));
-        atomic_fetch_add(&p->stats.partial_success_rejected, (uint64_t)(rejected > 0 ? rejected : 0));
+        atomic_fetch_add(&p->stats.metric_points_exported,
+                         points - (size_t)(rejected > 0 ? rejected : 0));
+        atomic_fetch_add(&p->stats.partial_success_rejected,
+                         (uint64_t)(rejected > 0 ? rejected : 0));
     } else {
         atomic_fetch_add(&p->stats.metric_exports_failed, 1);
     }
@@ -887,8 +893,8 @@ int ot_metrics_create(sl_provider *p, const sl_provider_options *o, ot_metrics *
         return SL_OTEL_ENOMEM;
     }
     m->p = p;
-    m->interval_ns = (uint64_t)(o->metric_export_interval_ms ? o->metric_export_interval_ms : 60000) *
-                     1000000u;
+    m->interval_ns =
+        (uint64_t)(o->metric_export_interval_ms ? o->metric_export_interval_ms : 60000) * 1000000u;
     m->timeout_ms = o->metric_export_timeout_ms ? o->metric_export_timeout_ms : 30000;
     m->temp = o->metric_temporality;
     m->card_limit = o->metric_cardinality_limit ? o->metric_cardinality_limit : 2000;

@@ -278,7 +278,8 @@ int sl_propagation_extract(sl_carrier_get_fn get, void *carrier, sl_span_context
         return rc;
     }
     const char *ts = get(carrier, "tracestate");
-    if (ts != NULL && sl_tracestate_parse(ts, strlen(ts), c.trace_state, sizeof c.trace_state) != 0) {
+    if (ts != NULL &&
+        sl_tracestate_parse(ts, strlen(ts), c.trace_state, sizeof c.trace_state) != 0) {
         c.trace_state[0] = '\0';
     }
     *out = c;

@@ -63,8 +63,8 @@ size_t ot_pct_decode(const char *v, size_t vl, char *out) {
     return o;
 }
 
-int ot_parse_kv_list(const char *s, int (*fn)(void *ud, const char *k, size_t kl, const char *v,
-                                              size_t vl),
+int ot_parse_kv_list(const char *s,
+                     int (*fn)(void *ud, const char *k, size_t kl, const char *v, size_t vl),
                      void *ud) {
     int rc = 0;
     while (*s != '\0') {
@@ -437,8 +437,8 @@ int sl_provider_create(const sl_provider_options *o, sl_provider **out) {
     p->log_ud = o->log_userdata;
     p->sampler = o->sampler;
     p->ratio = o->sampler_arg;
-    p->ratio_bound = o->sampler_arg >= 1.0 ? (1ull << 63)
-                                           : (uint64_t)(o->sampler_arg * 9223372036854775808.0);
+    p->ratio_bound =
+        o->sampler_arg >= 1.0 ? (1ull << 63) : (uint64_t)(o->sampler_arg * 9223372036854775808.0);
     p->limits = o->span_limits;
     p->log_attr_count = o->log_attribute_count;
     p->log_attr_len = o->log_attribute_value_length;

@@ -90,15 +90,15 @@ typedef struct ot_enc {
 } ot_enc;
 
 void ot_enc_init(ot_enc *e, ot_buf *out, bool json);
-void ot_enc_finish(ot_enc *e); /* closes the top-level JSON object */
+void ot_enc_finish(ot_enc *e);                             /* closes the top-level JSON object */
 void ot_enc_begin(ot_enc *e, int field, const char *name); /* nested message */
 void ot_enc_end(ot_enc *e);
 void ot_enc_array_begin(ot_enc *e, const char *name); /* JSON array of a repeated field */
 void ot_enc_array_end(ot_enc *e);
 void ot_enc_str(ot_enc *e, int field, const char *name, const char *p, size_t n);
 void ot_enc_id(ot_enc *e, int field, const char *name, const uint8_t *p, size_t n); /* hex */
-void ot_enc_u32(ot_enc *e, int field, const char *name, uint32_t v);       /* varint */
-void ot_enc_i64(ot_enc *e, int field, const char *name, int64_t v);        /* varint */
+void ot_enc_u32(ot_enc *e, int field, const char *name, uint32_t v);                /* varint */
+void ot_enc_i64(ot_enc *e, int field, const char *name, int64_t v);                 /* varint */
 void ot_enc_fixed32(ot_enc *e, int field, const char *name, uint32_t v);
 void ot_enc_fixed64(ot_enc *e, int field, const char *name, uint64_t v);
 void ot_enc_sfixed64(ot_enc *e, int field, const char *name, int64_t v);
@@ -294,8 +294,8 @@ const sl_span_context *ot_context_top(void);
  * "k=v" of a comma-separated list (spaces around items trimmed, v raw);
  * ot_pct_decode writes the percent-decoded v (at most vl bytes) to out. */
 size_t ot_pct_decode(const char *v, size_t vl, char *out);
-int ot_parse_kv_list(const char *s, int (*fn)(void *ud, const char *k, size_t kl, const char *v,
-                                              size_t vl),
+int ot_parse_kv_list(const char *s,
+                     int (*fn)(void *ud, const char *k, size_t kl, const char *v, size_t vl),
                      void *ud);
 
 #endif

@@ -241,8 +241,8 @@ int sl_span_start(sl_tracer *t, const char *name, const sl_span_options *o, sl_s
         return rc;
     }
     atomic_fetch_add_explicit(&p->stats.spans_started, 1, memory_order_relaxed);
-    s->kind = (uint8_t)(o != NULL && o->kind <= SL_SPAN_KIND_CONSUMER ? o->kind
-                                                                       : SL_SPAN_KIND_INTERNAL);
+    s->kind =
+        (uint8_t)(o != NULL && o->kind <= SL_SPAN_KIND_CONSUMER ? o->kind : SL_SPAN_KIND_INTERNAL);
     s->start_ns = o != NULL && o->start_unix_nano != 0 ? o->start_unix_nano : ot_now_ns();
     set_name(s, name);
     if (o != NULL) {

@@ -10,9 +10,8 @@
  *                           requests on one connection)
  *   sdk-it-driver downup N  phase 1: N spans while nothing listens; print
  *                           stats; wait for a line on stdin; phase 2: flush
- *                           (drains the queue), a trace, flush; print; wait for a line; phase 3: N spans,
- *                           shutdown with a 1 s deadline (the collector is
- *                           gone again); print
+ *                           (drains the queue), a trace, flush; print; wait for a line; phase 3: N
+ * spans, shutdown with a 1 s deadline (the collector is gone again); print
  */
 #include <sightline/sightline.h>
 

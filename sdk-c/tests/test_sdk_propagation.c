@@ -91,18 +91,18 @@ static void test_tracestate(void) {
     ASSERT_EQ(sl_tracestate_parse("a-b_c*d/e=v v", 13, out, sizeof out), 0);
 
     static const char *const bad[] = {
-        "rojo",                      /* no '=' */
-        "Rojo=1",                    /* uppercase key */
-        "1rojo=1",                   /* simple key starts with a digit */
-        "rojo=1,rojo=2",             /* duplicate key */
-        "rojo=a,b",                  /* member without '=' */
-        "rojo=",                     /* empty value */
-        "rojo=a=b",                  /* '=' in value */
-        "@vendor=1",                 /* empty tenant */
-        "tenant@=1",                 /* empty system */
-        "tenant@Vendor=1",           /* uppercase system */
+        "rojo",                        /* no '=' */
+        "Rojo=1",                      /* uppercase key */
+        "1rojo=1",                     /* simple key starts with a digit */
+        "rojo=1,rojo=2",               /* duplicate key */
+        "rojo=a,b",                    /* member without '=' */
+        "rojo=",                       /* empty value */
+        "rojo=a=b",                    /* '=' in value */
+        "@vendor=1",                   /* empty tenant */
+        "tenant@=1",                   /* empty system */
+        "tenant@Vendor=1",             /* uppercase system */
         "tenant@vendorvendorvendor=1", /* system id longer than 14 */
-        "rojo=a\x01",                /* control character */
+        "rojo=a\x01",                  /* control character */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = sl_tracestate_parse(bad[i], strlen(bad[i]), out, sizeof out);

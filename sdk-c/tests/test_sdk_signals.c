@@ -89,9 +89,8 @@ static void test_logs_encode(void) {
     ot_enc e;
     ot_enc_init(&e, &b, false);
     ot_log_ops.encode(p, items, n, &e);
-    PbLogsReq *req =
-        opentelemetry__proto__collector__logs__v1__export_logs_service_request__unpack(NULL, b.len,
-                                                                                      b.p);
+    PbLogsReq *req = opentelemetry__proto__collector__logs__v1__export_logs_service_request__unpack(
+        NULL, b.len, b.p);
     b.len = 0;
     ot_enc_init(&e, &b, true);
     ot_log_ops.encode(p, items, n, &e);
@@ -137,10 +136,9 @@ static void test_logs_encode(void) {
         ASSERT_STR_EQ(er->body->kvlist_value->values[0]->key, "event");
         ASSERT_EQ(er->trace_id.len, 0); /* no current span: no correlation */
         json_t *recs = json_object_get(
-            json_array_get(
-                json_object_get(json_array_get(json_object_get(doc, "resourceLogs"), 0),
-                                "scopeLogs"),
-                0),
+            json_array_get(json_object_get(json_array_get(json_object_get(doc, "resourceLogs"), 0),
+                                           "scopeLogs"),
+                           0),
             "logRecords");
         ASSERT_EQ(json_array_size(recs), 2);
         int found = 0;
@@ -149,15 +147,16 @@ static void test_logs_encode(void) {
             if (json_integer_value(json_object_get(r, "severityNumber")) == 13) {
                 ASSERT_STR_EQ(json_string_value(json_object_get(r, "traceId")),
                               "0af7651916cd43dd8448eb211c80319c");
-                ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "body"),
-                                                                "stringValue")),
-                              "payment declined");
+                ASSERT_STR_EQ(
+                    json_string_value(json_object_get(json_object_get(r, "body"), "stringValue")),
+                    "payment declined");
                 found++;
             }
         }
         ASSERT_EQ(found, 1);
     } while (0);
-    opentelemetry__proto__collector__logs__v1__export_logs_service_request__free_unpacked(req, NULL);
+    opentelemetry__proto__collector__logs__v1__export_logs_service_request__free_unpacked(req,
+                                                                                          NULL);
     json_decref(doc);
     ASSERT_EQ(sl_test_failures, before);
 }
@@ -327,9 +326,9 @@ static void test_metrics_cumulative(void) {
     ASSERT_EQ(find_point(c2, "method", "POST")->as_int, 7);
     ASSERT_EQ(find_point(find_metric(r2, "queue.depth"), "queue", "jobs")->as_int, 20);
     ASSERT_EQ(calls, 2);
-    ASSERT_U64_EQ(find_point(c2, "method", "GET")->start_time_unix_nano,
-                  find_point(find_metric(r1, "http.server.requests"), "method", "GET")
-                      ->start_time_unix_nano);
+    ASSERT_U64_EQ(
+        find_point(c2, "method", "GET")->start_time_unix_nano,
+        find_point(find_metric(r1, "http.server.requests"), "method", "GET")->start_time_unix_nano);
     opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__free_unpacked(
         r1, NULL);
     opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__free_unpacked(
@@ -430,12 +429,18 @@ static void test_env(void) {
     setenv("OTEL_SDK_DISABLED", "true", 1);
     ASSERT_EQ(sl_provider_options_from_env(&o), SL_OTEL_EPARSE);
     ASSERT_TRUE(o.disabled);
-    const char *vars[] = {"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
-                          "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                          "OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
-                          "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
-                          "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_SCHEDULE_DELAY",
-                          "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_METRIC_EXPORT_INTERVAL",
+    const char *vars[] = {"OTEL_SERVICE_NAME",
+                          "OTEL_RESOURCE_ATTRIBUTES",
+                          "OTEL_EXPORTER_OTLP_ENDPOINT",
+                          "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                          "OTEL_EXPORTER_OTLP_COMPRESSION",
+                          "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+                          "OTEL_TRACES_SAMPLER",
+                          "OTEL_TRACES_SAMPLER_ARG",
+                          "OTEL_BSP_MAX_QUEUE_SIZE",
+                          "OTEL_BSP_SCHEDULE_DELAY",
+                          "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+                          "OTEL_METRIC_EXPORT_INTERVAL",
                           "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
                           "OTEL_SDK_DISABLED"};
 

@@ -196,7 +196,7 @@ static void test_limits(void) {
     ASSERT_EQ(sl_provider_tracer(p, "unit", NULL, &t), 0);
     sl_span *s;
     ASSERT_EQ(sl_span_start(t, "limited", NULL, &s), 0);
-    ASSERT_EQ(sl_span_set_str(s, "a", "0123456789"), 0); /* cut to 5 */
+    ASSERT_EQ(sl_span_set_str(s, "a", "0123456789"), 0);   /* cut to 5 */
     ASSERT_EQ(sl_span_set_str(s, "u", "hell\xc3\xa9"), 0); /* cut before the 2-byte "é" */
     ASSERT_EQ(s->rec.nodes[s->rec.nnodes - 1].u.s.len, 4);
     ASSERT_EQ(sl_span_set_int(s, "b", 1), 0);
@@ -242,8 +242,8 @@ static void test_limits(void) {
     ot_span_ops.encode(p, items, 1, &e);
     ASSERT_TRUE(!b.oom);
     PbTraceReq *req =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(NULL, b.len,
-                                                                                        b.p);
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            NULL, b.len, b.p);
     ASSERT_TRUE(req != NULL);
     const PbSpan *ps = req->resource_spans[0]->scope_spans[0]->spans[0];
     const PbKV *a = find_kv(ps->attributes, ps->n_attributes, "a");
@@ -255,15 +255,14 @@ static void test_limits(void) {
         }
     }
     const PbKV *bb = find_kv(ps->attributes, ps->n_attributes, "b");
-    int ok = a && u && bb && strcmp(a->value->string_value, "01234") == 0 &&
-             u == u0 && u->value->value_case == 5 && u->value->array_value->n_values == 2 &&
-             bb->value->int_value == 3 &&
-             ps->n_attributes == 3 && ps->dropped_attributes_count == 2 &&
-             ps->dropped_events_count == 1 && ps->dropped_links_count == 1 &&
-             ps->events[0]->dropped_attributes_count == 1 &&
+    int ok = a && u && bb && strcmp(a->value->string_value, "01234") == 0 && u == u0 &&
+             u->value->value_case == 5 && u->value->array_value->n_values == 2 &&
+             bb->value->int_value == 3 && ps->n_attributes == 3 &&
+             ps->dropped_attributes_count == 2 && ps->dropped_events_count == 1 &&
+             ps->dropped_links_count == 1 && ps->events[0]->dropped_attributes_count == 1 &&
              ps->links[0]->dropped_attributes_count == 1;
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(req,
-                                                                                           NULL);
+                                                                                            NULL);
     ot_buf_free(&b);
     ot_span_ops.release(p, items, 1);
     finish_provider(p);
@@ -274,8 +273,7 @@ static void test_limits(void) {
 
 static sl_span *full_span(sl_tracer *t, const sl_span_context *link_ctx) {
     static const uint8_t blob[3] = {0, 1, 2};
-    sl_any arr[3] = {SL_ANY_STR("a"), SL_ANY_I64(7),
-                     {.type = SL_ANY_DOUBLE, .v.d = 0.5}};
+    sl_any arr[3] = {SL_ANY_STR("a"), SL_ANY_I64(7), {.type = SL_ANY_DOUBLE, .v.d = 0.5}};
     sl_kv inner[2] = {SL_KV_STR("ik", "iv"), SL_KV_BOOL("ib", true)};
     sl_kv attrs[] = {SL_KV_STR("http.request.method", "GET"),
                      SL_KV_INT("http.response.status_code", 200),
@@ -334,21 +332,21 @@ static void test_encode_protobuf(void) {
     ot_span_ops.encode(p, items, 2, &e);
     ASSERT_TRUE(!b.oom);
     PbTraceReq *req =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(NULL, b.len,
-                                                                                        b.p);
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            NULL, b.len, b.p);
     ASSERT_TRUE(req != NULL);
     int failures_before = sl_test_failures;
     do {
         ASSERT_EQ(req->n_resource_spans, 1);
         const Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = req->resource_spans[0];
-        const PbKV *svc = find_kv(rs->resource->attributes, rs->resource->n_attributes,
-                                  "service.name");
+        const PbKV *svc =
+            find_kv(rs->resource->attributes, rs->resource->n_attributes, "service.name");
         ASSERT_TRUE(svc != NULL);
         ASSERT_STR_EQ(svc->value->string_value, "unit");
         ASSERT_TRUE(find_kv(rs->resource->attributes, rs->resource->n_attributes,
                             "telemetry.sdk.name") != NULL);
-        const PbKV *pid = find_kv(rs->resource->attributes, rs->resource->n_attributes,
-                                  "process.pid");
+        const PbKV *pid =
+            find_kv(rs->resource->attributes, rs->resource->n_attributes, "process.pid");
         ASSERT_TRUE(pid != NULL && pid->value->int_value > 0);
         ASSERT_TRUE(find_kv(rs->resource->attributes, rs->resource->n_attributes,
                             "service.instance.id") != NULL);
@@ -434,7 +432,7 @@ static void test_encode_protobuf(void) {
         ASSERT_STR_EQ(pc->status->message, "");
     } while (0);
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(req,
-                                                                                           NULL);
+                                                                                            NULL);
     ot_buf_free(&b);
     ot_span_ops.release(p, items, 2);
     finish_provider(p);
@@ -472,12 +470,11 @@ static void test_encode_json(void) {
     }
     hex[32] = '\0';
     json_t *span = json_array_get(
-        json_object_get(json_array_get(json_object_get(json_array_get(json_object_get(doc,
-                                                                                      "resourceSpans"),
-                                                                      0),
-                                                       "scopeSpans"),
-                                       0),
-                        "spans"),
+        json_object_get(
+            json_array_get(json_object_get(json_array_get(json_object_get(doc, "resourceSpans"), 0),
+                                           "scopeSpans"),
+                           0),
+            "spans"),
         0);
     ot_buf_free(&b);
     ot_span_ops.release(p, items, 1);

@@ -204,8 +204,8 @@ typedef struct sl_provider_options {
     sl_sampler sampler;
     double sampler_arg; /* ratio for the traceidratio samplers, 1.0 */
     sl_span_limits span_limits;
-    sl_batch_options bsp;  /* spans */
-    sl_batch_options blrp; /* log records */
+    sl_batch_options bsp;                /* spans */
+    sl_batch_options blrp;               /* log records */
     uint32_t log_attribute_count;        /* 128 */
     uint32_t log_attribute_value_length; /* UINT32_MAX */
 
@@ -260,18 +260,18 @@ SL_API void sl_provider_destroy(sl_provider *p);
 
 /* Counters for self-monitoring; all monotonic. */
 typedef struct sl_provider_stats {
-    uint64_t spans_started;        /* recording spans */
-    uint64_t spans_not_sampled;    /* sampler said drop */
-    uint64_t spans_dropped;        /* queue full or shut down */
-    uint64_t spans_exported;       /* acknowledged by the collector */
-    uint64_t spans_export_failed;  /* given up after retries or refused */
+    uint64_t spans_started;       /* recording spans */
+    uint64_t spans_not_sampled;   /* sampler said drop */
+    uint64_t spans_dropped;       /* queue full or shut down */
+    uint64_t spans_exported;      /* acknowledged by the collector */
+    uint64_t spans_export_failed; /* given up after retries or refused */
     uint64_t logs_emitted;
     uint64_t logs_dropped;
     uint64_t logs_exported;
     uint64_t logs_export_failed;
     uint64_t metric_points_exported;
     uint64_t metric_exports_failed;
-    uint64_t export_requests;      /* HTTP attempts of all signals */
+    uint64_t export_requests; /* HTTP attempts of all signals */
     uint64_t export_retries;
     uint64_t partial_success_rejected; /* items the collector refused in a 2xx */
 } sl_provider_stats;
@@ -375,11 +375,11 @@ typedef struct sl_link {
 } sl_link;
 
 typedef struct sl_span_options {
-    sl_span_kind kind;               /* INTERNAL */
-    const sl_span_context *parent;   /* NULL: the thread's current context */
-    bool root;                       /* true: ignore the current context */
-    uint64_t start_unix_nano;        /* 0: now */
-    const sl_kv *attrs;              /* seen by the sampler */
+    sl_span_kind kind;             /* INTERNAL */
+    const sl_span_context *parent; /* NULL: the thread's current context */
+    bool root;                     /* true: ignore the current context */
+    uint64_t start_unix_nano;      /* 0: now */
+    const sl_kv *attrs;            /* seen by the sampler */
     size_t attr_count;
     const sl_link *links;
     size_t link_count;
@@ -394,8 +394,7 @@ SL_API void sl_span_options_init(sl_span_options *o);
  * provider's pool). Errors: SL_OTEL_EINVAL, SL_OTEL_ENOMEM, SL_OTEL_EDISABLED
  * and SL_OTEL_ESHUTDOWN (then *out is a non-recording span all the same, so
  * callers may ignore the error). */
-SL_API int sl_span_start(sl_tracer *t, const char *name, const sl_span_options *o,
-                         sl_span **out);
+SL_API int sl_span_start(sl_tracer *t, const char *name, const sl_span_options *o, sl_span **out);
 
 /* Sets (or replaces, by key) attributes. Beyond the attribute count limit a
  * new key is dropped and counted (SL_OTEL_ELIMIT); strings longer than the
@@ -439,10 +438,10 @@ typedef enum {
 } sl_severity;
 
 typedef struct sl_log_options {
-    uint64_t ts_unix_nano;          /* 0: not set (observed time is always set) */
-    int severity;                   /* 1..24, SL_SEVERITY_* */
-    const char *severity_text;      /* NULL: derived from severity ("INFO") */
-    const sl_any *body;             /* any value; NULL: none */
+    uint64_t ts_unix_nano;     /* 0: not set (observed time is always set) */
+    int severity;              /* 1..24, SL_SEVERITY_* */
+    const char *severity_text; /* NULL: derived from severity ("INFO") */
+    const sl_any *body;        /* any value; NULL: none */
     const sl_kv *attrs;
     size_t attr_count;
     const sl_span_context *context; /* NULL: the thread's current context */
@@ -479,12 +478,12 @@ typedef struct sl_instrument_options {
     const char *name; /* required: [A-Za-z][A-Za-z0-9_./-]{0,254} */
     const char *unit;
     const char *description;
-    bool is_int;                   /* integer points (as_int) instead of double */
-    const double *buckets;         /* histogram bounds, increasing; NULL: OTel default */
+    bool is_int;           /* integer points (as_int) instead of double */
+    const double *buckets; /* histogram bounds, increasing; NULL: OTel default */
     size_t bucket_count;
-    sl_observe_fn callback;        /* observable kinds */
+    sl_observe_fn callback; /* observable kinds */
     void *callback_userdata;
-    int temporality;               /* -1: the provider's; else sl_temporality */
+    int temporality; /* -1: the provider's; else sl_temporality */
 } sl_instrument_options;
 
 SL_API void sl_instrument_options_init(sl_instrument_options *o);
