@@ -1,0 +1,1076 @@
+/*
+ * The log block codec (see logs_codec.h; docs/logs-format.md is the byte
+ * layout). Encoding writes every record field to its own column (an sl_buf):
+ * times as deltas, strings as ids into one block dictionary, trace and span
+ * ids as ids into per-block id tables, resources once per block, attribute
+ * values by type into value columns. A string body is split into a template
+ * (the text with each plain decimal number replaced by a marker byte) and
+ * its numbers: the template goes to the dictionary, so a million lines from
+ * one log statement cost one dictionary entry plus an id and a few varints
+ * each. The columns are concatenated behind a table of their lengths and the
+ * whole payload is one zstd frame with its content checksum.
+ *
+ * Invariants: the dictionary is written before every column that refers to
+ * it; the decoder checks every id against the table it names, every count
+ * against the bytes that must back it before allocating, and every column
+ * must be consumed exactly, so a malformed block is SL_ECORRUPT, never a
+ * crash or an unbounded allocation.
+ *
+ * Thread: any; all state is per call.
+ */
+#include "logs_codec.h"
+
+#include "sl_err.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#define FLAG_ZSTD 0x01u
+#define TPL_NUM 0x11u /* a number was lifted out here */
+#define TPL_ESC 0x12u /* the next byte is literal */
+#define MAX_NUM_DIGITS 18
+#define INLINE_MIN 129 /* attribute strings this long bypass the dictionary */
+#define VT_INLINE 0x80u
+
+/* Columns, in payload order. */
+enum {
+    C_DICT_LENS,
+    C_DICT_BYTES,
+    C_RES,
+    C_RES_IDX,
+    C_SCOPE,
+    C_TIME,
+    C_OBS,
+    C_SEV,
+    C_SEVTXT,
+    C_EVENT,
+    C_FLAGS,
+    C_TRACE,
+    C_TRACE_IDS,
+    C_SPAN,
+    C_SPAN_IDS,
+    C_BTYPE,
+    C_BODY,
+    C_NUM,
+    C_NATTR,
+    C_DROP,
+    C_AKEY,
+    C_VTYPE,
+    C_VREF,
+    C_VINT,
+    C_VDBL,
+    C_TEXT,
+    C_COUNT
+};
+
+/* --- encoder: a byte-string -> id table --------------------------------- */
+
+typedef struct dict {
+    sl_str *items;
+    size_t n, cap;
+    uint32_t *slots; /* id + 1, 0 = empty */
+    size_t nslots;   /* power of two */
+} dict;
+
+static uint64_t hash_bytes(const void *p, size_t len) {
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ s[i]) * 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static void dict_free(dict *d) {
+    free(d->items);
+    free(d->slots);
+}
+
+static int dict_rehash(dict *d) {
+    size_t ns = d->nslots ? d->nslots * 2 : 256;
+    uint32_t *slots = calloc(ns, sizeof(*slots));
+    if (slots == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        size_t j = hash_bytes(d->items[i].ptr, d->items[i].len) & (ns - 1);
+        while (slots[j] != 0) {
+            j = (j + 1) & (ns - 1);
+        }
+        slots[j] = (uint32_t)i + 1;
+    }
+    free(d->slots);
+    d->slots = slots;
+    d->nslots = ns;
+    return 0;
+}
+
+/* The id of s, adding it (as a view: s must outlive the dict). */
+static int dict_id(dict *d, sl_str s, uint32_t *id) {
+    if ((d->n + 1) * 2 > d->nslots && dict_rehash(d) != 0) {
+        return SL_ENOMEM;
+    }
+    size_t j = hash_bytes(s.ptr, s.len) & (d->nslots - 1);
+    while (d->slots[j] != 0) {
+        sl_str t = d->items[d->slots[j] - 1];
+        if (t.len == s.len && (s.len == 0 || memcmp(t.ptr, s.ptr, s.len) == 0)) {
+            *id = d->slots[j] - 1;
+            return 0;
+        }
+        j = (j + 1) & (d->nslots - 1);
+    }
+    if (sl_array_grow(&d->items, &d->cap, d->n + 1, sizeof(*d->items)) != 0) {
+        return SL_ENOMEM;
+    }
+    d->items[d->n] = s;
+    d->slots[j] = (uint32_t)d->n + 1;
+    *id = (uint32_t)d->n++;
+    return 0;
+}
+
+/* --- encoder ------------------------------------------------------------ */
+
+typedef struct enc {
+    sl_buf col[C_COUNT];
+    dict strs, traces, spans;
+    const sl_resource **res; /* distinct resources, by content */
+    size_t nres, res_cap;
+    sl_buf tpl; /* the block's body templates, back to back */
+    int err;
+} enc;
+
+static void put_u(enc *e, int c, uint64_t v) {
+    if (e->err == 0) {
+        e->err = sl_buf_put_uvarint(&e->col[c], v);
+    }
+}
+
+static void put_bytes(enc *e, int c, const void *p, size_t n) {
+    if (e->err == 0 && n > 0) {
+        e->err = sl_buf_append(&e->col[c], p, n);
+    }
+}
+
+static void put_str(enc *e, int c, sl_str s) {
+    uint32_t id = 0;
+    if (e->err == 0) {
+        e->err = dict_id(&e->strs, s.ptr != NULL ? s : (sl_str){"", 0}, &id);
+    }
+    put_u(e, c, id);
+}
+
+static void put_value(enc *e, const sl_value *v) {
+    uint8_t t = v->type;
+    switch (t) {
+    case SL_VAL_STR:
+        if (v->v.s.len >= INLINE_MIN) {
+            t |= VT_INLINE;
+            put_bytes(e, C_VTYPE, &t, 1);
+            put_u(e, C_VREF, v->v.s.len);
+            put_bytes(e, C_TEXT, v->v.s.ptr, v->v.s.len);
+        } else {
+            put_bytes(e, C_VTYPE, &t, 1);
+            put_str(e, C_VREF, v->v.s);
+        }
+        return;
+    case SL_VAL_BOOL:
+        put_bytes(e, C_VTYPE, &t, 1);
+        put_u(e, C_VREF, v->v.b ? 1 : 0);
+        return;
+    case SL_VAL_INT:
+        put_bytes(e, C_VTYPE, &t, 1);
+        put_u(e, C_VINT, sl_zigzag(v->v.i));
+        return;
+    case SL_VAL_DOUBLE:
+        put_bytes(e, C_VTYPE, &t, 1);
+        put_bytes(e, C_VDBL, &v->v.d, 8);
+        return;
+    case SL_VAL_ARRAY:
+    case SL_VAL_KVLIST:
+    case SL_VAL_BYTES:
+        put_bytes(e, C_VTYPE, &t, 1);
+        put_u(e, C_VREF, v->v.s.len);
+        put_bytes(e, C_TEXT, v->v.s.ptr, v->v.s.len);
+        return;
+    default:
+        t = SL_VAL_EMPTY;
+        put_bytes(e, C_VTYPE, &t, 1);
+        return;
+    }
+}
+
+static void put_attrs(enc *e, int count_col, const sl_attr *attrs, uint32_t n) {
+    put_u(e, count_col, n);
+    for (uint32_t i = 0; i < n; i++) {
+        put_str(e, C_AKEY, attrs[i].key);
+        put_value(e, &attrs[i].val);
+    }
+}
+
+static bool value_eq(const sl_value *a, const sl_value *b) {
+    if (a->type != b->type) {
+        return false;
+    }
+    switch (a->type) {
+    case SL_VAL_BOOL:
+        return a->v.b == b->v.b;
+    case SL_VAL_INT:
+        return a->v.i == b->v.i;
+    case SL_VAL_DOUBLE:
+        return memcmp(&a->v.d, &b->v.d, 8) == 0;
+    case SL_VAL_EMPTY:
+        return true;
+    default:
+        return sl_str_eq(a->v.s, b->v.s);
+    }
+}
+
+static bool resource_eq(const sl_resource *a, const sl_resource *b) {
+    if (a == b) {
+        return true;
+    }
+    if (a == NULL || b == NULL || !sl_str_eq(a->service, b->service) || a->nattrs != b->nattrs ||
+        a->dropped_attrs != b->dropped_attrs) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->nattrs; i++) {
+        if (!sl_str_eq(a->attrs[i].key, b->attrs[i].key) ||
+            !value_eq(&a->attrs[i].val, &b->attrs[i].val)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Resources are few per block; beyond this many distinct ones the encoder
+ * stops comparing contents (each new pointer is then a new entry) so that a
+ * hostile batch cannot make encoding quadratic. */
+#define RES_COMPARE_MAX 64
+
+static uint32_t res_id(enc *e, const sl_resource *r, const sl_resource **last, uint32_t *last_id) {
+    if (r == *last) {
+        return *last_id;
+    }
+    size_t i = 0;
+    size_t lim = e->nres < RES_COMPARE_MAX ? e->nres : RES_COMPARE_MAX;
+    for (; i < lim; i++) {
+        if (resource_eq(e->res[i], r)) {
+            break;
+        }
+    }
+    if (i == lim) {
+        if (sl_array_grow(&e->res, &e->res_cap, e->nres + 1, sizeof(*e->res)) != 0) {
+            e->err = SL_ENOMEM;
+            return 0;
+        }
+        i = e->nres;
+        e->res[e->nres++] = r;
+    }
+    *last = r;
+    *last_id = (uint32_t)i;
+    return (uint32_t)i;
+}
+
+static bool is_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* Appends body's template to e->tpl and its numbers to C_NUM; *off receives
+ * where the template starts. */
+static void put_template(enc *e, sl_str body, size_t *off) {
+    const unsigned char *s = (const unsigned char *)body.ptr;
+    *off = e->tpl.len;
+    size_t i = 0;
+    while (i < body.len && e->err == 0) {
+        unsigned char c = s[i];
+        if (is_digit(c) && (i == 0 || !is_digit(s[i - 1]))) {
+            size_t j = i;
+            while (j < body.len && is_digit(s[j])) {
+                j++;
+            }
+            size_t nd = j - i;
+            if (nd <= MAX_NUM_DIGITS && (nd == 1 || c != '0')) {
+                uint64_t v = 0;
+                for (size_t k = i; k < j; k++) {
+                    v = v * 10 + (uint64_t)(s[k] - '0');
+                }
+                put_u(e, C_NUM, v);
+                if (e->err == 0) {
+                    e->err = sl_buf_putc(&e->tpl, TPL_NUM);
+                }
+            } else if (e->err == 0) {
+                e->err = sl_buf_append(&e->tpl, s + i, nd);
+            }
+            i = j;
+            continue;
+        }
+        if (c == TPL_NUM || c == TPL_ESC) {
+            if (e->err == 0) {
+                e->err = sl_buf_putc(&e->tpl, TPL_ESC);
+            }
+        }
+        if (e->err == 0) {
+            e->err = sl_buf_putc(&e->tpl, c);
+        }
+        i++;
+    }
+}
+
+static void put_id(enc *e, int ref_col, int tab_col, dict *d, const uint8_t *id, size_t len) {
+    if (sl_is_zero(id, len)) {
+        put_u(e, ref_col, 0);
+        return;
+    }
+    uint32_t k = 0;
+    size_t before = d->n;
+    if (e->err == 0) {
+        e->err = dict_id(d, (sl_str){(const char *)id, len}, &k);
+    }
+    if (d->n > before) {
+        put_bytes(e, tab_col, id, len);
+    }
+    put_u(e, ref_col, (uint64_t)k + 1);
+}
+
+static int compress_into(enc *e, size_t n, int level, sl_buf *out) {
+    sl_buf raw;
+    sl_buf_init(&raw, STG_LOGS_MAX_RAW);
+    int rc = sl_buf_put_uvarint(&raw, C_COUNT);
+    for (int c = 0; c < C_COUNT && rc == 0; c++) {
+        rc = sl_buf_put_uvarint(&raw, e->col[c].len);
+    }
+    for (int c = 0; c < C_COUNT && rc == 0; c++) {
+        if (e->col[c].len > 0) {
+            rc = sl_buf_append(&raw, e->col[c].data, e->col[c].len);
+        }
+    }
+    size_t bound = ZSTD_compressBound(raw.len);
+    size_t start = out->len;
+    if (rc == 0) {
+        rc = sl_buf_reserve(out, STG_LOGS_HDR + bound);
+    }
+    if (rc == 0) {
+        uint8_t *h = out->data + start;
+        memcpy(h, STG_LOGS_MAGIC, 4);
+        h[4] = FLAG_ZSTD;
+        uint32_t nn = (uint32_t)n, rs = (uint32_t)raw.len;
+        for (int i = 0; i < 4; i++) {
+            h[5 + i] = (uint8_t)(nn >> (8 * i));
+            h[9 + i] = (uint8_t)(rs >> (8 * i));
+        }
+        ZSTD_CCtx *cc = ZSTD_createCCtx();
+        if (cc == NULL) {
+            rc = SL_ENOMEM;
+        } else {
+            ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+            ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+            size_t z = ZSTD_compress2(cc, h + STG_LOGS_HDR, bound, raw.data, raw.len);
+            ZSTD_freeCCtx(cc);
+            if (ZSTD_isError(z)) {
+                rc = SL_ENOMEM;
+            } else {
+                out->len = start + STG_LOGS_HDR + z;
+            }
+        }
+    }
+    sl_buf_free(&raw);
+    return rc;
+}
+
+int stg_logs_encode(const sl_log_record *const *recs, size_t n, int level, sl_buf *out) {
+    if (n > STG_LOGS_MAX_RECORDS) {
+        return SL_EINVAL;
+    }
+    enc e;
+    memset(&e, 0, sizeof(e));
+    for (int c = 0; c < C_COUNT; c++) {
+        sl_buf_init(&e.col[c], STG_LOGS_MAX_RAW);
+    }
+    sl_buf_init(&e.tpl, STG_LOGS_MAX_RAW);
+    size_t *tpl_at = NULL; /* [2i], [2i+1]: record i's template in e.tpl (SIZE_MAX: none) */
+    int rc = 0;
+    if (n > 0 && (tpl_at = malloc(2 * n * sizeof(*tpl_at))) == NULL) {
+        rc = SL_ENOMEM;
+        goto out;
+    }
+
+    /* Pass 1: everything except body templates (their dictionary views need
+     * e.tpl to stop moving first). */
+    const sl_resource *last = NULL;
+    uint32_t last_id = 0;
+    uint64_t prev_time = 0;
+    for (size_t i = 0; i < n && e.err == 0; i++) {
+        const sl_log_record *r = recs[i];
+        put_u(&e, C_RES_IDX, res_id(&e, r->resource, &last, &last_id));
+        put_str(&e, C_SCOPE, r->scope_name);
+        put_str(&e, C_SCOPE, r->scope_version);
+        put_u(&e, C_TIME, sl_zigzag((int64_t)(r->time_unix_nano - prev_time)));
+        prev_time = r->time_unix_nano;
+        put_u(&e, C_OBS, sl_zigzag((int64_t)(r->observed_unix_nano - r->time_unix_nano)));
+        put_u(&e, C_SEV, sl_zigzag(r->severity_number));
+        put_str(&e, C_SEVTXT, r->severity_text);
+        put_str(&e, C_EVENT, r->event_name);
+        put_u(&e, C_FLAGS, r->flags);
+        put_id(&e, C_TRACE, C_TRACE_IDS, &e.traces, r->trace_id, 16);
+        put_id(&e, C_SPAN, C_SPAN_IDS, &e.spans, r->span_id, 8);
+        uint8_t bt = r->body.type;
+        if (bt == SL_VAL_STR) {
+            put_bytes(&e, C_BTYPE, &bt, 1);
+            put_template(&e, r->body.v.s, &tpl_at[2 * i]);
+            tpl_at[2 * i + 1] = e.tpl.len;
+        } else {
+            bt = 0xff; /* the body is a value in the value columns */
+            put_bytes(&e, C_BTYPE, &bt, 1);
+            put_value(&e, &r->body);
+            tpl_at[2 * i] = SIZE_MAX;
+        }
+        put_attrs(&e, C_NATTR, r->attrs, r->nattrs);
+        put_u(&e, C_DROP, r->dropped_attrs);
+    }
+    /* Pass 2: template ids, now that e.tpl holds them all. */
+    for (size_t i = 0; i < n && e.err == 0; i++) {
+        if (tpl_at[2 * i] != SIZE_MAX) {
+            size_t at = tpl_at[2 * i], len = tpl_at[2 * i + 1] - at;
+            put_str(&e, C_BODY,
+                    len > 0 ? (sl_str){(const char *)e.tpl.data + at, len} : SL_STR_LIT(""));
+        }
+    }
+    /* Resources: their attribute values follow the records' in the value
+     * columns, so the decoder reads them after the records too. */
+    put_u(&e, C_RES, e.nres);
+    for (size_t i = 0; i < e.nres && e.err == 0; i++) {
+        const sl_resource *r = e.res[i];
+        static const sl_resource none = {{"unknown_service", 15}, NULL, 0, 0};
+        if (r == NULL) {
+            r = &none;
+        }
+        put_str(&e, C_RES, r->service);
+        put_u(&e, C_RES, r->dropped_attrs);
+        put_attrs(&e, C_RES, r->attrs, r->nattrs);
+    }
+    /* The dictionary. */
+    for (size_t i = 0; i < e.strs.n && e.err == 0; i++) {
+        put_u(&e, C_DICT_LENS, e.strs.items[i].len);
+        put_bytes(&e, C_DICT_BYTES, e.strs.items[i].ptr, e.strs.items[i].len);
+    }
+    rc = e.err;
+    if (rc == 0) {
+        rc = compress_into(&e, n, level, out);
+    }
+out:
+    free(tpl_at);
+    for (int c = 0; c < C_COUNT; c++) {
+        sl_buf_free(&e.col[c]);
+    }
+    sl_buf_free(&e.tpl);
+    dict_free(&e.strs);
+    dict_free(&e.traces);
+    dict_free(&e.spans);
+    free(e.res);
+    return rc;
+}
+
+/* --- decoder ------------------------------------------------------------ */
+
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd;
+
+typedef struct dec {
+    rd col[C_COUNT];
+    sl_str *strs;
+    size_t nstrs;
+    const uint8_t *trace_ids, *span_ids;
+    size_t ntraces, nspans;
+    sl_arena *a;
+    int err;
+} dec;
+
+static uint64_t get_u(dec *d, int c) {
+    uint64_t v = 0;
+    if (d->err == 0 && sl_get_uvarint(&d->col[c].p, d->col[c].end, &v) != 0) {
+        d->err = SL_ECORRUPT;
+        v = 0;
+    }
+    return d->err == 0 ? v : 0;
+}
+
+static const uint8_t *get_bytes(dec *d, int c, size_t n) {
+    rd *r = &d->col[c];
+    if (d->err != 0 || (size_t)(r->end - r->p) < n) {
+        d->err = d->err != 0 ? d->err : SL_ECORRUPT;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    return p;
+}
+
+static sl_str get_str(dec *d, int c) {
+    uint64_t id = get_u(d, c);
+    if (d->err != 0 || id >= d->nstrs) {
+        d->err = d->err != 0 ? d->err : SL_ECORRUPT;
+        return (sl_str){"", 0};
+    }
+    return d->strs[id];
+}
+
+static sl_str get_text(dec *d, uint64_t len) {
+    const uint8_t *p = get_bytes(d, C_TEXT, (size_t)len);
+    if (p == NULL || len > SIZE_MAX) {
+        return (sl_str){"", 0};
+    }
+    return len > 0 ? (sl_str){(const char *)p, (size_t)len} : (sl_str){"", 0};
+}
+
+static void get_value(dec *d, uint8_t t, sl_value *v) {
+    *v = (sl_value){0};
+    v->v.s = (sl_str){"", 0};
+    switch (t) {
+    case SL_VAL_STR:
+        v->type = SL_VAL_STR;
+        v->v.s = get_str(d, C_VREF);
+        return;
+    case SL_VAL_STR | VT_INLINE:
+        v->type = SL_VAL_STR;
+        v->v.s = get_text(d, get_u(d, C_VREF));
+        return;
+    case SL_VAL_BOOL: {
+        uint64_t b = get_u(d, C_VREF);
+        v->type = SL_VAL_BOOL;
+        v->v.b = b != 0;
+        if (b > 1) {
+            d->err = SL_ECORRUPT;
+        }
+        return;
+    }
+    case SL_VAL_INT:
+        v->type = SL_VAL_INT;
+        v->v.i = sl_unzigzag(get_u(d, C_VINT));
+        return;
+    case SL_VAL_DOUBLE: {
+        const uint8_t *p = get_bytes(d, C_VDBL, 8);
+        v->type = SL_VAL_DOUBLE;
+        if (p != NULL) {
+            memcpy(&v->v.d, p, 8);
+        }
+        return;
+    }
+    case SL_VAL_ARRAY:
+    case SL_VAL_KVLIST:
+    case SL_VAL_BYTES:
+        v->type = t;
+        v->v.s = get_text(d, get_u(d, C_VREF));
+        return;
+    case SL_VAL_EMPTY:
+        return;
+    default:
+        d->err = SL_ECORRUPT;
+        return;
+    }
+}
+
+static void get_vtype_value(dec *d, sl_value *v) {
+    const uint8_t *t = get_bytes(d, C_VTYPE, 1);
+    if (t != NULL) {
+        get_value(d, *t, v);
+    }
+}
+
+/* Reads a count and that many attributes (keys from C_AKEY). */
+static sl_attr *get_attrs(dec *d, int count_col, uint32_t *n) {
+    uint64_t cnt = get_u(d, count_col);
+    *n = 0;
+    if (cnt == 0 || d->err != 0) {
+        return NULL;
+    }
+    /* Each attribute has at least one key byte and one type byte. */
+    if (cnt > (uint64_t)(d->col[C_AKEY].end - d->col[C_AKEY].p) ||
+        cnt > (uint64_t)(d->col[C_VTYPE].end - d->col[C_VTYPE].p)) {
+        d->err = SL_ECORRUPT;
+        return NULL;
+    }
+    sl_attr *attrs = sl_arena_alloc(d->a, (size_t)cnt * sizeof(*attrs));
+    if (attrs == NULL) {
+        d->err = SL_ENOMEM;
+        return NULL;
+    }
+    for (uint64_t i = 0; i < cnt && d->err == 0; i++) {
+        attrs[i].key = get_str(d, C_AKEY);
+        get_vtype_value(d, &attrs[i].val);
+    }
+    *n = (uint32_t)cnt;
+    return attrs;
+}
+
+/* Rebuilds a body from its template and C_NUM. */
+static sl_str expand_template(dec *d, sl_str t) {
+    size_t nums = 0;
+    for (size_t i = 0; i < t.len; i++) {
+        if ((unsigned char)t.ptr[i] == TPL_NUM) {
+            nums++;
+        }
+    }
+    if (nums == 0) {
+        bool esc = memchr(t.ptr, TPL_ESC, t.len) != NULL;
+        if (!esc) {
+            return t;
+        }
+    }
+    char *out = sl_arena_alloc(d->a, t.len + nums * 20 + 1);
+    if (out == NULL) {
+        d->err = SL_ENOMEM;
+        return (sl_str){"", 0};
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < t.len && d->err == 0; i++) {
+        unsigned char c = (unsigned char)t.ptr[i];
+        if (c == TPL_ESC) {
+            if (++i == t.len) {
+                d->err = SL_ECORRUPT;
+                break;
+            }
+            out[o++] = t.ptr[i];
+        } else if (c == TPL_NUM) {
+            uint64_t v = get_u(d, C_NUM);
+            char num[24];
+            int k = snprintf(num, sizeof(num), "%" PRIu64, v);
+            if (k <= 0 || k > MAX_NUM_DIGITS) {
+                d->err = SL_ECORRUPT;
+                break;
+            }
+            memcpy(out + o, num, (size_t)k);
+            o += (size_t)k;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return (sl_str){out, o};
+}
+
+static const uint8_t *get_id(dec *d, int c, const uint8_t *table, size_t count, size_t len) {
+    uint64_t k = get_u(d, c);
+    if (k == 0 || d->err != 0) {
+        return NULL;
+    }
+    if (k > count) {
+        d->err = SL_ECORRUPT;
+        return NULL;
+    }
+    return table + (size_t)(k - 1) * len;
+}
+
+uint32_t stg_logs_count(const uint8_t *p, size_t size) {
+    if (size < STG_LOGS_HDR || memcmp(p, STG_LOGS_MAGIC, 4) != 0) {
+        return 0;
+    }
+    return (uint32_t)p[5] | (uint32_t)p[6] << 8 | (uint32_t)p[7] << 16 | (uint32_t)p[8] << 24;
+}
+
+static int decode_payload(dec *d, const uint8_t *raw, size_t raw_len, uint32_t n,
+                          sl_log_record **out) {
+    rd hdr = {raw, raw + raw_len};
+    uint64_t ncols = 0;
+    if (sl_get_uvarint(&hdr.p, hdr.end, &ncols) != 0 || ncols != C_COUNT) {
+        return SL_ECORRUPT;
+    }
+    uint64_t lens[C_COUNT];
+    for (int c = 0; c < C_COUNT; c++) {
+        if (sl_get_uvarint(&hdr.p, hdr.end, &lens[c]) != 0) {
+            return SL_ECORRUPT;
+        }
+    }
+    const uint8_t *p = hdr.p;
+    for (int c = 0; c < C_COUNT; c++) {
+        if (lens[c] > (uint64_t)(hdr.end - p)) {
+            return SL_ECORRUPT;
+        }
+        d->col[c] = (rd){p, p + lens[c]};
+        p += lens[c];
+    }
+    if (p != hdr.end) {
+        return SL_ECORRUPT;
+    }
+    /* The dictionary: every entry has a length byte at least. */
+    size_t nlens = (size_t)(d->col[C_DICT_LENS].end - d->col[C_DICT_LENS].p);
+    d->strs = nlens > 0 ? sl_arena_alloc(d->a, nlens * sizeof(sl_str)) : NULL;
+    if (nlens > 0 && d->strs == NULL) {
+        return SL_ENOMEM;
+    }
+    while (d->col[C_DICT_LENS].p < d->col[C_DICT_LENS].end && d->err == 0) {
+        uint64_t len = get_u(d, C_DICT_LENS);
+        const uint8_t *s = get_bytes(d, C_DICT_BYTES, (size_t)len);
+        if (s != NULL) {
+            d->strs[d->nstrs++] =
+                len > 0 ? (sl_str){(const char *)s, (size_t)len} : (sl_str){"", 0};
+        }
+    }
+    if (d->err != 0) {
+        return d->err;
+    }
+    d->trace_ids = d->col[C_TRACE_IDS].p;
+    d->ntraces = (size_t)(d->col[C_TRACE_IDS].end - d->trace_ids);
+    d->span_ids = d->col[C_SPAN_IDS].p;
+    d->nspans = (size_t)(d->col[C_SPAN_IDS].end - d->span_ids);
+    if (d->ntraces % 16 != 0 || d->nspans % 8 != 0) {
+        return SL_ECORRUPT;
+    }
+    d->ntraces /= 16;
+    d->nspans /= 8;
+    d->col[C_TRACE_IDS].p = d->col[C_TRACE_IDS].end;
+    d->col[C_SPAN_IDS].p = d->col[C_SPAN_IDS].end;
+
+    /* Every record has one byte at least in C_RES_IDX. */
+    if (n > (size_t)(d->col[C_RES_IDX].end - d->col[C_RES_IDX].p)) {
+        return SL_ECORRUPT;
+    }
+    sl_log_record *recs = n > 0 ? sl_arena_calloc(d->a, n, sizeof(*recs)) : NULL;
+    uint64_t *res_of = n > 0 ? sl_arena_alloc(d->a, n * sizeof(uint64_t)) : NULL;
+    if (n > 0 && (recs == NULL || res_of == NULL)) {
+        return SL_ENOMEM;
+    }
+    uint64_t t = 0;
+    for (uint32_t i = 0; i < n && d->err == 0; i++) {
+        sl_log_record *r = &recs[i];
+        res_of[i] = get_u(d, C_RES_IDX);
+        r->scope_name = get_str(d, C_SCOPE);
+        r->scope_version = get_str(d, C_SCOPE);
+        t += (uint64_t)sl_unzigzag(get_u(d, C_TIME));
+        r->time_unix_nano = t;
+        r->observed_unix_nano = t + (uint64_t)sl_unzigzag(get_u(d, C_OBS));
+        int64_t sev = sl_unzigzag(get_u(d, C_SEV));
+        if (sev < INT32_MIN || sev > INT32_MAX) {
+            d->err = SL_ECORRUPT;
+        }
+        r->severity_number = (int32_t)sev;
+        r->severity_text = get_str(d, C_SEVTXT);
+        r->event_name = get_str(d, C_EVENT);
+        uint64_t flags = get_u(d, C_FLAGS);
+        if (flags > UINT32_MAX) {
+            d->err = SL_ECORRUPT;
+        }
+        r->flags = (uint32_t)flags;
+        const uint8_t *tid = get_id(d, C_TRACE, d->trace_ids, d->ntraces, 16);
+        const uint8_t *sid = get_id(d, C_SPAN, d->span_ids, d->nspans, 8);
+        if (tid != NULL) {
+            memcpy(r->trace_id, tid, 16);
+        }
+        if (sid != NULL) {
+            memcpy(r->span_id, sid, 8);
+        }
+        const uint8_t *bt = get_bytes(d, C_BTYPE, 1);
+        if (bt != NULL && *bt == SL_VAL_STR) {
+            r->body.type = SL_VAL_STR; /* the template comes in pass 2 */
+        } else if (bt != NULL && *bt == 0xff) {
+            get_vtype_value(d, &r->body);
+            if (r->body.type == SL_VAL_STR) {
+                r->body.type = 0xff; /* a string body must use the template path */
+                d->err = SL_ECORRUPT;
+            }
+        } else if (bt != NULL) {
+            d->err = SL_ECORRUPT;
+        }
+        r->attrs = get_attrs(d, C_NATTR, &r->nattrs);
+        uint64_t drop = get_u(d, C_DROP);
+        if (drop > UINT32_MAX) {
+            d->err = SL_ECORRUPT;
+        }
+        r->dropped_attrs = (uint32_t)drop;
+    }
+    for (uint32_t i = 0; i < n && d->err == 0; i++) {
+        if (recs[i].body.type == SL_VAL_STR) {
+            recs[i].body.v.s = expand_template(d, get_str(d, C_BODY));
+        }
+    }
+    uint64_t nres = get_u(d, C_RES);
+    if (d->err == 0 && nres > (uint64_t)(d->col[C_RES].end - d->col[C_RES].p)) {
+        d->err = SL_ECORRUPT;
+    }
+    sl_resource *res = NULL;
+    if (d->err == 0 && nres > 0 &&
+        (res = sl_arena_calloc(d->a, (size_t)nres, sizeof(*res))) == NULL) {
+        d->err = SL_ENOMEM;
+    }
+    for (uint64_t i = 0; i < nres && d->err == 0; i++) {
+        res[i].service = get_str(d, C_RES);
+        uint64_t drop = get_u(d, C_RES);
+        if (drop > UINT32_MAX) {
+            d->err = SL_ECORRUPT;
+        }
+        res[i].dropped_attrs = (uint32_t)drop;
+        res[i].attrs = get_attrs(d, C_RES, &res[i].nattrs);
+    }
+    for (uint32_t i = 0; i < n && d->err == 0; i++) {
+        if (res_of[i] >= nres) {
+            d->err = SL_ECORRUPT;
+        } else {
+            recs[i].resource = &res[res_of[i]];
+        }
+    }
+    if (d->err != 0) {
+        return d->err;
+    }
+    for (int c = 0; c < C_COUNT; c++) {
+        if (d->col[c].p != d->col[c].end) {
+            return SL_ECORRUPT;
+        }
+    }
+    *out = recs;
+    return 0;
+}
+
+int stg_logs_decode(const uint8_t *p, size_t size, sl_arena *a, sl_log_record **out, size_t *n,
+                    size_t *raw_size) {
+    uint32_t cnt = stg_logs_count(p, size);
+    if (size < STG_LOGS_HDR || memcmp(p, STG_LOGS_MAGIC, 4) != 0 || p[4] != FLAG_ZSTD ||
+        cnt > STG_LOGS_MAX_RECORDS) {
+        return SL_ECORRUPT;
+    }
+    uint32_t rs =
+        (uint32_t)p[9] | (uint32_t)p[10] << 8 | (uint32_t)p[11] << 16 | (uint32_t)p[12] << 24;
+    if (rs > STG_LOGS_MAX_RAW) {
+        return SL_ECORRUPT;
+    }
+    unsigned long long fcs = ZSTD_getFrameContentSize(p + STG_LOGS_HDR, size - STG_LOGS_HDR);
+    if (fcs != rs) {
+        return SL_ECORRUPT;
+    }
+    uint8_t *raw = sl_arena_alloc(a, rs > 0 ? rs : 1);
+    if (raw == NULL) {
+        return SL_ENOMEM;
+    }
+    size_t got = ZSTD_decompress(raw, rs, p + STG_LOGS_HDR, size - STG_LOGS_HDR);
+    if (ZSTD_isError(got) || got != rs) {
+        return SL_ECORRUPT;
+    }
+    dec d;
+    memset(&d, 0, sizeof(d));
+    d.a = a;
+    sl_log_record *recs = NULL;
+    int rc = decode_payload(&d, raw, rs, cnt, &recs);
+    if (rc == 0) {
+        *out = recs;
+        *n = cnt;
+        if (raw_size != NULL) {
+            *raw_size = rs;
+        }
+    }
+    return rc;
+}
+
+/* --- tokens and the token filter ----------------------------------------- */
+
+static unsigned char lower(unsigned char c) {
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+static uint64_t mix64(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+uint64_t stg_logs_token_hash(const char *p, size_t len) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ lower((unsigned char)p[i])) * 1099511628211ull;
+    }
+    return mix64(h ^ len);
+}
+
+void stg_logs_tokens(sl_str text, stg_token_cb cb, void *ud) {
+    const unsigned char *s = (const unsigned char *)text.ptr;
+    size_t i = 0;
+    while (i < text.len) {
+        while (i < text.len && !stg_logs_word_char(s[i])) {
+            i++;
+        }
+        size_t j = i;
+        while (j < text.len && stg_logs_word_char(s[j])) {
+            j++;
+        }
+        if (j > i) {
+            cb(ud, stg_logs_token_hash(text.ptr + i, j - i));
+        }
+        i = j;
+    }
+}
+
+static void value_texts(const sl_value *v, stg_text_cb cb, void *ud) {
+    char buf[40];
+    int k;
+    switch (v->type) {
+    case SL_VAL_STR:
+    case SL_VAL_ARRAY:
+    case SL_VAL_KVLIST:
+        cb(ud, v->v.s);
+        return;
+    case SL_VAL_BOOL:
+        cb(ud, v->v.b ? SL_STR_LIT("true") : SL_STR_LIT("false"));
+        return;
+    case SL_VAL_INT:
+        k = snprintf(buf, sizeof(buf), "%" PRId64, v->v.i);
+        cb(ud, (sl_str){buf, k > 0 ? (size_t)k : 0});
+        return;
+    case SL_VAL_DOUBLE:
+        k = snprintf(buf, sizeof(buf), "%.17g", v->v.d);
+        cb(ud, (sl_str){buf, k > 0 ? (size_t)k : 0});
+        return;
+    default:
+        return;
+    }
+}
+
+void stg_logs_texts(const sl_log_record *r, stg_text_cb cb, void *ud) {
+    value_texts(&r->body, cb, ud);
+    for (uint32_t i = 0; i < r->nattrs; i++) {
+        value_texts(&r->attrs[i].val, cb, ud);
+    }
+}
+
+/* Distinct token hashes of a block, gathered before the filter is sized. */
+typedef struct hset {
+    uint64_t *slots; /* 0 = empty (a zero hash is stored as 1) */
+    size_t n, cap;   /* cap: power of two */
+    int err;
+} hset;
+
+static void hset_add(void *ud, uint64_t h) {
+    hset *s = ud;
+    if (s->err != 0) {
+        return;
+    }
+    h = h != 0 ? h : 1;
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 1024;
+        uint64_t *ns = calloc(nc, sizeof(*ns));
+        if (ns == NULL) {
+            s->err = SL_ENOMEM;
+            return;
+        }
+        for (size_t i = 0; i < s->cap; i++) {
+            if (s->slots[i] != 0) {
+                size_t j = s->slots[i] & (nc - 1);
+                while (ns[j] != 0) {
+                    j = (j + 1) & (nc - 1);
+                }
+                ns[j] = s->slots[i];
+            }
+        }
+        free(s->slots);
+        s->slots = ns;
+        s->cap = nc;
+    }
+    size_t j = h & (s->cap - 1);
+    while (s->slots[j] != 0) {
+        if (s->slots[j] == h) {
+            return;
+        }
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->slots[j] = h;
+    s->n++;
+}
+
+static void text_tokens(void *ud, sl_str text) {
+    stg_logs_tokens(text, hset_add, ud);
+}
+
+/* Probe positions: double hashing over the two halves of the token hash. */
+static size_t probe(uint64_t h, int i, size_t mask) {
+    uint64_t h2 = (h >> 32) | 1;
+    return (size_t)((h + (uint64_t)i * h2) & mask);
+}
+
+int stg_logs_bloom_build(const sl_log_record *const *recs, size_t n, sl_buf *out) {
+    hset set = {0};
+    for (size_t i = 0; i < n && set.err == 0; i++) {
+        stg_logs_texts(recs[i], text_tokens, &set);
+    }
+    int rc = set.err;
+    if (rc == 0) {
+        unsigned lg = 6;
+        while (lg < 30 && ((size_t)1 << lg) < set.n * STG_LOGS_BLOOM_BITS) {
+            lg++;
+        }
+        size_t nbits = (size_t)1 << lg;
+        size_t start = out->len;
+        rc = sl_buf_reserve(out, 1 + nbits / 8);
+        if (rc == 0) {
+            uint8_t *f = out->data + start;
+            memset(f, 0, 1 + nbits / 8);
+            f[0] = (uint8_t)lg;
+            for (size_t i = 0; i < set.cap; i++) {
+                if (set.slots[i] != 0) {
+                    for (int k = 0; k < STG_LOGS_BLOOM_PROBES; k++) {
+                        size_t b = probe(set.slots[i], k, nbits - 1);
+                        f[1 + b / 8] |= (uint8_t)(1u << (b % 8));
+                    }
+                }
+            }
+            out->len = start + 1 + nbits / 8;
+        }
+    }
+    free(set.slots);
+    return rc;
+}
+
+bool stg_logs_bloom_maybe(const uint8_t *filter, size_t size, uint64_t hash) {
+    if (size < 1 || filter[0] < 6 || filter[0] > 30 || size != 1 + ((size_t)1 << filter[0]) / 8) {
+        return true;
+    }
+    hash = hash != 0 ? hash : 1;
+    size_t mask = ((size_t)1 << filter[0]) - 1;
+    for (int k = 0; k < STG_LOGS_BLOOM_PROBES; k++) {
+        size_t b = probe(hash, k, mask);
+        if ((filter[1 + b / 8] & (1u << (b % 8))) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool stg_logs_phrase_in(sl_str text, sl_str needle) {
+    if (needle.len == 0) {
+        return true;
+    }
+    if (needle.len > text.len) {
+        return false;
+    }
+    const unsigned char *t = (const unsigned char *)text.ptr;
+    const unsigned char *nd = (const unsigned char *)needle.ptr;
+    bool word_start = stg_logs_word_char(nd[0]);
+    bool word_end = stg_logs_word_char(nd[needle.len - 1]);
+    for (size_t i = 0; i + needle.len <= text.len; i++) {
+        if (lower(t[i]) != nd[0]) {
+            continue;
+        }
+        if (word_start && i > 0 && stg_logs_word_char(t[i - 1])) {
+            continue;
+        }
+        size_t k = 1;
+        while (k < needle.len && lower(t[i + k]) == nd[k]) {
+            k++;
+        }
+        if (k < needle.len) {
+            continue;
+        }
+        size_t e = i + needle.len;
+        if (word_end && e < text.len && stg_logs_word_char(t[e])) {
+            continue;
+        }
+        return true;
+    }
+    return false;
+}
+
+bool stg_logs_token_in(sl_str text, sl_str token) {
+    return token.len > 0 && stg_logs_phrase_in(text, token);
+}
