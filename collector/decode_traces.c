@@ -352,7 +352,7 @@ static int dt_render(sl_arena *a, const pb_any *v, sl_str *out) {
 
 /* ---- attributes, resources, spans ------------------------------------------ */
 
-static int dt_value(sl_arena *a, const pb_any *v, sl_value *out) {
+int col_any_value(sl_arena *a, const pb_any *v, sl_value *out) {
     *out = (sl_value){0};
     if (v == NULL) {
         out->v.s = (sl_str){"", 0};
@@ -392,10 +392,10 @@ static int dt_value(sl_arena *a, const pb_any *v, sl_value *out) {
 }
 
 /* Converts n key/values into attrs (room for n). 0, SL_EDECODE or SL_ENOMEM. */
-static int dt_attrs(sl_arena *a, pb_kv *const *kvs, size_t n, sl_attr *attrs) {
+int col_kv_attrs(sl_arena *a, pb_kv *const *kvs, size_t n, sl_attr *attrs) {
     for (size_t i = 0; i < n; i++) {
         attrs[i].key = dt_view(kvs[i]->key);
-        int rc = dt_value(a, kvs[i]->value, &attrs[i].val);
+        int rc = col_any_value(a, kvs[i]->value, &attrs[i].val);
         if (rc != 0) {
             return rc;
         }
@@ -416,7 +416,7 @@ static sl_str dt_service(const pb_resource *r) {
     return SL_STR_LIT("unknown_service");
 }
 
-static int dt_resource(sl_arena *a, const pb_resource *r, sl_resource *out) {
+int col_pb_resource(sl_arena *a, const pb_resource *r, sl_resource *out) {
     *out = (sl_resource){.service = dt_service(r)};
     if (r == NULL || r->n_attributes == 0) {
         return 0;
@@ -431,7 +431,7 @@ static int dt_resource(sl_arena *a, const pb_resource *r, sl_resource *out) {
     out->attrs = attrs;
     out->nattrs = (uint32_t)r->n_attributes;
     out->dropped_attrs = r->dropped_attributes_count;
-    return dt_attrs(a, r->attributes, r->n_attributes, attrs);
+    return col_kv_attrs(a, r->attributes, r->n_attributes, attrs);
 }
 
 /* Why the span's ids make it invalid, or NULL when they are fine. */
@@ -510,7 +510,7 @@ static int dt_span(sl_arena *a, const pb_span *ps, sl_span *out) {
 
     size_t used = 0; /* attributes of the block handed out so far */
     out->attrs = dt_slice(attrs, used, ps->n_attributes);
-    int rc = dt_attrs(a, ps->attributes, ps->n_attributes, out->attrs);
+    int rc = col_kv_attrs(a, ps->attributes, ps->n_attributes, out->attrs);
     used += ps->n_attributes;
     for (size_t i = 0; i < ps->n_events && rc == 0; i++) {
         const pb_event *pe = ps->events[i];
@@ -523,7 +523,7 @@ static int dt_span(sl_arena *a, const pb_span *ps, sl_span *out) {
         e->attrs = dt_slice(attrs, used, pe->n_attributes);
         e->nattrs = (uint32_t)pe->n_attributes;
         e->dropped_attrs = pe->dropped_attributes_count;
-        rc = dt_attrs(a, pe->attributes, pe->n_attributes, e->attrs);
+        rc = col_kv_attrs(a, pe->attributes, pe->n_attributes, e->attrs);
         used += pe->n_attributes;
     }
     for (size_t i = 0; i < ps->n_links && rc == 0; i++) {
@@ -542,7 +542,7 @@ static int dt_span(sl_arena *a, const pb_span *ps, sl_span *out) {
         l->nattrs = (uint32_t)pl->n_attributes;
         l->dropped_attrs = pl->dropped_attributes_count;
         l->flags = pl->flags;
-        rc = dt_attrs(a, pl->attributes, pl->n_attributes, l->attrs);
+        rc = col_kv_attrs(a, pl->attributes, pl->n_attributes, l->attrs);
         used += pl->n_attributes;
     }
     if (out->nlinks == 0) {
@@ -590,7 +590,7 @@ int col_traces_to_model(
     for (size_t r = 0; r < req->n_resource_spans; r++) {
         const pb_rspans *rs = req->resource_spans[r];
         const char *res_bad = NULL;
-        rc = dt_resource(a, rs->resource, &resources[r]);
+        rc = col_pb_resource(a, rs->resource, &resources[r]);
         if (rc == SL_EDECODE) {
             res_bad = "resource attribute value " DT_TOO_DEEP;
             rc = 0;

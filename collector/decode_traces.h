@@ -54,6 +54,19 @@
  * in a, or borrowed from req: both must stay alive, unchanged, as long as the
  * spans are used. err may be NULL; it is NUL-terminated when err_size > 0.
  */
+/* The value, attribute and resource conversions of col_traces_to_model,
+ * shared with the other signals' decoders (same rules, same ownership).
+ * col_any_value: one AnyValue (NULL: SL_VAL_EMPTY); col_kv_attrs: n
+ * key/values into attrs (room for n); col_pb_resource: a resource with its
+ * service (NULL: no attributes, "unknown_service"). Each returns 0,
+ * SL_EDECODE (a value nested deeper than COL_TRACES_MAX_VALUE_DEPTH, or more
+ * than UINT32_MAX attributes) or SL_ENOMEM. */
+int col_any_value(sl_arena *a, const Opentelemetry__Proto__Common__V1__AnyValue *v, sl_value *out);
+int col_kv_attrs(sl_arena *a, Opentelemetry__Proto__Common__V1__KeyValue *const *kvs, size_t n,
+                 sl_attr *attrs);
+int col_pb_resource(sl_arena *a, const Opentelemetry__Proto__Resource__V1__Resource *r,
+                    sl_resource *out);
+
 int col_traces_to_model(
     const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req, sl_arena *a,
     sl_span **spans, size_t *nspans, size_t *rejected, char *err, size_t err_size);

@@ -7,6 +7,7 @@
  */
 #include "col_int.h"
 
+#include "decode_logs.h"
 #include "decode_traces.h"
 #include "otlp_json.h"
 
@@ -400,10 +401,31 @@ static int convert_traces(const ProtobufCMessage *req, sl_arena *a, col_records 
     return 0;
 }
 
+/* logs: records -> one WAL record (the log block format). */
+static int convert_logs(const ProtobufCMessage *req, sl_arena *a, col_records *out, char *err,
+                        size_t err_size) {
+    sl_log_record *recs = NULL;
+    size_t n = 0, rejected = 0;
+    int rc = col_logs_to_model(
+        (const Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest *)req, a,
+        sl_now_unix_nano(), &recs, &n, &rejected, err, err_size);
+    if (rc != 0) {
+        return rc;
+    }
+    out->accepted = n;
+    out->rejected = rejected;
+    if (n > 0 && stg_logs_wal_encode(recs, n, &out->primary) != 0) {
+        return SL_EFULL; /* malloc failed: the server's condition, not the request's */
+    }
+    return 0;
+}
+
 static const col_route routes[] = {
     {"/v1/traces", STG_TRACES, &TRACE_REQ_DESC, "rejectedSpans", convert_traces},
 
-    /* {"/v1/logs", STG_LOGS, ...}, */
+    {"/v1/logs", STG_LOGS,
+     &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
+     "rejectedLogRecords", convert_logs},
 
     /* {"/v1/metrics", STG_METRICS, ...}, */
 };

@@ -89,6 +89,34 @@ int qry_parse_trace_params(const qry_args *args, uint64_t now_unix_nano, unsigne
 int qry_parse_deps_params(const qry_args *args, uint64_t now_unix_nano, uint64_t *start_ns,
                           uint64_t *end_ns, qry_errbuf *err);
 
+/* Everything /api/logs was asked (logs_params.c). q's pointers point into
+ * the struct itself, so it must not be copied after parsing. */
+#define QRY_MAX_LOG_TERMS 16
+#define QRY_LOG_DEFAULT_LIMIT 100
+#define QRY_LOG_MAX_LIMIT 5000
+typedef struct qry_log_params {
+    stg_log_query q; /* tenant left NULL for the caller to fill */
+    uint8_t trace_id[16];
+    uint8_t span_id[8];
+    stg_log_term terms[QRY_MAX_LOG_TERMS];
+} qry_log_params;
+
+/* Parses service, severity, q, trace_id, span_id, start, end, limit and
+ * direction (see logs_api.c). Terms are lower-cased copies in a; the other
+ * strings borrow the arguments. Returns 0, SL_EINVAL (err filled) or
+ * SL_ENOMEM. */
+int qry_parse_log_params(const qry_args *args, sl_arena *a, qry_log_params *out, qry_errbuf *err);
+/* A minimum severity: a number 0-24 or a name (trace 1, debug 5, info 9,
+ * warn 13, error 17, fatal 21; case-insensitive). 0 or SL_EINVAL. */
+int qry_parse_severity(sl_str s, int *out);
+/* Unix nanoseconds, or an RFC 3339 time (fraction to 9 digits, Z or an
+ * offset) from 1970 on. 0 or SL_EINVAL. */
+int qry_parse_time_ns(sl_str s, uint64_t *out);
+/* Splits q into terms appended to p->terms: "quoted phrases"; bare words;
+ * bare chunks with inner separators (code=51) become phrases. 0, SL_EINVAL
+ * (unterminated quote, too many terms; err filled) or SL_ENOMEM. */
+int qry_parse_log_terms(sl_str q, sl_arena *a, qry_log_params *p, qry_errbuf *err);
+
 /* --- JSON writer ---------------------------------------------------------- */
 
 /* A streaming JSON writer into an sl_buf. The first failing append is kept in
@@ -179,6 +207,11 @@ void qry_api_operations(const qry_req *req, qry_resp *resp);
 void qry_api_traces(const qry_req *req, qry_resp *resp);
 void qry_api_trace(const qry_req *req, sl_str trace_id_hex, qry_resp *resp);
 void qry_api_dependencies(const qry_req *req, qry_resp *resp);
+/* The logs API (logs_api.c): GET /api/logs and /api/traces/{id}/logs. */
+/* Renders one record as the API's JSON object. */
+void qry_render_log_record(qry_jw *w, const sl_log_record *r);
+void qry_api_logs(const qry_req *req, qry_resp *resp);
+void qry_api_trace_logs(const qry_req *req, sl_str trace_id_hex, qry_resp *resp);
 
 /* The Prometheus HTTP API handlers (prom_api.c). Each fills resp completely
  * with Prometheus's envelope. */

@@ -59,6 +59,8 @@ enum {
     H_PROM_LABELS,
     H_PROM_LABEL_VALUES,
     H_PROM_METADATA,
+    H_LOGS,
+    H_TRACE_LOGS,
     H_METRICS,
     H_HEALTHZ,
     H_READYZ,
@@ -80,6 +82,8 @@ static const char *const g_handler_names[H_COUNT] = {
     "prom_labels",
     "prom_label_values",
     "prom_metadata",
+    "logs",
+    "trace_logs",
     "metrics",
     "healthz",
     "readyz",
@@ -321,6 +325,18 @@ static int route(qry_server *s, struct MHD_Connection *conn, const char *path, q
     if (strcmp(path, "/api/traces") == 0) {
         qry_api_traces(req, resp);
         return H_TRACES;
+    }
+    static const char logs_suffix[] = "/logs";
+    if (strcmp(path, "/api/logs") == 0) {
+        qry_api_logs(req, resp);
+        return H_LOGS;
+    }
+    if (has_prefix(path, "/api/traces/") && len > sizeof("/api/traces/") - 1 + 5 &&
+        strcmp(path + len - (sizeof(logs_suffix) - 1), logs_suffix) == 0) {
+        sl_str id = {path + sizeof("/api/traces/") - 1,
+                     len - (sizeof("/api/traces/") - 1) - (sizeof(logs_suffix) - 1)};
+        qry_api_trace_logs(req, id, resp);
+        return H_TRACE_LOGS;
     }
     if (has_prefix(path, "/api/traces/") && path[sizeof("/api/traces/") - 1] != '\0') {
         qry_api_trace(req, sl_str_c(path + sizeof("/api/traces/") - 1), resp);

@@ -889,11 +889,11 @@ void stg_logs_tokens(sl_str text, stg_token_cb cb, void *ud) {
     const unsigned char *s = (const unsigned char *)text.ptr;
     size_t i = 0;
     while (i < text.len) {
-        while (i < text.len && !stg_logs_word_char(s[i])) {
+        while (i < text.len && !stg_log_word_char(s[i])) {
             i++;
         }
         size_t j = i;
-        while (j < text.len && stg_logs_word_char(s[j])) {
+        while (j < text.len && stg_log_word_char(s[j])) {
             j++;
         }
         if (j > i) {
@@ -1046,13 +1046,13 @@ bool stg_logs_phrase_in(sl_str text, sl_str needle) {
     }
     const unsigned char *t = (const unsigned char *)text.ptr;
     const unsigned char *nd = (const unsigned char *)needle.ptr;
-    bool word_start = stg_logs_word_char(nd[0]);
-    bool word_end = stg_logs_word_char(nd[needle.len - 1]);
+    bool word_start = stg_log_word_char(nd[0]);
+    bool word_end = stg_log_word_char(nd[needle.len - 1]);
     for (size_t i = 0; i + needle.len <= text.len; i++) {
         if (lower(t[i]) != nd[0]) {
             continue;
         }
-        if (word_start && i > 0 && stg_logs_word_char(t[i - 1])) {
+        if (word_start && i > 0 && stg_log_word_char(t[i - 1])) {
             continue;
         }
         size_t k = 1;
@@ -1063,7 +1063,7 @@ bool stg_logs_phrase_in(sl_str text, sl_str needle) {
             continue;
         }
         size_t e = i + needle.len;
-        if (word_end && e < text.len && stg_logs_word_char(t[e])) {
+        if (word_end && e < text.len && stg_log_word_char(t[e])) {
             continue;
         }
         return true;

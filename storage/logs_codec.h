@@ -12,6 +12,7 @@
 #include "sl_arena.h"
 #include "sl_buf.h"
 #include "sl_model.h"
+#include "storage.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,12 +44,8 @@ uint32_t stg_logs_count(const uint8_t *p, size_t size);
 
 /* --- tokens and the per-block token filter -------------------------------- */
 
-/* Word characters are ASCII letters and digits and every byte >= 0x80 (so
- * UTF-8 words stay whole); anything else separates tokens. A token is a
- * maximal run of word characters, compared lower-cased (ASCII). */
-static inline bool stg_logs_word_char(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
-}
+/* Tokens: maximal runs of word characters (stg_log_word_char in
+ * storage.h), compared lower-cased (ASCII). */
 
 /* The hash of a token, case-insensitive. */
 uint64_t stg_logs_token_hash(const char *p, size_t len);

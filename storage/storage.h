@@ -189,6 +189,57 @@ typedef int (*stg_meta_cb)(void *ud, const stg_metric_meta *m);
 /* Metadata of every metric family of the tenant (metric empty), or of one. */
 int stg_metric_metadata(stg_store *s, const char *tenant, sl_str metric, stg_meta_cb cb, void *ud);
 
+/* --- logs (logs_store.c, logs_read.c) --- */
+
+/* Encodes n log records as one STG_LOGS WAL record appended to out (the log
+ * block format at a fast zstd level). Pure and thread-safe. Returns 0,
+ * SL_ENOMEM or SL_ETOOBIG. */
+int stg_logs_wal_encode(const sl_log_record *recs, size_t n, sl_buf *out);
+
+/* Full-text search works on tokens: maximal runs of word characters (ASCII
+ * letters and digits, and every byte >= 0x80 so that UTF-8 words stay whole),
+ * compared case-insensitively (ASCII). */
+static inline int stg_log_word_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+/* A full-text search term: a word (one token, matched against whole tokens of
+ * the body and attribute values) or a phrase (matched as a substring at token
+ * boundaries). Case-insensitive: text must be lower-case. */
+typedef struct stg_log_term {
+    sl_str text;
+    int phrase;
+} stg_log_term;
+
+typedef struct stg_log_query {
+    const char *tenant;
+    sl_str service;            /* empty: any */
+    int min_severity;          /* records with severity_number >= this; 0: any */
+    const stg_log_term *terms; /* all must match */
+    size_t nterms;
+    const uint8_t *trace_id;  /* 16 bytes, or NULL: any */
+    const uint8_t *span_id;   /* 8 bytes, or NULL: any */
+    uint64_t start_unix_nano; /* record time bounds, inclusive; 0: open */
+    uint64_t end_unix_nano;   /* 0: open */
+    size_t limit;             /* records wanted, > 0 */
+    int forward;              /* 1: oldest first; 0: newest first */
+} stg_log_query;
+
+typedef struct stg_log_stats {
+    uint64_t blocks_scanned; /* blocks decoded */
+    uint64_t blocks_skipped; /* blocks of the windows searched that were not decoded */
+    uint64_t bytes_decompressed;
+    uint64_t wal_records; /* uncut WAL records read */
+} stg_log_stats;
+
+/* The first q->limit records (by time, in q's direction; ties by observed
+ * time) that match every criterion, from the uncut WAL and every window.
+ * Records and their strings are allocated in a (the caller owns it).
+ * Indexes and token filters choose the blocks; records are matched exactly.
+ * Returns 0, SL_EINVAL, SL_ENOMEM or SL_ESTORAGE. Thread-safe. */
+int stg_find_logs(stg_store *s, const stg_log_query *q, sl_arena *a, sl_log_record **out, size_t *n,
+                  stg_log_stats *stats);
+
 typedef struct stg_stats {
     uint64_t bytes_on_disk; /* sum of the data files' allocated sizes */
     uint64_t partitions;    /* open or closed windows on disk */

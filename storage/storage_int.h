@@ -126,6 +126,9 @@ typedef struct stg_signal_ops {
     void (*stats)(stg_store *s, stg_stats *out);
 } stg_signal_ops;
 
+/* The logs module (logs_store.c). */
+extern const stg_signal_ops stg_logs_ops;
+
 struct stg_store {
     stg_options opt;
     char *data_dir;

@@ -41,7 +41,7 @@ static const stg_signal_ops traces_ops = {
 static const stg_signal_ops *const signal_ops[STG_NSIGNALS] = {
     [STG_TRACES] = &traces_ops,
 
-    [STG_LOGS] = NULL,
+    [STG_LOGS] = &stg_logs_ops,
 
     [STG_METRICS] = NULL,
 };

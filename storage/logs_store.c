@@ -1,0 +1,735 @@
+/*
+ * Logs storage: the module plugged into the store through stg_signal_ops
+ * (open, close, cut, retention, stats). It owns the logs windows (one LMDB
+ * environment per tenant per arrival window, see logs_int.h) and the cutter
+ * that moves the uncut STG_LOGS WAL records into them: per window it sorts
+ * the records by (service, time), cuts blocks that never mix services,
+ * encodes and compresses them, builds the svc/trace indexes and the token
+ * filters, and commits all of it with the window's mark in one transaction;
+ * only then are the WAL records deleted (exactly once across crashes, as
+ * the trace cutter does).
+ *
+ * Threads: open/close from stg_open/stg_close; cut and retention on the
+ * storage maintenance thread (cut with s->cut_mu held); the window list is
+ * shared with readers under logs_state.mu.
+ */
+#include "logs_int.h"
+
+#include "logs_codec.h"
+#include "sl_err.h"
+#include "sl_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define LOGS_BLOCK_LEVEL 9               /* zstd level of cut blocks */
+#define LOGS_WAL_LEVEL 1                 /* zstd level of WAL records */
+#define LOGS_BLOCK_MAX_RECS 16384        /* records per block at most */
+#define LOGS_BLOCK_MAX_BYTES (8u << 20)  /* body/attribute bytes per block, roughly */
+#define LOGS_CUT_MAX_RECS (512u << 10)   /* records one cut pass takes */
+#define LOGS_CUT_ARENA ((size_t)1 << 30) /* decoded records of one pass */
+#define LOGS_CUT_MAX_WINDOWS 16
+#define LOGS_SEAL_MARGIN (64ull << 20)
+
+static logs_state *state(stg_store *s) {
+    return s->sig[STG_LOGS];
+}
+
+int stg_logs_wal_encode(const sl_log_record *recs, size_t n, sl_buf *out) {
+    const sl_log_record **ptrs = malloc((n ? n : 1) * sizeof(*ptrs));
+    if (ptrs == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = &recs[i];
+    }
+    int rc = stg_logs_encode(ptrs, n, LOGS_WAL_LEVEL, out);
+    free(ptrs);
+    return rc;
+}
+
+size_t logs_svc_key(sl_str service, int sev, uint8_t *buf) {
+    size_t n = service.len < LOGS_SVC_KEY_MAX ? service.len : LOGS_SVC_KEY_MAX;
+    if (n > 0) {
+        memcpy(buf, service.ptr, n);
+    }
+    buf[n] = 0;
+    buf[n + 1] = (uint8_t)(sev < 0 ? 0 : sev > 25 ? 25 : sev);
+    return n + 2;
+}
+
+/* --- windows ------------------------------------------------------------- */
+
+static uint64_t file_size(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static int win_env_open(stg_store *s, logs_win *w, bool create, bool sealed) {
+    MDB_txn *txn = NULL;
+    uint64_t map =
+        sealed ? (file_size(w->path) + LOGS_SEAL_MARGIN) & ~((1ull << 20) - 1) : s->opt.map_size;
+    int rc = stg_env_open(w->path, create, 8, map, &w->env);
+    if (rc == 0) {
+        rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn));
+    }
+    struct {
+        const char *name;
+        unsigned flags;
+        MDB_dbi *dbi;
+    } dbs[] = {
+        {"blocks", 0, &w->db_blocks},
+        {"bmeta", 0, &w->db_bmeta},
+        {"svc", MDB_DUPSORT | MDB_DUPFIXED, &w->db_svc},
+        {"trace", MDB_DUPSORT | MDB_DUPFIXED, &w->db_trace},
+        {"bloom", 0, &w->db_bloom},
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        rc = stg_lmdb_err(mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi));
+    }
+    if (rc == 0) {
+        /* The block count, the next block id and the cut mark. */
+        MDB_stat st;
+        MDB_cursor *cur;
+        MDB_val k, v;
+        if (mdb_stat(txn, w->db_blocks, &st) == 0) {
+            atomic_store(&w->blocks, st.ms_entries);
+        }
+        w->next_block = 1;
+        if ((rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_blocks, &cur))) == 0) {
+            if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
+                w->next_block = sl_get_be64(k.mv_data) + 1;
+            }
+            mdb_cursor_close(cur);
+        }
+        k = (MDB_val){4, (void *)(uintptr_t)LOGS_MARK_KEY};
+        if (rc == 0 && mdb_get(txn, w->db_bmeta, &k, &v) == 0 && v.mv_size == 8) {
+            memcpy(&w->mark, v.mv_data, 8);
+        }
+    }
+    if (txn != NULL) {
+        if (rc == 0) {
+            rc = stg_lmdb_err(mdb_txn_commit(txn));
+        } else {
+            mdb_txn_abort(txn);
+        }
+    }
+    if (rc != 0 && w->env != NULL) {
+        mdb_env_close(w->env);
+        w->env = NULL;
+    }
+    if (rc == 0) {
+        w->sealed = sealed;
+    }
+    return rc;
+}
+
+static void win_free(logs_win *w) {
+    if (w == NULL) {
+        return;
+    }
+    if (w->env != NULL) {
+        mdb_env_close(w->env);
+    }
+    free(w->tenant);
+    free(w->path);
+    free(w);
+}
+
+static bool window_ended(stg_store *s, uint64_t window_ns, uint64_t now) {
+    return window_ns + s->opt.partition_ns <= now;
+}
+
+static int win_open(stg_store *s, const char *tenant, uint64_t window_ns, bool create,
+                    logs_win **out) {
+    logs_win *w = calloc(1, sizeof(*w));
+    int rc = SL_ENOMEM;
+    if (w == NULL) {
+        return rc;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s/logs/%llu", s->data_dir, tenant,
+             (unsigned long long)(window_ns / 1000000000u));
+    w->tenant = strdup(tenant);
+    w->path = strdup(path);
+    w->window_ns = window_ns;
+    if (w->tenant != NULL && w->path != NULL) {
+        rc = win_env_open(s, w, create, !create && window_ended(s, window_ns, sl_now_unix_nano()));
+    }
+    if (rc != 0) {
+        win_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+/* Inserts w keeping the list newest window first. Caller holds mu. */
+static void win_insert(logs_state *ls, logs_win *w) {
+    logs_win **pp = &ls->wins;
+    while (*pp != NULL && (*pp)->window_ns > w->window_ns) {
+        pp = &(*pp)->next;
+    }
+    w->next = *pp;
+    *pp = w;
+}
+
+/* The window (tenant, window_ns), opened or created, with a reference. */
+static int win_get(stg_store *s, const char *tenant, uint64_t window_ns, logs_win **out) {
+    logs_state *ls = state(s);
+    pthread_mutex_lock(&ls->mu);
+    for (logs_win *w = ls->wins; w != NULL; w = w->next) {
+        if (w->window_ns == window_ns && strcmp(w->tenant, tenant) == 0) {
+            w->refs++;
+            pthread_mutex_unlock(&ls->mu);
+            *out = w;
+            return 0;
+        }
+    }
+    /* Opening under the lock: LMDB forbids opening one environment twice. */
+    logs_win *w = NULL;
+    int rc = win_open(s, tenant, window_ns, true, &w);
+    if (rc == 0) {
+        w->refs = 1;
+        win_insert(ls, w);
+        *out = w;
+    }
+    pthread_mutex_unlock(&ls->mu);
+    return rc;
+}
+
+static void win_release(stg_store *s, logs_win *w) {
+    logs_state *ls = state(s);
+    pthread_mutex_lock(&ls->mu);
+    bool free_it = --w->refs == 0 && w->dropped;
+    pthread_mutex_unlock(&ls->mu);
+    if (free_it) {
+        char *path = strdup(w->path);
+        win_free(w);
+        if (path != NULL) {
+            stg_rmtree(path);
+            free(path);
+        }
+    }
+}
+
+int logs_wins_list(stg_store *s, const char *tenant, logs_win ***out, size_t *n) {
+    logs_state *ls = state(s);
+    pthread_mutex_lock(&ls->mu);
+    size_t count = 0;
+    for (logs_win *w = ls->wins; w != NULL; w = w->next) {
+        count += strcmp(w->tenant, tenant) == 0;
+    }
+    logs_win **arr = malloc((count ? count : 1) * sizeof(*arr));
+    if (arr == NULL) {
+        pthread_mutex_unlock(&ls->mu);
+        return SL_ENOMEM;
+    }
+    size_t i = 0;
+    for (logs_win *w = ls->wins; w != NULL; w = w->next) {
+        if (strcmp(w->tenant, tenant) == 0) {
+            w->refs++;
+            arr[i++] = w;
+        }
+    }
+    pthread_mutex_unlock(&ls->mu);
+    *out = arr;
+    *n = count;
+    return 0;
+}
+
+void logs_wins_release(stg_store *s, logs_win **wins, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        win_release(s, wins[i]);
+    }
+    free(wins);
+}
+
+/* --- open / close -------------------------------------------------------- */
+
+static bool all_digits(const char *p) {
+    if (*p == '\0') {
+        return false;
+    }
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void logs_close(stg_store *s) {
+    logs_state *ls = state(s);
+    if (ls == NULL) {
+        return;
+    }
+    logs_win *w = ls->wins;
+    while (w != NULL) {
+        logs_win *next = w->next;
+        win_free(w);
+        w = next;
+    }
+    pthread_mutex_destroy(&ls->mu);
+    free(ls);
+    s->sig[STG_LOGS] = NULL;
+}
+
+static int logs_open(stg_store *s) {
+    logs_state *ls = calloc(1, sizeof(*ls));
+    if (ls == NULL) {
+        return SL_ENOMEM;
+    }
+    pthread_mutex_init(&ls->mu, NULL);
+    s->sig[STG_LOGS] = ls;
+    DIR *top = opendir(s->data_dir);
+    if (top == NULL) {
+        return -errno;
+    }
+    struct dirent *te;
+    int rc = 0;
+    while (rc == 0 && (te = readdir(top)) != NULL) {
+        if (!stg_tenant_valid(sl_str_c(te->d_name))) {
+            continue;
+        }
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s/logs", s->data_dir, te->d_name);
+        DIR *d = opendir(path);
+        if (d == NULL) {
+            continue;
+        }
+        struct dirent *we;
+        while (rc == 0 && (we = readdir(d)) != NULL) {
+            uint64_t secs;
+            if (!all_digits(we->d_name) || sl_parse_u64(sl_str_c(we->d_name), &secs) != 0 ||
+                secs > UINT64_MAX / 1000000000u) {
+                continue;
+            }
+            logs_win *w = NULL;
+            rc = win_open(s, te->d_name, secs * 1000000000u, false, &w);
+            if (rc == 0) {
+                /* WAL sequences resume above every mark. */
+                s->max_mark = w->mark > s->max_mark ? w->mark : s->max_mark;
+                win_insert(ls, w);
+            } else {
+                SL_LOG_E("storage", "cannot open logs window %s/%s: %s", path, we->d_name,
+                         sl_strerror(rc));
+            }
+        }
+        closedir(d);
+    }
+    closedir(top);
+    return rc;
+}
+
+/* --- cutter -------------------------------------------------------------- */
+
+static int cmp_rec(const void *pa, const void *pb) {
+    const sl_log_record *a = *(const sl_log_record *const *)pa;
+    const sl_log_record *b = *(const sl_log_record *const *)pb;
+    sl_str sa = a->resource->service, sb = b->resource->service;
+    size_t n = sa.len < sb.len ? sa.len : sb.len;
+    int c = n > 0 ? memcmp(sa.ptr, sb.ptr, n) : 0;
+    if (c == 0 && sa.len != sb.len) {
+        c = sa.len < sb.len ? -1 : 1;
+    }
+    if (c != 0) {
+        return c;
+    }
+    if (a->time_unix_nano != b->time_unix_nano) {
+        return a->time_unix_nano < b->time_unix_nano ? -1 : 1;
+    }
+    if (a->observed_unix_nano != b->observed_unix_nano) {
+        return a->observed_unix_nano < b->observed_unix_nano ? -1 : 1;
+    }
+    return 0;
+}
+
+static size_t rec_bytes(const sl_log_record *r) {
+    size_t n = 64 + r->body.v.s.len * (r->body.type != SL_VAL_INT && r->body.type != SL_VAL_BOOL &&
+                                       r->body.type != SL_VAL_DOUBLE);
+    for (uint32_t i = 0; i < r->nattrs; i++) {
+        n += r->attrs[i].key.len + 16;
+        uint8_t t = r->attrs[i].val.type;
+        if (t == SL_VAL_STR || t == SL_VAL_ARRAY || t == SL_VAL_KVLIST || t == SL_VAL_BYTES) {
+            n += r->attrs[i].val.v.s.len;
+        }
+    }
+    return n;
+}
+
+/* Writes one block of recs (one service) with its indexes. */
+static int put_block(stg_store *s, logs_win *w, MDB_txn *txn, const sl_log_record *const *recs,
+                     size_t n, sl_buf *scratch) {
+    (void)s;
+    uint64_t id = w->next_block++;
+    uint8_t key[8];
+    stg_be64(key, id);
+    scratch->len = 0;
+    int rc = stg_logs_encode(recs, n, LOGS_BLOCK_LEVEL, scratch);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k = {8, key}, v = {scratch->len, scratch->data};
+    uint64_t block_size = scratch->len;
+    if ((rc = mdb_put(txn, w->db_blocks, &k, &v, 0)) != 0) {
+        return stg_lmdb_err(rc);
+    }
+    scratch->len = 0;
+    if ((rc = stg_logs_bloom_build(recs, n, scratch)) != 0) {
+        return rc;
+    }
+    v = (MDB_val){scratch->len, scratch->data};
+    if ((rc = mdb_put(txn, w->db_bloom, &k, &v, 0)) != 0) {
+        return stg_lmdb_err(rc);
+    }
+
+    /* Metadata, and per severity the time bounds for the svc index. */
+    logs_bmeta m = {.min_time = UINT64_MAX};
+    uint64_t smin[26], smax[26];
+    for (int i = 0; i < 26; i++) {
+        smin[i] = UINT64_MAX;
+        smax[i] = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = recs[i]->time_unix_nano;
+        m.min_time = t < m.min_time ? t : m.min_time;
+        m.max_time = t > m.max_time ? t : m.max_time;
+        m.sev_mask |= logs_sev_bit(recs[i]->severity_number);
+        int sv = recs[i]->severity_number;
+        sv = sv < 0 ? 0 : sv > 25 ? 25 : sv;
+        smin[sv] = t < smin[sv] ? t : smin[sv];
+        smax[sv] = t > smax[sv] ? t : smax[sv];
+        /* Trace index: a block's records of one trace are usually adjacent. */
+        if (!sl_is_zero(recs[i]->trace_id, 16) &&
+            (i == 0 || memcmp(recs[i]->trace_id, recs[i - 1]->trace_id, 16) != 0)) {
+            MDB_val tk = {16, (void *)(uintptr_t)recs[i]->trace_id}, tv = {8, key};
+            rc = mdb_put(txn, w->db_trace, &tk, &tv, MDB_NODUPDATA);
+            if (rc != 0 && rc != MDB_KEYEXIST) {
+                return stg_lmdb_err(rc);
+            }
+        }
+    }
+    m.nrecs = (uint32_t)n;
+    sl_str svc = recs[0]->resource->service;
+    size_t svc_len = svc.len < LOGS_SVC_KEY_MAX ? svc.len : LOGS_SVC_KEY_MAX;
+    uint8_t mv[sizeof(m) + LOGS_SVC_KEY_MAX];
+    m.block_size = block_size;
+    memcpy(mv, &m, sizeof(m));
+    if (svc_len > 0) {
+        memcpy(mv + sizeof(m), svc.ptr, svc_len);
+    }
+    v = (MDB_val){sizeof(m) + svc_len, mv};
+    if ((rc = mdb_put(txn, w->db_bmeta, &k, &v, 0)) != 0) {
+        return stg_lmdb_err(rc);
+    }
+    for (int sv = 0; sv < 26; sv++) {
+        if (smin[sv] == UINT64_MAX) {
+            continue;
+        }
+        uint8_t sk[LOGS_SVC_KEY_MAX + 2];
+        logs_svc_val val;
+        memcpy(val.block_id, key, 8);
+        val.min_time = smin[sv];
+        val.max_time = smax[sv];
+        MDB_val kk = {logs_svc_key(svc, sv, sk), sk}, vv = {sizeof(val), &val};
+        if ((rc = mdb_put(txn, w->db_svc, &kk, &vv, 0)) != 0) {
+            return stg_lmdb_err(rc);
+        }
+    }
+    atomic_fetch_add(&w->blocks, 1);
+    return 0;
+}
+
+/* Sorts recs and writes them as blocks plus the new mark, in one txn. */
+static int cut_window(stg_store *s, logs_win *w, const sl_log_record **recs, size_t n,
+                      uint64_t mark) {
+    qsort(recs, n, sizeof(*recs), cmp_rec);
+    MDB_txn *txn = NULL;
+    sl_buf scratch;
+    sl_buf_init(&scratch, 0);
+    uint64_t next_block = w->next_block, blocks = atomic_load(&w->blocks);
+    int rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn));
+    size_t start = 0;
+    while (rc == 0 && start < n) {
+        size_t end = start + 1, bytes = rec_bytes(recs[start]);
+        while (end < n && end - start < LOGS_BLOCK_MAX_RECS && bytes < LOGS_BLOCK_MAX_BYTES &&
+               sl_str_eq(recs[end]->resource->service, recs[start]->resource->service)) {
+            bytes += rec_bytes(recs[end]);
+            end++;
+        }
+        rc = put_block(s, w, txn, recs + start, end - start, &scratch);
+        start = end;
+    }
+    if (rc == 0) {
+        MDB_val k = {4, (void *)(uintptr_t)LOGS_MARK_KEY}, v = {8, &mark};
+        rc = stg_lmdb_err(mdb_put(txn, w->db_bmeta, &k, &v, 0));
+    }
+    if (rc == 0) {
+        rc = stg_lmdb_err(mdb_txn_commit(txn));
+        txn = NULL;
+    }
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        w->mark = mark;
+    } else {
+        w->next_block = next_block;
+        atomic_store(&w->blocks, blocks);
+    }
+    sl_buf_free(&scratch);
+    return rc;
+}
+
+static void sub_clamped(atomic_uint_least64_t *a, uint64_t v) {
+    uint64_t cur = atomic_load(a);
+    while (!atomic_compare_exchange_weak(a, &cur, cur > v ? cur - v : 0)) {
+    }
+}
+
+typedef struct cut_group {
+    uint64_t window;
+    logs_win *w; /* NULL: past retention, the records are dropped */
+    uint64_t max_seq;
+    const sl_log_record **recs;
+    size_t n, cap;
+} cut_group;
+
+/* Reopens w for writing when it is sealed; false when readers hold it. */
+static bool win_unseal(stg_store *s, logs_win *w) {
+    logs_state *ls = state(s);
+    bool ok = true;
+    pthread_mutex_lock(&ls->mu);
+    if (w->sealed) {
+        if (w->refs == 1) {
+            mdb_env_close(w->env);
+            w->env = NULL;
+            ok = win_env_open(s, w, false, false) == 0;
+            if (!ok && win_env_open(s, w, false, true) != 0) {
+                SL_LOG_E("storage", "%s: cannot reopen", w->path);
+            }
+        } else {
+            ok = false;
+        }
+    }
+    pthread_mutex_unlock(&ls->mu);
+    return ok;
+}
+
+static int logs_cut(stg_store *s, stg_wal *wal) {
+    int rc = 0;
+    sl_arena a;
+    sl_arena_init(&a, LOGS_CUT_ARENA);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    cut_group groups[LOGS_CUT_MAX_WINDOWS];
+    size_t ngroups = 0, nrecs = 0, nrecords = 0;
+    uint8_t last_key[STG_WAL_KEY];
+    bool busy = false;
+    uint64_t bytes = 0, now = sl_now_unix_nano();
+    uint64_t cutoff =
+        s->opt.retention_ns != 0 && now > s->opt.retention_ns ? now - s->opt.retention_ns : 0;
+
+    if ((rc = stg_lmdb_err(mdb_txn_begin(wal->env, NULL, MDB_RDONLY, &txn))) != 0 ||
+        (rc = stg_lmdb_err(mdb_cursor_open(txn, wal->dbs[STG_LOGS], &cur))) != 0) {
+        goto out;
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && nrecs < LOGS_CUT_MAX_RECS) {
+        if (k.mv_size != STG_WAL_KEY) {
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        uint64_t window = sl_get_be64(k.mv_data), seq = sl_get_be64((uint8_t *)k.mv_data + 8);
+        cut_group *g = NULL;
+        for (size_t i = 0; i < ngroups; i++) {
+            if (groups[i].window == window) {
+                g = &groups[i];
+            }
+        }
+        if (g == NULL) {
+            if (ngroups == LOGS_CUT_MAX_WINDOWS) {
+                break;
+            }
+            g = &groups[ngroups++];
+            memset(g, 0, sizeof(*g));
+            g->window = window;
+            if (window + s->opt.partition_ns > cutoff &&
+                (rc = win_get(s, wal->tenant, window, &g->w)) != 0) {
+                ngroups--;
+                goto out;
+            }
+            if (g->w != NULL && !win_unseal(s, g->w)) {
+                busy = true; /* readers hold it: next pass */
+                break;
+            }
+        }
+        if (g->w != NULL && seq > g->w->mark) {
+            sl_log_record *rs = NULL;
+            size_t rn = 0;
+            int prc = stg_logs_decode(v.mv_data, v.mv_size, &a, &rs, &rn, NULL);
+            if (prc == SL_ENOMEM) {
+                if (nrecords == 0) {
+                    rc = prc;
+                    goto out;
+                }
+                break; /* the rest waits for the next pass */
+            }
+            if (prc != 0) {
+                SL_LOG_E("storage", "%s: dropping unreadable logs WAL record %llu: %s", wal->path,
+                         (unsigned long long)seq, sl_strerror(prc));
+                rn = 0;
+            }
+            if (sl_array_grow(&g->recs, &g->cap, g->n + rn, sizeof(*g->recs)) != 0) {
+                rc = SL_ENOMEM;
+                goto out;
+            }
+            for (size_t i = 0; i < rn; i++) {
+                g->recs[g->n++] = &rs[i];
+            }
+            nrecs += rn;
+            g->max_seq = seq;
+        }
+        memcpy(last_key, k.mv_data, STG_WAL_KEY);
+        bytes += v.mv_size;
+        nrecords++;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND && !busy) {
+        rc = stg_lmdb_err(mrc);
+        goto out;
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    mdb_txn_abort(txn);
+    txn = NULL;
+    if (nrecords == 0 || busy) {
+        goto out;
+    }
+    for (size_t i = 0; i < ngroups; i++) {
+        if (groups[i].w != NULL && groups[i].n > 0 &&
+            (rc = cut_window(s, groups[i].w, groups[i].recs, groups[i].n, groups[i].max_seq)) !=
+                0) {
+            goto out;
+        }
+    }
+    /* The windows hold the blocks now: delete the records (the log's head). */
+    if ((rc = stg_lmdb_err(mdb_txn_begin(wal->env, NULL, 0, &txn))) != 0 ||
+        (rc = stg_lmdb_err(mdb_cursor_open(txn, wal->dbs[STG_LOGS], &cur))) != 0) {
+        goto out;
+    }
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && k.mv_size == STG_WAL_KEY && memcmp(k.mv_data, last_key, STG_WAL_KEY) <= 0) {
+        if ((rc = stg_lmdb_err(mdb_cursor_del(cur, 0))) != 0) {
+            goto out;
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    rc = stg_lmdb_err(mdb_txn_commit(txn));
+    txn = NULL;
+    if (rc != 0) {
+        goto out;
+    }
+    sub_clamped(&wal->bytes[STG_LOGS], bytes);
+    sub_clamped(&wal->records[STG_LOGS], nrecords);
+    sub_clamped(&s->wal_backlog, bytes);
+    SL_LOG_D("storage", "logs cut: %zu records of %zu WAL records", nrecs, nrecords);
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    for (size_t i = 0; i < ngroups; i++) {
+        free(groups[i].recs);
+        if (groups[i].w != NULL) {
+            win_release(s, groups[i].w);
+        }
+    }
+    sl_arena_free(&a);
+    if (rc != 0) {
+        SL_LOG_W("storage", "logs cut for %s: %s", wal->tenant, sl_strerror(rc));
+    }
+    return rc;
+}
+
+/* --- retention, sealing, stats -------------------------------------------- */
+
+static int logs_retention(stg_store *s, uint64_t now_ns) {
+    logs_state *ls = state(s);
+    logs_win *victims = NULL;
+    uint64_t cutoff =
+        s->opt.retention_ns != 0 && now_ns > s->opt.retention_ns ? now_ns - s->opt.retention_ns : 0;
+    pthread_mutex_lock(&ls->mu);
+    logs_win **pp = &ls->wins;
+    while (*pp != NULL) {
+        logs_win *w = *pp;
+        if (cutoff != 0 && w->window_ns + s->opt.partition_ns <= cutoff) {
+            *pp = w->next;
+            w->dropped = true;
+            w->refs++; /* ours, released below */
+            w->next = victims;
+            victims = w;
+            continue;
+        }
+        /* A window that ended a while ago is remapped at its file's size so
+         * that a week of windows does not reserve terabytes of address
+         * space; the cutter reopens it if late records arrive. */
+        if (!w->sealed && w->refs == 0 &&
+            window_ended(s, w->window_ns + 2ull * s->opt.cut_interval_ms * 1000000u, now_ns)) {
+            mdb_env_close(w->env);
+            w->env = NULL;
+            if (win_env_open(s, w, false, true) != 0 && win_env_open(s, w, false, false) != 0) {
+                SL_LOG_E("storage", "%s: cannot reopen", w->path);
+            }
+        }
+        pp = &w->next;
+    }
+    pthread_mutex_unlock(&ls->mu);
+    while (victims != NULL) {
+        logs_win *w = victims;
+        victims = w->next;
+        SL_LOG_I("storage", "retention drops %s", w->path);
+        win_release(s, w);
+    }
+    return 0;
+}
+
+static void logs_stats(stg_store *s, stg_stats *out) {
+    logs_state *ls = state(s);
+    if (ls == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&ls->mu);
+    for (logs_win *w = ls->wins; w != NULL; w = w->next) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/data.mdb", w->path);
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            out->bytes_on_disk += (uint64_t)st.st_blocks * 512u;
+        }
+        out->partitions++;
+        out->blocks += atomic_load(&w->blocks);
+    }
+    pthread_mutex_unlock(&ls->mu);
+}
+
+const stg_signal_ops stg_logs_ops = {
+    .name = "logs",
+    .open = logs_open,
+    .close = logs_close,
+    .cut = logs_cut,
+    .retention = logs_retention,
+    .stats = logs_stats,
+};
