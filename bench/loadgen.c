@@ -18,6 +18,7 @@
  * only read-only payloads and a few atomics; each keeps its own counters and
  * latency samples, merged by main after join.
  */
+#include "loggen.h"
 #include "spangen.h"
 
 #include "sl_err.h"
@@ -556,6 +557,9 @@ static void usage(FILE *f) {
           "  --services N      services in the fleet, 5..10 (default: from the seed)\n"
           "  --tenant T        send X-Scope-OrgID: T\n"
           "  --no-rekey        resend the K payloads unchanged (same trace ids)\n"
+          "  --logs            send loggen log requests to /v1/logs instead (--spans is then\n"
+          "                    records per request, and the figures labelled spans count\n"
+          "                    log records; payloads are resent unchanged)\n"
           "prints a summary and one machine-readable line starting with RESULT\n",
           f);
 }
@@ -587,15 +591,29 @@ static int loopback_addr(const char *host, struct in_addr *out) {
     return 0;
 }
 
-static int build_requests(const spangen_options *o, size_t k, size_t nspans, const char *host,
-                          uint16_t port, const char *path, const char *tenant, req_tmpl *reqs,
-                          size_t *max_size) {
+/* One request body of n loggen records (the --logs mode). */
+static int logs_body(loggen *lg, size_t n, sl_buf *body) {
+    sl_arena a;
+    sl_arena_init(&a, 0);
+    sl_log_record *recs;
+    int rc = loggen_records(lg, n, &a, &recs);
+    if (rc == 0) {
+        rc = loggen_pack(recs, n, body);
+    }
+    sl_arena_free(&a);
+    return rc;
+}
+
+static int build_requests(const spangen_options *o, bool logs, size_t k, size_t nspans,
+                          const char *host, uint16_t port, const char *path, const char *tenant,
+                          req_tmpl *reqs, size_t *max_size) {
     spangen *g = NULL;
+    loggen *lg = NULL;
     sl_buf body;
     sl_buf head;
     sl_buf_init(&body, 0);
     sl_buf_init(&head, 64u << 20);
-    int rc = spangen_create(o, &g);
+    int rc = logs ? loggen_create(o->seed, 0, &lg) : spangen_create(o, &g);
     if (rc != 0) {
         goto out;
     }
@@ -603,7 +621,7 @@ static int build_requests(const spangen_options *o, size_t k, size_t nspans, con
     for (size_t i = 0; i < k; i++) {
         body.len = 0;
         head.len = 0;
-        rc = spangen_request(g, nspans, &body);
+        rc = logs ? logs_body(lg, nspans, &body) : spangen_request(g, nspans, &body);
         if (rc != 0) {
             goto out;
         }
@@ -626,7 +644,7 @@ static int build_requests(const spangen_options *o, size_t k, size_t nspans, con
         if (rc == 0 && reqs[i].id_offs == NULL) {
             rc = SL_ENOMEM;
         }
-        if (rc == 0) {
+        if (rc == 0 && !logs) {
             rc = spangen_find_ids(body.data, body.len, reqs[i].id_offs, 4 * nspans, &reqs[i].nids);
         }
         if (rc != 0) {
@@ -642,6 +660,7 @@ static int build_requests(const spangen_options *o, size_t k, size_t nspans, con
     }
 out:
     spangen_destroy(g);
+    loggen_destroy(lg);
     sl_buf_free(&body);
     sl_buf_free(&head);
     return rc;
@@ -662,6 +681,7 @@ int main(int argc, char **argv) {
     uint64_t k = 64;
     uint64_t v = 0;
     bool rekey = true;
+    bool logs = false;
     int rc = 0;
     req_tmpl *reqs = NULL;
     worker *ws = NULL;
@@ -679,6 +699,15 @@ int main(int argc, char **argv) {
         }
         if (strcmp(a, "--no-rekey") == 0) {
             rekey = false;
+            step = 1;
+            continue;
+        }
+        if (strcmp(a, "--logs") == 0) {
+            logs = true;
+            rekey = false;
+            if (strcmp(path, "/v1/traces") == 0) {
+                path = "/v1/logs";
+            }
             step = 1;
             continue;
         }
@@ -750,8 +779,8 @@ int main(int argc, char **argv) {
         goto out;
     }
     size_t max_size = 0;
-    rc = build_requests(&o, (size_t)k, (size_t)nspans, host, (uint16_t)port, path, tenant, reqs,
-                        &max_size);
+    rc = build_requests(&o, logs, (size_t)k, (size_t)nspans, host, (uint16_t)port, path, tenant,
+                        reqs, &max_size);
     if (rc != 0) {
         fprintf(stderr, "loadgen: building requests: %s\n", sl_strerror(rc));
         rc = 1;

@@ -35,6 +35,8 @@
 #define MAX_NUM_DIGITS 18
 #define INLINE_MIN 129 /* attribute strings this long bypass the dictionary */
 #define VT_INLINE 0x80u
+#define VT_NUMREF (0x40u | SL_VAL_INT) /* an int attribute equal to a body number */
+#define MAX_REF_NUMS 32                /* body numbers an attribute may refer to */
 
 /* Columns, in payload order. */
 enum {
@@ -139,7 +141,11 @@ typedef struct enc {
     dict strs, traces, spans;
     const sl_resource **res; /* distinct resources, by content */
     size_t nres, res_cap;
-    sl_buf tpl; /* the block's body templates, back to back */
+    sl_buf tpl;                  /* the current record's body template */
+    sl_arena keys;               /* copies of the templates in strs */
+    uint64_t nums[MAX_REF_NUMS]; /* the current record's body numbers */
+    size_t nnums;
+    uint64_t unit; /* times are stored in this unit (a power of ten, ns) */
     int err;
 } enc;
 
@@ -182,6 +188,14 @@ static void put_value(enc *e, const sl_value *v) {
         put_u(e, C_VREF, v->v.b ? 1 : 0);
         return;
     case SL_VAL_INT:
+        for (size_t j = 0; j < e->nnums; j++) {
+            if (v->v.i >= 0 && e->nums[j] == (uint64_t)v->v.i) {
+                t = VT_NUMREF;
+                put_bytes(e, C_VTYPE, &t, 1);
+                put_u(e, C_VREF, j);
+                return;
+            }
+        }
         put_bytes(e, C_VTYPE, &t, 1);
         put_u(e, C_VINT, sl_zigzag(v->v.i));
         return;
@@ -279,11 +293,13 @@ static bool is_digit(unsigned char c) {
     return c >= '0' && c <= '9';
 }
 
-/* Appends body's template to e->tpl and its numbers to C_NUM; *off receives
- * where the template starts. */
-static void put_template(enc *e, sl_str body, size_t *off) {
+/* Writes body as a template id (the template copied into the dictionary
+ * when new) and its numbers to C_NUM; the first MAX_REF_NUMS numbers are
+ * kept in e->nums for the record's attributes to refer to. */
+static void put_template(enc *e, sl_str body) {
     const unsigned char *s = (const unsigned char *)body.ptr;
-    *off = e->tpl.len;
+    e->tpl.len = 0;
+    e->nnums = 0;
     size_t i = 0;
     while (i < body.len && e->err == 0) {
         unsigned char c = s[i];
@@ -299,6 +315,9 @@ static void put_template(enc *e, sl_str body, size_t *off) {
                     v = v * 10 + (uint64_t)(s[k] - '0');
                 }
                 put_u(e, C_NUM, v);
+                if (e->nnums < MAX_REF_NUMS) {
+                    e->nums[e->nnums++] = v;
+                }
                 if (e->err == 0) {
                     e->err = sl_buf_putc(&e->tpl, TPL_NUM);
                 }
@@ -318,6 +337,34 @@ static void put_template(enc *e, sl_str body, size_t *off) {
         }
         i++;
     }
+    uint32_t id = 0;
+    size_t before = e->strs.n;
+    sl_str t = e->tpl.len > 0 ? (sl_str){(const char *)e->tpl.data, e->tpl.len} : SL_STR_LIT("");
+    if (e->err == 0) {
+        e->err = dict_id(&e->strs, t, &id);
+    }
+    if (e->err == 0 && e->strs.n > before && t.len > 0) {
+        /* New: the dictionary must not keep a view into the scratch buffer. */
+        char *copy = sl_arena_memdup(&e->keys, t.ptr, t.len);
+        if (copy == NULL) {
+            e->err = SL_ENOMEM;
+        } else {
+            e->strs.items[id].ptr = copy;
+        }
+    }
+    put_u(e, C_BODY, id);
+}
+
+/* The largest power of ten (ns) dividing every time and observed time. */
+static uint64_t time_unit(const sl_log_record *const *recs, size_t n) {
+    uint64_t unit = 1000000000u;
+    for (size_t i = 0; i < n && unit > 1; i++) {
+        while (unit > 1 &&
+               (recs[i]->time_unix_nano % unit != 0 || recs[i]->observed_unix_nano % unit != 0)) {
+            unit /= 10;
+        }
+    }
+    return unit;
 }
 
 static void put_id(enc *e, int ref_col, int tab_col, dict *d, const uint8_t *id, size_t len) {
@@ -391,15 +438,16 @@ int stg_logs_encode(const sl_log_record *const *recs, size_t n, int level, sl_bu
         sl_buf_init(&e.col[c], STG_LOGS_MAX_RAW);
     }
     sl_buf_init(&e.tpl, STG_LOGS_MAX_RAW);
-    size_t *tpl_at = NULL; /* [2i], [2i+1]: record i's template in e.tpl (SIZE_MAX: none) */
+    sl_arena_init(&e.keys, 0);
     int rc = 0;
-    if (n > 0 && (tpl_at = malloc(2 * n * sizeof(*tpl_at))) == NULL) {
-        rc = SL_ENOMEM;
-        goto out;
-    }
 
-    /* Pass 1: everything except body templates (their dictionary views need
-     * e.tpl to stop moving first). */
+    /* Times in the block's coarsest exact unit (clocks often tick in µs). */
+    e.unit = time_unit(recs, n);
+    int exp10 = 0;
+    for (uint64_t u = e.unit; u > 1; u /= 10) {
+        exp10++;
+    }
+    put_u(&e, C_TIME, (uint64_t)exp10);
     const sl_resource *last = NULL;
     uint32_t last_id = 0;
     uint64_t prev_time = 0;
@@ -408,9 +456,10 @@ int stg_logs_encode(const sl_log_record *const *recs, size_t n, int level, sl_bu
         put_u(&e, C_RES_IDX, res_id(&e, r->resource, &last, &last_id));
         put_str(&e, C_SCOPE, r->scope_name);
         put_str(&e, C_SCOPE, r->scope_version);
-        put_u(&e, C_TIME, sl_zigzag((int64_t)(r->time_unix_nano - prev_time)));
-        prev_time = r->time_unix_nano;
-        put_u(&e, C_OBS, sl_zigzag((int64_t)(r->observed_unix_nano - r->time_unix_nano)));
+        uint64_t t = r->time_unix_nano / e.unit, obs = r->observed_unix_nano / e.unit;
+        put_u(&e, C_TIME, sl_zigzag((int64_t)(t - prev_time)));
+        prev_time = t;
+        put_u(&e, C_OBS, sl_zigzag((int64_t)(obs - t)));
         put_u(&e, C_SEV, sl_zigzag(r->severity_number));
         put_str(&e, C_SEVTXT, r->severity_text);
         put_str(&e, C_EVENT, r->event_name);
@@ -418,27 +467,19 @@ int stg_logs_encode(const sl_log_record *const *recs, size_t n, int level, sl_bu
         put_id(&e, C_TRACE, C_TRACE_IDS, &e.traces, r->trace_id, 16);
         put_id(&e, C_SPAN, C_SPAN_IDS, &e.spans, r->span_id, 8);
         uint8_t bt = r->body.type;
+        e.nnums = 0;
         if (bt == SL_VAL_STR) {
             put_bytes(&e, C_BTYPE, &bt, 1);
-            put_template(&e, r->body.v.s, &tpl_at[2 * i]);
-            tpl_at[2 * i + 1] = e.tpl.len;
+            put_template(&e, r->body.v.s);
         } else {
             bt = 0xff; /* the body is a value in the value columns */
             put_bytes(&e, C_BTYPE, &bt, 1);
             put_value(&e, &r->body);
-            tpl_at[2 * i] = SIZE_MAX;
         }
         put_attrs(&e, C_NATTR, r->attrs, r->nattrs);
         put_u(&e, C_DROP, r->dropped_attrs);
     }
-    /* Pass 2: template ids, now that e.tpl holds them all. */
-    for (size_t i = 0; i < n && e.err == 0; i++) {
-        if (tpl_at[2 * i] != SIZE_MAX) {
-            size_t at = tpl_at[2 * i], len = tpl_at[2 * i + 1] - at;
-            put_str(&e, C_BODY,
-                    len > 0 ? (sl_str){(const char *)e.tpl.data + at, len} : SL_STR_LIT(""));
-        }
-    }
+    e.nnums = 0;
     /* Resources: their attribute values follow the records' in the value
      * columns, so the decoder reads them after the records too. */
     put_u(&e, C_RES, e.nres);
@@ -461,12 +502,11 @@ int stg_logs_encode(const sl_log_record *const *recs, size_t n, int level, sl_bu
     if (rc == 0) {
         rc = compress_into(&e, n, level, out);
     }
-out:
-    free(tpl_at);
     for (int c = 0; c < C_COUNT; c++) {
         sl_buf_free(&e.col[c]);
     }
     sl_buf_free(&e.tpl);
+    sl_arena_free(&e.keys);
     dict_free(&e.strs);
     dict_free(&e.traces);
     dict_free(&e.spans);
@@ -487,6 +527,8 @@ typedef struct dec {
     const uint8_t *trace_ids, *span_ids;
     size_t ntraces, nspans;
     sl_arena *a;
+    uint64_t nums[MAX_REF_NUMS]; /* the current record's body numbers */
+    size_t nnums;
     int err;
 } dec;
 
@@ -552,6 +594,16 @@ static void get_value(dec *d, uint8_t t, sl_value *v) {
         v->type = SL_VAL_INT;
         v->v.i = sl_unzigzag(get_u(d, C_VINT));
         return;
+    case VT_NUMREF: {
+        uint64_t j = get_u(d, C_VREF);
+        v->type = SL_VAL_INT;
+        if (j >= d->nnums || d->nums[j] > INT64_MAX) {
+            d->err = d->err != 0 ? d->err : SL_ECORRUPT;
+        } else {
+            v->v.i = (int64_t)d->nums[j];
+        }
+        return;
+    }
     case SL_VAL_DOUBLE: {
         const uint8_t *p = get_bytes(d, C_VDBL, 8);
         v->type = SL_VAL_DOUBLE;
@@ -637,6 +689,9 @@ static sl_str expand_template(dec *d, sl_str t) {
             out[o++] = t.ptr[i];
         } else if (c == TPL_NUM) {
             uint64_t v = get_u(d, C_NUM);
+            if (d->nnums < MAX_REF_NUMS) {
+                d->nums[d->nnums++] = v;
+            }
             char num[24];
             int k = snprintf(num, sizeof(num), "%" PRIu64, v);
             if (k <= 0 || k > MAX_NUM_DIGITS) {
@@ -733,6 +788,13 @@ static int decode_payload(dec *d, const uint8_t *raw, size_t raw_len, uint32_t n
     if (n > 0 && (recs == NULL || res_of == NULL)) {
         return SL_ENOMEM;
     }
+    uint64_t exp10 = get_u(d, C_TIME), unit = 1;
+    if (exp10 > 9) {
+        return SL_ECORRUPT;
+    }
+    while (exp10-- > 0) {
+        unit *= 10;
+    }
     uint64_t t = 0;
     for (uint32_t i = 0; i < n && d->err == 0; i++) {
         sl_log_record *r = &recs[i];
@@ -740,8 +802,8 @@ static int decode_payload(dec *d, const uint8_t *raw, size_t raw_len, uint32_t n
         r->scope_name = get_str(d, C_SCOPE);
         r->scope_version = get_str(d, C_SCOPE);
         t += (uint64_t)sl_unzigzag(get_u(d, C_TIME));
-        r->time_unix_nano = t;
-        r->observed_unix_nano = t + (uint64_t)sl_unzigzag(get_u(d, C_OBS));
+        r->time_unix_nano = t * unit;
+        r->observed_unix_nano = (t + (uint64_t)sl_unzigzag(get_u(d, C_OBS))) * unit;
         int64_t sev = sl_unzigzag(get_u(d, C_SEV));
         if (sev < INT32_MIN || sev > INT32_MAX) {
             d->err = SL_ECORRUPT;
@@ -763,8 +825,10 @@ static int decode_payload(dec *d, const uint8_t *raw, size_t raw_len, uint32_t n
             memcpy(r->span_id, sid, 8);
         }
         const uint8_t *bt = get_bytes(d, C_BTYPE, 1);
+        d->nnums = 0;
         if (bt != NULL && *bt == SL_VAL_STR) {
-            r->body.type = SL_VAL_STR; /* the template comes in pass 2 */
+            r->body.type = SL_VAL_STR;
+            r->body.v.s = expand_template(d, get_str(d, C_BODY));
         } else if (bt != NULL && *bt == 0xff) {
             get_vtype_value(d, &r->body);
             if (r->body.type == SL_VAL_STR) {
@@ -781,11 +845,7 @@ static int decode_payload(dec *d, const uint8_t *raw, size_t raw_len, uint32_t n
         }
         r->dropped_attrs = (uint32_t)drop;
     }
-    for (uint32_t i = 0; i < n && d->err == 0; i++) {
-        if (recs[i].body.type == SL_VAL_STR) {
-            recs[i].body.v.s = expand_template(d, get_str(d, C_BODY));
-        }
-    }
+    d->nnums = 0;
     uint64_t nres = get_u(d, C_RES);
     if (d->err == 0 && nres > (uint64_t)(d->col[C_RES].end - d->col[C_RES].p)) {
         d->err = SL_ECORRUPT;

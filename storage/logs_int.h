@@ -12,7 +12,11 @@
  *           the mark are only deleted; readers skip them in the WAL)
  *   svc     service\0severity-byte -> dupsort logs_svc_val (block id, time
  *           bounds of that block's records of that service and severity)
- *   trace   16-byte trace id -> dupsort u64be block ids
+ *   trace   last byte of the trace id -> dupsort, fixed-size: the trace id's
+ *           last 8 bytes + u32be block id (one LMDB node per bucket instead of
+ *           one per trace: about 12 bytes per trace per block; a shared
+ *           8-byte suffix only costs decoding a block, records are matched
+ *           on the whole id)
  *   bloom   u64be block id -> token filter (logs_codec.h)
  * Blocks never mix services (a service's records are sorted by time in
  * them), so the svc index and a block's service are exact.
@@ -65,6 +69,17 @@ typedef struct logs_svc_val {
 
 static inline uint32_t logs_sev_bit(int32_t sev) {
     return sev >= 0 && sev <= 24 ? 1u << sev : 1u << 31;
+}
+
+#define LOGS_TRACE_VAL 12
+
+/* The trace index value of (trace id, block id); its byte 7 is the key. */
+static inline void logs_trace_val(const uint8_t trace_id[16], uint32_t block, uint8_t out[12]) {
+    memcpy(out, trace_id + 8, 8);
+    out[8] = (uint8_t)(block >> 24);
+    out[9] = (uint8_t)(block >> 16);
+    out[10] = (uint8_t)(block >> 8);
+    out[11] = (uint8_t)block;
 }
 
 /* logs_store.c */

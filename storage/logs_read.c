@@ -261,16 +261,19 @@ static int index_blocks(const stg_log_query *q, win_read *wr, uint64_t **ids, si
         if ((rc = mdb_cursor_open(wr->txn, wr->w->db_trace, &cur)) != 0) {
             return stg_lmdb_err(rc);
         }
-        k = (MDB_val){16, (void *)(uintptr_t)q->trace_id};
-        int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-        while (mrc == 0) {
-            if (v.mv_size == 8) {
-                if (sl_array_grow(ids, cap, *n + 1, sizeof(**ids)) != 0) {
-                    mdb_cursor_close(cur);
-                    return SL_ENOMEM;
-                }
-                (*ids)[(*n)++] = sl_get_be64(v.mv_data);
+        uint8_t probe[LOGS_TRACE_VAL];
+        logs_trace_val(q->trace_id, 0, probe);
+        k = (MDB_val){1, probe + 7};
+        v = (MDB_val){sizeof(probe), probe};
+        int mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
+        while (mrc == 0 && v.mv_size == LOGS_TRACE_VAL && memcmp(v.mv_data, probe, 8) == 0) {
+            const uint8_t *b = (const uint8_t *)v.mv_data + 8;
+            if (sl_array_grow(ids, cap, *n + 1, sizeof(**ids)) != 0) {
+                mdb_cursor_close(cur);
+                return SL_ENOMEM;
             }
+            (*ids)[(*n)++] =
+                (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
         }
         mdb_cursor_close(cur);

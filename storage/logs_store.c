@@ -368,6 +368,9 @@ static size_t rec_bytes(const sl_log_record *r) {
 static int put_block(stg_store *s, logs_win *w, MDB_txn *txn, const sl_log_record *const *recs,
                      size_t n, sl_buf *scratch) {
     (void)s;
+    if (w->next_block > UINT32_MAX) {
+        return SL_EFULL; /* the trace index holds 32-bit block ids */
+    }
     uint64_t id = w->next_block++;
     uint8_t key[8];
     stg_be64(key, id);
@@ -409,8 +412,10 @@ static int put_block(stg_store *s, logs_win *w, MDB_txn *txn, const sl_log_recor
         /* Trace index: a block's records of one trace are usually adjacent. */
         if (!sl_is_zero(recs[i]->trace_id, 16) &&
             (i == 0 || memcmp(recs[i]->trace_id, recs[i - 1]->trace_id, 16) != 0)) {
-            MDB_val tk = {16, (void *)(uintptr_t)recs[i]->trace_id}, tv = {8, key};
-            rc = mdb_put(txn, w->db_trace, &tk, &tv, MDB_NODUPDATA);
+            uint8_t tv[LOGS_TRACE_VAL];
+            logs_trace_val(recs[i]->trace_id, (uint32_t)id, tv);
+            MDB_val tk = {1, tv + 7}, tvv = {sizeof(tv), tv};
+            rc = mdb_put(txn, w->db_trace, &tk, &tvv, MDB_NODUPDATA);
             if (rc != 0 && rc != MDB_KEYEXIST) {
                 return stg_lmdb_err(rc);
             }
