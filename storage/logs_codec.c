@@ -142,10 +142,15 @@ typedef struct enc {
     const sl_resource **res; /* distinct resources, by content */
     size_t nres, res_cap;
     sl_buf tpl;                  /* the current record's body template */
+    sl_buf shape;                /* the current record's attribute shape */
     sl_arena keys;               /* copies of the templates in strs */
     uint64_t nums[MAX_REF_NUMS]; /* the current record's body numbers */
     size_t nnums;
-    uint64_t unit; /* times are stored in this unit (a power of ten, ns) */
+    uint64_t *all; /* every body number, record after record */
+    size_t nall, allcap;
+    uint32_t *rec_tpl; /* per record: its template id (UINT32_MAX: none) */
+    size_t *rec_off;   /* per record: where its numbers start in all */
+    uint64_t unit;     /* times are stored in this unit (a power of ten, ns) */
     int err;
 } enc;
 
@@ -169,52 +174,90 @@ static void put_str(enc *e, int c, sl_str s) {
     put_u(e, c, id);
 }
 
-static void put_value(enc *e, const sl_value *v) {
+/* Writes a value's payload to the value columns and returns its type byte
+ * (with VT_INLINE / VT_NUMREF when they apply), which the caller stores. */
+static uint8_t put_payload(enc *e, const sl_value *v) {
     uint8_t t = v->type;
     switch (t) {
     case SL_VAL_STR:
         if (v->v.s.len >= INLINE_MIN) {
-            t |= VT_INLINE;
-            put_bytes(e, C_VTYPE, &t, 1);
             put_u(e, C_VREF, v->v.s.len);
             put_bytes(e, C_TEXT, v->v.s.ptr, v->v.s.len);
-        } else {
-            put_bytes(e, C_VTYPE, &t, 1);
-            put_str(e, C_VREF, v->v.s);
+            return t | VT_INLINE;
         }
-        return;
+        put_str(e, C_VREF, v->v.s);
+        return t;
     case SL_VAL_BOOL:
-        put_bytes(e, C_VTYPE, &t, 1);
         put_u(e, C_VREF, v->v.b ? 1 : 0);
-        return;
+        return t;
     case SL_VAL_INT:
         for (size_t j = 0; j < e->nnums; j++) {
             if (v->v.i >= 0 && e->nums[j] == (uint64_t)v->v.i) {
-                t = VT_NUMREF;
-                put_bytes(e, C_VTYPE, &t, 1);
                 put_u(e, C_VREF, j);
-                return;
+                return VT_NUMREF;
             }
         }
-        put_bytes(e, C_VTYPE, &t, 1);
         put_u(e, C_VINT, sl_zigzag(v->v.i));
-        return;
+        return t;
     case SL_VAL_DOUBLE:
-        put_bytes(e, C_VTYPE, &t, 1);
         put_bytes(e, C_VDBL, &v->v.d, 8);
-        return;
+        return t;
     case SL_VAL_ARRAY:
     case SL_VAL_KVLIST:
     case SL_VAL_BYTES:
-        put_bytes(e, C_VTYPE, &t, 1);
         put_u(e, C_VREF, v->v.s.len);
         put_bytes(e, C_TEXT, v->v.s.ptr, v->v.s.len);
-        return;
+        return t;
     default:
-        t = SL_VAL_EMPTY;
-        put_bytes(e, C_VTYPE, &t, 1);
-        return;
+        return SL_VAL_EMPTY;
     }
+}
+
+static void put_value(enc *e, const sl_value *v) {
+    uint8_t t = put_payload(e, v);
+    put_bytes(e, C_VTYPE, &t, 1);
+}
+
+/* Adds s to the dictionary as an owned copy (s is scratch), writes its id
+ * and returns it. */
+static uint32_t put_scratch_str(enc *e, int col, sl_str s) {
+    uint32_t id = 0;
+    size_t before = e->strs.n;
+    if (e->err == 0) {
+        e->err = dict_id(&e->strs, s.len > 0 ? s : SL_STR_LIT(""), &id);
+    }
+    if (e->err == 0 && e->strs.n > before && s.len > 0) {
+        char *copy = sl_arena_memdup(&e->keys, s.ptr, s.len);
+        if (copy == NULL) {
+            e->err = SL_ENOMEM;
+        } else {
+            e->strs.items[id].ptr = copy;
+        }
+    }
+    put_u(e, col, id);
+    return id;
+}
+
+/* A record's attributes: their "shape" (count, then key id and type byte
+ * of each), stored once in the dictionary and referenced by id, and the
+ * values in the value columns. Records of one log statement share a shape,
+ * so keys and types cost next to nothing. */
+static void put_shaped_attrs(enc *e, const sl_attr *attrs, uint32_t n) {
+    e->shape.len = 0;
+    int rc = sl_buf_put_uvarint(&e->shape, n);
+    for (uint32_t i = 0; i < n && rc == 0 && e->err == 0; i++) {
+        uint32_t kid = 0;
+        e->err = dict_id(&e->strs, attrs[i].key.ptr != NULL ? attrs[i].key : SL_STR_LIT(""), &kid);
+        uint8_t t = put_payload(e, &attrs[i].val);
+        rc = sl_buf_put_uvarint(&e->shape, kid);
+        if (rc == 0) {
+            rc = sl_buf_putc(&e->shape, t);
+        }
+    }
+    if (rc != 0 && e->err == 0) {
+        e->err = rc;
+    }
+    (void)put_scratch_str(e, C_NATTR, (sl_str){(const char *)e->shape.data, e->shape.len});
 }
 
 static void put_attrs(enc *e, int count_col, const sl_attr *attrs, uint32_t n) {
@@ -294,9 +337,11 @@ static bool is_digit(unsigned char c) {
 }
 
 /* Writes body as a template id (the template copied into the dictionary
- * when new) and its numbers to C_NUM; the first MAX_REF_NUMS numbers are
- * kept in e->nums for the record's attributes to refer to. */
-static void put_template(enc *e, sl_str body) {
+ * when new) and keeps its numbers in e->all (written to C_NUM at the end,
+ * grouped by template and position); the first MAX_REF_NUMS are also in
+ * e->nums for the record's attributes to refer to. */
+static void put_template(enc *e, size_t rec, sl_str body) {
+    e->rec_off[rec] = e->nall;
     const unsigned char *s = (const unsigned char *)body.ptr;
     e->tpl.len = 0;
     e->nnums = 0;
@@ -314,7 +359,12 @@ static void put_template(enc *e, sl_str body) {
                 for (size_t k = i; k < j; k++) {
                     v = v * 10 + (uint64_t)(s[k] - '0');
                 }
-                put_u(e, C_NUM, v);
+                if (e->err == 0 &&
+                    sl_array_grow(&e->all, &e->allcap, e->nall + 1, sizeof(*e->all)) != 0) {
+                    e->err = SL_ENOMEM;
+                } else if (e->err == 0) {
+                    e->all[e->nall++] = v;
+                }
                 if (e->nnums < MAX_REF_NUMS) {
                     e->nums[e->nnums++] = v;
                 }
@@ -337,22 +387,64 @@ static void put_template(enc *e, sl_str body) {
         }
         i++;
     }
-    uint32_t id = 0;
-    size_t before = e->strs.n;
-    sl_str t = e->tpl.len > 0 ? (sl_str){(const char *)e->tpl.data, e->tpl.len} : SL_STR_LIT("");
-    if (e->err == 0) {
-        e->err = dict_id(&e->strs, t, &id);
+    e->rec_tpl[rec] = put_scratch_str(e, C_BODY, (sl_str){(const char *)e->tpl.data, e->tpl.len});
+}
+
+/* Writes the body numbers to C_NUM by template, then by position in the
+ * template, then by record: numbers of one kind (durations of one log
+ * statement, ids of another) sit together and compress far better than
+ * interleaved. */
+static void put_numbers(enc *e, size_t n) {
+    size_t nt = e->strs.n;
+    size_t *start = calloc(nt + 1, sizeof(*start));
+    size_t *order = malloc((n ? n : 1) * sizeof(*order));
+    if (start == NULL || order == NULL) {
+        e->err = e->err != 0 ? e->err : SL_ENOMEM;
+        goto out;
     }
-    if (e->err == 0 && e->strs.n > before && t.len > 0) {
-        /* New: the dictionary must not keep a view into the scratch buffer. */
-        char *copy = sl_arena_memdup(&e->keys, t.ptr, t.len);
-        if (copy == NULL) {
-            e->err = SL_ENOMEM;
-        } else {
-            e->strs.items[id].ptr = copy;
+    for (size_t i = 0; i < n; i++) {
+        if (e->rec_tpl[i] != UINT32_MAX) {
+            start[e->rec_tpl[i] + 1]++;
         }
     }
-    put_u(e, C_BODY, id);
+    for (size_t t = 0; t < nt; t++) {
+        start[t + 1] += start[t];
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (e->rec_tpl[i] != UINT32_MAX) {
+            order[start[e->rec_tpl[i]]++] = i;
+        }
+    }
+    /* start[t] now ends template t's run; rebuild the beginnings. */
+    for (size_t t = nt; t > 0; t--) {
+        start[t] = start[t - 1];
+    }
+    start[0] = 0;
+    for (size_t t = 0; t < nt && e->err == 0; t++) {
+        size_t uses = start[t + 1] - start[t];
+        if (uses == 0) {
+            continue;
+        }
+        /* Every use of a template has as many numbers as it has markers. */
+        size_t slots = 0;
+        sl_str tpl = e->strs.items[t];
+        for (size_t k = 0; k < tpl.len; k++) {
+            unsigned char c = (unsigned char)tpl.ptr[k];
+            if (c == TPL_ESC) {
+                k++;
+            } else if (c == TPL_NUM) {
+                slots++;
+            }
+        }
+        for (size_t sl = 0; sl < slots; sl++) {
+            for (size_t u = 0; u < uses; u++) {
+                put_u(e, C_NUM, e->all[e->rec_off[order[start[t] + u]] + sl]);
+            }
+        }
+    }
+out:
+    free(start);
+    free(order);
 }
 
 /* The largest power of ten (ns) dividing every time and observed time. */
@@ -438,8 +530,15 @@ int stg_logs_encode(const sl_log_record *const *recs, size_t n, int level, sl_bu
         sl_buf_init(&e.col[c], STG_LOGS_MAX_RAW);
     }
     sl_buf_init(&e.tpl, STG_LOGS_MAX_RAW);
+    sl_buf_init(&e.shape, STG_LOGS_MAX_RAW);
     sl_arena_init(&e.keys, 0);
     int rc = 0;
+    e.rec_tpl = malloc((n ? n : 1) * sizeof(*e.rec_tpl));
+    e.rec_off = malloc((n ? n : 1) * sizeof(*e.rec_off));
+    if (e.rec_tpl == NULL || e.rec_off == NULL) {
+        rc = SL_ENOMEM;
+        goto out;
+    }
 
     /* Times in the block's coarsest exact unit (clocks often tick in µs). */
     e.unit = time_unit(recs, n);
@@ -468,18 +567,22 @@ int stg_logs_encode(const sl_log_record *const *recs, size_t n, int level, sl_bu
         put_id(&e, C_SPAN, C_SPAN_IDS, &e.spans, r->span_id, 8);
         uint8_t bt = r->body.type;
         e.nnums = 0;
+        e.rec_tpl[i] = UINT32_MAX;
         if (bt == SL_VAL_STR) {
             put_bytes(&e, C_BTYPE, &bt, 1);
-            put_template(&e, r->body.v.s);
+            put_template(&e, i, r->body.v.s);
         } else {
             bt = 0xff; /* the body is a value in the value columns */
             put_bytes(&e, C_BTYPE, &bt, 1);
             put_value(&e, &r->body);
         }
-        put_attrs(&e, C_NATTR, r->attrs, r->nattrs);
+        put_shaped_attrs(&e, r->attrs, r->nattrs);
         put_u(&e, C_DROP, r->dropped_attrs);
     }
     e.nnums = 0;
+    if (e.err == 0) {
+        put_numbers(&e, n);
+    }
     /* Resources: their attribute values follow the records' in the value
      * columns, so the decoder reads them after the records too. */
     put_u(&e, C_RES, e.nres);
@@ -502,10 +605,15 @@ int stg_logs_encode(const sl_log_record *const *recs, size_t n, int level, sl_bu
     if (rc == 0) {
         rc = compress_into(&e, n, level, out);
     }
+out:
+    free(e.rec_tpl);
+    free(e.rec_off);
+    free(e.all);
     for (int c = 0; c < C_COUNT; c++) {
         sl_buf_free(&e.col[c]);
     }
     sl_buf_free(&e.tpl);
+    sl_buf_free(&e.shape);
     sl_arena_free(&e.keys);
     dict_free(&e.strs);
     dict_free(&e.traces);
@@ -529,6 +637,10 @@ typedef struct dec {
     sl_arena *a;
     uint64_t nums[MAX_REF_NUMS]; /* the current record's body numbers */
     size_t nnums;
+    uint64_t *all; /* body numbers, per template: use after use */
+    size_t *base;  /* per dictionary id: its numbers' start in all */
+    size_t *slots; /* per dictionary id: numbers per use */
+    size_t *next;  /* per dictionary id: uses expanded so far */
     int err;
 } dec;
 
@@ -659,47 +771,147 @@ static sl_attr *get_attrs(dec *d, int count_col, uint32_t *n) {
     return attrs;
 }
 
-/* Rebuilds a body from its template and C_NUM. */
-static sl_str expand_template(dec *d, sl_str t) {
-    size_t nums = 0;
+/* A record's attributes from its shape (see put_shaped_attrs). */
+static sl_attr *get_shaped_attrs(dec *d, uint32_t *n) {
+    *n = 0;
+    uint64_t sid = get_u(d, C_NATTR);
+    if (d->err != 0 || sid >= d->nstrs) {
+        d->err = d->err != 0 ? d->err : SL_ECORRUPT;
+        return NULL;
+    }
+    rd sh = {(const uint8_t *)d->strs[sid].ptr,
+             (const uint8_t *)d->strs[sid].ptr + d->strs[sid].len};
+    uint64_t cnt;
+    /* Each attribute takes two shape bytes at least. */
+    if (sl_get_uvarint(&sh.p, sh.end, &cnt) != 0 || cnt > (uint64_t)(sh.end - sh.p) / 2) {
+        d->err = SL_ECORRUPT;
+        return NULL;
+    }
+    if (cnt == 0) {
+        return sh.p == sh.end ? NULL : (d->err = SL_ECORRUPT, NULL);
+    }
+    sl_attr *attrs = sl_arena_alloc(d->a, (size_t)cnt * sizeof(*attrs));
+    if (attrs == NULL) {
+        d->err = SL_ENOMEM;
+        return NULL;
+    }
+    for (uint64_t i = 0; i < cnt && d->err == 0; i++) {
+        uint64_t kid;
+        if (sl_get_uvarint(&sh.p, sh.end, &kid) != 0 || kid >= d->nstrs || sh.p == sh.end) {
+            d->err = SL_ECORRUPT;
+            break;
+        }
+        attrs[i].key = d->strs[kid];
+        get_value(d, *sh.p++, &attrs[i].val);
+    }
+    if (d->err == 0 && sh.p != sh.end) {
+        d->err = SL_ECORRUPT;
+    }
+    *n = (uint32_t)cnt;
+    return attrs;
+}
+
+/* Numbers per use of template t (its markers), or SIZE_MAX when malformed. */
+static size_t template_slots(sl_str t) {
+    size_t n = 0;
     for (size_t i = 0; i < t.len; i++) {
-        if ((unsigned char)t.ptr[i] == TPL_NUM) {
-            nums++;
+        unsigned char c = (unsigned char)t.ptr[i];
+        if (c == TPL_ESC) {
+            if (++i == t.len) {
+                return SIZE_MAX;
+            }
+        } else if (c == TPL_NUM) {
+            n++;
         }
     }
-    if (nums == 0) {
-        bool esc = memchr(t.ptr, TPL_ESC, t.len) != NULL;
-        if (!esc) {
-            return t;
+    return n;
+}
+
+/* Reads C_NUM into d->all, laid out per template as the encoder wrote it
+ * (template, then position, then use). The template of every string body
+ * is known up front from C_BODY. */
+static int read_numbers(dec *d) {
+    size_t nt = d->nstrs;
+    if (nt == 0) {
+        return d->col[C_NUM].p == d->col[C_NUM].end ? 0 : SL_ECORRUPT;
+    }
+    size_t *uses = sl_arena_calloc(d->a, nt, sizeof(size_t));
+    d->base = sl_arena_calloc(d->a, nt, sizeof(size_t));
+    d->slots = sl_arena_calloc(d->a, nt, sizeof(size_t));
+    d->next = sl_arena_calloc(d->a, nt, sizeof(size_t));
+    if (uses == NULL || d->base == NULL || d->slots == NULL || d->next == NULL) {
+        return SL_ENOMEM;
+    }
+    rd body = d->col[C_BODY];
+    while (body.p < body.end) {
+        uint64_t t;
+        if (sl_get_uvarint(&body.p, body.end, &t) != 0 || t >= nt) {
+            return SL_ECORRUPT;
+        }
+        uses[t]++;
+    }
+    size_t avail = (size_t)(d->col[C_NUM].end - d->col[C_NUM].p), total = 0;
+    for (size_t t = 0; t < nt; t++) {
+        if (uses[t] == 0) {
+            continue;
+        }
+        size_t sl = template_slots(d->strs[t]);
+        /* Every number takes a byte at least: more than C_NUM holds is corrupt. */
+        if (sl == SIZE_MAX || (sl > 0 && uses[t] > (avail - total) / sl)) {
+            return SL_ECORRUPT;
+        }
+        d->slots[t] = sl;
+        d->base[t] = total;
+        total += uses[t] * sl;
+    }
+    d->all = total > 0 ? sl_arena_alloc(d->a, total * sizeof(uint64_t)) : NULL;
+    if (total > 0 && d->all == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t t = 0; t < nt && d->err == 0; t++) {
+        for (size_t sl = 0; sl < d->slots[t]; sl++) {
+            for (size_t u = 0; u < uses[t]; u++) {
+                d->all[d->base[t] + u * d->slots[t] + sl] = get_u(d, C_NUM);
+            }
         }
     }
-    char *out = sl_arena_alloc(d->a, t.len + nums * 20 + 1);
+    return d->err;
+}
+
+/* Rebuilds a body from template id t and its next use's numbers. */
+static sl_str expand_template(dec *d, uint64_t t) {
+    if (d->err != 0 || t >= d->nstrs) {
+        d->err = d->err != 0 ? d->err : SL_ECORRUPT;
+        return (sl_str){"", 0};
+    }
+    sl_str tpl = d->strs[t];
+    size_t nums = d->slots[t];
+    const uint64_t *v = d->all != NULL ? d->all + d->base[t] + d->next[t]++ * nums : NULL;
+    for (size_t i = 0; i < nums && i < MAX_REF_NUMS; i++) {
+        d->nums[d->nnums++] = v[i];
+    }
+    if (nums == 0 && memchr(tpl.ptr, TPL_ESC, tpl.len) == NULL) {
+        return tpl;
+    }
+    char *out = sl_arena_alloc(d->a, tpl.len + nums * 20 + 1);
     if (out == NULL) {
         d->err = SL_ENOMEM;
         return (sl_str){"", 0};
     }
-    size_t o = 0;
-    for (size_t i = 0; i < t.len && d->err == 0; i++) {
-        unsigned char c = (unsigned char)t.ptr[i];
+    size_t o = 0, k = 0;
+    for (size_t i = 0; i < tpl.len && d->err == 0; i++) {
+        unsigned char c = (unsigned char)tpl.ptr[i];
         if (c == TPL_ESC) {
-            if (++i == t.len) {
-                d->err = SL_ECORRUPT;
-                break;
-            }
-            out[o++] = t.ptr[i];
+            out[o++] = tpl.ptr[++i]; /* template_slots checked the escapes */
         } else if (c == TPL_NUM) {
-            uint64_t v = get_u(d, C_NUM);
-            if (d->nnums < MAX_REF_NUMS) {
-                d->nums[d->nnums++] = v;
-            }
             char num[24];
-            int k = snprintf(num, sizeof(num), "%" PRIu64, v);
-            if (k <= 0 || k > MAX_NUM_DIGITS) {
+            int w = snprintf(num, sizeof(num), "%" PRIu64, v[k++]);
+            if (w <= 0 || w > MAX_NUM_DIGITS) {
                 d->err = SL_ECORRUPT;
                 break;
             }
-            memcpy(out + o, num, (size_t)k);
-            o += (size_t)k;
+            memcpy(out + o, num, (size_t)w);
+            o += (size_t)w;
         } else {
             out[o++] = (char)c;
         }
@@ -767,6 +979,10 @@ static int decode_payload(dec *d, const uint8_t *raw, size_t raw_len, uint32_t n
     if (d->err != 0) {
         return d->err;
     }
+    int nrc = read_numbers(d);
+    if (nrc != 0) {
+        return nrc;
+    }
     d->trace_ids = d->col[C_TRACE_IDS].p;
     d->ntraces = (size_t)(d->col[C_TRACE_IDS].end - d->trace_ids);
     d->span_ids = d->col[C_SPAN_IDS].p;
@@ -828,7 +1044,7 @@ static int decode_payload(dec *d, const uint8_t *raw, size_t raw_len, uint32_t n
         d->nnums = 0;
         if (bt != NULL && *bt == SL_VAL_STR) {
             r->body.type = SL_VAL_STR;
-            r->body.v.s = expand_template(d, get_str(d, C_BODY));
+            r->body.v.s = expand_template(d, get_u(d, C_BODY));
         } else if (bt != NULL && *bt == 0xff) {
             get_vtype_value(d, &r->body);
             if (r->body.type == SL_VAL_STR) {
@@ -838,7 +1054,7 @@ static int decode_payload(dec *d, const uint8_t *raw, size_t raw_len, uint32_t n
         } else if (bt != NULL) {
             d->err = SL_ECORRUPT;
         }
-        r->attrs = get_attrs(d, C_NATTR, &r->nattrs);
+        r->attrs = get_shaped_attrs(d, &r->nattrs);
         uint64_t drop = get_u(d, C_DROP);
         if (drop > UINT32_MAX) {
             d->err = SL_ECORRUPT;

@@ -262,12 +262,13 @@ static int index_blocks(const stg_log_query *q, win_read *wr, uint64_t **ids, si
             return stg_lmdb_err(rc);
         }
         uint8_t probe[LOGS_TRACE_VAL];
+        uint8_t tkey = logs_trace_key(q->trace_id);
         logs_trace_val(q->trace_id, 0, probe);
-        k = (MDB_val){1, probe + 7};
+        k = (MDB_val){1, &tkey};
         v = (MDB_val){sizeof(probe), probe};
         int mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
-        while (mrc == 0 && v.mv_size == LOGS_TRACE_VAL && memcmp(v.mv_data, probe, 8) == 0) {
-            const uint8_t *b = (const uint8_t *)v.mv_data + 8;
+        while (mrc == 0 && v.mv_size == LOGS_TRACE_VAL && memcmp(v.mv_data, probe, 4) == 0) {
+            const uint8_t *b = (const uint8_t *)v.mv_data + 4;
             if (sl_array_grow(ids, cap, *n + 1, sizeof(**ids)) != 0) {
                 mdb_cursor_close(cur);
                 return SL_ENOMEM;

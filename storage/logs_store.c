@@ -413,8 +413,9 @@ static int put_block(stg_store *s, logs_win *w, MDB_txn *txn, const sl_log_recor
         if (!sl_is_zero(recs[i]->trace_id, 16) &&
             (i == 0 || memcmp(recs[i]->trace_id, recs[i - 1]->trace_id, 16) != 0)) {
             uint8_t tv[LOGS_TRACE_VAL];
+            uint8_t tkey = logs_trace_key(recs[i]->trace_id);
             logs_trace_val(recs[i]->trace_id, (uint32_t)id, tv);
-            MDB_val tk = {1, tv + 7}, tvv = {sizeof(tv), tv};
+            MDB_val tk = {1, &tkey}, tvv = {sizeof(tv), tv};
             rc = mdb_put(txn, w->db_trace, &tk, &tvv, MDB_NODUPDATA);
             if (rc != 0 && rc != MDB_KEYEXIST) {
                 return stg_lmdb_err(rc);
