@@ -12,11 +12,12 @@
  *           the mark are only deleted; readers skip them in the WAL)
  *   svc     service\0severity-byte -> dupsort logs_svc_val (block id, time
  *           bounds of that block's records of that service and severity)
- *   trace   last byte of the trace id -> dupsort, fixed-size: 4 more bytes
- *           of the trace id + u32be block id (256 LMDB nodes per window
- *           instead of one per trace: about 8 bytes per trace per block;
- *           40 bits of the id select blocks, records are then matched on
- *           the whole id, so a collision only costs decoding a block)
+ *   trace   u64be block id -> the block's distinct trace ids, each as its
+ *           last LOGS_TRACE_KEY bytes, sorted (a lookup binary-searches each
+ *           block's table; written once per block, so the index never
+ *           rewrites pages as a keyed B-tree of random ids would; a shared
+ *           suffix only costs decoding a block, records are matched on the
+ *           whole id)
  *   bloom   u64be block id -> token filter (logs_codec.h)
  * Blocks never mix services (a service's records are sorted by time in
  * them), so the svc index and a block's service are exact.
@@ -71,20 +72,7 @@ static inline uint32_t logs_sev_bit(int32_t sev) {
     return sev >= 0 && sev <= 24 ? 1u << sev : 1u << 31;
 }
 
-#define LOGS_TRACE_VAL 8
-
-/* The trace index key (one byte) and value of (trace id, block id). */
-static inline uint8_t logs_trace_key(const uint8_t trace_id[16]) {
-    return trace_id[15];
-}
-
-static inline void logs_trace_val(const uint8_t trace_id[16], uint32_t block, uint8_t out[8]) {
-    memcpy(out, trace_id + 11, 4);
-    out[4] = (uint8_t)(block >> 24);
-    out[5] = (uint8_t)(block >> 16);
-    out[6] = (uint8_t)(block >> 8);
-    out[7] = (uint8_t)block;
-}
+#define LOGS_TRACE_KEY 5
 
 /* logs_store.c */
 /* Snapshot of the tenant's windows, newest first, each with a reference

@@ -261,21 +261,34 @@ static int index_blocks(const stg_log_query *q, win_read *wr, uint64_t **ids, si
         if ((rc = mdb_cursor_open(wr->txn, wr->w->db_trace, &cur)) != 0) {
             return stg_lmdb_err(rc);
         }
-        uint8_t probe[LOGS_TRACE_VAL];
-        uint8_t tkey = logs_trace_key(q->trace_id);
-        logs_trace_val(q->trace_id, 0, probe);
-        k = (MDB_val){1, &tkey};
-        v = (MDB_val){sizeof(probe), probe};
-        int mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
-        while (mrc == 0 && v.mv_size == LOGS_TRACE_VAL && memcmp(v.mv_data, probe, 4) == 0) {
-            const uint8_t *b = (const uint8_t *)v.mv_data + 4;
-            if (sl_array_grow(ids, cap, *n + 1, sizeof(**ids)) != 0) {
-                mdb_cursor_close(cur);
-                return SL_ENOMEM;
+        /* Every block's sorted trace table, binary-searched. */
+        const uint8_t *want = q->trace_id + 16 - LOGS_TRACE_KEY;
+        int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (mrc == 0) {
+            size_t lo = 0, hi = v.mv_size / LOGS_TRACE_KEY;
+            const uint8_t *tab = v.mv_data;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = memcmp(tab + mid * LOGS_TRACE_KEY, want, LOGS_TRACE_KEY);
+                if (c == 0) {
+                    lo = mid;
+                    break;
+                }
+                if (c < 0) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
             }
-            (*ids)[(*n)++] =
-                (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+            if (k.mv_size == 8 && lo < v.mv_size / LOGS_TRACE_KEY &&
+                memcmp(tab + lo * LOGS_TRACE_KEY, want, LOGS_TRACE_KEY) == 0) {
+                if (sl_array_grow(ids, cap, *n + 1, sizeof(**ids)) != 0) {
+                    mdb_cursor_close(cur);
+                    return SL_ENOMEM;
+                }
+                (*ids)[(*n)++] = sl_get_be64(k.mv_data);
+            }
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         mdb_cursor_close(cur);
     } else if (q->service.len > 0) {

@@ -87,7 +87,7 @@ static int win_env_open(stg_store *s, logs_win *w, bool create, bool sealed) {
         {"blocks", 0, &w->db_blocks},
         {"bmeta", 0, &w->db_bmeta},
         {"svc", MDB_DUPSORT | MDB_DUPFIXED, &w->db_svc},
-        {"trace", MDB_DUPSORT | MDB_DUPFIXED, &w->db_trace},
+        {"trace", 0, &w->db_trace},
         {"bloom", 0, &w->db_bloom},
     };
     for (size_t i = 0; rc == 0 && i < sizeof(dbs) / sizeof(dbs[0]); i++) {
@@ -365,12 +365,40 @@ static size_t rec_bytes(const sl_log_record *r) {
 }
 
 /* Writes one block of recs (one service) with its indexes. */
+static int cmp_trace_key(const void *a, const void *b) {
+    return memcmp(a, b, LOGS_TRACE_KEY);
+}
+
+/* The block's trace table (see logs_int.h). */
+static int put_trace_table(logs_win *w, MDB_txn *txn, const sl_log_record *const *recs, size_t n,
+                           const uint8_t key[8], sl_buf *scratch) {
+    scratch->len = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!sl_is_zero(recs[i]->trace_id, 16) &&
+            (i == 0 || memcmp(recs[i]->trace_id, recs[i - 1]->trace_id, 16) != 0)) {
+            rc = sl_buf_append(scratch, recs[i]->trace_id + 16 - LOGS_TRACE_KEY, LOGS_TRACE_KEY);
+        }
+    }
+    if (rc != 0 || scratch->len == 0) {
+        return rc;
+    }
+    size_t cnt = scratch->len / LOGS_TRACE_KEY, u = 0;
+    qsort(scratch->data, cnt, LOGS_TRACE_KEY, cmp_trace_key);
+    for (size_t i = 0; i < cnt; i++) {
+        uint8_t *e = scratch->data + i * LOGS_TRACE_KEY;
+        if (u == 0 || memcmp(scratch->data + (u - 1) * LOGS_TRACE_KEY, e, LOGS_TRACE_KEY) != 0) {
+            memmove(scratch->data + u * LOGS_TRACE_KEY, e, LOGS_TRACE_KEY);
+            u++;
+        }
+    }
+    MDB_val k = {8, (void *)(uintptr_t)key}, v = {u * LOGS_TRACE_KEY, scratch->data};
+    return stg_lmdb_err(mdb_put(txn, w->db_trace, &k, &v, 0));
+}
+
 static int put_block(stg_store *s, logs_win *w, MDB_txn *txn, const sl_log_record *const *recs,
                      size_t n, sl_buf *scratch) {
     (void)s;
-    if (w->next_block > UINT32_MAX) {
-        return SL_EFULL; /* the trace index holds 32-bit block ids */
-    }
     uint64_t id = w->next_block++;
     uint8_t key[8];
     stg_be64(key, id);
@@ -409,18 +437,9 @@ static int put_block(stg_store *s, logs_win *w, MDB_txn *txn, const sl_log_recor
         sv = sv < 0 ? 0 : sv > 25 ? 25 : sv;
         smin[sv] = t < smin[sv] ? t : smin[sv];
         smax[sv] = t > smax[sv] ? t : smax[sv];
-        /* Trace index: a block's records of one trace are usually adjacent. */
-        if (!sl_is_zero(recs[i]->trace_id, 16) &&
-            (i == 0 || memcmp(recs[i]->trace_id, recs[i - 1]->trace_id, 16) != 0)) {
-            uint8_t tv[LOGS_TRACE_VAL];
-            uint8_t tkey = logs_trace_key(recs[i]->trace_id);
-            logs_trace_val(recs[i]->trace_id, (uint32_t)id, tv);
-            MDB_val tk = {1, &tkey}, tvv = {sizeof(tv), tv};
-            rc = mdb_put(txn, w->db_trace, &tk, &tvv, MDB_NODUPDATA);
-            if (rc != 0 && rc != MDB_KEYEXIST) {
-                return stg_lmdb_err(rc);
-            }
-        }
+    }
+    if ((rc = put_trace_table(w, txn, recs, n, key, scratch)) != 0) {
+        return rc;
     }
     m.nrecs = (uint32_t)n;
     sl_str svc = recs[0]->resource->service;

@@ -1,8 +1,12 @@
 /*
- * Fuzz target: the log block decoder (storage/logs_codec.c). Any input must
- * decode or fail cleanly; a block that decodes is re-encoded and must decode
- * again to the same record count (a round trip through the encoder), and its
- * records feed the token filter and the phrase matcher.
+ * Fuzz target: the log block decoder (storage/logs_codec.c). Every input is
+ * tried twice: as a block, and as the inside of one (two bytes of record
+ * count, then a raw payload that the target compresses and wraps in a valid
+ * header, so that mutations reach the column parser instead of dying at
+ * zstd's checksum). Any input must decode or fail cleanly; a block that
+ * decodes is re-encoded and must decode again to the same record count (a
+ * round trip through the encoder), and its records feed the token filter
+ * and the phrase matcher.
  */
 #include "logs_codec.h"
 
@@ -10,6 +14,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <zstd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,7 +29,7 @@ static void text_cb(void *ud, sl_str text) {
     (void)stg_logs_phrase_in(text, SL_STR_LIT("error code"));
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static void try_block(const uint8_t *data, size_t size) {
     sl_arena a;
     sl_arena_init(&a, 64u << 20);
     sl_log_record *recs = NULL;
@@ -54,5 +60,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     sl_arena_free(&a);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    try_block(data, size);
+    if (size >= 2) {
+        uint32_t n = (uint32_t)data[0] | (uint32_t)data[1] << 8;
+        size_t raw = size - 2;
+        size_t bound = ZSTD_compressBound(raw);
+        uint8_t *blk = malloc(STG_LOGS_HDR + bound);
+        if (blk != NULL) {
+            size_t z = ZSTD_compress(blk + STG_LOGS_HDR, bound, data + 2, raw, 1);
+            if (!ZSTD_isError(z)) {
+                memcpy(blk, STG_LOGS_MAGIC, 4);
+                blk[4] = 1;
+                for (int i = 0; i < 4; i++) {
+                    blk[5 + i] = (uint8_t)(n >> (8 * i));
+                    blk[9 + i] = (uint8_t)((uint32_t)raw >> (8 * i));
+                }
+                try_block(blk, STG_LOGS_HDR + z);
+            }
+            free(blk);
+        }
+    }
     return 0;
 }
