@@ -26,6 +26,8 @@
 #include <string.h>
 
 #define SCRATCH_MAX ((size_t)1 << 30)
+#define HITS_ARENA_MAX ((size_t)1 << 30)
+#define HITS_COMPACT_SIZE ((size_t)32 << 20)
 
 /* A match: the copied record and, for WAL matches, where it came from. */
 typedef struct hit {
@@ -39,7 +41,8 @@ typedef struct hit {
 typedef struct search {
     stg_store *s;
     const stg_log_query *q;
-    sl_arena *out; /* the caller's */
+    sl_arena *out; /* where add_hit copies to: hits_arena */
+    sl_arena hits_arena;
     sl_arena scratch;
     hit *hits;
     size_t n, cap;
@@ -128,7 +131,33 @@ static sl_attr *dup_attrs(search *S, const sl_attr *src, uint32_t n) {
     return a;
 }
 
-/* Copies r; resources are copied once per source pointer (*last caches it). */
+/* Deep-copies *c (whose pointers still point at the source) into S->out;
+ * resources are copied once per source pointer (*last_src caches it). */
+static void copy_rec(search *S, sl_log_record *c, const sl_resource **last_src,
+                     const sl_resource **last_copy) {
+    const sl_log_record r = *c;
+    c->severity_text = dup_str(S, c->severity_text);
+    c->event_name = dup_str(S, c->event_name);
+    c->scope_name = dup_str(S, c->scope_name);
+    c->scope_version = dup_str(S, c->scope_version);
+    dup_value(S, &c->body);
+    c->attrs = dup_attrs(S, r.attrs, r.nattrs);
+    if (r.resource != *last_src) {
+        sl_resource *res = sl_arena_alloc(S->out, sizeof(*res));
+        if (res == NULL) {
+            S->err = SL_ENOMEM;
+            return;
+        }
+        *res = *r.resource;
+        res->service = dup_str(S, res->service);
+        res->attrs = dup_attrs(S, r.resource->attrs, r.resource->nattrs);
+        *last_src = r.resource;
+        *last_copy = res;
+    }
+    c->resource = *last_copy;
+}
+
+/* Adds a match, copied into the hits arena. */
 static void add_hit(search *S, const sl_log_record *r, const sl_resource **last_src,
                     const sl_resource **last_copy, bool wal, uint64_t window, uint64_t seq) {
     if (S->err != 0) {
@@ -144,27 +173,19 @@ static void add_hit(search *S, const sl_log_record *r, const sl_resource **last_
     h->dead = false;
     h->window = window;
     h->seq = seq;
-    sl_log_record *c = &h->rec;
-    c->severity_text = dup_str(S, c->severity_text);
-    c->event_name = dup_str(S, c->event_name);
-    c->scope_name = dup_str(S, c->scope_name);
-    c->scope_version = dup_str(S, c->scope_version);
-    dup_value(S, &c->body);
-    c->attrs = dup_attrs(S, r->attrs, r->nattrs);
-    if (r->resource != *last_src) {
-        sl_resource *res = sl_arena_alloc(S->out, sizeof(*res));
-        if (res == NULL) {
-            S->err = SL_ENOMEM;
-            return;
-        }
-        *res = *r->resource;
-        res->service = dup_str(S, res->service);
-        res->attrs = dup_attrs(S, r->resource->attrs, r->resource->nattrs);
-        *last_src = r->resource;
-        *last_copy = res;
-    }
-    c->resource = *last_copy;
+    copy_rec(S, &h->rec, last_src, last_copy);
     S->n++;
+}
+
+/* Copies every hit into dst (the hits arena is then free to go). */
+static void move_hits(search *S, sl_arena *dst) {
+    sl_arena *prev = S->out;
+    const sl_resource *ls = NULL, *lc = NULL;
+    S->out = dst;
+    for (size_t i = 0; i < S->n && S->err == 0; i++) {
+        copy_rec(S, &S->hits[i].rec, &ls, &lc);
+    }
+    S->out = prev;
 }
 
 /* Orders hits in the search's direction (ties: observed time). */
@@ -195,6 +216,16 @@ static void trim(search *S) {
     qsort(S->hits, S->n, sizeof(*S->hits), S->q->forward ? cmp_fwd : cmp_back);
     if (S->n > S->q->limit) {
         S->n = S->q->limit;
+    }
+    /* Trimmed hits still hold arena memory: once it is large, move the kept
+     * ones to a fresh arena so that memory follows `limit`, not the data. */
+    if (S->hits_arena.used > HITS_COMPACT_SIZE) {
+        sl_arena fresh;
+        sl_arena_init(&fresh, HITS_ARENA_MAX);
+        move_hits(S, &fresh);
+        sl_arena_free(&S->hits_arena);
+        S->hits_arena = fresh;
+        S->out = &S->hits_arena;
     }
 }
 
@@ -484,7 +515,8 @@ int stg_find_logs(stg_store *s, const stg_log_query *q, sl_arena *a, sl_log_reco
     memset(&S, 0, sizeof(S));
     S.s = s;
     S.q = q;
-    S.out = a;
+    sl_arena_init(&S.hits_arena, HITS_ARENA_MAX);
+    S.out = &S.hits_arena;
     sl_arena_init(&S.scratch, SCRATCH_MAX);
     hashes hs = {0};
     logs_win **wins = NULL;
@@ -549,6 +581,7 @@ int stg_find_logs(stg_store *s, const stg_log_query *q, sl_arena *a, sl_log_reco
     }
     if (rc == 0) {
         trim(&S);
+        move_hits(&S, a);
         S.st.blocks_skipped = total_blocks - S.st.blocks_scanned;
         sl_log_record *recs = S.n > 0 ? sl_arena_alloc(a, S.n * sizeof(*recs)) : NULL;
         if (S.n > 0 && recs == NULL) {
@@ -557,6 +590,10 @@ int stg_find_logs(stg_store *s, const stg_log_query *q, sl_arena *a, sl_log_reco
         }
         for (size_t i = 0; i < S.n; i++) {
             recs[i] = S.hits[i].rec;
+        }
+        if (S.err != 0) {
+            rc = S.err;
+            goto out;
         }
         *out = recs;
         *n = S.n;
@@ -578,5 +615,6 @@ out:
     free(hs.h);
     free(S.hits);
     sl_arena_free(&S.scratch);
+    sl_arena_free(&S.hits_arena);
     return rc;
 }
