@@ -213,7 +213,9 @@ static void trim(search *S) {
         }
     }
     S->n = k;
-    qsort(S->hits, S->n, sizeof(*S->hits), S->q->forward ? cmp_fwd : cmp_back);
+    if (S->n > 1) {
+        qsort(S->hits, S->n, sizeof(*S->hits), S->q->forward ? cmp_fwd : cmp_back);
+    }
     if (S->n > S->q->limit) {
         S->n = S->q->limit;
     }
@@ -351,7 +353,9 @@ static int index_blocks(const stg_log_query *q, win_read *wr, uint64_t **ids, si
         *all = true;
         return 0;
     }
-    qsort(*ids, *n, sizeof(**ids), cmp_u64);
+    if (*n > 1) {
+        qsort(*ids, *n, sizeof(**ids), cmp_u64);
+    }
     size_t u = 0;
     for (size_t i = 0; i < *n; i++) {
         if (u == 0 || (*ids)[u - 1] != (*ids)[i]) {
@@ -569,7 +573,9 @@ int stg_find_logs(stg_store *s, const stg_log_query *q, sl_arena *a, sl_log_reco
     if (rc != 0) {
         goto out;
     }
-    qsort(cs, ncs, sizeof(*cs), q->forward ? cmp_cand_fwd : cmp_cand_back);
+    if (ncs > 1) {
+        qsort(cs, ncs, sizeof(*cs), q->forward ? cmp_cand_fwd : cmp_cand_back);
+    }
     for (size_t i = 0; i < ncs && rc == 0; i++) {
         if (done_before(&S, &cs[i])) {
             break;

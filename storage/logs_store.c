@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#define LOGS_BLOCK_LEVEL 9               /* zstd level of cut blocks */
 #define LOGS_WAL_LEVEL 1                 /* zstd level of WAL records */
 #define LOGS_BLOCK_MAX_RECS 16384        /* records per block at most */
 #define LOGS_BLOCK_MAX_BYTES (8u << 20)  /* body/attribute bytes per block, roughly */
@@ -34,6 +34,7 @@
 #define LOGS_CUT_ARENA ((size_t)1 << 30) /* decoded records of one pass */
 #define LOGS_CUT_MAX_WINDOWS 16
 #define LOGS_SEAL_MARGIN (64ull << 20)
+#define LOGS_ENCODE_THREADS 4 /* at most, and never more than the cores */
 
 static logs_state *state(stg_store *s) {
     return s->sig[STG_LOGS];
@@ -396,27 +397,79 @@ static int put_trace_table(logs_win *w, MDB_txn *txn, const sl_log_record *const
     return stg_lmdb_err(mdb_put(txn, w->db_trace, &k, &v, 0));
 }
 
-static int put_block(stg_store *s, logs_win *w, MDB_txn *txn, const sl_log_record *const *recs,
-                     size_t n, sl_buf *scratch) {
-    (void)s;
+/* One block of a cut: its records (one service, sorted by time) and, once
+ * encoded (off the transaction, in parallel), its bytes and token filter. */
+typedef struct cut_block {
+    const sl_log_record *const *recs;
+    size_t n;
+    sl_buf data, bloom;
+    int rc;
+} cut_block;
+
+typedef struct encode_job {
+    cut_block *blocks;
+    size_t n;
+    int level;
+    atomic_size_t next;
+} encode_job;
+
+static void *encode_worker(void *arg) {
+    encode_job *j = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) {
+            break;
+        }
+        cut_block *b = &j->blocks[i];
+        b->rc = stg_logs_encode(b->recs, b->n, j->level, &b->data);
+        if (b->rc == 0) {
+            b->rc = stg_logs_bloom_build(b->recs, b->n, &b->bloom);
+        }
+    }
+    return NULL;
+}
+
+/* Encodes every block on up to LOGS_ENCODE_THREADS threads (this one
+ * included). Returns the first block's error, if any. */
+static int encode_blocks(cut_block *blocks, size_t n, int level) {
+    encode_job job = {blocks, n, level, 0};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nthreads = cores > 1 ? (size_t)cores : 1;
+    nthreads = nthreads < LOGS_ENCODE_THREADS ? nthreads : LOGS_ENCODE_THREADS;
+    nthreads = nthreads < n ? nthreads : n;
+    pthread_t th[LOGS_ENCODE_THREADS];
+    size_t started = 0;
+    for (size_t i = 1; i < nthreads; i++) {
+        if (pthread_create(&th[started], NULL, encode_worker, &job) == 0) {
+            started++;
+        }
+    }
+    encode_worker(&job);
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (blocks[i].rc != 0) {
+            return blocks[i].rc;
+        }
+    }
+    return 0;
+}
+
+/* Writes one encoded block with its metadata and index entries. */
+static int put_block(logs_win *w, MDB_txn *txn, const cut_block *b, sl_buf *scratch) {
+    const sl_log_record *const *recs = b->recs;
+    size_t n = b->n;
     uint64_t id = w->next_block++;
     uint8_t key[8];
     stg_be64(key, id);
-    scratch->len = 0;
-    int rc = stg_logs_encode(recs, n, LOGS_BLOCK_LEVEL, scratch);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_val k = {8, key}, v = {scratch->len, scratch->data};
-    uint64_t block_size = scratch->len;
+    int rc;
+    MDB_val k = {8, key}, v = {b->data.len, b->data.data};
+    uint64_t block_size = b->data.len;
     if ((rc = mdb_put(txn, w->db_blocks, &k, &v, 0)) != 0) {
         return stg_lmdb_err(rc);
     }
-    scratch->len = 0;
-    if ((rc = stg_logs_bloom_build(recs, n, scratch)) != 0) {
-        return rc;
-    }
-    v = (MDB_val){scratch->len, scratch->data};
+    v = (MDB_val){b->bloom.len, b->bloom.data};
     if ((rc = mdb_put(txn, w->db_bloom, &k, &v, 0)) != 0) {
         return stg_lmdb_err(rc);
     }
@@ -480,17 +533,36 @@ static int cut_window(stg_store *s, logs_win *w, const sl_log_record **recs, siz
     sl_buf scratch;
     sl_buf_init(&scratch, 0);
     uint64_t next_block = w->next_block, blocks = atomic_load(&w->blocks);
-    int rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn));
-    size_t start = 0;
-    while (rc == 0 && start < n) {
+    cut_block *bl = NULL;
+    size_t nbl = 0, cap = 0;
+    int rc = 0;
+    /* Blocks never mix services and stay under a size, so that a search
+     * decodes little beyond what it asked for. */
+    for (size_t start = 0; start < n && rc == 0;) {
         size_t end = start + 1, bytes = rec_bytes(recs[start]);
         while (end < n && end - start < LOGS_BLOCK_MAX_RECS && bytes < LOGS_BLOCK_MAX_BYTES &&
                sl_str_eq(recs[end]->resource->service, recs[start]->resource->service)) {
             bytes += rec_bytes(recs[end]);
             end++;
         }
-        rc = put_block(s, w, txn, recs + start, end - start, &scratch);
+        if (sl_array_grow(&bl, &cap, nbl + 1, sizeof(*bl)) != 0) {
+            rc = SL_ENOMEM;
+            break;
+        }
+        bl[nbl] = (cut_block){recs + start, end - start, {0}, {0}, 0};
+        sl_buf_init(&bl[nbl].data, 0);
+        sl_buf_init(&bl[nbl].bloom, 0);
+        nbl++;
         start = end;
+    }
+    if (rc == 0) {
+        rc = encode_blocks(bl, nbl, s->opt.block_level);
+    }
+    if (rc == 0) {
+        rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn));
+    }
+    for (size_t i = 0; i < nbl && rc == 0; i++) {
+        rc = put_block(w, txn, &bl[i], &scratch);
     }
     if (rc == 0) {
         MDB_val k = {4, (void *)(uintptr_t)LOGS_MARK_KEY}, v = {8, &mark};
@@ -509,6 +581,11 @@ static int cut_window(stg_store *s, logs_win *w, const sl_log_record **recs, siz
         w->next_block = next_block;
         atomic_store(&w->blocks, blocks);
     }
+    for (size_t i = 0; i < nbl; i++) {
+        sl_buf_free(&bl[i].data);
+        sl_buf_free(&bl[i].bloom);
+    }
+    free(bl);
     sl_buf_free(&scratch);
     return rc;
 }
