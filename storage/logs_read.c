@@ -505,7 +505,10 @@ static bool done_before(search *S, const cand *c) {
     if (S->n < S->q->limit) {
         return false;
     }
-    trim(S);
+    trim(S); /* drops dead WAL hits too: there may be fewer than limit left */
+    if (S->n < S->q->limit) {
+        return false;
+    }
     const sl_log_record *kth = &S->hits[S->n - 1].rec;
     return S->q->forward ? kth->time_unix_nano <= c->min_time : kth->time_unix_nano >= c->max_time;
 }
