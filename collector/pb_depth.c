@@ -74,5 +74,8 @@ static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uin
 
 int col_pb_check_depth(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
                        int max_depth) {
+    if (len == 0) {
+        return 0; /* an empty message (buf may be NULL: no pointer arithmetic) */
+    }
     return walk(d, buf, buf + len, 1, max_depth);
 }

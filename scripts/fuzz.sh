@@ -17,7 +17,16 @@ cmake --build build-fuzz --target "${targets[@]}"
 for t in "${targets[@]}"; do
     work=$(mktemp -d)
     echo "== $t for ${secs}s"
-    build-fuzz/tests/"$t" -max_total_time="$secs" -rss_limit_mb=4096 "$work" \
-        "tests/fuzz/corpus/$t"
-    rm -rf "$work"
+    set +e
+    build-fuzz/tests/"$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 "$work" \
+        "tests/fuzz/corpus/$t" >"$work.log" 2>&1
+    rc=$?
+    set -e
+    grep -E "DONE|^SUMMARY" "$work.log" || true
+    if [ $rc -ne 0 ]; then
+        tail -60 "$work.log"
+        echo "fuzz: $t failed (crash input written to ./crash-*)"
+        exit 1
+    fi
+    rm -rf "$work" "$work.log"
 done

@@ -2,7 +2,8 @@
 # Everything CI runs: installs what is missing; builds and runs the whole ctest
 # suite under AddressSanitizer + UndefinedBehaviorSanitizer, the integration
 # tests against a ThreadSanitizer build, then the whole suite in the normal
-# build (warnings are errors everywhere). Ends with ctest's summary.
+# build (warnings are errors everywhere); every libFuzzer target runs for a few
+# seconds. Ends with ctest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -15,6 +16,10 @@ SIGHTLINE_BUILD_DIR=build-asan scripts/setup.sh -DCMAKE_BUILD_TYPE=Debug \
 echo "== tests under ASan+UBSan =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 600
+
+echo "== every fuzz target for a short bounded time (clang libFuzzer, ASan+UBSan) =="
+# Longer runs: scripts/fuzz.sh SECONDS; figures in bench/RESULTS.md.
+scripts/fuzz.sh "${SIGHTLINE_FUZZ_SECONDS:-8}"
 
 echo "== integration tests against a ThreadSanitizer build (clang) =="
 # The collector hands requests between the loop, the decode pool, the writer
