@@ -21,6 +21,7 @@ set_tests_properties(integration_sdk_traces integration_sdk_export integration_s
                      LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
 
 # The SDK's parsers of untrusted input (traceparent, tracestate, the
-# key=value lists of OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS).
-sl_fuzz_target(fuzz_sdk_propagation fuzz_sdk_propagation.c LIBS sightline-otel-static)
-target_include_directories(fuzz_sdk_propagation PRIVATE ${CMAKE_SOURCE_DIR}/sdk-c/src)
+# key=value lists of OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS,
+# export responses' partial_success, Retry-After).
+sl_fuzz_target(fuzz_sdk_parsers fuzz_sdk_parsers.c LIBS sightline-otel-static)
+target_include_directories(fuzz_sdk_parsers PRIVATE ${CMAKE_SOURCE_DIR}/sdk-c/src)

@@ -48,34 +48,49 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
+int64_t ot_parse_retry_after(const char *v, size_t n, time_t now) {
+    char buf[64];
+    if (n >= sizeof buf) {
+        n = sizeof buf - 1;
+    }
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    char *s = buf;
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    size_t l = strlen(s);
+    while (l > 0 && (s[l - 1] == '\r' || s[l - 1] == '\n' || s[l - 1] == ' ' || s[l - 1] == '\t')) {
+        s[--l] = '\0';
+    }
+    if (l == 0) {
+        return -1;
+    }
+    if (s[0] >= '0' && s[0] <= '9') {
+        char *end;
+        long long secs = strtoll(s, &end, 10);
+        if (*end != '\0' || secs < 0) {
+            return -1;
+        }
+        return secs > 86400 ? 86400000 : (int64_t)secs * 1000; /* a day at most */
+    }
+    time_t when = curl_getdate(s, NULL); /* an HTTP date */
+    if (when == -1) {
+        return -1;
+    }
+    if (when <= now) {
+        return 0;
+    }
+    return when - now > 86400 ? 86400000 : (int64_t)(when - now) * 1000;
+}
+
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
     ot_exporter *x = ud;
     size_t n = size * nmemb;
     static const char name[] = "retry-after:";
     if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
-        char v[64];
-        size_t vl = n - (sizeof name - 1);
-        if (vl >= sizeof v) {
-            vl = sizeof v - 1;
-        }
-        memcpy(v, ptr + sizeof name - 1, vl);
-        v[vl] = '\0';
-        char *s = v;
-        while (*s == ' ' || *s == '\t') {
-            s++;
-        }
-        char *end;
-        long secs = strtol(s, &end, 10);
-        if (end != s && (*end == '\r' || *end == '\n' || *end == '\0' || *end == ' ') &&
-            secs >= 0) {
-            x->retry_after_ms = secs > 86400 ? 86400000 : secs * 1000;
-        } else {
-            time_t when = curl_getdate(s, NULL);
-            if (when != -1) {
-                time_t now = time(NULL);
-                x->retry_after_ms = when > now ? (int64_t)(when - now) * 1000 : 0;
-            }
-        }
+        x->retry_after_ms =
+            ot_parse_retry_after(ptr + sizeof name - 1, n - (sizeof name - 1), time(NULL));
     }
     return n;
 }
@@ -206,16 +221,30 @@ static int gzip_body(ot_exporter *x, const uint8_t *in, size_t len) {
     return zr == Z_STREAM_END ? 0 : SL_OTEL_ENOMEM;
 }
 
-/* partial_success.rejected_* from an Export*ServiceResponse (field 1, then
- * its field 1), protobuf or JSON. */
-static int64_t parse_rejected(const ot_exporter *x) {
-    const uint8_t *p = x->resp.p, *end = p + x->resp.len;
-    if (x->resp.len == 0) {
+/* Reads a varint from [*p, end); 0 or -1 (truncated or longer than 10 bytes). */
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* partial_success.rejected_* of an Export*ServiceResponse (field 1, then
+ * its field 1), protobuf or JSON; 0 when absent or unreadable. */
+int64_t ot_parse_rejected(const uint8_t *p, size_t len, bool json) {
+    const uint8_t *end = p + len;
+    if (len == 0) {
         return 0;
     }
-    if (x->json) {
+    if (json) {
         char tmp[256];
-        size_t n = x->resp.len < sizeof tmp - 1 ? x->resp.len : sizeof tmp - 1;
+        size_t n = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
         memcpy(tmp, p, n);
         tmp[n] = '\0';
         const char *r = strstr(tmp, "\"rejected");
@@ -226,43 +255,29 @@ static int64_t parse_rejected(const ot_exporter *x) {
         while (*r == ' ' || *r == '"') {
             r++;
         }
-        return strtoll(r, NULL, 10);
+        long long v = strtoll(r, NULL, 10);
+        return v > 0 ? v : 0;
     }
     for (int level = 0; level < 2;) {
-        if (p >= end) {
+        uint64_t key, v = 0;
+        if (read_varint(&p, end, &key) != 0) {
             return 0;
         }
-        uint64_t key = 0;
-        int shift = 0;
-        while (p < end && shift < 64) {
-            key |= (uint64_t)(*p & 0x7f) << shift;
-            shift += 7;
-            if ((*p++ & 0x80) == 0) {
-                break;
-            }
-        }
-        uint64_t v = 0;
-        shift = 0;
         int wt = (int)(key & 7);
-        if (wt == 0 || wt == 2) {
-            while (p < end && shift < 64) {
-                v |= (uint64_t)(*p & 0x7f) << shift;
-                shift += 7;
-                if ((*p++ & 0x80) == 0) {
-                    break;
-                }
-            }
-        } else {
-            return 0; /* no other wire types in these messages' first fields */
+        if (wt != 0 && wt != 2) {
+            return 0; /* no other wire types in these messages */
+        }
+        if (read_varint(&p, end, &v) != 0) {
+            return 0;
         }
         if ((key >> 3) == 1 && wt == 2 && level == 0) {
             if (v > (uint64_t)(end - p)) {
                 return 0;
             }
-            end = p + v;
+            end = p + v; /* into partial_success */
             level++;
         } else if ((key >> 3) == 1 && wt == 0 && level == 1) {
-            return (int64_t)v;
+            return v > INT64_MAX ? 0 : (int64_t)v;
         } else if (wt == 2) {
             if (v > (uint64_t)(end - p)) {
                 return 0;
@@ -323,7 +338,7 @@ int ot_exporter_send(ot_exporter *x, const uint8_t *body, size_t len, uint64_t d
         if (cc == CURLE_OK) {
             curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
             if (code >= 200 && code < 300) {
-                *rejected = parse_rejected(x);
+                *rejected = ot_parse_rejected(x->resp.p, x->resp.len, x->json);
                 return 0;
             }
         }

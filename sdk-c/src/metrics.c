@@ -952,8 +952,6 @@ int ot_metrics_shutdown(ot_metrics *m, uint64_t deadline_ns) {
     pthread_cond_signal(&m->wake);
     pthread_mutex_unlock(&m->tmu);
     if (!was && m->started) {
-        /* Make the final pass (stop) give up at once if the flush timed out. */
-        atomic_store(&m->p->abort_deadline_ns, deadline_ns);
         pthread_join(m->thread, NULL);
         m->started = false;
     }

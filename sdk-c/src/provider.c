@@ -517,12 +517,12 @@ int sl_provider_shutdown(sl_provider *p, uint32_t timeout_ms) {
     }
     uint64_t dl = ot_deadline(timeout_ms);
     int rc = 0, r;
-    /* The metric reader's last collection first, while exports may still
-     * take the whole deadline; then every worker gives up at the deadline. */
+    /* Every export from now on gives up at the deadline: first the metric
+     * reader's last collection, then the processors drain their queues. */
+    atomic_store(&p->abort_deadline_ns, dl);
     if (p->metrics && (r = ot_metrics_shutdown(p->metrics, dl)) != 0) {
         rc = r;
     }
-    atomic_store(&p->abort_deadline_ns, dl);
     if (p->bsp && (r = ot_batch_shutdown(p->bsp, dl)) != 0 && rc == 0) {
         rc = r;
     }

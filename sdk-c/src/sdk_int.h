@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #define OT_MAX_DEPTH 8 /* nesting of array/kvlist values */
 #define OT_REC_KEEP_STR (16u * 1024)
@@ -125,6 +126,10 @@ typedef struct ot_export_cfg {
 int ot_exporter_create(sl_provider *p, const ot_export_cfg *cfg, ot_exporter **out);
 void ot_exporter_destroy(ot_exporter *x);
 bool ot_exporter_is_json(const ot_exporter *x);
+/* Response parsing (exposed for the fuzz target): partial_success's rejected
+ * count (0 when absent), and a Retry-After value in ms (-1 when invalid). */
+int64_t ot_parse_rejected(const uint8_t *p, size_t len, bool json);
+int64_t ot_parse_retry_after(const char *v, size_t n, time_t now);
 /* Sends body, retrying what is retryable until deadline_ns (monotonic).
  * Returns 0 (and *rejected from partial_success) or SL_OTEL_EEXPORT. */
 int ot_exporter_send(ot_exporter *x, const uint8_t *body, size_t len, uint64_t deadline_ns,

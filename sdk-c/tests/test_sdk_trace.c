@@ -540,6 +540,25 @@ static void test_pool_reuse(void) {
     finish_provider(p);
 }
 
+static void test_response_parsing(void) {
+    ASSERT_EQ(ot_parse_retry_after(" 5\r\n", 4, 0), 5000);
+    ASSERT_EQ(ot_parse_retry_after("0", 1, 0), 0);
+    ASSERT_EQ(ot_parse_retry_after("999999", 6, 0), 86400000); /* capped at a day */
+    ASSERT_EQ(ot_parse_retry_after("-3", 2, 0), -1);
+    ASSERT_EQ(ot_parse_retry_after("5s", 2, 0), -1);
+    ASSERT_EQ(ot_parse_retry_after("", 0, 0), -1);
+    const char *date = "Wed, 21 Oct 2015 07:28:00 GMT"; /* 1445412480 */
+    ASSERT_EQ(ot_parse_retry_after(date, strlen(date), 1445412470), 10000);
+    ASSERT_EQ(ot_parse_retry_after(date, strlen(date), 1445412490), 0);
+    static const uint8_t pb[] = {0x0a, 0x05, 0x12, 0x01, 'x', 0x08, 0x07};
+    ASSERT_EQ(ot_parse_rejected(pb, sizeof pb, false), 7);
+    ASSERT_EQ(ot_parse_rejected(pb, 4, false), 0); /* truncated */
+    ASSERT_EQ(ot_parse_rejected(NULL, 0, false), 0);
+    const char *js = "{\"partialSuccess\":{\"rejectedLogRecords\":\"12\"}}";
+    ASSERT_EQ(ot_parse_rejected((const uint8_t *)js, strlen(js), true), 12);
+    ASSERT_EQ(ot_parse_rejected((const uint8_t *)"{}", 2, true), 0);
+}
+
 static void test_null_handles(void) {
     sl_span *s = (sl_span *)1;
     ASSERT_EQ(sl_span_start(NULL, "x", NULL, &s), SL_OTEL_EINVAL);
@@ -560,6 +579,7 @@ int main(void) {
     RUN(test_encode_protobuf);
     RUN(test_encode_json);
     RUN(test_pool_reuse);
+    RUN(test_response_parsing);
     RUN(test_null_handles);
     return SL_TEST_RESULT();
 }

@@ -470,7 +470,8 @@ typedef enum {
 } sl_instrument_kind;
 
 /* Called on the metric reader's thread at each collection; report values
- * with sl_observer_observe*. Must not block for long. */
+ * with sl_observer_observe*. Must not block for long, and must not create
+ * instruments or meters (the reader holds the meters' lock). */
 typedef void (*sl_observe_fn)(sl_observer *obs, void *userdata);
 
 typedef struct sl_instrument_options {

@@ -1,8 +1,10 @@
 /*
- * Fuzz target for sdk-c's parsers of untrusted input: the input is one
- * header value given to the traceparent and tracestate parsers, to extract
- * through a carrier (both headers), and to the key=value list parser behind
- * OTEL_RESOURCE_ATTRIBUTES / OTEL_EXPORTER_OTLP_HEADERS with percent-decoding.
+ * Fuzz target for sdk-c's parsers of untrusted input. The input is given to
+ * each of them: the traceparent and tracestate parsers, extract through a
+ * carrier (both headers), the key=value list parser behind
+ * OTEL_RESOURCE_ATTRIBUTES / OTEL_EXPORTER_OTLP_HEADERS with percent-decoding,
+ * and the collector's answers: partial_success in a protobuf or JSON export
+ * response, and Retry-After.
  * Checks: no crash or over-read (the parsers get exactly size bytes), a
  * parsed traceparent formats back to its canonical form, a parsed tracestate
  * parses again to itself.
@@ -44,6 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     memcpy(exact, data, size);
+    if (ot_parse_rejected((const uint8_t *)exact, size, false) < 0 ||
+        ot_parse_rejected((const uint8_t *)exact, size, true) < 0) {
+        abort();
+    }
+    int64_t ra = ot_parse_retry_after(exact, size, 1700000000);
+    if (ra < -1 || ra > 86400000) {
+        abort();
+    }
     sl_span_context c;
     if (sl_traceparent_parse(exact, size, &c) == 0) {
         char out[SL_TRACEPARENT_LEN + 1];
