@@ -2,18 +2,23 @@
 only through OTEL_* variables exports a trace over OTLP/HTTP protobuf, then
 over OTLP/JSON with gzip and a tenant header; every span, attribute type,
 event, link, status and resource attribute is checked through the Jaeger
-API. Logs and metrics go to /v1/logs and /v1/metrics: while the server
+API; with bearer tokens configured, the token goes in
+OTEL_EXPORTER_OTLP_HEADERS (a wrong one is a 401: counted, not retried).
+Logs and metrics go to /v1/logs and /v1/metrics: while the server
 answers those with 404 the SDK must count the failure without retrying;
 once it accepts them, their acknowledgement is checked.
 
 usage: test_sdk_traces.py SIGHTLINE_BINARY SDK_IT_DRIVER"""
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 
-from harness import Server, check, check_eq, finish
+import tempfile
+
+from harness import Server, check, check_eq, finish, rand_hex
 
 binary, driver = sys.argv[1], sys.argv[2]
 
@@ -125,4 +130,28 @@ finally:
     rc = srv.stop()
     check_eq(rc, 0, "server exit status")
     srv.cleanup()
+
+# --- bearer tokens ------------------------------------------------------------
+token = "sdk-" + rand_hex(16)
+work = tempfile.mkdtemp(prefix="sightline-sdk-auth-")
+tokens = os.path.join(work, "tokens")
+with open(tokens, "w") as f:
+    f.write(f"{hashlib.sha256(token.encode()).hexdigest()} acme ingest,query\n")
+srv = Server(binary, ["--auth-tokens", tokens]).start()
+try:
+    auth = {"Authorization": "Bearer " + token}
+    out = run_driver(srv, {"OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20" + token})
+    check_trace(srv, out, headers=auth, label="bearer token")
+    check_eq(out[1]["stats"]["spans_exported"], 4, "bearer token: spans accepted")
+    out = run_driver(srv, {"OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20wrong"})
+    s = out[1]["stats"]
+    check_eq((s["spans_exported"], s["spans_export_failed"]), (0, 4), "wrong token: refused, counted")
+    check_eq(s["export_retries"], 0, "a 401 is not retried")
+    st, _ = srv.get_json(f"/api/traces/{out[0]['trace_id']}", headers=auth)
+    check_eq(st, 404, "nothing stored with a wrong token")
+finally:
+    check_eq(srv.stop(), 0, "server exit status (auth)")
+    srv.cleanup()
+    os.unlink(tokens)
+    os.rmdir(work)
 finish()
