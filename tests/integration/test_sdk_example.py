@@ -2,7 +2,8 @@
 sl-example-client (libcurl), both exporting to the real binary. The client's
 requests carry traceparent; the server continues the trace, so one trace
 holds both services with the server spans as children of the client spans,
-visible through the Jaeger API (services, operations, the trace itself).
+visible through the Jaeger API (services, operations, the trace itself), and
+the server's log lines are attached to that trace (/api/traces/{id}/logs).
 
 usage: test_sdk_example.py SIGHTLINE_BINARY EXAMPLE_SERVER EXAMPLE_CLIENT"""
 
@@ -38,6 +39,7 @@ try:
 
     st, doc = srv.get_json(f"/api/traces/{trace_id}")
     check_eq(st, 200, "the shared trace is stored")
+    spans = []
     if st == 200:
         t = doc["data"][0]
         svc = {pid: p["serviceName"] for pid, p in t["processes"].items()}
@@ -69,6 +71,14 @@ try:
                       "internal span under the server span")
     st, doc = srv.get_json("/api/services")
     check("example-server" in (doc.get("data") or []), "service listed")
+    st, doc = srv.get_json(f"/api/traces/{trace_id}/logs")
+    recs = doc.get("data") or []
+    check_eq([(r["service"], r["body"], r["severity_text"]) for r in recs],
+             [("example-server", "request handled", "INFO")] * 2,
+             "the server's log lines, correlated with the trace")
+    if st == 200 and recs:
+        server_spans = {s["spanID"] for s in spans if s["operationName"] == "GET /hello"}
+        check({r["span_id"] for r in recs} == server_spans, "each log line on its server span")
 finally:
     if server.poll() is None:
         server.kill()

@@ -4,9 +4,10 @@ over OTLP/JSON with gzip and a tenant header; every span, attribute type,
 event, link, status and resource attribute is checked through the Jaeger
 API; with bearer tokens configured, the token goes in
 OTEL_EXPORTER_OTLP_HEADERS (a wrong one is a 401: counted, not retried).
-Logs and metrics go to /v1/logs and /v1/metrics: while the server
-answers those with 404 the SDK must count the failure without retrying;
-once it accepts them, their acknowledgement is checked.
+The trace's logs are checked through /api/traces/{id}/logs and /api/logs.
+Metrics go to /v1/metrics: while the server answers it with 404 the SDK
+must count the failure without retrying; once it accepts them, their
+acknowledgement is checked (the Prometheus API check is to come).
 
 usage: test_sdk_traces.py SIGHTLINE_BINARY SDK_IT_DRIVER"""
 
@@ -15,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-
 import tempfile
 
 from harness import Server, check, check_eq, finish, rand_hex
@@ -98,18 +98,37 @@ def check_trace(srv, out, headers=None, label=""):
     check_eq(st, 200, f"{label}: second trace (second request) found")
 
 
+def check_logs(srv, out, headers, label):
+    """The trace's two log records through /api/traces/{id}/logs and /api/logs."""
+    first = out[0]
+    st, doc = srv.get_json(f"/api/traces/{first['trace_id']}/logs", headers=headers)
+    check_eq(st, 200, f"{label}: the trace's logs")
+    recs = (doc.get("data") or []) if st == 200 else []
+    check_eq([(r["severity_number"], r["severity_text"], r["body"]) for r in recs],
+             [(9, "INFO", "checkout started"), (17, "ERROR", "charge failed")],
+             f"{label}: log severities and bodies")
+    if len(recs) == 2:
+        check_eq([r["span_id"] for r in recs], [first["root"], first["child"]],
+                 f"{label}: each log carries its active span")
+        check_eq(recs[0]["attributes"], {"user.id": "u-7"}, f"{label}: log attributes")
+        check_eq(recs[0]["service"], "sdk-it", f"{label}: log service")
+        check_eq(recs[0]["scope"], {"name": "sdk-it", "version": "1.0.0"}, f"{label}: log scope")
+        check_eq(recs[0]["resource"].get("team"), "a b", f"{label}: log resource")
+        check_eq(recs[0]["flags"], 1, f"{label}: sampled flag")
+    st, doc = srv.get_json(f"/api/logs?service=sdk-it&trace_id={first['trace_id']}"
+                           "&severity=ERROR", headers=headers)
+    check_eq([r.get("body") for r in (doc.get("data") or [])], ["charge failed"],
+             f"{label}: /api/logs by service, trace and minimum severity")
+
+
 def check_stats(out, label):
     s = out[1]["stats"]
     check_eq(s["spans_exported"], 4, f"{label}: spans acknowledged")
     check_eq(s["spans_dropped"] + s["spans_export_failed"], 0, f"{label}: no span lost")
-    if s["logs_exported"] == 2:
-        check_eq(s["logs_export_failed"], 0, f"{label}: logs accepted")
-    else:
-        # The server does not take logs yet (404): counted, and never retried.
-        check_eq(s["logs_export_failed"], 2, f"{label}: refused logs counted")
+    check_eq((s["logs_exported"], s["logs_export_failed"]), (2, 0), f"{label}: logs accepted")
     if s["metric_exports_failed"] == 0:
         check(s["metric_points_exported"] >= 4, f"{label}: metric points accepted")
-    check_eq(s["export_retries"], 0, f"{label}: nothing retried (200s and 404s only)")
+    check_eq(s["export_retries"], 0, f"{label}: nothing retried (200s, and 404s for metrics)")
 
 
 srv = Server(binary).start()
@@ -118,12 +137,14 @@ try:
     check_eq(out[0]["rc"] in (0, -20006), True, "flush: ok, or export failed (logs/metrics 404)")
     check_trace(srv, out, label="protobuf")
     check_stats(out, "protobuf")
+    check_logs(srv, out, None, "protobuf")
 
     out = run_driver(srv, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
                            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
                            "OTEL_EXPORTER_OTLP_HEADERS": "X-Scope-OrgID=tenant-b"})
     check_trace(srv, out, headers={"X-Scope-OrgID": "tenant-b"}, label="json+gzip")
     check_stats(out, "json+gzip")
+    check_logs(srv, out, {"X-Scope-OrgID": "tenant-b"}, "json+gzip")
     st, _ = srv.get_json(f"/api/traces/{out[0]['trace_id']}")
     check_eq(st, 404, "the tenant header from OTEL_EXPORTER_OTLP_HEADERS was sent")
 finally:
@@ -142,10 +163,12 @@ try:
     auth = {"Authorization": "Bearer " + token}
     out = run_driver(srv, {"OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20" + token})
     check_trace(srv, out, headers=auth, label="bearer token")
+    check_logs(srv, out, auth, "bearer token")
     check_eq(out[1]["stats"]["spans_exported"], 4, "bearer token: spans accepted")
     out = run_driver(srv, {"OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20wrong"})
     s = out[1]["stats"]
-    check_eq((s["spans_exported"], s["spans_export_failed"]), (0, 4), "wrong token: refused, counted")
+    check_eq((s["spans_exported"], s["spans_export_failed"], s["logs_export_failed"]), (0, 4, 2),
+             "wrong token: refused, counted")
     check_eq(s["export_retries"], 0, "a 401 is not retried")
     st, _ = srv.get_json(f"/api/traces/{out[0]['trace_id']}", headers=auth)
     check_eq(st, 404, "nothing stored with a wrong token")
