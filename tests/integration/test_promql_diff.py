@@ -264,6 +264,37 @@ def sightline_get(srv, path, params):
     return body
 
 
+def compare_metadata_apis(port, srv, base, end):
+    """Compares /api/v1/series, /api/v1/labels and /api/v1/label/{name}/values
+    of Sightline with Prometheus's. Returns the number of differences."""
+    cases = [
+        ("/api/v1/series", {"match[]": "sl_build_info"}),
+        ("/api/v1/series", {"match[]": ["sl_temperature_celsius{region='eu'}",
+                                        "sl_queue_depth{instance=~'api-.*'}"]}),
+        ("/api/v1/series", {"match[]": "{__name__=~'sl_request.*',instance='db-1'}",
+                            "start": base + 600, "end": base + 1200}),
+        ("/api/v1/series", {"match[]": "sl_http_requests_total{code='500'}",
+                            "start": end + 3600, "end": end + 7200}),
+        ("/api/v1/labels", {}),
+        ("/api/v1/labels", {"match[]": "sl_build_info"}),
+        ("/api/v1/label/job/values", {}),
+        ("/api/v1/label/__name__/values", {}),
+        ("/api/v1/label/le/values", {"match[]": "sl_request_duration_seconds_bucket"}),
+        ("/api/v1/label/instance/values", {"match[]": "sl_queue_depth{job='web'}"}),
+    ]
+    diffs = 0
+    for path, params in cases:
+        q = urllib.parse.urlencode(params, doseq=True)
+        want = prom_get(port, path, params)
+        got = srv.get_json(path + "?" + q)[1]
+        norm = (lambda d: sorted(json.dumps(x, sort_keys=True) for x in d))
+        if want.get("status") != got.get("status") or norm(want.get("data") or []) != norm(got.get("data") or []):
+            diffs += 1
+            print(f"DIFF [sightline] {path} {params}\n    {str(got)[:300]} != {str(want)[:300]}",
+                  file=sys.stderr)
+    return diffs
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -273,7 +304,7 @@ def free_port():
 
 
 def prom_get(port, path, params):
-    url = f"http://127.0.0.1:{port}{path}?" + urllib.parse.urlencode(params)
+    url = f"http://127.0.0.1:{port}{path}?" + urllib.parse.urlencode(params, doseq=True)
     try:
         with urllib.request.urlopen(url, timeout=60) as r:
             return json.loads(r.read())
@@ -624,6 +655,10 @@ def main():
                     failures += 1
                     if failures <= 40:
                         print(f"DIFF [{who}] {kind} {args} {q}\n    {diff}", file=sys.stderr)
+        if srv is not None:
+            failures += compare_metadata_apis(port, srv, base, end)
+        who = "the engine (in memory)" + (" and sightline (OTLP in, HTTP API out)" if srv else "")
+        print(f"compared with Prometheus: {who}")
         print(f"{len(cases)} evaluations of {len(queries())} queries over {nsamples} samples "
               f"in {sum(len(v[1]) if v[0] != 'histogram' else len(v[1][1]) * 9 for v in fams.values())} series: "
               f"{failures} differ from Prometheus; {nonempty} had data")
