@@ -799,13 +799,14 @@ static pq_val label_join(pq_ev *ev, pq_node *n, pq_val in, int64_t t) {
     return out;
 }
 
+/* sort and sort_desc both put NaN last, as Prometheus's reversed heaps do. */
 static int cmp_elem_asc(const void *a, const void *b) {
     double x = ((const pq_elem *)a)->v, y = ((const pq_elem *)b)->v;
     if (isnan(x)) {
-        return isnan(y) ? 0 : -1;
+        return isnan(y) ? 0 : 1;
     }
     if (isnan(y)) {
-        return 1;
+        return -1;
     }
     return x < y ? -1 : (x > y ? 1 : 0);
 }
@@ -813,10 +814,10 @@ static int cmp_elem_asc(const void *a, const void *b) {
 static int cmp_elem_desc(const void *a, const void *b) {
     double x = ((const pq_elem *)a)->v, y = ((const pq_elem *)b)->v;
     if (isnan(x)) {
-        return isnan(y) ? 0 : -1;
+        return isnan(y) ? 0 : 1;
     }
     if (isnan(y)) {
-        return 1;
+        return -1;
     }
     return x > y ? -1 : (x < y ? 1 : 0);
 }

@@ -106,6 +106,20 @@ def build_data(base, scale=1):
                     series.append((labels, pts))
     fams["sl_http_requests"] = ("counter", series)
 
+    # Special values: NaN and infinities among ordinary ones (sorting, topk,
+    # min/max, comparisons, count_values and aggregation must treat them as
+    # Prometheus does).
+    series = []
+    specials = [float("nan"), float("inf"), float("-inf")]
+    for i in range(4):
+        labels = {"job": "special", "instance": f"special-{i}"}
+        pts = []
+        for k, t in enumerate(times(30, 0)):
+            v = specials[(k + i) % 3] if (k + i) % 5 == 0 else float((k * (i + 3)) % 17)
+            pts.append((t, v))
+        series.append((labels, pts))
+    fams["sl_odd_values"] = ("gauge", series)
+
     # Info-style series for group_left joins.
     series = []
     for j in jobs:
@@ -145,6 +159,23 @@ def fmt_labels(labels):
     return ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
 
 
+def fmt_value(v):
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(v)
+
+
+def json_double(v):
+    """A double in proto3 JSON: NaN and infinities as strings."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v
+
+
 def fmt_ts(t_ms):
     return f"{t_ms // 1000}.{t_ms % 1000:03d}"
 
@@ -168,7 +199,7 @@ def write_openmetrics(fams, path):
             suffix = "_total" if typ == "counter" else ""
             for labels, pts in data:
                 for t, v in pts:
-                    f.write(f"{name}{suffix}{{{fmt_labels(labels)}}} {v} {fmt_ts(t)}\n")
+                    f.write(f"{name}{suffix}{{{fmt_labels(labels)}}} {fmt_value(v)} {fmt_ts(t)}\n")
                     count += 1
         f.write("# EOF\n")
     return count
@@ -205,7 +236,7 @@ def otlp_requests(fams, window_ms=600000):
                 prev = v
                 points.append((t, labels, name, typ, {
                     "startTimeUnixNano": str(start * 1000000), "timeUnixNano": str(t * 1000000),
-                    "asDouble": v}))
+                    "asDouble": json_double(v)}))
     points.sort(key=lambda p: p[0])
     i = 0
     while i < len(points):
@@ -469,6 +500,25 @@ def queries():
     add(f"count({g})")
     add(f"count_over_time({g}{{instance='api-1'}}[5m])")
     add(f"last_over_time({g}{{instance='api-1'}}[15m])")
+    # NaN and infinities.
+    o = "sl_odd_values"
+    for q in [o, f"sort({o})", f"sort_desc({o})", f"topk(2, {o})", f"bottomk(2, {o})",
+              f"max({o})", f"min({o})", f"sum({o})", f"avg({o})", f"count_values('v', {o})",
+              f"{o} > 5", f"{o} == bool {o}", f"{o} != {o}", f"quantile(0.5, {o})",
+              f"max_over_time({o}[5m])", f"min_over_time({o}[5m])", f"avg_over_time({o}[5m])",
+              f"changes({o}[10m])", f"stddev({o})", f"clamp({o}, 1, 5)", f"round({o})",
+              f"{o} / 0", f"-{o} % 3", f"sgn({o})", f"histogram_quantile(0.5, {o})"]:
+        add(q, inst if q.startswith(("sort", "topk", "bottomk")) else both)
+    # Nesting and modifiers together.
+    add(f"sum by (job) (rate({c}[5m] @ end() offset 10m))")
+    add(f"max_over_time(sum by (job) (rate({c}[2m]))[20m:2m] @ start())")
+    add(f"avg_over_time(({g} > 40)[15m:45s] offset 1m)")
+    add(f"count(count by (job) ({g}))")
+    add(f"sum(sum by (job, instance) ({c}) / on(job, instance) group_left count by (job, instance) ({c}))")
+    add(f"(({g}))")
+    add(f"{g} offset 1h30m")
+    add(f"irate({c}[1m])[5m:]", inst)
+    add(f"resets({c}[30m:1m])")
     # Errors.
     add(f"rate({g})")
     add("sum(")
@@ -544,7 +594,7 @@ def compare(query, want, got):
                            query.startswith("bottomk(")):
         wo = [float(s["value"][1]) for s in wd["result"]]
         go = [float(s["value"][1]) for s in gd["result"]]
-        if wo != go:
+        if len(wo) != len(go) or not all(close(a, b) for a, b in zip(wo, go)):
             return f"order {go[:5]} != {wo[:5]}"
     return None
 
