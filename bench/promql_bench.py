@@ -10,11 +10,16 @@ samples go to
     port over a fresh directory and fed through /api/v1/import/prometheus;
     queries over HTTP with nocache=1 (no result cache);
   - Sightline's PromQL engine through tests' promql_eval_tool (the engine over
-    an in-memory querier: evaluation only, no HTTP and no storage reads).
+    an in-memory querier: evaluation only, no HTTP and no storage reads);
+  - with --sightline BIN, `sightline serve` itself: the samples sent over
+    OTLP/HTTP (/v1/metrics), the WAL cut into chunks, then the queries asked of
+    its /api/v1/query_range (HTTP, storage reads, evaluation, JSON), like
+    VictoriaMetrics.
 Each query is a Grafana-like range query (the last hour, 15 s step); the
 figure is the median of --runs timed runs after one warm-up.
 
-Usage: bench/promql_bench.py --tool BUILD/tests/promql_eval_tool [--scale 10] [--runs 5]
+Usage: bench/promql_bench.py --tool BUILD/tests/promql_eval_tool [--sightline BUILD/sightline]
+                              [--scale 10] [--runs 5]
 Prints a markdown table for bench/RESULTS.md.
 """
 
@@ -33,7 +38,7 @@ import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))  # the data set, harness
 import test_promql_diff as data  # noqa: E402
 
 QUERIES = [
@@ -82,9 +87,41 @@ def http(url, body=None, timeout=120):
         return r.read()
 
 
+def time_http(url, runs):
+    """One warm-up, then the median of runs timed GETs, and the series count."""
+    http(url)
+    times = []
+    body = b"{}"
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        body = http(url)
+        times.append((time.perf_counter() - t0) * 1000)
+    d = json.loads(body)
+    n = len(d["data"]["result"]) if d.get("status") == "success" else -1
+    return statistics.median(times), n
+
+
+def sightline_up(binary, fams):
+    """Starts sightline, sends it the samples over OTLP and waits until the
+    WAL is cut into chunks. Returns the harness Server."""
+    from harness import Server
+    srv = Server(binary, ["--cut-interval", "1s"]).start()
+    for req in data.otlp_requests(fams):
+        status, _, body = srv.post("/v1/metrics", json.dumps(req).encode(), "application/json")
+        if status != 200:
+            raise RuntimeError(f"/v1/metrics answered {status}: {body[:200]!r}")
+    for _ in range(600):
+        _, _, raw = srv.get("/metrics")
+        if b"sightline_storage_wal_records 0" in raw:
+            break
+        time.sleep(0.1)
+    return srv
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tool", required=True)
+    ap.add_argument("--sightline")
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
@@ -94,6 +131,7 @@ def main():
         return 1
     tmp = tempfile.mkdtemp(prefix="sightline-promql-bench-")
     proc = None
+    srv = None
     try:
         base = (int(time.time()) // 3600 - 3) * 3600
         end = base + data.HOURS * 3600
@@ -132,19 +170,18 @@ def main():
         r = subprocess.run([args.tool, om, "--repeat", str(args.runs)], input="\n".join(lines) + "\n",
                            capture_output=True, text=True, timeout=1800)
         ours = [json.loads(x) for x in r.stdout.splitlines()]
+        if args.sightline:
+            srv = sightline_up(args.sightline, fams)
         for q, o in zip(QUERIES, ours):
             params = urllib.parse.urlencode({"query": q, "start": start_s, "end": end_s,
                                              "step": step, "nocache": 1})
-            http(vmurl + "/api/v1/query_range?" + params)  # warm-up
-            times = []
-            nseries = 0
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                body = http(vmurl + "/api/v1/query_range?" + params)
-                times.append((time.perf_counter() - t0) * 1000)
-                nseries = len(json.loads(body)["data"]["result"])
+            ms_vm, nseries = time_http(vmurl + "/api/v1/query_range?" + params, args.runs)
+            ms_sl, n_sl = float("nan"), -1
+            if srv is not None:
+                ms_sl, n_sl = time_http(f"http://127.0.0.1:{srv.query_port}/api/v1/query_range?" +
+                                        params, args.runs)
             rows.append((q, len(o["data"]["result"]) if o.get("status") == "success" else -1,
-                         nseries, o.get("elapsed_ms", float("nan")), statistics.median(times)))
+                         nseries, o.get("elapsed_ms", float("nan")), ms_vm, n_sl, ms_sl))
         nseries_total = sum(len(v[1]) if v[0] != "histogram" else len(v[1][1]) * 9
                             for v in fams.values())
         print(f"### PromQL range queries ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
@@ -152,12 +189,15 @@ def main():
         print(f"Data: {nseries_total} series, {nsamples} samples over 2 h (scale {args.scale}); "
               f"range queries over the last hour, step {step}s (241 points per series); "
               f"median of {args.runs} runs after a warm-up.\n")
-        print("| query | series (Sightline / VM) | Sightline engine ms | VictoriaMetrics 1.79 ms |")
-        print("|---|---|---|---|")
-        for q, ns, nv, ms_ours, ms_vm in rows:
-            print(f"| `{q}` | {ns} / {nv} | {ms_ours:.1f} | {ms_vm:.1f} |")
+        print("| query | series (engine / sightline / VM) | Sightline engine only ms | "
+              "sightline serve ms | VictoriaMetrics 1.79 ms |")
+        print("|---|---|---|---|---|")
+        for q, ns, nv, ms_ours, ms_vm, n_sl, ms_sl in rows:
+            print(f"| `{q}` | {ns} / {n_sl} / {nv} | {ms_ours:.1f} | {ms_sl:.1f} | {ms_vm:.1f} |")
         return 0
     finally:
+        if srv is not None:
+            srv.cleanup()
         if proc is not None:
             proc.terminate()
             try:

@@ -8,6 +8,7 @@
 
 #include "sl_err.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,31 @@ int pq_map_put(pq_map *m, uint64_t h, uint32_t idx) {
 
 /* --- numbers ------------------------------------------------------------------ */
 
+/* Writes v in %e form with the fewest significant digits that read back as
+ * v (trailing zeros are trimmed by the caller). When any k <= 15 digits read
+ * back, v sits within half an ulp of a 15-digit decimal, so the correctly
+ * rounded 15-digit form is that decimal padded with zeros: one try covers
+ * every short value, two more the 16- and 17-digit ones. Subnormals have too
+ * few bits for that argument and are searched linearly. */
+static void shortest_e(double v, char *e, size_t cap) {
+    if (fabs(v) < DBL_MIN) {
+        for (int p = 0; p < 17; p++) {
+            snprintf(e, cap, "%.*e", p, v);
+            if (strtod(e, NULL) == v) {
+                return;
+            }
+        }
+        return;
+    }
+    for (int p = 14; p < 16; p++) {
+        snprintf(e, cap, "%.*e", p, v);
+        if (strtod(e, NULL) == v) {
+            return;
+        }
+    }
+    snprintf(e, cap, "%.16e", v);
+}
+
 size_t pq_format_value(double v, char *buf, size_t cap) {
     int n;
     if (isnan(v)) {
@@ -266,12 +292,12 @@ size_t pq_format_value(double v, char *buf, size_t cap) {
         /* Shortest digits that read back equal, then written without an
          * exponent as Go's strconv.FormatFloat(v, 'f', -1, 64) does. */
         char e[40];
-        for (int p = 0; p < 17; p++) {
-            snprintf(e, sizeof(e), "%.*e", p, v);
-            if (strtod(e, NULL) == v) {
-                break;
-            }
+        if (v == (double)(int64_t)v && fabs(v) < 1e15) {
+            /* Integers (most counters and gauges) need no search. */
+            n = snprintf(buf, cap, "%lld", (long long)v);
+            return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
         }
+        shortest_e(v, e, sizeof(e));
         char digits[24];
         size_t nd = 0;
         const char *q = e;
