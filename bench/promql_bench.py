@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,34 +50,6 @@ QUERIES = [
     "sum by (team) (rate(sl_http_requests_total[5m]) * on(job, instance) group_left(team) sl_build_info)",
     "max_over_time(sl_queue_depth[30m])",
 ]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def write_vm_import(fams, path):
-    """Prometheus text with millisecond timestamps, as VictoriaMetrics imports it."""
-    with open(path, "w") as f:
-        for name, (typ, d) in fams.items():
-            if typ == "histogram":
-                bounds, hist = d
-                for labels, pts in hist:
-                    for t, counts, total in pts:
-                        for le, c in zip(bounds, counts):
-                            lb = dict(labels, le=le)
-                            f.write(f"{name}_bucket{{{data.fmt_labels(lb)}}} {c} {t}\n")
-                        f.write(f"{name}_sum{{{data.fmt_labels(labels)}}} {total} {t}\n")
-                        f.write(f"{name}_count{{{data.fmt_labels(labels)}}} {counts[-1]} {t}\n")
-                continue
-            suffix = "_total" if typ == "counter" else ""
-            for labels, pts in d:
-                for t, v in pts:
-                    f.write(f"{name}{suffix}{{{data.fmt_labels(labels)}}} {v} {t}\n")
 
 
 def http(url, body=None, timeout=120):
@@ -139,9 +110,10 @@ def main():
         om = os.path.join(tmp, "data.om")
         nsamples = data.write_openmetrics(fams, om)
         vmtxt = os.path.join(tmp, "vm.txt")
-        write_vm_import(fams, vmtxt)
+        # VictoriaMetrics reads Prometheus text with millisecond timestamps.
+        data.write_openmetrics(fams, vmtxt, ts=str)
 
-        port = free_port()
+        port = data.free_port()
         log = open(os.path.join(tmp, "vm.log"), "wb")
         proc = subprocess.Popen([vm, f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{port}",
                                  "-retentionPeriod=10y", "-search.latencyOffset=0s",
@@ -198,13 +170,7 @@ def main():
     finally:
         if srv is not None:
             srv.cleanup()
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        data.stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

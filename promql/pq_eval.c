@@ -113,13 +113,9 @@ const pq_lset *pq_ev_noname(pq_ev *ev, const pq_lset *ls) {
 }
 
 void pq_ev_track_regex(pq_ev *ev, pq_regex *re) {
-    pq_query *q = ev->q;
-    if (q->nregexes == q->regexes_cap &&
-        sl_array_grow(&q->regexes, &q->regexes_cap, q->nregexes + 1, sizeof(pq_regex *)) != 0) {
-        pq_regex_free(re);
+    if (pq_query_track_regex(ev->q, re) != 0) {
         fail_nomem(ev);
     }
-    q->regexes[q->nregexes++] = re;
 }
 
 static void check_deadline(pq_ev *ev) {
@@ -788,21 +784,6 @@ static int cmp_asc(const void *a, const void *b) {
     return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-static bool valid_label_name(sl_str s) {
-    if (s.len == 0) {
-        return false;
-    }
-    for (size_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                  (i > 0 && c >= '0' && c <= '9');
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static pq_val eval_aggregation(pq_ev *ev, pq_node *n, int64_t t) {
     pq_aggop op = n->agg;
     double param = 0;
@@ -830,7 +811,7 @@ static pq_val eval_aggregation(pq_ev *ev, pq_node *n, int64_t t) {
     size_t ngroup_names = n->ngrouping;
     sl_str *names = n->grouping;
     if (op == PQ_AGG_COUNT_VALUES) {
-        if (!valid_label_name(value_label)) {
+        if (!pq_valid_label_name(value_label)) {
             pq_ev_fail(ev, PQ_ERR_EXECUTION, "invalid label name \"%.*s\"", (int)value_label.len,
                        value_label.ptr);
         }

@@ -563,20 +563,6 @@ static const pq_lset *absent_labels(pq_ev *ev, pq_node *arg) {
     return ls;
 }
 
-static bool valid_label_name(sl_str s) {
-    if (s.len == 0) {
-        return false;
-    }
-    for (size_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-              (i > 0 && c >= '0' && c <= '9'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
 typedef struct bucket {
     double upper, count;
 } bucket;
@@ -720,7 +706,8 @@ static pq_val label_replace(pq_ev *ev, pq_node *n, pq_val in, int64_t t) {
         /* Compiled on first use and kept on the call node for later steps
          * (the pattern is a string literal, the same at every step). */
         char emsg[200];
-        int rc = pq_regex_compile(pattern, &n->call_re, emsg, sizeof(emsg));
+        pq_regex *compiled;
+        int rc = pq_regex_compile(pattern, &compiled, emsg, sizeof(emsg));
         if (rc == SL_ENOMEM) {
             pq_ev_fail(ev, PQ_ERR_INTERNAL, "out of memory");
         }
@@ -728,10 +715,11 @@ static pq_val label_replace(pq_ev *ev, pq_node *n, pq_val in, int64_t t) {
             pq_ev_fail(ev, PQ_ERR_EXECUTION, "invalid regular expression in label_replace(): %.*s",
                        (int)pattern.len, pattern.ptr);
         }
-        pq_ev_track_regex(ev, n->call_re);
+        pq_ev_track_regex(ev, compiled);
+        n->call_re = compiled;
     }
     const pq_regex *re = n->call_re;
-    if (!valid_label_name(dst)) {
+    if (!pq_valid_label_name(dst)) {
         pq_ev_fail(ev, PQ_ERR_EXECUTION, "invalid destination label name in label_replace(): %.*s",
                    (int)dst.len, dst.ptr);
     }
@@ -761,12 +749,12 @@ static pq_val label_join(pq_ev *ev, pq_node *n, pq_val in, int64_t t) {
     sl_str *src = pq_ev_alloc(ev, (nsrc ? nsrc : 1) * sizeof(sl_str));
     for (size_t i = 0; i < nsrc; i++) {
         src[i] = string_arg(ev, n, 3 + i, t);
-        if (!valid_label_name(src[i])) {
+        if (!pq_valid_label_name(src[i])) {
             pq_ev_fail(ev, PQ_ERR_EXECUTION, "invalid source label name in label_join(): %.*s",
                        (int)src[i].len, src[i].ptr);
         }
     }
-    if (!valid_label_name(dst)) {
+    if (!pq_valid_label_name(dst)) {
         pq_ev_fail(ev, PQ_ERR_EXECUTION, "invalid destination label name in label_join(): %.*s",
                    (int)dst.len, dst.ptr);
     }

@@ -290,6 +290,9 @@ struct pq_query {
     size_t res_points_cap;
 };
 
+/* Hands re to q, which frees it with itself. On SL_ENOMEM re is freed. */
+int pq_query_track_regex(pq_query *q, pq_regex *re);
+
 /* Name of a value type as Prometheus prints it ("instant vector"...). */
 const char *pq_type_name(pq_type t);
 

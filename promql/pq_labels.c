@@ -197,6 +197,20 @@ const pq_lset *pq_lset_set(sl_arena *a, const pq_lset *ls, sl_str name, sl_str v
     return out;
 }
 
+bool pq_valid_label_name(sl_str s) {
+    if (s.len == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+              (i > 0 && c >= '0' && c <= '9'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* --- map --------------------------------------------------------------------- */
 
 int pq_map_init(pq_map *m, sl_arena *a, size_t expect) {

@@ -593,16 +593,22 @@ static sl_str *label_list(parser *p, size_t *n) {
     return out;
 }
 
-/* Every compiled regex is owned by the query from the moment it exists, so a
- * parse error anywhere later still frees it. */
-static void track_regex(parser *p, pq_regex *re) {
-    pq_query *q = p->q;
+int pq_query_track_regex(pq_query *q, pq_regex *re) {
     if (q->nregexes == q->regexes_cap &&
         sl_array_grow(&q->regexes, &q->regexes_cap, q->nregexes + 1, sizeof(pq_regex *)) != 0) {
         pq_regex_free(re);
-        fail_nomem(p);
+        return SL_ENOMEM;
     }
     q->regexes[q->nregexes++] = re;
+    return 0;
+}
+
+/* Every compiled regex is owned by the query from the moment it exists, so a
+ * parse error anywhere later still frees it. */
+static void track_regex(parser *p, pq_regex *re) {
+    if (pq_query_track_regex(p->q, re) != 0) {
+        fail_nomem(p);
+    }
 }
 
 static bool matches_empty(parser *p, const pq_matcher *m, pq_regex *re) {

@@ -18,6 +18,7 @@
 
 #include "sl_util.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -142,6 +143,9 @@ int pq_eval(pq_query *q, const pq_querier *qr, const pq_eval_opts *o, pq_result 
  * (at most cap - 1; cap >= 32 suffices for finite values up to 1e15, 400 for
  * all). */
 size_t pq_format_value(double v, char *buf, size_t cap);
+
+/* True when s is a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*). */
+bool pq_valid_label_name(sl_str s);
 
 /* Parses a Prometheus duration ("5m", "1h30m", "1.5" seconds is not one) into
  * milliseconds. Returns 0 or SL_EINVAL. */

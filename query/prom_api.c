@@ -157,8 +157,8 @@ static int parse_rfc3339(sl_str s, int64_t *out_ms) {
     return 0;
 }
 
-/* Prometheus's parseTime: float seconds (millisecond precision) or RFC 3339. */
-static int parse_time(sl_str s, int64_t *out_ms) {
+/* Parses s as a whole as a floating-point number. Returns 0 or SL_EINVAL. */
+static int parse_float(sl_str s, double *out) {
     char buf[64];
     if (s.len == 0 || s.len >= sizeof(buf)) {
         return SL_EINVAL;
@@ -167,9 +167,19 @@ static int parse_time(sl_str s, int64_t *out_ms) {
     buf[s.len] = '\0';
     char *end;
     double v = strtod(buf, &end);
-    if (end == buf + s.len && isfinite(v)) {
+    if (end != buf + s.len) {
+        return SL_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Prometheus's parseTime: float seconds (millisecond precision) or RFC 3339. */
+static int parse_time(sl_str s, int64_t *out_ms) {
+    double v;
+    if (parse_float(s, &v) == 0) {
         double ms = round(v * 1000.0);
-        if (ms < -9.2e15 || ms > 9.2e15) {
+        if (!isfinite(v) || ms < -9.2e15 || ms > 9.2e15) {
             return SL_EINVAL;
         }
         *out_ms = (int64_t)ms;
@@ -180,15 +190,8 @@ static int parse_time(sl_str s, int64_t *out_ms) {
 
 /* Prometheus's parseDuration: float seconds or a duration ("1m30s"). */
 static int parse_step(sl_str s, int64_t *out_ms) {
-    char buf[64];
-    if (s.len == 0 || s.len >= sizeof(buf)) {
-        return SL_EINVAL;
-    }
-    memcpy(buf, s.ptr, s.len);
-    buf[s.len] = '\0';
-    char *end;
-    double v = strtod(buf, &end);
-    if (end == buf + s.len) {
+    double v;
+    if (parse_float(s, &v) == 0) {
         if (!isfinite(v) || v * 1000.0 > 9.2e15 || v * 1000.0 < -9.2e15) {
             return SL_EINVAL;
         }
@@ -552,6 +555,7 @@ static int parse_matches(const qry_req *req, qry_resp *resp, match_set *ms) {
         }
         if (ms->n == MAX_MATCH_PARAMS) {
             prom_error(resp, 400, "bad_data", "too many match[] parameters");
+            match_set_free(ms);
             return SL_EINVAL;
         }
         const pq_matcher *m;
@@ -568,6 +572,7 @@ static int parse_matches(const qry_req *req, qry_resp *resp, match_set *ms) {
         ms->n++;
         if (ms->m[ms->n - 1] == NULL) {
             prom_error(resp, 503, "unavailable", "out of memory");
+            match_set_free(ms);
             return SL_ENOMEM;
         }
     }
@@ -745,7 +750,9 @@ void qry_api_prom_series(const qry_req *req, qry_resp *resp) {
     render_set(resp, &set, true);
 }
 
-void qry_api_prom_labels(const qry_req *req, qry_resp *resp) {
+/* Answers /api/v1/labels (name NULL) or /api/v1/label/{name}/values: the
+ * union over every match[] selector, or over all series without one. */
+static void label_query(const qry_req *req, qry_resp *resp, const sl_str *name) {
     int64_t start, end;
     match_set ms;
     if (time_range(req, resp, &start, &end) != 0 || parse_matches(req, resp, &ms) != 0) {
@@ -753,12 +760,13 @@ void qry_api_prom_labels(const qry_req *req, qry_resp *resp) {
     }
     str_set set = {.a = req->arena};
     int rc = 0;
-    if (ms.n == 0) {
-        rc = stg_label_names(req->store, req->tenant, NULL, 0, start, end, collect_str, &set);
-    }
-    for (size_t i = 0; i < ms.n && rc == 0; i++) {
-        rc = stg_label_names(req->store, req->tenant, ms.m[i], ms.nm[i], start, end, collect_str,
-                             &set);
+    for (size_t i = 0; i < (ms.n ? ms.n : 1) && rc == 0; i++) {
+        const stg_matcher *m = ms.n ? ms.m[i] : NULL;
+        size_t nm = ms.n ? ms.nm[i] : 0;
+        rc = name != NULL
+                 ? stg_label_values(req->store, req->tenant, *name, m, nm, start, end, collect_str,
+                                    &set)
+                 : stg_label_names(req->store, req->tenant, m, nm, start, end, collect_str, &set);
     }
     match_set_free(&ms);
     if (rc != 0) {
@@ -768,49 +776,19 @@ void qry_api_prom_labels(const qry_req *req, qry_resp *resp) {
     render_set(resp, &set, false);
 }
 
-static bool valid_label_name(sl_str s) {
-    if (s.len == 0) {
-        return false;
-    }
-    for (size_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-              (i > 0 && c >= '0' && c <= '9'))) {
-            return false;
-        }
-    }
-    return true;
+void qry_api_prom_labels(const qry_req *req, qry_resp *resp) {
+    label_query(req, resp, NULL);
 }
 
 void qry_api_prom_label_values(const qry_req *req, sl_str name, qry_resp *resp) {
-    if (!valid_label_name(name)) {
+    if (!pq_valid_label_name(name)) {
         char msg[160];
         snprintf(msg, sizeof(msg), "invalid label name: \"%.*s\"",
                  (int)(name.len > 100 ? 100 : name.len), name.ptr);
         prom_error(resp, 400, "bad_data", msg);
         return;
     }
-    int64_t start, end;
-    match_set ms;
-    if (time_range(req, resp, &start, &end) != 0 || parse_matches(req, resp, &ms) != 0) {
-        return;
-    }
-    str_set set = {.a = req->arena};
-    int rc = 0;
-    if (ms.n == 0) {
-        rc =
-            stg_label_values(req->store, req->tenant, name, NULL, 0, start, end, collect_str, &set);
-    }
-    for (size_t i = 0; i < ms.n && rc == 0; i++) {
-        rc = stg_label_values(req->store, req->tenant, name, ms.m[i], ms.nm[i], start, end,
-                              collect_str, &set);
-    }
-    match_set_free(&ms);
-    if (rc != 0) {
-        storage_error(resp, rc);
-        return;
-    }
-    render_set(resp, &set, false);
+    label_query(req, resp, &name);
 }
 
 /* --- metadata ----------------------------------------------------------------------- */

@@ -36,6 +36,16 @@ def post_form(srv, path, params, content_type="application/x-www-form-urlencoded
         return r.status, {"_raw": data.decode(errors="replace")}
 
 
+def raw_request(srv, method, path, body, headers=None):
+    """Sends one request and returns its status, body discarded."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.query_port, timeout=60)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status
+
+
 def expect_error(status, body, code, etype, msg):
     check_eq(status, code, f"{msg}: status")
     check_eq(body.get("status"), "error", f"{msg}: status field")
@@ -116,19 +126,10 @@ def main():
         expect_error(st, b, 422, "execution", "too many samples")
         st, b = post_form(srv, "/api/v1/query", {"query": "1"}, "text/plain")
         expect_error(st, b, 400, "bad_data", "POST without a form body")
-        c = http.client.HTTPConnection("127.0.0.1", srv.query_port, timeout=60)
-        c.request("POST", "/api/v1/query", body=b"query=" + b"1" * (2 << 20),
-                  headers={"Content-Type": "application/x-www-form-urlencoded"})
-        r = c.getresponse()
-        r.read()
-        c.close()
-        check_eq(r.status, 413, "oversized form body")
-        c = http.client.HTTPConnection("127.0.0.1", srv.query_port, timeout=60)
-        c.request("PUT", "/api/v1/query", body=b"query=1")
-        r = c.getresponse()
-        r.read()
-        c.close()
-        check_eq(r.status, 405, "PUT")
+        status = raw_request(srv, "POST", "/api/v1/query", b"query=" + b"1" * (2 << 20),
+                             {"Content-Type": "application/x-www-form-urlencoded"})
+        check_eq(status, 413, "oversized form body")
+        check_eq(raw_request(srv, "PUT", "/api/v1/query", b"query=1"), 405, "PUT")
 
         # Series, labels, label values, metadata (no metric stored yet).
         st, b = get(srv, "/api/v1/series", {"match[]": ['up{job="x"}', "other"]})

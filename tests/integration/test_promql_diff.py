@@ -180,7 +180,11 @@ def fmt_ts(t_ms):
     return f"{t_ms // 1000}.{t_ms % 1000:03d}"
 
 
-def write_openmetrics(fams, path):
+def write_openmetrics(fams, path, ts=None):
+    """Writes the data set as OpenMetrics text; ts formats a millisecond
+    timestamp (default: seconds with three decimals, as OpenMetrics wants).
+    Returns the number of samples."""
+    fmt_t = ts or fmt_ts
     count = 0
     with open(path, "w") as f:
         for name, (typ, data) in fams.items():
@@ -191,15 +195,15 @@ def write_openmetrics(fams, path):
                     for t, counts, total in pts:
                         for le, c in zip(bounds, counts):
                             lb = dict(labels, le=le)
-                            f.write(f"{name}_bucket{{{fmt_labels(lb)}}} {c} {fmt_ts(t)}\n")
-                        f.write(f"{name}_sum{{{fmt_labels(labels)}}} {total} {fmt_ts(t)}\n")
-                        f.write(f"{name}_count{{{fmt_labels(labels)}}} {counts[-1]} {fmt_ts(t)}\n")
+                            f.write(f"{name}_bucket{{{fmt_labels(lb)}}} {c} {fmt_t(t)}\n")
+                        f.write(f"{name}_sum{{{fmt_labels(labels)}}} {total} {fmt_t(t)}\n")
+                        f.write(f"{name}_count{{{fmt_labels(labels)}}} {counts[-1]} {fmt_t(t)}\n")
                         count += len(bounds) + 2
                 continue
             suffix = "_total" if typ == "counter" else ""
             for labels, pts in data:
                 for t, v in pts:
-                    f.write(f"{name}{suffix}{{{fmt_labels(labels)}}} {fmt_value(v)} {fmt_ts(t)}\n")
+                    f.write(f"{name}{suffix}{{{fmt_labels(labels)}}} {fmt_value(v)} {fmt_t(t)}\n")
                     count += 1
         f.write("# EOF\n")
     return count
@@ -324,6 +328,18 @@ def compare_metadata_apis(port, srv, base, end):
             print(f"DIFF [sightline] {path} {params}\n    {str(got)[:300]} != {str(want)[:300]}",
                   file=sys.stderr)
     return diffs
+
+
+def stop_process(proc):
+    """Stops a child started by a test or benchmark (TERM, then KILL)."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def free_port():
@@ -720,13 +736,7 @@ def main():
     finally:
         if srv is not None:
             srv.cleanup()
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
