@@ -8,7 +8,9 @@
 #include "col_int.h"
 
 #include "decode_logs.h"
+#include "decode_metrics.h"
 #include "decode_traces.h"
+#include "derive_metrics.h"
 #include "otlp_json.h"
 
 #include "sl_err.h"
@@ -23,6 +25,8 @@
 
 #define TRACE_REQ_DESC                                                                             \
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor
+#define METRICS_REQ_DESC                                                                           \
+    opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor
 
 void col_count_status(const col_route *route, int status) {
     static const int codes[] = {200, 400, 401, 403, 404, 405, 408, 413, 414, 415, 429, 500, 503};
@@ -398,6 +402,27 @@ static int convert_traces(const ProtobufCMessage *req, sl_arena *a, col_records 
     if (n > 0 && stg_wal_encode(spans, n, &out->primary) != 0) {
         return SL_EFULL; /* malloc failed: the server's condition, not the request's */
     }
+    /* Span RED metrics ride in the same durable batch. */
+    rc = col_span_metrics(spans, n, sl_now_unix_nano(), a, &out->derived);
+    return rc == SL_ENOMEM ? SL_EFULL : rc;
+}
+
+/* metrics: data points -> Prometheus series -> one metrics WAL record. */
+static int convert_metrics(const ProtobufCMessage *req, sl_arena *a, col_records *out, char *err,
+                           size_t err_size) {
+    col_mbatch b = {0};
+    int rc = col_metrics_to_series(
+        (const Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *)req, a,
+        &b, err, err_size);
+    if (rc != 0) {
+        return rc;
+    }
+    out->accepted = b.points;
+    out->rejected = b.rejected;
+    if (b.points > 0 &&
+        stg_metrics_encode(b.series, b.nseries, b.meta, b.nmeta, &out->primary) != 0) {
+        return SL_EFULL;
+    }
     return 0;
 }
 
@@ -427,7 +452,7 @@ static const col_route routes[] = {
      &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
      "rejectedLogRecords", convert_logs},
 
-    /* {"/v1/metrics", STG_METRICS, ...}, */
+    {"/v1/metrics", STG_METRICS, &METRICS_REQ_DESC, "rejectedDataPoints", convert_metrics},
 };
 
 static const char unknown_path_msg[] =

@@ -4,6 +4,7 @@
  * SIGTERM to shut down in reverse order (the collector drains in-flight
  * requests before storage closes). The main thread only waits for signals.
  */
+#include "debug_cmd.h"
 #include "collector.h"
 #include "config_file.h"
 #include "query.h"
@@ -128,6 +129,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "Sightline %s: an OpenTelemetry backend (traces over OTLP, Jaeger-compatible API)\n\n"
             "Usage: sightline serve [flags]\n"
+            "       sightline debug series|metadata --data-dir DIR [--tenant T] [MATCHER...]\n"
             "       sightline version\n"
             "       sightline hash-token < token   (prints the hash for --auth-tokens)\n"
             "       sightline --help\n\n"
@@ -566,6 +568,9 @@ int main(int argc, char **argv) {
     }
     if (argc >= 2 && strcmp(argv[1], "hash-token") == 0) {
         return hash_token();
+    }
+    if (argc >= 2 && strcmp(argv[1], "debug") == 0) {
+        return sl_debug_main(argc - 1, argv + 1);
     }
     if (argc < 2 || strcmp(argv[1], "serve") != 0) {
         usage(stderr);

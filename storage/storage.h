@@ -240,6 +240,43 @@ typedef struct stg_log_stats {
 int stg_find_logs(stg_store *s, const stg_log_query *q, sl_arena *a, sl_log_record **out, size_t *n,
                   stg_log_stats *stats);
 
+/* --- metrics write path ------------------------------------------------- */
+
+/* An exemplar kept with a series: a sample with the trace and span it came from
+ * (all-zero ids: none) and its filtered attributes as labels. */
+typedef struct stg_exemplar {
+    int64_t t_ms;
+    double v;
+    uint8_t trace_id[16];
+    uint8_t span_id[8];
+    const stg_label *labels;
+    size_t nlabels;
+} stg_exemplar;
+
+/* How a series' samples are stored: as they are (gauges, cumulative counters,
+ * histogram buckets), or as deltas added to the series' running total. */
+typedef enum { STG_MS_CUMULATIVE = 0, STG_MS_DELTA = 1 } stg_ms_kind;
+
+/* One series of a metrics WAL record. labels: sorted by name, unique names,
+ * including __name__. samples in the order the client sent them. */
+typedef struct stg_mseries {
+    const stg_label *labels;
+    size_t nlabels;
+    stg_ms_kind kind;
+    const stg_sample *samples;
+    size_t nsamples;
+    const stg_exemplar *exemplars;
+    size_t nexemplars;
+} stg_mseries;
+
+/* Encodes n series and nmeta metric family descriptions as one STG_METRICS
+ * WAL record appended to out (the format is metrics_int.h's). Pure and
+ * thread-safe: decode workers call it. Out-of-order and duplicate samples and
+ * delta accumulation are resolved when the record is cut (and, the same way,
+ * when a query reads it from the WAL). Returns 0, SL_ENOMEM or SL_ETOOBIG. */
+int stg_metrics_encode(const stg_mseries *series, size_t n, const stg_metric_meta *meta,
+                       size_t nmeta, sl_buf *out);
+
 typedef struct stg_stats {
     uint64_t bytes_on_disk; /* sum of the data files' allocated sizes */
     uint64_t partitions;    /* open or closed windows on disk */

@@ -129,6 +129,9 @@ typedef struct stg_signal_ops {
 /* The logs module (logs_store.c). */
 extern const stg_signal_ops stg_logs_ops;
 
+/* The metrics engine (metrics_store.c). */
+extern const stg_signal_ops stg_metrics_ops;
+
 struct stg_store {
     stg_options opt;
     char *data_dir;

@@ -43,7 +43,7 @@ static const stg_signal_ops *const signal_ops[STG_NSIGNALS] = {
 
     [STG_LOGS] = &stg_logs_ops,
 
-    [STG_METRICS] = NULL,
+    [STG_METRICS] = &stg_metrics_ops,
 };
 
 /* One maintenance pass: cut every tenant's WAL of every signal (all of it

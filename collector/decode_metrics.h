@@ -1,0 +1,71 @@
+/*
+ * OTLP metrics -> Prometheus series, as the OpenTelemetry "Prometheus and
+ * OpenMetrics compatibility" specification describes the translation:
+ *
+ * - metric names: characters outside [a-zA-Z0-9_:] become '_', runs of '_'
+ *   collapse, a leading digit gets a '_' prefix; the unit becomes a suffix
+ *   (s -> _seconds, ms -> _milliseconds, By -> _bytes, ..., "{...}"
+ *   annotations dropped, "x/y" -> _x_per_y), unless the name already ends
+ *   with it; gauges with unit "1" get _ratio; monotonic sums get _total;
+ * - label names: invalid characters become '_', a leading digit gets "key_",
+ *   a single leading '_' gets "key"; attributes whose names collide after
+ *   that are joined with ';' in key order;
+ * - resource: service.name (with service.namespace: "ns/name") -> job,
+ *   service.instance.id -> instance; other resource attributes go into one
+ *   target_info{job, instance, ...} sample (value 1) per resource;
+ * - scope name/version -> otel_scope_name / otel_scope_version labels;
+ * - gauge -> gauge; sum -> counter (monotonic, _total) or gauge; histogram ->
+ *   _bucket{le} (cumulative counts, +Inf) / _sum / _count; exponential
+ *   histogram -> the same classic buckets, le = the upper bound of each
+ *   exponential bucket (negative buckets, the zero bucket at le =
+ *   zero_threshold, positive buckets); summary -> {quantile} / _sum / _count;
+ * - delta sums and delta histograms become STG_MS_DELTA series (accumulated
+ *   into cumulative series by storage); the NO_RECORDED_VALUE flag becomes a
+ *   Prometheus stale marker on every series of the point; exemplars are kept
+ *   (histogram exemplars on the bucket that holds their value).
+ *
+ * Invalid data points are rejected one by one (partial success): no
+ * timestamp, no value, a sum or histogram without aggregation temporality,
+ * bucket counts that do not match the bounds (or unsorted bounds), an
+ * exponential histogram scale outside [-10, 20] or over 1024 buckets per
+ * side, a quantile outside [0, 1], a metric without a name or data.
+ *
+ * Thread-safety: reentrant; concurrent calls need distinct arenas.
+ */
+#ifndef COL_DECODE_METRICS_H
+#define COL_DECODE_METRICS_H
+
+#include "sl_arena.h"
+#include "storage.h"
+
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
+
+typedef struct col_mbatch {
+    stg_mseries *series; /* in the arena */
+    size_t nseries, cap;
+    stg_metric_meta *meta; /* one per metric family */
+    size_t nmeta, mcap;
+    uint64_t points;   /* data points accepted */
+    uint64_t rejected; /* data points rejected */
+} col_mbatch;
+
+/*
+ * Converts req into out (zero it first). Returns 0, also when points were
+ * rejected (err then describes the first, e.g. "metric \"x\" point 2: sum
+ * without aggregation temporality"), or SL_ENOMEM when the arena's cap was
+ * reached. Everything in out lives in a or is borrowed from req.
+ */
+int col_metrics_to_series(
+    const Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *req,
+    sl_arena *a, col_mbatch *out, char *err, size_t err_size);
+
+/* Prometheus names for OTel ones (exposed for tests). Results in a. */
+sl_str col_prom_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, bool counter);
+sl_str col_prom_label_name(sl_arena *a, sl_str key);
+/* The unit suffix ("seconds", "bytes_per_second", "" when none). */
+sl_str col_prom_unit(sl_arena *a, sl_str unit);
+/* A float as Prometheus renders le and quantile values ("0.5", "1e+06", "+Inf").
+ * buf holds at least 32 bytes; returns the length. */
+size_t col_prom_float(double v, char *buf);
+
+#endif

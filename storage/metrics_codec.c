@@ -1,0 +1,690 @@
+/*
+ * The metrics engine's pure codecs (formats in metrics_int.h): canonical
+ * label sets, Gorilla chunks (delta-of-delta timestamps, XOR values),
+ * postings lists, the metrics WAL record, and the appender that resolves
+ * out-of-order samples, duplicates and delta accumulation.
+ *
+ * Every decoder checks every length against its input: they read what clients
+ * and disks give them (fuzzed by tests/fuzz/fuzz_metrics_chunk.c).
+ * Thread-safety: stateless, reentrant.
+ */
+#include "metrics_int.h"
+
+#include "sl_err.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- canonical labels ---------------------------------------------------- */
+
+int ms_labels_encode(const stg_label *l, size_t n, sl_buf *out) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if ((rc = sl_buf_put_uvarint(out, l[i].name.len)) == 0 &&
+            (rc = sl_buf_append(out, l[i].name.ptr, l[i].name.len)) == 0 &&
+            (rc = sl_buf_put_uvarint(out, l[i].value.len)) == 0) {
+            rc = sl_buf_append(out, l[i].value.ptr, l[i].value.len);
+        }
+    }
+    return rc;
+}
+
+static int get_str(const uint8_t **p, const uint8_t *end, sl_str *out) {
+    uint64_t len;
+    if (sl_get_uvarint(p, end, &len) != 0 || len > (uint64_t)(end - *p)) {
+        return SL_ECORRUPT;
+    }
+    *out = (sl_str){(const char *)*p, (size_t)len};
+    *p += len;
+    return 0;
+}
+
+int ms_labels_decode(const uint8_t *p, size_t size, sl_arena *a, stg_label **out, size_t *n) {
+    const uint8_t *end = p + size, *q = p;
+    size_t count = 0;
+    while (q < end) {
+        sl_str x, y;
+        if (get_str(&q, end, &x) != 0 || get_str(&q, end, &y) != 0) {
+            return SL_ECORRUPT;
+        }
+        count++;
+    }
+    stg_label *l = count > 0 ? sl_arena_alloc(a, count * sizeof(*l)) : NULL;
+    if (count > 0 && l == NULL) {
+        return SL_ENOMEM;
+    }
+    q = p;
+    for (size_t i = 0; i < count; i++) {
+        get_str(&q, end, &l[i].name);
+        get_str(&q, end, &l[i].value);
+    }
+    *out = l;
+    *n = count;
+    return 0;
+}
+
+uint64_t ms_hash(const void *p, size_t len) {
+    /* FNV-1a folded with a final mix: stable across builds (it keys disk). */
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* --- bit streams ---------------------------------------------------------- */
+
+typedef struct bitw {
+    sl_buf *b;
+    uint64_t acc;
+    int nacc; /* bits in acc, < 8 after each call */
+    int rc;
+} bitw;
+
+static void bw_put(bitw *w, uint64_t v, int nbits) {
+    /* Writes the low nbits of v, most significant first. */
+    while (nbits > 0 && w->rc == 0) {
+        int take = nbits > 32 ? 32 : nbits;
+        uint64_t part = (v >> (nbits - take)) & ((1ull << take) - 1);
+        w->acc = (w->acc << take) | part;
+        w->nacc += take;
+        nbits -= take;
+        while (w->nacc >= 8 && w->rc == 0) {
+            w->rc = sl_buf_putc(w->b, (uint8_t)(w->acc >> (w->nacc - 8)));
+            w->nacc -= 8;
+        }
+        w->acc &= (1ull << w->nacc) - 1;
+    }
+}
+
+static void bw_flush(bitw *w) {
+    if (w->nacc > 0 && w->rc == 0) {
+        w->rc = sl_buf_putc(w->b, (uint8_t)(w->acc << (8 - w->nacc)));
+        w->nacc = 0;
+    }
+}
+
+typedef struct bitr {
+    const uint8_t *p;
+    size_t nbits, pos;
+} bitr;
+
+/* Reads nbits (<= 64); false past the end. */
+static bool br_get(bitr *r, int nbits, uint64_t *out) {
+    if ((size_t)nbits > r->nbits - r->pos) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < nbits;) {
+        size_t byte = r->pos >> 3;
+        int off = (int)(r->pos & 7);
+        int avail = 8 - off;
+        int take = nbits - i < avail ? nbits - i : avail;
+        uint64_t bits = (uint64_t)(r->p[byte] >> (avail - take)) & ((1u << take) - 1);
+        v = (v << take) | bits;
+        i += take;
+        r->pos += (size_t)take;
+    }
+    *out = v;
+    return true;
+}
+
+/* --- chunks ----------------------------------------------------------------- */
+
+static uint64_t f2u(double d) {
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+static double u2f(uint64_t u) {
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+static int clz64(uint64_t v) {
+    return v == 0 ? 64 : __builtin_clzll(v);
+}
+
+static int ctz64(uint64_t v) {
+    return v == 0 ? 64 : __builtin_ctzll(v);
+}
+
+/* Signed value fits in nbits two's complement. */
+static bool fits(int64_t v, int nbits) {
+    int64_t lim = (int64_t)1 << (nbits - 1);
+    return v >= -lim && v < lim;
+}
+
+int ms_chunk_encode(const stg_sample *s, size_t n, sl_buf *out) {
+    int rc;
+    if (n == 0) {
+        return sl_buf_put_uvarint(out, 0);
+    }
+    if ((rc = sl_buf_put_uvarint(out, n)) != 0 ||
+        (rc = sl_buf_put_uvarint(out, sl_zigzag(s[0].t_ms))) != 0 ||
+        (rc = sl_buf_put_uvarint(out, sl_zigzag(s[n - 1].t_ms))) != 0) {
+        return rc;
+    }
+    bitw w = {out, 0, 0, 0};
+    bw_put(&w, (uint64_t)s[0].t_ms, 64);
+    bw_put(&w, f2u(s[0].v), 64);
+    uint64_t prev_t = (uint64_t)s[0].t_ms, prev_delta = 0, prev_v = f2u(s[0].v);
+    int lead = -1, trail = 0;
+    for (size_t i = 1; i < n; i++) {
+        /* Wrapping arithmetic: any two int64 times have a representable
+         * difference modulo 2^64, and the 64-bit escape carries it. */
+        uint64_t delta = (uint64_t)s[i].t_ms - prev_t;
+        int64_t dod = (int64_t)(delta - prev_delta);
+        if (dod == 0) {
+            bw_put(&w, 0, 1);
+        } else if (fits(dod, 14)) {
+            bw_put(&w, 2, 2);
+            bw_put(&w, (uint64_t)dod, 14);
+        } else if (fits(dod, 17)) {
+            bw_put(&w, 6, 3);
+            bw_put(&w, (uint64_t)dod, 17);
+        } else if (fits(dod, 20)) {
+            bw_put(&w, 14, 4);
+            bw_put(&w, (uint64_t)dod, 20);
+        } else {
+            bw_put(&w, 15, 4);
+            bw_put(&w, (uint64_t)dod, 64);
+        }
+        prev_delta = delta;
+        prev_t = (uint64_t)s[i].t_ms;
+        uint64_t v = f2u(s[i].v), x = v ^ prev_v;
+        if (x == 0) {
+            bw_put(&w, 0, 1);
+        } else {
+            int l = clz64(x), t = ctz64(x);
+            if (l > 31) {
+                l = 31;
+            }
+            if (lead >= 0 && l >= lead && t >= trail) {
+                bw_put(&w, 2, 2);
+                bw_put(&w, x >> trail, 64 - lead - trail);
+            } else {
+                int sig = 64 - l - t;
+                bw_put(&w, 3, 2);
+                bw_put(&w, (uint64_t)l, 5);
+                bw_put(&w, (uint64_t)(sig & 63), 6); /* 64 is written as 0 */
+                bw_put(&w, x >> t, sig);
+                lead = l;
+                trail = t;
+            }
+        }
+        prev_v = v;
+    }
+    bw_flush(&w);
+    return w.rc;
+}
+
+static int chunk_header(const uint8_t **p, const uint8_t *end, size_t *n, int64_t *mint,
+                        int64_t *maxt) {
+    uint64_t cnt, a, b;
+    if (sl_get_uvarint(p, end, &cnt) != 0) {
+        return SL_ECORRUPT;
+    }
+    if (cnt == 0) {
+        *n = 0;
+        *mint = *maxt = 0;
+        return 0;
+    }
+    if (sl_get_uvarint(p, end, &a) != 0 || sl_get_uvarint(p, end, &b) != 0 ||
+        cnt > (uint64_t)(end - *p) * 8) { /* each sample takes >= 2 bits, the first 128 */
+        return SL_ECORRUPT;
+    }
+    *n = (size_t)cnt;
+    *mint = sl_unzigzag(a);
+    *maxt = sl_unzigzag(b);
+    return 0;
+}
+
+int ms_chunk_info(const uint8_t *p, size_t size, size_t *n, int64_t *mint, int64_t *maxt) {
+    return chunk_header(&p, p + size, n, mint, maxt);
+}
+
+int ms_chunk_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, size_t *n) {
+    const uint8_t *end = p + size;
+    size_t cnt;
+    int64_t mint, maxt;
+    if (chunk_header(&p, end, &cnt, &mint, &maxt) != 0 || cnt > cap) {
+        return SL_ECORRUPT;
+    }
+    *n = 0;
+    if (cnt == 0) {
+        return 0;
+    }
+    bitr r = {p, (size_t)(end - p) * 8, 0};
+    uint64_t t, v, delta = 0, bit;
+    if (!br_get(&r, 64, &t) || !br_get(&r, 64, &v)) {
+        return SL_ECORRUPT;
+    }
+    out[0] = (stg_sample){(int64_t)t, u2f(v)};
+    int lead = -1, trail = 0;
+    for (size_t i = 1; i < cnt; i++) {
+        int nb = 0, ones = 0;
+        while (ones < 4) {
+            if (!br_get(&r, 1, &bit)) {
+                return SL_ECORRUPT;
+            }
+            if (bit == 0) {
+                break;
+            }
+            ones++;
+        }
+        static const int widths[5] = {0, 14, 17, 20, 64};
+        nb = widths[ones];
+        int64_t dod = 0;
+        if (nb > 0) {
+            uint64_t raw;
+            if (!br_get(&r, nb, &raw)) {
+                return SL_ECORRUPT;
+            }
+            if (nb < 64 && (raw >> (nb - 1)) != 0) {
+                raw |= ~0ull << nb; /* sign-extend */
+            }
+            dod = (int64_t)raw;
+        }
+        delta += (uint64_t)dod;
+        t += delta;
+        if (!br_get(&r, 1, &bit)) {
+            return SL_ECORRUPT;
+        }
+        if (bit == 1) {
+            if (!br_get(&r, 1, &bit)) {
+                return SL_ECORRUPT;
+            }
+            uint64_t x;
+            if (bit == 0) {
+                if (lead < 0 || !br_get(&r, 64 - lead - trail, &x)) {
+                    return SL_ECORRUPT;
+                }
+                x <<= trail;
+            } else {
+                uint64_t l, sig;
+                if (!br_get(&r, 5, &l) || !br_get(&r, 6, &sig)) {
+                    return SL_ECORRUPT;
+                }
+                if (sig == 0) {
+                    sig = 64;
+                }
+                if (l + sig > 64 || !br_get(&r, (int)sig, &x)) {
+                    return SL_ECORRUPT;
+                }
+                lead = (int)l;
+                trail = 64 - (int)l - (int)sig;
+                x = trail < 64 ? x << trail : 0;
+            }
+            v ^= x;
+        }
+        out[i] = (stg_sample){(int64_t)t, u2f(v)};
+    }
+    *n = cnt;
+    return 0;
+}
+
+/* --- postings --------------------------------------------------------------- */
+
+int ms_postings_encode(const uint32_t *ids, size_t n, sl_buf *out) {
+    int rc = sl_buf_put_uvarint(out, n);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = sl_buf_put_uvarint(out, ids[i] - prev);
+        prev = ids[i];
+    }
+    return rc;
+}
+
+int ms_postings_count(const uint8_t *p, size_t size, size_t *n) {
+    uint64_t cnt;
+    if (sl_get_uvarint(&p, p + size, &cnt) != 0 || cnt > size) {
+        return SL_ECORRUPT;
+    }
+    *n = (size_t)cnt;
+    return 0;
+}
+
+int ms_postings_decode(const uint8_t *p, size_t size, uint32_t *out, size_t cap, size_t *n) {
+    const uint8_t *end = p + size;
+    uint64_t cnt, cur = 0;
+    if (sl_get_uvarint(&p, end, &cnt) != 0 || cnt > cap) {
+        return SL_ECORRUPT;
+    }
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint64_t d;
+        if (sl_get_uvarint(&p, end, &d) != 0 || (i > 0 && d == 0) || cur + d > UINT32_MAX) {
+            return SL_ECORRUPT;
+        }
+        cur += d;
+        out[i] = (uint32_t)cur;
+    }
+    *n = (size_t)cnt;
+    return 0;
+}
+
+/* --- WAL records ------------------------------------------------------------ */
+
+static int put_str(sl_buf *b, sl_str s) {
+    int rc = sl_buf_put_uvarint(b, s.len);
+    return rc == 0 ? sl_buf_append(b, s.ptr, s.len) : rc;
+}
+
+static int put_u64(sl_buf *b, uint64_t v) {
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) {
+        le[i] = (uint8_t)(v >> (8 * i));
+    }
+    return sl_buf_append(b, le, 8);
+}
+
+static uint64_t get_u64le(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* Appends labels as a length-prefixed canonical encoding. */
+static int put_labels(sl_buf *b, const stg_label *l, size_t n) {
+    size_t size = 0;
+    for (size_t i = 0; i < n; i++) {
+        size += l[i].name.len + l[i].value.len + 4;
+    }
+    sl_buf tmp;
+    sl_buf_init(&tmp, 0);
+    int rc = sl_buf_reserve(&tmp, size);
+    if (rc == 0) {
+        rc = ms_labels_encode(l, n, &tmp);
+    }
+    if (rc == 0) {
+        rc = put_str(b, (sl_str){(const char *)tmp.data, tmp.len});
+    }
+    sl_buf_free(&tmp);
+    return rc;
+}
+
+int stg_metrics_encode(const stg_mseries *series, size_t n, const stg_metric_meta *meta,
+                       size_t nmeta, sl_buf *out) {
+    uint8_t magic[4] = {'S', 'L', 'M', '1'};
+    int rc = sl_buf_append(out, magic, 4);
+    if (rc == 0) {
+        rc = sl_buf_put_uvarint(out, n);
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const stg_mseries *sr = &series[i];
+        if ((rc = put_labels(out, sr->labels, sr->nlabels)) != 0 ||
+            (rc = sl_buf_putc(out, (uint8_t)sr->kind)) != 0 ||
+            (rc = sl_buf_put_uvarint(out, sr->nsamples)) != 0) {
+            break;
+        }
+        int64_t prev = 0;
+        for (size_t j = 0; j < sr->nsamples && rc == 0; j++) {
+            rc = sl_buf_put_uvarint(
+                out, sl_zigzag((int64_t)((uint64_t)sr->samples[j].t_ms - (uint64_t)prev)));
+            if (rc == 0) {
+                rc = put_u64(out, f2u(sr->samples[j].v));
+            }
+            prev = sr->samples[j].t_ms;
+        }
+        if (rc == 0) {
+            rc = sl_buf_put_uvarint(out, sr->nexemplars);
+        }
+        for (size_t j = 0; j < sr->nexemplars && rc == 0; j++) {
+            const stg_exemplar *e = &sr->exemplars[j];
+            if ((rc = sl_buf_put_uvarint(out, sl_zigzag(e->t_ms))) == 0 &&
+                (rc = put_u64(out, f2u(e->v))) == 0 &&
+                (rc = sl_buf_append(out, e->trace_id, 16)) == 0 &&
+                (rc = sl_buf_append(out, e->span_id, 8)) == 0) {
+                rc = put_labels(out, e->labels, e->nlabels);
+            }
+        }
+    }
+    if (rc == 0) {
+        rc = sl_buf_put_uvarint(out, nmeta);
+    }
+    for (size_t i = 0; i < nmeta && rc == 0; i++) {
+        if ((rc = put_str(out, meta[i].metric)) == 0 && (rc = put_str(out, meta[i].type)) == 0 &&
+            (rc = put_str(out, meta[i].help)) == 0) {
+            rc = put_str(out, meta[i].unit);
+        }
+    }
+    return rc;
+}
+
+/* Count of elements announced by the record, bounded by what min_size bytes
+ * each would take of the rest of the input. */
+static int get_count(const uint8_t **p, const uint8_t *end, size_t min_size, size_t *out) {
+    uint64_t v;
+    if (sl_get_uvarint(p, end, &v) != 0 || v > (uint64_t)(end - *p) / min_size) {
+        return SL_ECORRUPT;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+int ms_record_decode(const uint8_t *p, size_t size, sl_arena *a, ms_record *out) {
+    const uint8_t *end = p + size;
+    memset(out, 0, sizeof(*out));
+    if (size < 4 || memcmp(p, "SLM1", 4) != 0) {
+        return SL_ECORRUPT;
+    }
+    p += 4;
+    size_t ns;
+    if (get_count(&p, end, 3, &ns) != 0) {
+        return SL_ECORRUPT;
+    }
+    ms_rec_series *sr = ns > 0 ? sl_arena_calloc(a, ns, sizeof(*sr)) : NULL;
+    if (ns > 0 && sr == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < ns; i++) {
+        sl_str lab;
+        if (get_str(&p, end, &lab) != 0 || p >= end) {
+            return SL_ECORRUPT;
+        }
+        sr[i].labels = (const uint8_t *)lab.ptr;
+        sr[i].labels_size = lab.len;
+        sr[i].kind = *p++;
+        if (sr[i].kind > STG_MS_DELTA || get_count(&p, end, 9, &sr[i].nsamples) != 0) {
+            return SL_ECORRUPT;
+        }
+        if (sr[i].nsamples > 0 &&
+            (sr[i].samples = sl_arena_alloc(a, sr[i].nsamples * sizeof(stg_sample))) == NULL) {
+            return SL_ENOMEM;
+        }
+        uint64_t t = 0;
+        for (size_t j = 0; j < sr[i].nsamples; j++) {
+            uint64_t d;
+            if (sl_get_uvarint(&p, end, &d) != 0 || end - p < 8) {
+                return SL_ECORRUPT;
+            }
+            t += (uint64_t)sl_unzigzag(d);
+            sr[i].samples[j] = (stg_sample){(int64_t)t, u2f(get_u64le(p))};
+            p += 8;
+        }
+        size_t ne;
+        if (get_count(&p, end, 34, &ne) != 0) {
+            return SL_ECORRUPT;
+        }
+        if (ne > 0) {
+            sr[i].exemplars = sl_arena_calloc(a, ne, sizeof(stg_exemplar));
+            sr[i].ex_labels = sl_arena_calloc(a, ne, sizeof(*sr[i].ex_labels));
+            sr[i].ex_labels_size = sl_arena_calloc(a, ne, sizeof(size_t));
+            if (sr[i].exemplars == NULL || sr[i].ex_labels == NULL ||
+                sr[i].ex_labels_size == NULL) {
+                return SL_ENOMEM;
+            }
+        }
+        for (size_t j = 0; j < ne; j++) {
+            uint64_t tz;
+            stg_exemplar *e = &sr[i].exemplars[j];
+            if (sl_get_uvarint(&p, end, &tz) != 0 || end - p < 32) {
+                return SL_ECORRUPT;
+            }
+            e->t_ms = sl_unzigzag(tz);
+            e->v = u2f(get_u64le(p));
+            memcpy(e->trace_id, p + 8, 16);
+            memcpy(e->span_id, p + 24, 8);
+            p += 32;
+            sl_str el;
+            if (get_str(&p, end, &el) != 0) {
+                return SL_ECORRUPT;
+            }
+            sr[i].ex_labels[j] = (const uint8_t *)el.ptr;
+            sr[i].ex_labels_size[j] = el.len;
+        }
+        sr[i].nexemplars = ne;
+    }
+    size_t nm;
+    if (get_count(&p, end, 4, &nm) != 0) {
+        return SL_ECORRUPT;
+    }
+    stg_metric_meta *m = nm > 0 ? sl_arena_calloc(a, nm, sizeof(*m)) : NULL;
+    if (nm > 0 && m == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < nm; i++) {
+        if (get_str(&p, end, &m[i].metric) != 0 || get_str(&p, end, &m[i].type) != 0 ||
+            get_str(&p, end, &m[i].help) != 0 || get_str(&p, end, &m[i].unit) != 0) {
+            return SL_ECORRUPT;
+        }
+    }
+    if (p != end) {
+        return SL_ECORRUPT;
+    }
+    out->series = sr;
+    out->nseries = ns;
+    out->meta = m;
+    out->nmeta = nm;
+    return 0;
+}
+
+/* --- the series map ------------------------------------------------------------ */
+
+void ms_smap_free(ms_smap *m) {
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->items[i].samples);
+        free(m->items[i].wal);
+        free(m->items[i].ex);
+    }
+    free(m->items);
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+static int smap_grow(ms_smap *m) {
+    size_t cap = m->cap ? m->cap * 2 : 1024;
+    uint32_t *slots = calloc(cap, sizeof(*slots));
+    if (slots == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        size_t j = m->items[i].hash & (cap - 1);
+        while (slots[j] != 0) {
+            j = (j + 1) & (cap - 1);
+        }
+        slots[j] = (uint32_t)i + 1;
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+    return 0;
+}
+
+int ms_smap_get(ms_smap *m, const uint8_t *labels, size_t size, ms_sitem **out) {
+    if ((m->n + 1) * 2 > m->cap && smap_grow(m) != 0) {
+        return SL_ENOMEM;
+    }
+    uint64_t h = ms_hash(labels, size);
+    size_t j = h & (m->cap - 1);
+    while (m->slots[j] != 0) {
+        ms_sitem *c = &m->items[m->slots[j] - 1];
+        if (c->hash == h && c->labels_size == size && memcmp(c->labels, labels, size) == 0) {
+            *out = c;
+            return 0;
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    if (sl_array_grow(&m->items, &m->icap, m->n + 1, sizeof(*m->items)) != 0) {
+        return SL_ENOMEM;
+    }
+    ms_sitem *c = &m->items[m->n];
+    memset(c, 0, sizeof(*c));
+    c->labels = labels;
+    c->labels_size = size;
+    c->hash = h;
+    m->slots[j] = (uint32_t)++m->n;
+    *out = c;
+    return 0;
+}
+
+/* --- the appender ----------------------------------------------------------- */
+
+static bool same_bits(double a, double b) {
+    return f2u(a) == f2u(b);
+}
+
+void ms_apply(ms_head *h, uint8_t kind, const stg_sample *in, size_t n, stg_sample *out,
+              size_t *nout, ms_append_stats *st) {
+    size_t no = 0;
+    /* The group of merged delta samples this call is building (index in
+     * out, time of its first sample), if any. */
+    bool group = false;
+    int64_t group_t0 = 0;
+    for (size_t i = 0; i < n; i++) {
+        stg_sample s = in[i];
+        bool stale = ms_is_stale(s.v);
+        if (kind == STG_MS_DELTA && !stale) {
+            double total = h->total + s.v;
+            if (group && s.t_ms >= group_t0 && s.t_ms - group_t0 < MS_DELTA_MERGE_MS) {
+                if (s.t_ms > out[no - 1].t_ms) {
+                    out[no - 1].t_ms = s.t_ms;
+                }
+                out[no - 1].v = total;
+            } else if (h->has && s.t_ms < h->last_t) {
+                st->out_of_order++;
+                continue;
+            } else {
+                /* A stored sample already holds this time: the sum lands
+                 * a millisecond later rather than being lost. */
+                int64_t t = h->has && s.t_ms == h->last_t ? s.t_ms + 1 : s.t_ms;
+                out[no++] = (stg_sample){t, total};
+                group = true;
+                group_t0 = s.t_ms;
+                st->appended++;
+            }
+            h->total = total;
+            h->last_t = out[no - 1].t_ms;
+            h->last_v = total;
+            h->has = 1;
+            continue;
+        }
+        group = false;
+        if (h->has && s.t_ms <= h->last_t) {
+            if (s.t_ms == h->last_t && same_bits(s.v, h->last_v)) {
+                st->duplicates++;
+            } else {
+                st->out_of_order++;
+            }
+            continue;
+        }
+        out[no++] = s;
+        st->appended++;
+        h->last_t = s.t_ms;
+        h->last_v = s.v;
+        if (!stale) {
+            h->total = s.v;
+        }
+        h->has = 1;
+    }
+    *nout = no;
+}
