@@ -59,9 +59,10 @@ static bool dm_name_char(char c, bool colon) {
            (colon && c == ':');
 }
 
-/* Replaces invalid characters by '_' and collapses runs of '_'; prefix is
- * put before a leading digit. */
+/* Replaces invalid characters by '_' (metric names: and collapses runs of
+ * '_'); prefix is put before a leading digit. */
 static sl_str dm_sanitize(sl_arena *a, sl_str in, bool colon, const char *digit_prefix) {
+    bool collapse = colon;
     size_t plen = strlen(digit_prefix);
     char *out = sl_arena_alloc(a, in.len + plen + 1);
     if (out == NULL) {
@@ -74,7 +75,7 @@ static sl_str dm_sanitize(sl_arena *a, sl_str in, bool colon, const char *digit_
     }
     for (size_t i = 0; i < in.len; i++) {
         char c = dm_name_char(in.ptr[i], colon) ? in.ptr[i] : '_';
-        if (c == '_' && n > 0 && out[n - 1] == '_') {
+        if (collapse && c == '_' && n > 0 && out[n - 1] == '_') {
             continue;
         }
         out[n++] = c;
@@ -261,7 +262,7 @@ size_t col_prom_float(double v, char *buf) {
         return 1;
     }
     /* Shortest round-tripping digits, then Go's strconv 'g' layout (what
-     * Prometheus prints): exponent form when exp < -4 or exp >= 21. */
+     * Prometheus prints): exponent form when exp < -4 or exp >= 6. */
     char e[40];
     int prec = 0;
     for (prec = 0; prec < 17; prec++) {
@@ -291,7 +292,7 @@ size_t col_prom_float(double v, char *buf) {
     if (neg) {
         buf[n++] = '-';
     }
-    if (exp < -4 || exp >= 21) {
+    if (exp < -4 || exp >= 6) {
         buf[n++] = digits[0];
         if (nd > 1) {
             buf[n++] = '.';

@@ -1,0 +1,533 @@
+/*
+ * OTLP metrics -> Prometheus series (collector/decode_metrics.c) and the
+ * derived RED / log-count metrics (collector/derive_metrics.c): name, unit
+ * and label translation, float rendering, every metric type, partial success
+ * for invalid points, stale markers, exemplars, the specification's example
+ * payload over OTLP/JSON.
+ *
+ * With SL_WRITE_CORPUS=<dir> set it also writes its protobuf requests there
+ * (the seed corpus of fuzz_otlp_metrics).
+ */
+#include "sl_test.h"
+
+#include "decode_metrics.h"
+#include "derive_metrics.h"
+#include "otlp_json.h"
+#include "sl_err.h"
+
+#include "../../storage/metrics_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REQ_DESC                                                                                   \
+    opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor
+typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest req_t;
+
+static sl_arena g_a;
+
+/* protobuf-c fields are char *: string literals go in through this. */
+static char *mut(const char *s) {
+    return (char *)(uintptr_t)s;
+}
+
+static void test_names(void) {
+    sl_arena_init(&g_a, 0);
+    struct {
+        const char *name, *unit;
+        bool gauge, counter;
+        const char *want;
+    } cases[] = {
+        {"http.server.duration", "ms", false, false, "http_server_duration_milliseconds"},
+        {"system.cpu.utilization", "1", true, false, "system_cpu_utilization_ratio"},
+        {"requests", "{requests}", false, true, "requests_total"},
+        {"bytes_sent", "By", false, true, "bytes_sent_bytes_total"},
+        {"sent_bytes", "By", false, true, "sent_bytes_total"},
+        {"throughput", "By/s", true, false, "throughput_bytes_per_second"},
+        {"rate", "{packets}/s", true, false, "rate_per_second"},
+        {"2xx..count", "", true, false, "_2xx_count"},
+        {"foo_total", "", false, true, "foo_total"},
+        {"job:latency:p99", "s", true, false, "job:latency:p99_seconds"},
+        {"mem", "MiBy", true, false, "mem_mebibytes"},
+        {"odd", "furlongs", true, false, "odd_furlongs"},
+        {"temp", "Cel", true, false, "temp_celsius"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sl_str got = col_prom_metric_name(&g_a, sl_str_c(cases[i].name), sl_str_c(cases[i].unit),
+                                          cases[i].gauge, cases[i].counter);
+        ASSERT_SLSTR_EQ(got, cases[i].want);
+    }
+    ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("http.method")), "http_method");
+    ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("0abc")), "key_0abc");
+    ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("_x")), "key_x");
+    ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("__x")), "__x");
+    ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("a-b/c")), "a_b_c");
+    sl_arena_free(&g_a);
+}
+
+static void test_floats(void) {
+    struct {
+        double v;
+        const char *want;
+    } cases[] = {{0.5, "0.5"},
+                 {1, "1"},
+                 {1e6, "1e+06"},
+                 {100000, "100000"},
+                 {0.0001, "0.0001"},
+                 {0.00001, "1e-05"},
+                 {INFINITY, "+Inf"},
+                 {-INFINITY, "-Inf"},
+                 {0.1 + 0.2, "0.30000000000000004"},
+                 {-2.5, "-2.5"},
+                 {0, "0"},
+                 {123456, "123456"},
+                 {1234567, "1.234567e+06"},
+                 {0.025, "0.025"}};
+    char buf[40];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = col_prom_float(cases[i].v, buf);
+        buf[n] = '\0';
+        ASSERT_STR_EQ(buf, cases[i].want);
+    }
+}
+
+/* Finds a series by its rendering "name{a=b,...}" (labels other than
+ * __name__, in order). */
+static const stg_mseries *find(const col_mbatch *b, const char *want) {
+    for (size_t i = 0; i < b->nseries; i++) {
+        char buf[512];
+        size_t n = 0;
+        const stg_mseries *s = &b->series[i];
+        for (size_t j = 0; j < s->nlabels; j++) {
+            if (sl_str_eqc(s->labels[j].name, "__name__")) {
+                n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%.*s{",
+                                      (int)s->labels[j].value.len, s->labels[j].value.ptr);
+            }
+        }
+        for (size_t j = 0; j < s->nlabels; j++) {
+            if (!sl_str_eqc(s->labels[j].name, "__name__")) {
+                n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%.*s=%.*s,",
+                                      (int)s->labels[j].name.len, s->labels[j].name.ptr,
+                                      (int)s->labels[j].value.len, s->labels[j].value.ptr);
+            }
+        }
+        if (n > 0 && buf[n - 1] == ',') {
+            n--;
+        }
+        snprintf(buf + n, sizeof(buf) - n, "}");
+        if (strcmp(buf, want) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void write_corpus(const req_t *req, const char *name) {
+    const char *dir = getenv("SL_WRITE_CORPUS");
+    if (dir == NULL) {
+        return;
+    }
+    size_t len = protobuf_c_message_get_packed_size(&req->base);
+    uint8_t *buf = malloc(len ? len : 1);
+    protobuf_c_message_pack(&req->base, buf);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f != NULL) {
+        fwrite(buf, 1, len, f);
+        fclose(f);
+    }
+    free(buf);
+}
+
+static void test_spec_example_json(void) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/metrics.json", SL_TEST_OTLP_DIR);
+    FILE *f = fopen(path, "rb");
+    ASSERT_TRUE(f != NULL);
+    char *text = malloc(1 << 20);
+    size_t len = fread(text, 1, 1 << 20, f);
+    fclose(f);
+    sl_arena_init(&g_a, 0);
+    ProtobufCMessage *msg = NULL;
+    char err[256];
+    ASSERT_EQ(col_json_decode(&REQ_DESC, text, len, &g_a, &msg, err, sizeof(err)), 0);
+    col_mbatch b = {0};
+    ASSERT_EQ(col_metrics_to_series((const req_t *)msg, &g_a, &b, err, sizeof(err)), 0);
+    ASSERT_EQ(b.rejected, 0);
+    ASSERT_EQ(b.points, 4);
+    ASSERT_TRUE(find(&b, "my_counter_total{job=my.service,my_counter_attr=some value,"
+                         "otel_scope_name=my.library,otel_scope_version=1.0.0}") != NULL);
+    ASSERT_TRUE(find(&b, "my_gauge_ratio{job=my.service,my_gauge_attr=some value,"
+                         "otel_scope_name=my.library,otel_scope_version=1.0.0}") != NULL);
+    const stg_mseries *inf = find(&b, "my_histogram_bucket{job=my.service,le=+Inf,my_histogram_"
+                                      "attr=some value,otel_scope_name=my.library,otel_scope_"
+                                      "version=1.0.0}");
+    ASSERT_TRUE(inf != NULL);
+    ASSERT_DBL_EQ(inf->samples[0].v, 2);
+    ASSERT_EQ(b.nmeta, 4);
+    write_corpus((const req_t *)msg, "spec-example.pb");
+    free(text);
+    sl_arena_free(&g_a);
+}
+
+/* --- hand-built requests ---------------------------------------------------------- */
+
+typedef Opentelemetry__Proto__Metrics__V1__Metric pb_metric;
+typedef Opentelemetry__Proto__Common__V1__KeyValue pb_kv;
+typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
+
+static pb_kv *kv(const char *k, const char *v) {
+    pb_kv *x = sl_arena_calloc(&g_a, 1, sizeof(*x));
+    pb_any *a = sl_arena_calloc(&g_a, 1, sizeof(*a));
+    opentelemetry__proto__common__v1__key_value__init(x);
+    opentelemetry__proto__common__v1__any_value__init(a);
+    a->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    a->string_value = (char *)(uintptr_t)v;
+    x->key = (char *)(uintptr_t)k;
+    x->value = a;
+    return x;
+}
+
+/* One resource (service.name=api, service.instance.id=i-1, host.name=h1),
+ * one scope, the given metrics. */
+static req_t *mkreq(pb_metric **metrics, size_t n) {
+    req_t *r = sl_arena_calloc(&g_a, 1, sizeof(*r));
+    opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__init(r);
+    Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = sl_arena_calloc(&g_a, 1, sizeof(*rm));
+    opentelemetry__proto__metrics__v1__resource_metrics__init(rm);
+    Opentelemetry__Proto__Resource__V1__Resource *res = sl_arena_calloc(&g_a, 1, sizeof(*res));
+    opentelemetry__proto__resource__v1__resource__init(res);
+    pb_kv **ra = sl_arena_calloc(&g_a, 3, sizeof(*ra));
+    ra[0] = kv("service.name", "api");
+    ra[1] = kv("service.instance.id", "i-1");
+    ra[2] = kv("host.name", "h1");
+    res->attributes = ra;
+    res->n_attributes = 3;
+    rm->resource = res;
+    Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = sl_arena_calloc(&g_a, 1, sizeof(*sm));
+    opentelemetry__proto__metrics__v1__scope_metrics__init(sm);
+    sm->metrics = metrics;
+    sm->n_metrics = n;
+    Opentelemetry__Proto__Metrics__V1__ScopeMetrics **sms = sl_arena_calloc(&g_a, 1, sizeof(*sms));
+    sms[0] = sm;
+    rm->scope_metrics = sms;
+    rm->n_scope_metrics = 1;
+    Opentelemetry__Proto__Metrics__V1__ResourceMetrics **rms =
+        sl_arena_calloc(&g_a, 1, sizeof(*rms));
+    rms[0] = rm;
+    r->resource_metrics = rms;
+    r->n_resource_metrics = 1;
+    return r;
+}
+
+static Opentelemetry__Proto__Metrics__V1__NumberDataPoint *num(uint64_t t, double v,
+                                                               uint32_t flags) {
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p = sl_arena_calloc(&g_a, 1, sizeof(*p));
+    opentelemetry__proto__metrics__v1__number_data_point__init(p);
+    p->time_unix_nano = t;
+    p->has_time_unix_nano = 1;
+    p->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
+    p->as_double = v;
+    p->flags = flags;
+    p->has_flags = flags != 0;
+    return p;
+}
+
+static pb_metric *sum_metric(const char *name, int temporality, bool monotonic,
+                             Opentelemetry__Proto__Metrics__V1__NumberDataPoint **pts, size_t n) {
+    pb_metric *m = sl_arena_calloc(&g_a, 1, sizeof(*m));
+    opentelemetry__proto__metrics__v1__metric__init(m);
+    m->name = (char *)(uintptr_t)name;
+    m->unit = mut("s");
+    Opentelemetry__Proto__Metrics__V1__Sum *s = sl_arena_calloc(&g_a, 1, sizeof(*s));
+    opentelemetry__proto__metrics__v1__sum__init(s);
+    s->aggregation_temporality = temporality;
+    s->has_aggregation_temporality = 1;
+    s->is_monotonic = monotonic;
+    s->has_is_monotonic = 1;
+    s->data_points = pts;
+    s->n_data_points = n;
+    m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+    m->sum = s;
+    return m;
+}
+
+static void test_sums_and_partial_success(void) {
+    sl_arena_init(&g_a, 0);
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p1[] = {num(2000000000, 5, 0),
+                                                                num(0, 1, 0)};
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p2[] = {num(2000000000, 3, 0),
+                                                                num(3000000000, 0, 1)};
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p3[] = {num(2000000000, 1, 0)};
+    pb_metric *ms[] = {sum_metric("cpu.time", 2, true, p1, 2),
+                       sum_metric("queue.delta", 1, false, p2, 2),
+                       sum_metric("no.temporality", 0, true, p3, 1)};
+    req_t *r = mkreq(ms, 3);
+    col_mbatch b = {0};
+    char err[256];
+    ASSERT_EQ(col_metrics_to_series(r, &g_a, &b, err, sizeof(err)), 0);
+    ASSERT_EQ(b.points, 3);
+    ASSERT_EQ(b.rejected, 2);
+    ASSERT_TRUE(strstr(err, "missing time_unix_nano") != NULL);
+    const stg_mseries *c = find(&b, "cpu_time_seconds_total{instance=i-1,job=api}");
+    ASSERT_TRUE(c != NULL);
+    ASSERT_EQ(c->kind, STG_MS_CUMULATIVE);
+    ASSERT_EQ(c->samples[0].t_ms, 2000);
+    int deltas = 0, stale = 0;
+    for (size_t i = 0; i < b.nseries; i++) {
+        if (b.series[i].kind == STG_MS_DELTA) {
+            deltas++;
+            stale += ms_is_stale(b.series[i].samples[0].v);
+        }
+    }
+    ASSERT_EQ(deltas, 2);
+    ASSERT_EQ(stale, 1); /* NO_RECORDED_VALUE */
+    const stg_mseries *ti = find(&b, "target_info{host_name=h1,instance=i-1,job=api}");
+    ASSERT_TRUE(ti != NULL);
+    ASSERT_DBL_EQ(ti->samples[0].v, 1);
+    write_corpus(r, "sums.pb");
+    sl_arena_free(&g_a);
+}
+
+static void test_histograms(void) {
+    sl_arena_init(&g_a, 0);
+    Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *h[2];
+    static uint64_t counts[] = {1, 2, 3};
+    static uint64_t bad_counts[] = {1, 2};
+    static double bounds[] = {0.1, 1};
+    for (int i = 0; i < 2; i++) {
+        h[i] = sl_arena_calloc(&g_a, 1, sizeof(*h[i]));
+        opentelemetry__proto__metrics__v1__histogram_data_point__init(h[i]);
+        h[i]->time_unix_nano = 5000000000;
+        h[i]->count = 6;
+        h[i]->sum = 7.5;
+        h[i]->has_sum = 1;
+        h[i]->explicit_bounds = bounds;
+        h[i]->n_explicit_bounds = 2;
+        h[i]->bucket_counts = i == 0 ? counts : bad_counts;
+        h[i]->n_bucket_counts = i == 0 ? 3 : 2;
+    }
+    /* An exemplar on the first point: lands on the le=1 bucket. */
+    Opentelemetry__Proto__Metrics__V1__Exemplar *ex = sl_arena_calloc(&g_a, 1, sizeof(*ex));
+    opentelemetry__proto__metrics__v1__exemplar__init(ex);
+    ex->value_case = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_DOUBLE;
+    ex->as_double = 0.5;
+    ex->time_unix_nano = 4000000000;
+    static uint8_t tid[16] = {1, 2, 3};
+    ex->trace_id = (ProtobufCBinaryData){16, tid};
+    Opentelemetry__Proto__Metrics__V1__Exemplar *exs[] = {ex};
+    h[0]->exemplars = exs;
+    h[0]->n_exemplars = 1;
+    pb_metric *m = sl_arena_calloc(&g_a, 1, sizeof(*m));
+    opentelemetry__proto__metrics__v1__metric__init(m);
+    m->name = mut("rpc.duration");
+    m->unit = mut("s");
+    Opentelemetry__Proto__Metrics__V1__Histogram *hg = sl_arena_calloc(&g_a, 1, sizeof(*hg));
+    opentelemetry__proto__metrics__v1__histogram__init(hg);
+    hg->aggregation_temporality = 2;
+    hg->data_points = h;
+    hg->n_data_points = 2;
+    m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
+    m->histogram = hg;
+
+    /* An exponential histogram: scale 1 (base sqrt 2), offsets -1 / 0. */
+    Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *e =
+        sl_arena_calloc(&g_a, 1, sizeof(*e));
+    opentelemetry__proto__metrics__v1__exponential_histogram_data_point__init(e);
+    e->time_unix_nano = 5000000000;
+    e->count = 7;
+    e->scale = 1;
+    e->zero_count = 1;
+    static uint64_t pc[] = {1, 2, 1};
+    static uint64_t nc[] = {2};
+    Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets pos, neg;
+    opentelemetry__proto__metrics__v1__exponential_histogram_data_point__buckets__init(&pos);
+    opentelemetry__proto__metrics__v1__exponential_histogram_data_point__buckets__init(&neg);
+    pos.offset = -1;
+    pos.bucket_counts = pc;
+    pos.n_bucket_counts = 3;
+    neg.offset = 0;
+    neg.bucket_counts = nc;
+    neg.n_bucket_counts = 1;
+    e->positive = &pos;
+    e->negative = &neg;
+    Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *es[] = {e};
+    pb_metric *me = sl_arena_calloc(&g_a, 1, sizeof(*me));
+    opentelemetry__proto__metrics__v1__metric__init(me);
+    me->name = mut("size");
+    me->unit = mut("By");
+    Opentelemetry__Proto__Metrics__V1__ExponentialHistogram *eh =
+        sl_arena_calloc(&g_a, 1, sizeof(*eh));
+    opentelemetry__proto__metrics__v1__exponential_histogram__init(eh);
+    eh->aggregation_temporality = 1;
+    eh->data_points = es;
+    eh->n_data_points = 1;
+    me->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
+    me->exponential_histogram = eh;
+
+    pb_metric *ms[] = {m, me};
+    req_t *r = mkreq(ms, 2);
+    col_mbatch b = {0};
+    char err[256];
+    ASSERT_EQ(col_metrics_to_series(r, &g_a, &b, err, sizeof(err)), 0);
+    ASSERT_EQ(b.points, 2);
+    ASSERT_EQ(b.rejected, 1);
+    ASSERT_TRUE(strstr(err, "bucket_counts") != NULL);
+    const stg_mseries *s = find(&b, "rpc_duration_seconds_bucket{instance=i-1,job=api,le=1}");
+    ASSERT_TRUE(s != NULL);
+    ASSERT_DBL_EQ(s->samples[0].v, 3);
+    ASSERT_EQ(s->nexemplars, 1);
+    ASSERT_DBL_EQ(s->exemplars[0].v, 0.5);
+    s = find(&b, "rpc_duration_seconds_bucket{instance=i-1,job=api,le=+Inf}");
+    ASSERT_TRUE(s != NULL);
+    ASSERT_DBL_EQ(s->samples[0].v, 6);
+    ASSERT_TRUE(find(&b, "rpc_duration_seconds_sum{instance=i-1,job=api}") != NULL);
+    ASSERT_TRUE(find(&b, "rpc_duration_seconds_count{instance=i-1,job=api}") != NULL);
+    /* Exponential: negative bucket index 0 covers [-sqrt2, -1): le=-1 holds
+     * 2; the zero bucket le=0 adds 1; positive index -1 (1/sqrt2, 1] ->
+     * le=1: 4; index 0 -> le=1.414...: 6; index 1 -> le=2: 7. */
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=-1}");
+    ASSERT_TRUE(s != NULL);
+    ASSERT_DBL_EQ(s->samples[0].v, 2);
+    ASSERT_EQ(s->kind, STG_MS_DELTA);
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=0}");
+    ASSERT_TRUE(s != NULL);
+    ASSERT_DBL_EQ(s->samples[0].v, 3);
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=1}");
+    ASSERT_TRUE(s != NULL);
+    ASSERT_DBL_EQ(s->samples[0].v, 4);
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=2}");
+    ASSERT_TRUE(s != NULL);
+    ASSERT_DBL_EQ(s->samples[0].v, 7);
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=+Inf}");
+    ASSERT_TRUE(s != NULL);
+    ASSERT_DBL_EQ(s->samples[0].v, 7);
+    write_corpus(r, "histograms.pb");
+    sl_arena_free(&g_a);
+}
+
+static void test_summary(void) {
+    sl_arena_init(&g_a, 0);
+    Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *p = sl_arena_calloc(&g_a, 1, sizeof(*p));
+    opentelemetry__proto__metrics__v1__summary_data_point__init(p);
+    p->time_unix_nano = 9000000000;
+    p->count = 10;
+    p->sum = 3.5;
+    Opentelemetry__Proto__Metrics__V1__SummaryDataPoint__ValueAtQuantile q[2], *qs[2];
+    for (int i = 0; i < 2; i++) {
+        opentelemetry__proto__metrics__v1__summary_data_point__value_at_quantile__init(&q[i]);
+        q[i].quantile = i == 0 ? 0.5 : 0.99;
+        q[i].value = i == 0 ? 0.2 : 0.9;
+        qs[i] = &q[i];
+    }
+    p->quantile_values = qs;
+    p->n_quantile_values = 2;
+    Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *ps[] = {p};
+    pb_metric *m = sl_arena_calloc(&g_a, 1, sizeof(*m));
+    opentelemetry__proto__metrics__v1__metric__init(m);
+    m->name = mut("latency");
+    m->description = mut("how long");
+    Opentelemetry__Proto__Metrics__V1__Summary *s = sl_arena_calloc(&g_a, 1, sizeof(*s));
+    opentelemetry__proto__metrics__v1__summary__init(s);
+    s->data_points = ps;
+    s->n_data_points = 1;
+    m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY;
+    m->summary = s;
+    pb_metric *ms[] = {m};
+    req_t *r = mkreq(ms, 1);
+    col_mbatch b = {0};
+    char err[256];
+    ASSERT_EQ(col_metrics_to_series(r, &g_a, &b, err, sizeof(err)), 0);
+    ASSERT_EQ(b.points, 1);
+    const stg_mseries *x = find(&b, "latency{instance=i-1,job=api,quantile=0.99}");
+    ASSERT_TRUE(x != NULL);
+    ASSERT_DBL_EQ(x->samples[0].v, 0.9);
+    ASSERT_TRUE(find(&b, "latency_count{instance=i-1,job=api}") != NULL);
+    ASSERT_TRUE(find(&b, "latency_sum{instance=i-1,job=api}") != NULL);
+    ASSERT_SLSTR_EQ(b.meta[0].type, "summary");
+    ASSERT_SLSTR_EQ(b.meta[0].help, "how long");
+    write_corpus(r, "summary.pb");
+    sl_arena_free(&g_a);
+}
+
+static void test_span_metrics(void) {
+    sl_arena_init(&g_a, 0);
+    sl_resource res = {SL_STR_INIT("checkout"), NULL, 0, 0};
+    sl_span sp[4];
+    memset(sp, 0, sizeof(sp));
+    uint64_t durs[] = {1000000, 3000000, 2000000000, 1000000};
+    for (int i = 0; i < 4; i++) {
+        sp[i].resource = &res;
+        sp[i].name = SL_STR_LIT("GET /cart");
+        sp[i].kind = SL_KIND_SERVER;
+        sp[i].status_code = i == 3 ? SL_STATUS_ERROR : SL_STATUS_UNSET;
+        sp[i].start_unix_nano = 1000;
+        sp[i].end_unix_nano = 1000 + durs[i];
+    }
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    ASSERT_EQ(col_span_metrics(sp, 4, 1700000000000000000ull, &g_a, &out), 0);
+    ms_record r;
+    ASSERT_EQ(ms_record_decode(out.data, out.len, &g_a, &r), 0);
+    ASSERT_EQ(r.nseries, 2 * 20);
+    ASSERT_EQ(r.nmeta, 2);
+    int found = 0;
+    for (size_t i = 0; i < r.nseries; i++) {
+        stg_label *l;
+        size_t nl;
+        ASSERT_EQ(ms_labels_decode(r.series[i].labels, r.series[i].labels_size, &g_a, &l, &nl), 0);
+        ASSERT_EQ(r.series[i].kind, STG_MS_DELTA);
+        ASSERT_EQ(r.series[i].samples[0].t_ms, 1700000000000);
+        bool unset = false, calls = false, le4 = false, inf = false;
+        for (size_t j = 0; j < nl; j++) {
+            unset |= sl_str_eqc(l[j].value, "STATUS_CODE_UNSET");
+            calls |= sl_str_eqc(l[j].value, "traces_span_metrics_calls_total");
+            le4 |= sl_str_eqc(l[j].name, "le") && sl_str_eqc(l[j].value, "0.004");
+            inf |= sl_str_eqc(l[j].name, "le") && sl_str_eqc(l[j].value, "+Inf");
+        }
+        if (unset && calls) {
+            ASSERT_DBL_EQ(r.series[i].samples[0].v, 3);
+            found++;
+        }
+        if (unset && le4) {
+            ASSERT_DBL_EQ(r.series[i].samples[0].v, 2);
+            found++;
+        }
+        if (unset && inf) {
+            ASSERT_DBL_EQ(r.series[i].samples[0].v, 3);
+            found++;
+        }
+        for (size_t j = 1; j < nl; j++) { /* sorted, unique names */
+            ASSERT_TRUE(
+                memcmp(l[j - 1].name.ptr, l[j].name.ptr,
+                       l[j - 1].name.len < l[j].name.len ? l[j - 1].name.len : l[j].name.len) <= 0);
+        }
+    }
+    ASSERT_EQ(found, 3);
+    sl_log_record logs[3];
+    memset(logs, 0, sizeof(logs));
+    for (int i = 0; i < 3; i++) {
+        logs[i].resource = &res;
+        logs[i].severity_number = i == 2 ? 17 : 9;
+    }
+    out.len = 0;
+    ASSERT_EQ(col_log_metrics(logs, 3, 1700000000000000000ull, &g_a, &out), 0);
+    ASSERT_EQ(ms_record_decode(out.data, out.len, &g_a, &r), 0);
+    ASSERT_EQ(r.nseries, 2);
+    sl_buf_free(&out);
+    sl_arena_free(&g_a);
+}
+
+int main(void) {
+    RUN(test_names);
+    RUN(test_floats);
+    RUN(test_spec_example_json);
+    RUN(test_sums_and_partial_success);
+    RUN(test_histograms);
+    RUN(test_summary);
+    RUN(test_span_metrics);
+    return SL_TEST_RESULT();
+}

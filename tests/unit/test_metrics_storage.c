@@ -1,0 +1,501 @@
+/*
+ * Metrics engine tests: chunk codec round trips (NaN, +-Inf, stale markers,
+ * huge and negative time deltas), corrupt chunks, postings, the appender
+ * (out-of-order, duplicates, delta accumulation), and the store: selection
+ * with every matcher type over WAL and windows, label names and values,
+ * metadata, delta accumulation across cuts and a restart, out-of-order
+ * samples across a cut, the WAL/window handover without double counting.
+ */
+#include "sl_test.h"
+
+#include "metrics_int.h"
+#include "sl_err.h"
+#include "storage.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char g_dir[256];
+
+static void fresh_dir(void) {
+    snprintf(g_dir, sizeof(g_dir), "/tmp/sl-test-metrics-XXXXXX");
+    if (mkdtemp(g_dir) == NULL) {
+        abort();
+    }
+}
+
+static void rm_dir(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cleanup failed\n");
+    }
+}
+
+static stg_store *open_store(void) {
+    stg_options o;
+    stg_options_init(&o);
+    o.data_dir = g_dir;
+    o.background = 0;
+    o.map_size = 64ull << 20;
+    stg_store *s = NULL;
+    if (stg_open(&o, &s) != 0) {
+        abort();
+    }
+    return s;
+}
+
+static double stale(void) {
+    uint64_t b = MS_STALE_BITS;
+    double d;
+    memcpy(&d, &b, 8);
+    return d;
+}
+
+static bool same_bits(double a, double b) {
+    return memcmp(&a, &b, 8) == 0;
+}
+
+/* --- codec ---------------------------------------------------------------------- */
+
+static int roundtrip(const stg_sample *in, size_t n) {
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    if (ms_chunk_encode(in, n, &b) != 0) {
+        return -1;
+    }
+    size_t cnt;
+    int64_t lo, hi;
+    if (ms_chunk_info(b.data, b.len, &cnt, &lo, &hi) != 0 || cnt != n ||
+        (n > 0 && (lo != in[0].t_ms || hi != in[n - 1].t_ms))) {
+        sl_buf_free(&b);
+        return -2;
+    }
+    stg_sample *out = calloc(n + 1, sizeof(*out));
+    size_t got = 0;
+    int rc = ms_chunk_decode(b.data, b.len, out, n, &got);
+    int res = 0;
+    if (rc != 0 || got != n) {
+        res = -3;
+    }
+    for (size_t i = 0; res == 0 && i < n; i++) {
+        if (out[i].t_ms != in[i].t_ms || !same_bits(out[i].v, in[i].v)) {
+            res = -4 - (int)i;
+        }
+    }
+    /* Every truncation must fail cleanly, never read past the end. */
+    for (size_t cut = 0; res == 0 && cut < b.len; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, b.data, cut);
+        size_t g2;
+        if (ms_chunk_decode(copy, cut, out, n, &g2) == 0 && n > 0 && cut < b.len - 1) {
+            /* A shorter input may decode only if the padding bits made it
+             * complete; the count then still matches. */
+            res = g2 == n ? 0 : -1000;
+        }
+        free(copy);
+    }
+    free(out);
+    sl_buf_free(&b);
+    return res;
+}
+
+static void test_chunk_regular(void) {
+    stg_sample s[240];
+    for (int i = 0; i < 240; i++) {
+        s[i] = (stg_sample){1700000000000 + i * 15000, (double)(i * 3)};
+    }
+    ASSERT_EQ(roundtrip(s, 240), 0);
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(ms_chunk_encode(s, 240, &b), 0);
+    /* Regular timestamps cost a bit; a slowly rising counter a few bytes. */
+    ASSERT_TRUE(b.len < 240 * 3);
+    sl_buf_free(&b);
+    ASSERT_EQ(roundtrip(s, 1), 0);
+    ASSERT_EQ(roundtrip(s, 0), 0);
+}
+
+static void test_chunk_special_values(void) {
+    stg_sample s[] = {{0, NAN},   {1, INFINITY}, {2, -INFINITY}, {3, stale()}, {4, -0.0}, {5, 0.0},
+                      {6, 1e308}, {7, -1e-308},  {8, 5e-324},    {9, stale()}, {10, 42},  {11, 42}};
+    ASSERT_EQ(roundtrip(s, sizeof(s) / sizeof(s[0])), 0);
+}
+
+static void test_chunk_huge_deltas(void) {
+    stg_sample s[] = {{INT64_MIN, 1}, {-5, 2}, {0, 3}, {INT64_MAX - 10, 4}, {INT64_MAX, 5}};
+    ASSERT_EQ(roundtrip(s, 5), 0);
+    stg_sample j[64];
+    int64_t t = -1000000;
+    for (int i = 0; i < 64; i++) {
+        /* jitter of every dod width: 0, 14, 17, 20 and 64 bits */
+        static const int64_t steps[] = {15000, 15001, 14000, 80000, 600000, 1, 1ll << 40};
+        t += steps[i % 7];
+        j[i] = (stg_sample){t, (double)i * 0.1};
+    }
+    ASSERT_EQ(roundtrip(j, 64), 0);
+}
+
+static void test_chunk_corrupt(void) {
+    uint8_t junk[64];
+    stg_sample out[8];
+    size_t n;
+    for (int seed = 0; seed < 200; seed++) {
+        for (size_t i = 0; i < sizeof(junk); i++) {
+            junk[i] = (uint8_t)(seed * 31 + i * 17);
+        }
+        (void)ms_chunk_decode(junk, sizeof(junk), out, 8, &n); /* must not crash */
+    }
+    uint8_t big[] = {0xff, 0xff, 0xff, 0x0f, 0, 0}; /* a huge count in a tiny chunk */
+    ASSERT_TRUE(ms_chunk_decode(big, sizeof(big), out, 8, &n) != 0);
+}
+
+static void test_postings(void) {
+    uint32_t ids[] = {1, 2, 3, 100, 70000, 4000000000u};
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(ms_postings_encode(ids, 6, &b), 0);
+    size_t n;
+    ASSERT_EQ(ms_postings_count(b.data, b.len, &n), 0);
+    ASSERT_EQ(n, 6);
+    uint32_t out[6];
+    ASSERT_EQ(ms_postings_decode(b.data, b.len, out, 6, &n), 0);
+    for (int i = 0; i < 6; i++) {
+        ASSERT_EQ(out[i], ids[i]);
+    }
+    ASSERT_TRUE(ms_postings_decode(b.data, b.len, out, 5, &n) != 0); /* too small */
+    ASSERT_TRUE(ms_postings_decode(b.data, b.len - 1, out, 6, &n) != 0);
+    sl_buf_free(&b);
+}
+
+/* --- the appender --------------------------------------------------------------- */
+
+static void test_apply_cumulative(void) {
+    ms_head h = {0};
+    ms_append_stats st = {0};
+    stg_sample in[] = {{1000, 1}, {2000, 2}, {2000, 2}, {2000, 3}, {1500, 9}, {3000, 4}};
+    stg_sample out[6];
+    size_t n;
+    ms_apply(&h, STG_MS_CUMULATIVE, in, 6, out, &n, &st);
+    ASSERT_EQ(n, 3);
+    ASSERT_EQ(out[2].t_ms, 3000);
+    ASSERT_EQ(st.duplicates, 1);   /* same time, same value */
+    ASSERT_EQ(st.out_of_order, 2); /* same time, other value; older */
+    /* The head persists across calls (cuts). */
+    stg_sample late[] = {{2500, 1}, {3000, 4}, {4000, 5}};
+    ms_apply(&h, STG_MS_CUMULATIVE, late, 3, out, &n, &st);
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(out[0].t_ms, 4000);
+    ASSERT_EQ(st.out_of_order, 3);
+    ASSERT_EQ(st.duplicates, 2);
+}
+
+static void test_apply_delta(void) {
+    ms_head h = {0};
+    ms_append_stats st = {0};
+    /* Three deltas within the merge interval -> one sample; a later one. */
+    stg_sample in[] = {{1000, 1}, {2000, 2}, {2500, 3}, {60000, 4}, {30000, 100}};
+    stg_sample out[5];
+    size_t n;
+    ms_apply(&h, STG_MS_DELTA, in, 5, out, &n, &st);
+    ASSERT_EQ(n, 2);
+    ASSERT_EQ(out[0].t_ms, 2500);
+    ASSERT_DBL_EQ(out[0].v, 6);
+    ASSERT_EQ(out[1].t_ms, 60000);
+    ASSERT_DBL_EQ(out[1].v, 10);
+    ASSERT_EQ(st.out_of_order, 1);
+    /* Next cut: continues from the total; same time as the head lands 1 ms
+     * later; a stale marker passes and keeps the total. */
+    stg_sample more[] = {{60000, 5}, {90000, stale()}, {120000, 1}};
+    ms_apply(&h, STG_MS_DELTA, more, 3, out, &n, &st);
+    ASSERT_EQ(n, 3);
+    ASSERT_EQ(out[0].t_ms, 60001);
+    ASSERT_DBL_EQ(out[0].v, 15);
+    ASSERT_TRUE(ms_is_stale(out[1].v));
+    ASSERT_DBL_EQ(out[2].v, 16);
+}
+
+/* --- the store -------------------------------------------------------------------- */
+
+static void write_series(stg_store *s, const char *tenant, const char *name, const char *job,
+                         const char *code, stg_ms_kind kind, const stg_sample *smp, size_t n) {
+    stg_label l[3] = {{SL_STR_LIT("__name__"), sl_str_c(name)},
+                      {SL_STR_LIT("code"), sl_str_c(code)},
+                      {SL_STR_LIT("job"), sl_str_c(job)}};
+    stg_mseries sr = {l, 3, kind, smp, n, NULL, 0};
+    stg_metric_meta meta = {sl_str_c(name), SL_STR_LIT("counter"), SL_STR_LIT("help text"),
+                            SL_STR_LIT("seconds")};
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    if (stg_metrics_encode(&sr, 1, &meta, 1, &b) != 0) {
+        abort();
+    }
+    stg_write w = {tenant, STG_METRICS, b.data, b.len, (uint32_t)n};
+    if (stg_write_batch(s, &w, 1) != 0) {
+        abort();
+    }
+    sl_buf_free(&b);
+}
+
+typedef struct got {
+    int nseries;
+    char first[256];
+    size_t nsamples[16];
+    stg_sample last[16];
+} got;
+
+static int got_cb(void *ud, const stg_label *l, size_t nl, const stg_sample *s, size_t n) {
+    got *g = ud;
+    if (g->nseries == 0) {
+        size_t off = 0;
+        for (size_t i = 0; i < nl; i++) {
+            off += (size_t)snprintf(g->first + off, sizeof(g->first) - off, "%.*s=%.*s;",
+                                    (int)l[i].name.len, l[i].name.ptr, (int)l[i].value.len,
+                                    l[i].value.ptr);
+        }
+    }
+    if (g->nseries < 16) {
+        g->nsamples[g->nseries] = n;
+        g->last[g->nseries] = n > 0 ? s[n - 1] : (stg_sample){0, 0};
+    }
+    g->nseries++;
+    return 0;
+}
+
+static got select1(stg_store *s, const char *tenant, const stg_matcher *m, size_t nm) {
+    got g;
+    memset(&g, 0, sizeof(g));
+    if (stg_select_series(s, tenant, m, nm, INT64_MIN, INT64_MAX, got_cb, &g) != 0) {
+        g.nseries = -1;
+    }
+    return g;
+}
+
+static void fill_store(stg_store *s) {
+    stg_sample a[] = {{1000, 1}, {2000, 2}}, b[] = {{1000, 10}}, c[] = {{1000, 7}};
+    write_series(s, "default", "http_requests_total", "api", "200", STG_MS_CUMULATIVE, a, 2);
+    write_series(s, "default", "http_requests_total", "api", "500", STG_MS_CUMULATIVE, b, 1);
+    write_series(s, "default", "http_requests_total", "web", "200", STG_MS_CUMULATIVE, c, 1);
+    write_series(s, "other", "http_requests_total", "secret", "200", STG_MS_CUMULATIVE, c, 1);
+}
+
+static void check_matchers(stg_store *s) {
+    stg_matcher eq = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("http_requests_total")};
+    got g = select1(s, "default", &eq, 1);
+    ASSERT_EQ(g.nseries, 3);
+    ASSERT_STR_EQ(g.first, "__name__=http_requests_total;code=200;job=api;");
+    ASSERT_EQ(g.nsamples[0], 2);
+    ASSERT_DBL_EQ(g.last[0].v, 2);
+    stg_matcher m2[] = {eq, {STG_MATCH_NE, SL_STR_LIT("job"), SL_STR_LIT("api")}};
+    ASSERT_EQ(select1(s, "default", m2, 2).nseries, 1);
+    stg_matcher m3[] = {eq, {STG_MATCH_RE, SL_STR_LIT("code"), SL_STR_LIT("5..")}};
+    ASSERT_EQ(select1(s, "default", m3, 2).nseries, 1);
+    stg_matcher m4[] = {eq, {STG_MATCH_NRE, SL_STR_LIT("code"), SL_STR_LIT("2.*|3.*")}};
+    ASSERT_EQ(select1(s, "default", m4, 2).nseries, 1);
+    /* Anchored: "20" does not match "200". */
+    stg_matcher m5[] = {{STG_MATCH_RE, SL_STR_LIT("code"), SL_STR_LIT("20")}};
+    ASSERT_EQ(select1(s, "default", m5, 1).nseries, 0);
+    /* A matcher matching "" also matches series without the label. */
+    stg_matcher m6[] = {eq, {STG_MATCH_EQ, SL_STR_LIT("missing"), SL_STR_LIT("")}};
+    ASSERT_EQ(select1(s, "default", m6, 2).nseries, 3);
+    stg_matcher m7[] = {{STG_MATCH_RE, SL_STR_LIT("job"), SL_STR_LIT(".*")}};
+    ASSERT_EQ(select1(s, "default", m7, 1).nseries, 3);
+    stg_matcher m8[] = {{STG_MATCH_NE, SL_STR_LIT("missing"), SL_STR_LIT("")}};
+    ASSERT_EQ(select1(s, "default", m8, 1).nseries, 0);
+    /* Tenants are isolated; a bad regex is SL_EINVAL. */
+    ASSERT_EQ(select1(s, "other", &eq, 1).nseries, 1);
+    ASSERT_EQ(select1(s, "nobody", &eq, 1).nseries, 0);
+    stg_matcher bad = {STG_MATCH_RE, SL_STR_LIT("job"), SL_STR_LIT("(")};
+    got gb;
+    ASSERT_EQ(stg_select_series(s, "default", &bad, 1, 0, 10, got_cb, &gb), SL_EINVAL);
+    /* Time range: only series with a sample in [1500, 2500]. */
+    memset(&g, 0, sizeof(g));
+    ASSERT_EQ(stg_select_series(s, "default", &eq, 1, 1500, 2500, got_cb, &g), 0);
+    ASSERT_EQ(g.nseries, 1);
+    ASSERT_EQ(g.nsamples[0], 1);
+}
+
+typedef struct strs {
+    char buf[512];
+    size_t len;
+} strs;
+
+static int str_cb(void *ud, sl_str s) {
+    strs *x = ud;
+    x->len +=
+        (size_t)snprintf(x->buf + x->len, sizeof(x->buf) - x->len, "%.*s,", (int)s.len, s.ptr);
+    return 0;
+}
+
+static int meta_cb(void *ud, const stg_metric_meta *m) {
+    strs *x = ud;
+    x->len += (size_t)snprintf(x->buf + x->len, sizeof(x->buf) - x->len, "%.*s:%.*s:%.*s,",
+                               (int)m->metric.len, m->metric.ptr, (int)m->type.len, m->type.ptr,
+                               (int)m->unit.len, m->unit.ptr);
+    return 0;
+}
+
+static void check_labels(stg_store *s) {
+    strs x = {0};
+    ASSERT_EQ(stg_label_names(s, "default", NULL, 0, INT64_MIN, INT64_MAX, str_cb, &x), 0);
+    ASSERT_STR_EQ(x.buf, "__name__,code,job,");
+    x = (strs){0};
+    ASSERT_EQ(stg_label_values(s, "default", SL_STR_LIT("job"), NULL, 0, INT64_MIN, INT64_MAX,
+                               str_cb, &x),
+              0);
+    ASSERT_STR_EQ(x.buf, "api,web,");
+    stg_matcher m = {STG_MATCH_EQ, SL_STR_LIT("code"), SL_STR_LIT("500")};
+    x = (strs){0};
+    ASSERT_EQ(
+        stg_label_values(s, "default", SL_STR_LIT("job"), &m, 1, INT64_MIN, INT64_MAX, str_cb, &x),
+        0);
+    ASSERT_STR_EQ(x.buf, "api,");
+    x = (strs){0};
+    ASSERT_EQ(stg_metric_metadata(s, "default", (sl_str){"", 0}, meta_cb, &x), 0);
+    ASSERT_STR_EQ(x.buf, "http_requests_total:counter:seconds,");
+}
+
+static void test_store_select(void) {
+    fresh_dir();
+    stg_store *s = open_store();
+    fill_store(s);
+    check_matchers(s); /* from the WAL */
+    check_labels(s);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    stg_stats st;
+    stg_get_stats(s, &st);
+    ASSERT_EQ(st.wal_records, 0);
+    check_matchers(s); /* from the windows */
+    check_labels(s);
+    stg_close(s);
+    s = open_store(); /* and after a restart */
+    check_matchers(s);
+    stg_close(s);
+    rm_dir();
+}
+
+static void test_store_delta_and_order(void) {
+    fresh_dir();
+    stg_store *s = open_store();
+    stg_matcher m = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("calls_total")};
+    stg_sample d1[] = {{100000, 2}}, d2[] = {{200000, 3}}, d3[] = {{300000, 4}};
+    write_series(s, "default", "calls_total", "api", "200", STG_MS_DELTA, d1, 1);
+    got g = select1(s, "default", &m, 1);
+    ASSERT_EQ(g.nseries, 1);
+    ASSERT_DBL_EQ(g.last[0].v, 2);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    write_series(s, "default", "calls_total", "api", "200", STG_MS_DELTA, d2, 1);
+    g = select1(s, "default", &m, 1); /* window total + WAL delta */
+    ASSERT_EQ(g.nsamples[0], 2);
+    ASSERT_DBL_EQ(g.last[0].v, 5);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    g = select1(s, "default", &m, 1); /* not counted twice */
+    ASSERT_EQ(g.nsamples[0], 2);
+    ASSERT_DBL_EQ(g.last[0].v, 5);
+    stg_close(s);
+    s = open_store(); /* the running total survives a restart */
+    write_series(s, "default", "calls_total", "api", "200", STG_MS_DELTA, d3, 1);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    g = select1(s, "default", &m, 1);
+    ASSERT_EQ(g.nsamples[0], 3);
+    ASSERT_DBL_EQ(g.last[0].v, 9);
+    /* Cumulative: a sample older than the stored head is rejected, after a
+     * cut as before it; a duplicate is dropped. */
+    stg_matcher mg = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("temp")};
+    stg_sample c1[] = {{5000, 1}, {6000, 2}}, c2[] = {{5500, 9}, {6000, 2}, {7000, 3}};
+    write_series(s, "default", "temp", "api", "200", STG_MS_CUMULATIVE, c1, 2);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    write_series(s, "default", "temp", "api", "200", STG_MS_CUMULATIVE, c2, 3);
+    g = select1(s, "default", &mg, 1);
+    ASSERT_EQ(g.nsamples[0], 3);
+    ASSERT_EQ(g.last[0].t_ms, 7000);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    g = select1(s, "default", &mg, 1);
+    ASSERT_EQ(g.nsamples[0], 3);
+    stg_close(s);
+    rm_dir();
+}
+
+static void test_store_many_chunks(void) {
+    fresh_dir();
+    stg_store *s = open_store();
+    enum { N = 1000 };
+    stg_sample *smp = malloc(N * sizeof(*smp));
+    for (int i = 0; i < N; i++) {
+        smp[i] = (stg_sample){(int64_t)i * 15000, i % 7 == 0 ? stale() : (double)i};
+    }
+    /* In several cuts, so that open chunks are reopened and sealed. */
+    for (int part = 0; part < 4; part++) {
+        write_series(s, "default", "g", "api", "200", STG_MS_CUMULATIVE, smp + part * (N / 4),
+                     N / 4);
+        ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    }
+    stg_matcher m = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("g")};
+    got g = select1(s, "default", &m, 1);
+    ASSERT_EQ(g.nseries, 1);
+    ASSERT_EQ(g.nsamples[0], N);
+    ASSERT_EQ(g.last[0].t_ms, (int64_t)(N - 1) * 15000);
+    memset(&g, 0, sizeof(g));
+    ASSERT_EQ(stg_select_series(s, "default", &m, 1, 15000 * 100, 15000 * 199, got_cb, &g), 0);
+    ASSERT_EQ(g.nsamples[0], 100);
+    free(smp);
+    stg_close(s);
+    rm_dir();
+}
+
+/* With SL_WRITE_CORPUS=<dir>: seed inputs of fuzz_metrics_chunk (chunks, a
+ * postings list, a WAL record). */
+static void write_corpus(void) {
+    const char *dir = getenv("SL_WRITE_CORPUS");
+    if (dir == NULL) {
+        return;
+    }
+    stg_sample s[100];
+    for (int i = 0; i < 100; i++) {
+        s[i] = (stg_sample){1700000000000 + i * 15000 + (i % 3), i % 9 == 0 ? stale() : i * 1.5};
+    }
+    uint32_t ids[] = {1, 5, 9, 300};
+    stg_label l[2] = {{SL_STR_LIT("__name__"), SL_STR_LIT("up")},
+                      {SL_STR_LIT("job"), SL_STR_LIT("a")}};
+    stg_exemplar ex = {1700000000000, 0.5, {1}, {2}, l, 1};
+    stg_mseries sr = {l, 2, STG_MS_DELTA, s, 10, &ex, 1};
+    stg_metric_meta meta = {SL_STR_LIT("up"), SL_STR_LIT("gauge"), SL_STR_LIT("h"), SL_STR_LIT("")};
+    for (int k = 0; k < 4; k++) {
+        sl_buf b;
+        sl_buf_init(&b, 0);
+        if (k == 0) {
+            ms_chunk_encode(s, 100, &b);
+        } else if (k == 1) {
+            ms_chunk_encode(s, 3, &b);
+        } else if (k == 2) {
+            ms_postings_encode(ids, 4, &b);
+        } else {
+            stg_metrics_encode(&sr, 1, &meta, 1, &b);
+        }
+        char path[512];
+        snprintf(path, sizeof(path), "%s/seed-%d", dir, k);
+        FILE *f = fopen(path, "wb");
+        if (f != NULL) {
+            fwrite(b.data, 1, b.len, f);
+            fclose(f);
+        }
+        sl_buf_free(&b);
+    }
+}
+
+int main(void) {
+    write_corpus();
+    RUN(test_chunk_regular);
+    RUN(test_chunk_special_values);
+    RUN(test_chunk_huge_deltas);
+    RUN(test_chunk_corrupt);
+    RUN(test_postings);
+    RUN(test_apply_cumulative);
+    RUN(test_apply_delta);
+    RUN(test_store_select);
+    RUN(test_store_delta_and_order);
+    RUN(test_store_many_chunks);
+    return SL_TEST_RESULT();
+}
