@@ -26,3 +26,9 @@ set_tests_properties(integration_traces_api integration_durability integration_c
                      integration_grpc integration_disk_full integration_slow_clients
                      integration_auth PROPERTIES
     LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
+
+add_test(NAME integration_metrics_ingest
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_metrics_ingest.py $<TARGET_FILE:sightline>
+                 ${CMAKE_CURRENT_SOURCE_DIR}/data/otlp)
+set_tests_properties(integration_metrics_ingest PROPERTIES
+    LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
