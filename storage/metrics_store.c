@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #define MS_CUT_MAX_SAMPLES (1u << 20)    /* samples per pass */
 #define MS_CUT_ARENA_MAX (1024ull << 20) /* memory for one pass */
@@ -91,15 +90,6 @@ static int win_open(stg_store *s, const char *tenant, uint64_t start_ns, bool cr
     atomic_store(&w->max_t, INT64_MIN);
     if (w->tenant == NULL || w->path == NULL) {
         rc = SL_ENOMEM;
-        goto fail;
-    }
-    struct stat sb;
-    struct statvfs vfs;
-    if (create && stat(path, &sb) != 0 && statvfs(s->data_dir, &vfs) == 0 &&
-        (uint64_t)vfs.f_bavail * vfs.f_frsize < STG_DISK_LOW) {
-        /* Creating an environment on a full disk can fault inside LMDB's
-         * first map access (SIGBUS): leave the records in the WAL. */
-        rc = -ENOSPC;
         goto fail;
     }
     if ((rc = stg_env_open(path, create, 10, win_map_size(s), &w->env)) != 0 ||

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 char stg_bounds_key[4] = {'s', 'p', 'a', 'n'};
@@ -62,8 +63,34 @@ int stg_lmdb_err(int rc) {
     return SL_ESTORAGE;
 }
 
+/* Free bytes on the file system of path (or of its nearest existing
+ * ancestor). */
+static uint64_t free_bytes(const char *path) {
+    char p[4200];
+    snprintf(p, sizeof(p), "%s", path);
+    for (;;) {
+        struct statvfs vfs;
+        if (statvfs(p, &vfs) == 0) {
+            return (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        }
+        char *slash = strrchr(p, '/');
+        if (slash == NULL || slash == p) {
+            return UINT64_MAX;
+        }
+        *slash = '\0';
+    }
+}
+
 int stg_env_open(const char *path, bool create, unsigned maxdbs, uint64_t map_size, MDB_env **out) {
     MDB_env *env = NULL;
+    char file[4200];
+    struct stat sb;
+    snprintf(file, sizeof(file), "%s/data.mdb", path);
+    /* Creating an environment on a full disk can fault (SIGBUS) on LMDB's
+     * first access to its map: refuse while almost nothing is free. */
+    if (create && stat(file, &sb) != 0 && free_bytes(path) < STG_ENV_CREATE_MIN) {
+        return -ENOSPC;
+    }
     int rc = create ? stg_mkdirs(path) : 0;
     if (rc == 0) {
         rc = stg_lmdb_err(mdb_env_create(&env));

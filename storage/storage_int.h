@@ -209,6 +209,8 @@ int stg_wals_list(stg_store *s, stg_wal ***out, size_t *n);
 #define STG_WAL_KEY 16
 /* Free bytes under which a failed write is taken for a full disk. */
 #define STG_DISK_LOW (16ull << 20)
+/* Free space below which no new LMDB environment is created (stg_env_open). */
+#define STG_ENV_CREATE_MIN (1ull << 20)
 
 /* Index keys (cutter.c): service\0op\0kind (kind < 0: the prefix without
  * it) and key\0value-text (highcard: key\0 0xff), truncated to fit LMDB. */
