@@ -391,10 +391,6 @@ int col_any_value(sl_arena *a, const pb_any *v, sl_value *out) {
     }
 }
 
-int col_any_value(sl_arena *a, const pb_any *v, sl_value *out) {
-    return dt_value(a, v, out);
-}
-
 /* Converts n key/values into attrs (room for n). 0, SL_EDECODE or SL_ENOMEM. */
 int col_kv_attrs(sl_arena *a, pb_kv *const *kvs, size_t n, sl_attr *attrs) {
     for (size_t i = 0; i < n; i++) {

@@ -71,10 +71,4 @@ int col_traces_to_model(
     const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req, sl_arena *a,
     sl_span **spans, size_t *nspans, size_t *rejected, char *err, size_t err_size);
 
-/* Converts one AnyValue (NULL: empty) the way span attribute values are
- * converted above (arrays and kvlists as JSON text, strings borrowed from v).
- * Returns 0, SL_EDECODE (nested deeper than COL_TRACES_MAX_VALUE_DEPTH) or
- * SL_ENOMEM. */
-int col_any_value(sl_arena *a, const Opentelemetry__Proto__Common__V1__AnyValue *v, sl_value *out);
-
 #endif

@@ -442,7 +442,9 @@ static int convert_logs(const ProtobufCMessage *req, sl_arena *a, col_records *o
     if (n > 0 && stg_logs_wal_encode(recs, n, &out->primary) != 0) {
         return SL_EFULL; /* malloc failed: the server's condition, not the request's */
     }
-    return 0;
+    /* logs_records_total{service_name, severity} rides in the same batch. */
+    rc = col_log_metrics(recs, n, sl_now_unix_nano(), a, &out->derived);
+    return rc == SL_ENOMEM ? SL_EFULL : rc;
 }
 
 static const col_route routes[] = {

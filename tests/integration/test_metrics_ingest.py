@@ -353,6 +353,19 @@ def run(binary, otlp_dir, srv):
     r = values(query(srv, 'sum(traces_span_metrics_calls_total{job="cart"})', time.time() + 1))
     check_eq(list(r.values()), [3.0], "span calls accumulate across requests and cuts")
 
+    # Log counts by service and severity.
+    logs = {"resourceLogs": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "cart"}}]},
+        "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": str(now), "severityNumber": 9, "body": {"stringValue": "a"}},
+            {"timeUnixNano": str(now), "severityNumber": 17, "body": {"stringValue": "b"}},
+            {"timeUnixNano": str(now), "severityNumber": 18, "body": {"stringValue": "c"}}]}]}]}
+    st, _, _ = srv.post("/v1/logs", json.dumps(logs).encode(), "application/json")
+    check_eq(st, 200, "logs export")
+    r = values(query(srv, 'logs_records_total{service_name="cart"}', time.time() + 1))
+    got = {dict(k)["severity"]: v for k, v in r.items()}
+    check_eq(got, {"info": 1.0, "error": 2.0}, "log counts by severity")
+
 
 if __name__ == "__main__":
     main()
