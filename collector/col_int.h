@@ -15,7 +15,9 @@
 
 #include "sl_arena.h"
 #include "sl_buf.h"
+#include "sl_limits.h"
 #include "sl_metrics.h"
+#include "sl_model.h"
 
 #include <http_parser.h>
 #include <pthread.h>
@@ -28,11 +30,13 @@ typedef struct col_req col_req;
 
 /* What a signal's convert function produces from one decoded request. */
 typedef struct col_records {
-    sl_buf primary;    /* record of the route's signal (empty: nothing to store) */
-    sl_buf derived;    /* optional STG_METRICS record derived from the request
-                        * (span RED metrics, log counts); same durable batch */
-    uint64_t accepted; /* items in primary */
-    uint64_t rejected; /* items refused (partial success) */
+    const sl_tenant_limits *limits; /* input: the tenant's limits (attributes) */
+    uint64_t limited;               /* output: attributes dropped or values cut */
+    sl_buf primary;                 /* record of the route's signal (empty: nothing to store) */
+    sl_buf derived;                 /* optional STG_METRICS record derived from the request
+                                     * (span RED metrics, log counts); same durable batch */
+    uint64_t accepted;              /* items in primary */
+    uint64_t rejected;              /* items refused (partial success) */
 } col_records;
 
 /* One OTLP/HTTP route. convert runs on the decode pool with the unpacked
@@ -70,7 +74,9 @@ struct col_req {
      * msg the error text (ignored for 200, which answers with r->recs).
      * Loop thread; after it the transport owns r. */
     void (*answer)(col_req *r, int status, const char *msg);
-    uint64_t max_size; /* limit of the decompressed body */
+    uint64_t max_size;       /* limit of the decompressed body */
+    sl_tenant_limits limits; /* the tenant's, copied at admission */
+    uint32_t retry_after_s;  /* Retry-After of a 429/503 (0: 1 s) */
     uv_work_t work;
     uint64_t t_start_ns; /* monotonic, when the request was complete */
     /* parsed request */
@@ -126,7 +132,9 @@ struct col_collector {
     stg_store *store;
     uv_loop_t loop;
     uv_tcp_t server;
-    uv_tcp_t grpc_server; /* grpc_server.c */
+    uv_tcp_t grpc_server;
+
+    /* grpc_server.c */
     struct g_conn *grpc_conns;
     uint16_t grpc_port;
     bool grpc_started;
@@ -149,6 +157,10 @@ struct col_collector {
     col_req *done_head, *done_tail; /* committed, for the loop */
     bool writer_stop;
     /* metrics */
+    /* per-tenant rate buckets (limits.c; loop thread) */
+    struct col_bucket *buckets;
+    size_t nbuckets, buckets_cap;
+    sl_metric *m_limited[STG_NSIGNALS], *m_truncated;
     sl_metric *m_accepted[STG_NSIGNALS], *m_rejected[STG_NSIGNALS], *m_req_latency[STG_NSIGNALS];
     sl_metric *m_commit_latency, *m_queue_depth, *m_batch_size, *m_bytes_received, *m_timeouts,
         *m_auth_refused;
@@ -179,6 +191,28 @@ void col_reply_error(col_req *r, int status, const char *msg);
 void col_after_commit(col_collector *col, col_req *r, int rc); /* loop thread */
 void col_count_status(const col_route *route, int status);     /* route may be NULL */
 void col_maybe_close_wake(col_collector *col);                 /* loop thread, at shutdown */
+
+/* limits.c */
+/* Takes the request's accepted items from its tenant's bucket. Returns 0, or
+ * 429 with *retry_after_s. Loop thread. */
+int col_rate_take(col_collector *col, const col_req *r, uint32_t *retry_after_s);
+void col_limits_free(col_collector *col);
+/* Attribute limits; return how many attributes were dropped or cut. */
+uint64_t col_limit_attrs(sl_attr *attrs, uint32_t *n, uint32_t *dropped,
+                         const sl_tenant_limits *lim);
+uint64_t col_limit_spans(sl_span *spans, size_t n, const sl_tenant_limits *lim);
+uint64_t col_limit_logs(sl_log_record *recs, size_t n, const sl_tenant_limits *lim);
+
+/* limits.c */
+/* Takes the request's accepted items from its tenant's bucket. Returns 0, or
+ * 429 with *retry_after_s. Loop thread. */
+int col_rate_take(col_collector *col, const col_req *r, uint32_t *retry_after_s);
+void col_limits_free(col_collector *col);
+/* Attribute limits; return how many attributes were dropped or cut. */
+uint64_t col_limit_attrs(sl_attr *attrs, uint32_t *n, uint32_t *dropped,
+                         const sl_tenant_limits *lim);
+uint64_t col_limit_spans(sl_span *spans, size_t n, const sl_tenant_limits *lim);
+uint64_t col_limit_logs(sl_log_record *recs, size_t n, const sl_tenant_limits *lim);
 
 /* grpc_server.c: OTLP/gRPC on the loop. Handles of its connections carry
  * &col_grpc_tag as data. */

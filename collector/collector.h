@@ -11,6 +11,7 @@
 #define SL_COLLECTOR_H
 
 #include "sl_auth.h"
+#include "sl_limits.h"
 #include "storage.h"
 
 #include <stddef.h>
@@ -33,6 +34,7 @@ typedef struct col_options {
     int32_t grpc_port;           /* OTLP/gRPC (h2c); 0 ephemeral, < 0 off; default 4317 */
     uint64_t grpc_max_message;   /* largest gRPC message, compressed or not; default 4 MiB */
     uint32_t shutdown_grace_ms;  /* col_stop waits this long for replies; default 10000 */
+    sl_limits *limits;           /* per-tenant limits (borrowed); NULL: none */
     sl_auth *auth;               /* bearer tokens (borrowed); NULL: the tenant is X-Scope-OrgID */
 } col_options;
 

@@ -167,12 +167,17 @@ static void percent_encode(const char *s, char *out, size_t cap) {
 /* google.rpc.Status{code, message, details: [Any(RetryInfo{retry_delay: 1s})]}
  * in unpadded base64: what grpc-status-details-bin carries, so that clients
  * following the OTLP spec retry after the delay. */
-static size_t retry_info_details(int code, const char *msg, char *out, size_t cap) {
+static size_t retry_info_details(int code, const char *msg, uint32_t delay_s, char *out,
+                                 size_t cap) {
     static const char type_url[] = "type.googleapis.com/google.rpc.RetryInfo";
     uint8_t pb[300];
     size_t n = 0;
     size_t ml = strnlen(msg, 200);
-    const uint8_t retry[] = {0x0a, 0x02, 0x08, 0x01}; /* retry_delay { seconds: 1 } */
+    /* retry_delay { seconds: delay_s } (under 128: one varint byte) */
+    const uint8_t retry[] = {0x0a, 0x02, 0x08,
+                             (uint8_t)(delay_s < 1     ? 1
+                                       : delay_s > 127 ? 127
+                                                       : delay_s)};
     size_t any_len = 2 + (sizeof(type_url) - 1) + 2 + sizeof(retry);
     pb[n++] = 0x08;
     pb[n++] = (uint8_t)code;
@@ -217,7 +222,7 @@ static size_t retry_info_details(int code, const char *msg, char *out, size_t ca
     }
 
 /* A trailers-only response: the call ends with an error status. */
-static void submit_error(g_conn *c, int32_t id, int code, const char *msg) {
+static void submit_error(g_conn *c, int32_t id, int code, const char *msg, uint32_t delay_s) {
     char code_s[12], enc[512], details[700];
     snprintf(code_s, sizeof(code_s), "%d", code);
     percent_encode(msg != NULL ? msg : "", enc, sizeof(enc));
@@ -225,7 +230,7 @@ static void submit_error(g_conn *c, int32_t id, int code, const char *msg) {
                          NV("grpc-status", code_s), NV("grpc-message", enc)};
     size_t n = 4;
     if (code == G_UNAVAILABLE) {
-        retry_info_details(code, msg != NULL ? msg : "", details, sizeof(details));
+        retry_info_details(code, msg != NULL ? msg : "", delay_s, details, sizeof(details));
         nva[n++] = (nghttp2_nv)NV("grpc-status-details-bin", details);
     }
     nghttp2_submit_response(c->h2, id, nva, n, NULL);
@@ -256,13 +261,13 @@ static void grpc_answer(col_req *r, int status, const char *msg) {
     if (st != NULL) {
         int code = grpc_code(status);
         if (code != G_OK) {
-            submit_error(c, r->stream_id, code, msg);
+            submit_error(c, r->stream_id, code, msg, r->retry_after_s);
         } else {
             uint8_t body[COL_EXPORT_RESPONSE_MAX];
             size_t n = col_export_response(r, body);
             st->resp = malloc(5 + n);
             if (st->resp == NULL) {
-                submit_error(c, r->stream_id, G_UNAVAILABLE, "out of memory");
+                submit_error(c, r->stream_id, G_UNAVAILABLE, "out of memory", 1);
             } else {
                 st->resp[0] = 0;
                 sl_put_be32(st->resp + 1, (uint32_t)n);
@@ -386,7 +391,7 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 static void stream_abort(g_conn *c, int32_t id, g_stream *st, int http_status, const char *msg) {
     stream_fail(st, grpc_code(http_status), msg);
     col_count_status(NULL, http_status);
-    submit_error(c, id, st->grpc_status, st->grpc_msg);
+    submit_error(c, id, st->grpc_status, st->grpc_msg, 1);
     st->answered = true; /* on_frame_send resets the stream once the status is out */
     sl_buf_free(&st->r->body);
 }
@@ -440,7 +445,7 @@ static void stream_complete(g_conn *c, int32_t id, g_stream *st) {
     }
     if (st->grpc_status != 0) {
         col_count_status(r->route, st->grpc_status == G_RESOURCE_EXHAUSTED ? 413 : 400);
-        submit_error(c, id, st->grpc_status, st->grpc_msg);
+        submit_error(c, id, st->grpc_status, st->grpc_msg, 1);
         return; /* r is freed with the stream */
     }
     if (r->body.data[0] == 0) {

@@ -602,6 +602,15 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
         sl_counter("sightline_storage_commits_total", "", "Group commits performed.");
     col->m_auth_refused = sl_counter("sightline_otlp_auth_refused_total", "",
                                      "OTLP requests refused with 401 or 403.");
+    static const char *const limited_names[STG_NSIGNALS] = {
+        "sightline_spans_rate_limited_total", "sightline_log_records_rate_limited_total",
+        "sightline_data_points_rate_limited_total"};
+    for (int sig = 0; sig < STG_NSIGNALS; sig++) {
+        col->m_limited[sig] =
+            sl_counter(limited_names[sig], "", "Items refused with 429: over their tenant's rate.");
+    }
+    col->m_truncated = sl_counter("sightline_attributes_limited_total", "",
+                                  "Attributes dropped or values cut by tenant limits.");
     col->m_timeouts = sl_counter("sightline_otlp_request_timeouts_total", "",
                                  "Connections closed because a request arrived too slowly.");
     col->m_bytes_received =
@@ -709,5 +718,6 @@ void col_stop(col_collector *c) {
     uv_loop_close(&c->loop);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cond);
+    col_limits_free(c);
     free(c);
 }

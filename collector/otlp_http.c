@@ -153,7 +153,8 @@ void col_reply_error(col_req *r, int status, const char *msg) {
     } else if (status == 401) {
         snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"sightline\"\r\n");
     } else if (status == 503 || status == 429) {
-        snprintf(extra, sizeof(extra), "Retry-After: 1\r\n");
+        snprintf(extra, sizeof(extra), "Retry-After: %u\r\n",
+                 r->retry_after_s > 0 ? r->retry_after_s : 1);
     }
     if (status == 413 || status == 414) {
         /* The rest of an oversized body may still be in flight: close. */
@@ -327,6 +328,7 @@ static void decode_work(uv_work_t *w) {
         }
     }
     r->msg[0] = '\0';
+    r->recs.limits = &r->limits;
     int rc = r->route->convert(msg, a, &r->recs, r->msg, sizeof(r->msg));
     if (rc == SL_ENOMEM) {
         r->status = 413;
@@ -353,6 +355,20 @@ static void after_decode(uv_work_t *w, int status) {
     col_req *r = w->data;
     col_collector *col = r->col;
     (void)status;
+    uint32_t retry = 0;
+    if (r->status == 0 && col_rate_take(col, r, &retry) != 0) {
+        /* Over the tenant's rate: nothing of it is stored. */
+        r->status = 429;
+        r->retry_after_s = retry;
+        snprintf(r->msg, sizeof(r->msg),
+                 "ingestion rate limit of tenant %s exceeded (%.0f items/s); retry later",
+                 r->tenant, r->limits.rate[r->route->signal]);
+        r->reason = r->msg;
+        sl_metric_add(col->m_limited[r->route->signal], r->recs.accepted);
+        r->recs.accepted = 0;
+        r->recs.rejected = 0;
+    }
+    sl_metric_add(col->m_truncated, r->recs.limited);
     if (r->status != 0 || r->recs.accepted == 0) {
         col->inflight--;
         col->inflight_bytes -= r->admitted_bytes;
@@ -399,6 +415,7 @@ static int convert_traces(const ProtobufCMessage *req, sl_arena *a, col_records 
     }
     out->accepted = n;
     out->rejected = rejected;
+    out->limited = col_limit_spans(spans, n, out->limits);
     if (n > 0 && stg_wal_encode(spans, n, &out->primary) != 0) {
         return SL_EFULL; /* malloc failed: the server's condition, not the request's */
     }
@@ -439,6 +456,7 @@ static int convert_logs(const ProtobufCMessage *req, sl_arena *a, col_records *o
     }
     out->accepted = n;
     out->rejected = rejected;
+    out->limited = col_limit_logs(recs, n, out->limits);
     if (n > 0 && stg_logs_wal_encode(recs, n, &out->primary) != 0) {
         return SL_EFULL; /* malloc failed: the server's condition, not the request's */
     }
@@ -501,6 +519,7 @@ int col_req_authorize(col_req *r, const char **why) {
 /* --- admission ------------------------------------------------------------ */
 
 void col_admit(col_collector *col, col_req *r) {
+    sl_limits_lookup(col->opt.limits, r->tenant, &r->limits);
     if (col->stopping) {
         r->answer(r, 503, "shutting down");
     } else if (col->inflight >= (int)col->opt.queue_max ||

@@ -7,6 +7,7 @@
 #include "debug_cmd.h"
 #include "collector.h"
 #include "config_file.h"
+#include "limits_file.h"
 #include "query.h"
 #include "storage.h"
 
@@ -48,6 +49,7 @@ typedef struct config {
     const char *ui_dir;
     const char *ports_file;
     const char *auth_tokens;
+    const char *limits;
 } config;
 
 enum {
@@ -70,6 +72,7 @@ enum {
     OPT_UI_DIR,
     OPT_PORTS_FILE,
     OPT_AUTH_TOKENS,
+    OPT_LIMITS,
     OPT_CONFIG,
 };
 
@@ -119,6 +122,9 @@ static const struct flag {
     {OPT_AUTH_TOKENS, "auth-tokens", "SIGHTLINE_AUTH_TOKENS", "FILE",
      "bearer tokens: lines of `<sha256 hex of token> <tenant> <ingest,query,admin>`; every "
      "OTLP and API request then needs one (reloaded on SIGHUP; default: no authentication)"},
+    {OPT_LIMITS, "limits", "SIGHTLINE_LIMITS", "FILE",
+     "YAML file of per-tenant limits (defaults: and tenants:): ingestion rates per signal, "
+     "attribute limits, active series, retention per signal (reloaded on SIGHUP)"},
     {OPT_CONFIG, "config", "SIGHTLINE_CONFIG", "FILE",
      "YAML file of settings keyed by these flag names (e.g. `retention: 3d`); "
      "variables and flags override it"},
@@ -180,7 +186,7 @@ static int parse_scaled(const char *s, const unit *units, size_t n, uint64_t bar
 }
 
 /* "90s", "7d", ... (ns, us, ms, s, m, h, d); a bare "0" means zero. */
-static int parse_duration(const char *s, uint64_t *out) {
+int parse_duration(const char *s, uint64_t *out) {
     static const unit units[] = {{"ns", 1},
                                  {"us", 1000},
                                  {"ms", 1000000},
@@ -283,6 +289,9 @@ static int apply(config *c, int id, const char *val) {
         return 0;
     case OPT_AUTH_TOKENS:
         c->auth_tokens = val;
+        return 0;
+    case OPT_LIMITS:
+        c->limits = val;
         return 0;
     case OPT_CONFIG:
         return 0; /* read before everything else, see configure() */
@@ -446,12 +455,28 @@ static int load_tokens(sl_auth *auth, const char *path) {
     return rc;
 }
 
+/* (Re)loads the limits file into limits; a bad file keeps the limits in
+ * force. */
+static int load_limits(sl_limits *limits, const char *path) {
+    char err[300];
+    sl_limits *fresh = NULL;
+    int rc = limits_load(path, &fresh, err, sizeof(err));
+    if (rc != 0) {
+        SL_LOG_E("main", "tenant limits not loaded: %s", err);
+        return rc;
+    }
+    sl_limits_swap_in(limits, fresh);
+    SL_LOG_I("main", "tenant limits loaded from %s", path);
+    return 0;
+}
+
 static int serve(const config *c) {
     int rc = 0;
     stg_store *store = NULL;
     qry_server *qs = NULL;
     col_collector *col = NULL;
     sl_auth *auth = NULL;
+    sl_limits *limits = NULL;
     sl_log_level level;
     sl_log_parse_level(c->log_level, &level);
     sl_log_set_level(level);
@@ -471,8 +496,14 @@ static int serve(const config *c) {
             goto out;
         }
     }
+    if (c->limits != NULL) {
+        if ((rc = sl_limits_new(&limits)) != 0 || (rc = load_limits(limits, c->limits)) != 0) {
+            goto out;
+        }
+    }
     stg_options so;
     stg_options_init(&so);
+    so.limits = limits;
     so.data_dir = c->data_dir;
     so.partition_ns = c->partition_ns;
     so.retention_ns = c->retention_ns;
@@ -504,6 +535,7 @@ static int serve(const config *c) {
     co.request_timeout_ms = (uint32_t)(c->request_timeout_ns / 1000000u);
     co.idle_timeout_ms = (uint32_t)(c->idle_timeout_ns / 1000000u);
     co.auth = auth;
+    co.limits = limits;
     if ((rc = col_start(&co, store, &col)) != 0) {
         SL_LOG_E("main", "cannot start the OTLP receiver on port %u: %s", co.http_port,
                  sl_strerror(rc));
@@ -523,9 +555,14 @@ static int serve(const config *c) {
     }
     int sig = 0;
     while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        /* A bad file keeps what is in force. */
         if (auth != NULL) {
-            load_tokens(auth, c->auth_tokens); /* a bad file keeps the old tokens */
-        } else {
+            load_tokens(auth, c->auth_tokens);
+        }
+        if (limits != NULL) {
+            load_limits(limits, c->limits);
+        }
+        if (auth == NULL && limits == NULL) {
             SL_LOG_I("main", "SIGHUP: nothing to reload");
         }
     }
@@ -535,6 +572,7 @@ out:
     qry_stop(qs);
     stg_close(store);
     sl_auth_free(auth);
+    sl_limits_free(limits);
     return rc == 0 ? 0 : 1;
 }
 

@@ -812,8 +812,7 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
     uint8_t last_key[STG_WAL_KEY];
     bool busy = false;
     uint64_t rec_bytes = 0, now = sl_now_unix_nano();
-    uint64_t cutoff =
-        s->opt.retention_ns != 0 && now > s->opt.retention_ns ? now - s->opt.retention_ns : 0;
+    uint64_t cutoff = stg_retention_cutoff(s, w->tenant, STG_TRACES, now);
 
     if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur)) != 0) {

@@ -636,8 +636,7 @@ static int logs_cut(stg_store *s, stg_wal *wal) {
     uint8_t last_key[STG_WAL_KEY];
     bool busy = false;
     uint64_t bytes = 0, now = sl_now_unix_nano();
-    uint64_t cutoff =
-        s->opt.retention_ns != 0 && now > s->opt.retention_ns ? now - s->opt.retention_ns : 0;
+    uint64_t cutoff = stg_retention_cutoff(s, wal->tenant, STG_LOGS, now);
 
     if ((rc = stg_lmdb_err(mdb_txn_begin(wal->env, NULL, MDB_RDONLY, &txn))) != 0 ||
         (rc = stg_lmdb_err(mdb_cursor_open(txn, wal->dbs[STG_LOGS], &cur))) != 0) {
@@ -771,12 +770,11 @@ out:
 static int logs_retention(stg_store *s, uint64_t now_ns) {
     logs_state *ls = state(s);
     logs_win *victims = NULL;
-    uint64_t cutoff =
-        s->opt.retention_ns != 0 && now_ns > s->opt.retention_ns ? now_ns - s->opt.retention_ns : 0;
     pthread_mutex_lock(&ls->mu);
     logs_win **pp = &ls->wins;
     while (*pp != NULL) {
         logs_win *w = *pp;
+        uint64_t cutoff = stg_retention_cutoff(s, w->tenant, STG_LOGS, now_ns);
         if (cutoff != 0 && w->window_ns + s->opt.partition_ns <= cutoff) {
             *pp = w->next;
             w->dropped = true;

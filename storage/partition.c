@@ -403,18 +403,22 @@ int stg_discover(stg_store *s) {
     return rc;
 }
 
+uint64_t stg_retention_cutoff(stg_store *s, const char *tenant, stg_signal sig, uint64_t now_ns) {
+    sl_tenant_limits lim;
+    sl_limits_lookup(s->opt.limits, tenant, &lim);
+    uint64_t keep = lim.retention_ns[sig] != 0 ? lim.retention_ns[sig] : s->opt.retention_ns;
+    return keep != 0 && now_ns > keep ? now_ns - keep : 0;
+}
+
 int stg_retention_run(stg_store *s, uint64_t now_ns) {
-    if (s->opt.retention_ns == 0 || now_ns < s->opt.retention_ns) {
-        return 0;
-    }
-    uint64_t cutoff = now_ns - s->opt.retention_ns;
     stg_partition *victims = NULL;
     pthread_mutex_lock(&s->mu);
     stg_partition **pp = &s->parts;
     while (*pp != NULL) {
         stg_partition *p = *pp;
         /* A window is dropped once all of it is older than the cutoff. */
-        if (p->window_start_ns + s->opt.partition_ns <= cutoff) {
+        uint64_t cutoff = stg_retention_cutoff(s, p->tenant, STG_TRACES, now_ns);
+        if (cutoff != 0 && p->window_start_ns + s->opt.partition_ns <= cutoff) {
             *pp = p->next;
             p->dropped = true;
             p->refs++; /* ours, released below */

@@ -19,6 +19,7 @@
 
 #include "sl_arena.h"
 #include "sl_buf.h"
+#include "sl_limits.h"
 #include "sl_model.h"
 
 #include <stddef.h>
@@ -38,6 +39,7 @@ typedef struct stg_options {
     uint64_t cut_max_bytes;   /* WAL bytes that trigger an early cut; default 32 MiB */
     int block_level;          /* zstd level of cut blocks; default 3 */
     int background;           /* 1: run the cutter/retention thread (default) */
+    sl_limits *limits;        /* per-tenant, per-signal retention (borrowed); NULL: none */
 } stg_options;
 
 /* Fills o with the defaults above. */

@@ -169,6 +169,10 @@ int stg_parts_list(stg_store *s, const char *tenant, stg_partition ***parts, siz
 void stg_parts_release(stg_store *s, stg_partition **parts, size_t n);
 int stg_discover(stg_store *s);
 int stg_retention_run(stg_store *s, uint64_t now_ns);
+/* Data of the tenant's signal older than this is dropped: now minus the
+ * tenant's retention for the signal (limits), else the store's; 0 when
+ * everything is kept. */
+uint64_t stg_retention_cutoff(stg_store *s, const char *tenant, stg_signal sig, uint64_t now_ns);
 int stg_mkdirs(const char *path);
 /* 0 for 0; -errno for LMDB's errno results; SL_ESTORAGE for its own codes. */
 int stg_lmdb_err(int rc);
