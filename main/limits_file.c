@@ -40,7 +40,7 @@
 
 typedef struct pending {
     char tenant[65];
-    char key[64];
+    char key[65];
     char value[64];
     int line;
 } pending;
