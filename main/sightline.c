@@ -40,6 +40,7 @@ typedef struct config {
     uint64_t retention_ns;
     uint64_t max_body_size;
     uint64_t queue_max;
+    uint64_t max_inflight_bytes;
     uint64_t max_connections;
     uint64_t request_timeout_ns;
     uint64_t idle_timeout_ns;
@@ -63,6 +64,7 @@ enum {
     OPT_RETENTION,
     OPT_MAX_BODY,
     OPT_QUEUE_MAX,
+    OPT_MAX_INFLIGHT,
     OPT_MAX_CONNECTIONS,
     OPT_REQUEST_TIMEOUT,
     OPT_IDLE_TIMEOUT,
@@ -103,6 +105,8 @@ static const struct flag {
      "largest request body after decompression, e.g. 16MiB (default 16MiB)"},
     {OPT_QUEUE_MAX, "queue-max", "SIGHTLINE_QUEUE_MAX", "N",
      "requests decoding or waiting to be written before 503 (default 256)"},
+    {OPT_MAX_INFLIGHT, "max-inflight-bytes", "SIGHTLINE_MAX_INFLIGHT_BYTES", "BYTES",
+     "request bodies decoding or waiting to be written before 503 (default 256MiB)"},
     {OPT_MAX_CONNECTIONS, "max-connections", "SIGHTLINE_MAX_CONNECTIONS", "N",
      "open OTLP connections (HTTP and gRPC together); more are closed at once (default 1024)"},
     {OPT_REQUEST_TIMEOUT, "request-timeout", "SIGHTLINE_REQUEST_TIMEOUT", "DURATION",
@@ -252,6 +256,10 @@ static int apply(config *c, int id, const char *val) {
         return parse_size(val, &c->max_body_size) != 0 || c->max_body_size == 0 ? SL_EINVAL : 0;
     case OPT_QUEUE_MAX:
         return parse_uint(val, 1000000, &c->queue_max) != 0 || c->queue_max == 0 ? SL_EINVAL : 0;
+    case OPT_MAX_INFLIGHT:
+        return parse_size(val, &c->max_inflight_bytes) != 0 || c->max_inflight_bytes < (1u << 20)
+                   ? SL_EINVAL
+                   : 0;
     case OPT_MAX_CONNECTIONS:
         return parse_uint(val, 1000000, &c->max_connections) != 0 || c->max_connections == 0
                    ? SL_EINVAL
@@ -372,6 +380,7 @@ static int configure(config *c, int argc, char **argv) {
                   .otlp_grpc_port = 4317,
                   .grpc_max_message = 4ull << 20,
                   .max_connections = 1024,
+                  .max_inflight_bytes = 256ull << 20,
                   .request_timeout_ns = 30ull * 1000000000ull,
                   .idle_timeout_ns = 60ull * 1000000000ull,
                   .query_port = 16686,
@@ -532,6 +541,7 @@ static int serve(const config *c) {
     co.grpc_max_message = c->grpc_max_message;
     co.queue_max = (uint32_t)c->queue_max;
     co.max_connections = (uint32_t)c->max_connections;
+    co.queue_max_bytes = c->max_inflight_bytes;
     co.request_timeout_ms = (uint32_t)(c->request_timeout_ns / 1000000u);
     co.idle_timeout_ms = (uint32_t)(c->idle_timeout_ns / 1000000u);
     co.auth = auth;
