@@ -337,16 +337,16 @@ static void metrics_close(stg_store *s) {
 
 static int metrics_retention(stg_store *s, uint64_t now_ns) {
     ms_state *st = state(s);
-    if (st == NULL || s->opt.retention_ns == 0 || now_ns < s->opt.retention_ns) {
+    if (st == NULL) {
         return 0;
     }
-    uint64_t cutoff = now_ns - s->opt.retention_ns;
     ms_window *victims = NULL;
     pthread_mutex_lock(&st->mu);
     ms_window **pp = &st->wins;
     while (*pp != NULL) {
         ms_window *w = *pp;
-        if (w->window_start_ns + s->opt.partition_ns <= cutoff) {
+        uint64_t cutoff = stg_retention_cutoff(s, w->tenant, STG_METRICS, now_ns);
+        if (cutoff != 0 && w->window_start_ns + s->opt.partition_ns <= cutoff) {
             *pp = w->next;
             w->dropped = true;
             w->refs++;
@@ -862,8 +862,7 @@ static int metrics_cut(stg_store *s, stg_wal *wal) {
     size_t ngroups = 0, nsamples = 0, nrecords = 0;
     uint8_t last_key[STG_WAL_KEY];
     uint64_t rec_bytes = 0, now = sl_now_unix_nano();
-    uint64_t cutoff =
-        s->opt.retention_ns != 0 && now > s->opt.retention_ns ? now - s->opt.retention_ns : 0;
+    uint64_t cutoff = stg_retention_cutoff(s, wal->tenant, STG_METRICS, now);
     MDB_dbi dbi = wal->dbs[STG_METRICS];
 
     if ((rc = stg_lmdb_err(mdb_txn_begin(wal->env, NULL, MDB_RDONLY, &txn))) != 0 ||
