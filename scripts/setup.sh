@@ -9,7 +9,7 @@ packages=(build-essential cmake ninja-build pkg-config
           libuv1-dev liblmdb-dev libzstd-dev libprotobuf-c-dev protobuf-c-compiler
           libmicrohttpd-dev libjansson-dev zlib1g-dev libhttp-parser-dev libyaml-dev
           libcurl4-openssl-dev libnghttp2-dev libpcre2-dev libssl-dev
-          python3 zstd clang libclang-rt-14-dev lmdb-utils prometheus)
+          python3 zstd clang libclang-rt-14-dev lmdb-utils prometheus openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -190,6 +190,16 @@ int ot_exporter_create(sl_provider *p, const ot_export_cfg *cfg, ot_exporter **o
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* curl copies option strings: the configuration need not outlive this. */
+    if (cfg->ca_file != NULL) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+    }
+    if (cfg->cert_file != NULL) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, cfg->cert_file);
+    }
+    if (cfg->key_file != NULL) {
+        curl_easy_setopt(c, CURLOPT_SSLKEY, cfg->key_file);
+    }
     *out = x;
     return 0;
 fail:
@@ -295,8 +305,9 @@ static bool transient(CURLcode cc) {
     case CURLE_NOT_BUILT_IN:
     case CURLE_OUT_OF_MEMORY:
     case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
     case CURLE_PEER_FAILED_VERIFICATION:
-        return false;
+        return false; /* configuration errors: retrying cannot help */
     default:
         return true;
     }

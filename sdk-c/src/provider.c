@@ -25,7 +25,7 @@ void sl_provider_options_init(sl_provider_options *o) {
     memset(o, 0, sizeof *o);
     o->timeout_ms = 10000;
     o->protocol = SL_PROTOCOL_HTTP_PROTOBUF;
-    sl_exporter_options none = {NULL, NULL, 0, -1, -1};
+    sl_exporter_options none = {NULL, NULL, 0, -1, -1, NULL, NULL, NULL};
     o->traces = o->logs = o->metrics = none;
     o->retry_initial_ms = 500;
     o->retry_max_ms = 5000;
@@ -199,6 +199,18 @@ static int env_signal(const char *sig, sl_exporter_options *x) {
     if ((r = env_protocol(name, &x->protocol)) != 0) {
         rc = r;
     }
+    snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_CERTIFICATE", sig);
+    if (env(name)) {
+        x->certificate = env(name);
+    }
+    snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_CLIENT_CERTIFICATE", sig);
+    if (env(name)) {
+        x->client_certificate = env(name);
+    }
+    snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_CLIENT_KEY", sig);
+    if (env(name)) {
+        x->client_key = env(name);
+    }
     return rc;
 }
 
@@ -225,6 +237,15 @@ int sl_provider_options_from_env(sl_provider_options *o) {
     }
     if ((v = env("OTEL_EXPORTER_OTLP_HEADERS")) != NULL) {
         o->headers = v;
+    }
+    if ((v = env("OTEL_EXPORTER_OTLP_CERTIFICATE")) != NULL) {
+        o->certificate = v;
+    }
+    if ((v = env("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")) != NULL) {
+        o->client_certificate = v;
+    }
+    if ((v = env("OTEL_EXPORTER_OTLP_CLIENT_KEY")) != NULL) {
+        o->client_key = v;
     }
     TRY(env_u32("OTEL_EXPORTER_OTLP_TIMEOUT", &o->timeout_ms));
     TRY(env_compression("OTEL_EXPORTER_OTLP_COMPRESSION", &o->compression));
@@ -416,6 +437,9 @@ static int make_exporter(sl_provider *p, const sl_provider_options *o,
         .json = *json,
         .retry_initial_ms = o->retry_initial_ms,
         .retry_max_ms = o->retry_max_ms,
+        .ca_file = sig->certificate ? sig->certificate : o->certificate,
+        .cert_file = sig->client_certificate ? sig->client_certificate : o->client_certificate,
+        .key_file = sig->client_key ? sig->client_key : o->client_key,
     };
     return ot_exporter_create(p, &cfg, out);
 }

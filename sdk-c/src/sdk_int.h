@@ -121,6 +121,7 @@ typedef struct ot_export_cfg {
     bool gzip;
     bool json;
     uint32_t retry_initial_ms, retry_max_ms;
+    const char *ca_file, *cert_file, *key_file; /* TLS, NULL: none */
 } ot_export_cfg;
 
 int ot_exporter_create(sl_provider *p, const ot_export_cfg *cfg, ot_exporter **out);

@@ -10,7 +10,10 @@ with Retry-After, 429, 400, partial success):
   correlation with the active span, attributes; sums, histogram buckets,
   gauges, observable callbacks);
 - the endpoint rules: the generic endpoint gets /v1/<signal> appended, a
-  per-signal endpoint is used as is.
+  per-signal endpoint is used as is;
+- TLS: an https receiver that requires a client certificate, trusted through
+  OTEL_EXPORTER_OTLP_CERTIFICATE with OTEL_EXPORTER_OTLP_CLIENT_{CERTIFICATE,KEY};
+  without the CA the export fails at once (a configuration error: no retry).
 
 usage: test_sdk_export.py SDK_IT_DRIVER"""
 
@@ -18,8 +21,11 @@ import gzip
 import http.server
 import json
 import os
+import shutil
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 
 from harness import check, check_eq, finish
@@ -28,7 +34,7 @@ driver = sys.argv[1]
 
 
 class Receiver:
-    def __init__(self):
+    def __init__(self, tls=None):
         self.requests = []
         self.script = {}  # path -> list of (status, headers, body) answered in order
         self.lock = threading.Lock()
@@ -46,9 +52,12 @@ class Receiver:
                 raw = body
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
+                peer = None
+                if hasattr(self.connection, "getpeercert"):
+                    peer = self.connection.getpeercert()
                 with rec.lock:
                     rec.requests.append({"path": self.path, "headers": dict(self.headers),
-                                         "body": body, "raw": raw,
+                                         "body": body, "raw": raw, "peer": peer,
                                          "port": self.client_address[1]})
                     answers = rec.script.get(self.path, [])
                     status, hdrs, out = answers.pop(0) if answers else (200, {}, None)
@@ -64,6 +73,8 @@ class Receiver:
                 self.wfile.write(out)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -189,4 +200,33 @@ if t:
     check_eq(t[0]["headers"].get("Content-Encoding"), None, "no compression by default")
     check(t[0]["body"][:1] == b"\x0a", "an ExportTraceServiceRequest (field 1) on the wire")
 rx.httpd.shutdown()
+
+# --- TLS with a client certificate ------------------------------------------------
+work = tempfile.mkdtemp(prefix="sdk-tls-")
+cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+gen = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                      "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1",
+                      "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True)
+check_eq(gen.returncode, 0, "test certificate generated: " + gen.stderr.decode()[-500:])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the client must present a certificate
+ctx.load_verify_locations(cert)
+rx = Receiver(tls=ctx)
+out = run_driver({"OTEL_EXPORTER_OTLP_ENDPOINT": f"https://127.0.0.1:{rx.port}",
+                  "OTEL_EXPORTER_OTLP_CERTIFICATE": cert,
+                  "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": cert,
+                  "OTEL_EXPORTER_OTLP_CLIENT_KEY": key})
+check_eq([o["rc"] for o in out], [0, 0], "https with a trusted CA and a client certificate")
+t = rx.on("/v1/traces")
+check_eq(len(t), 2, "both trace exports over TLS")
+check(bool(t and t[0]["peer"]), "the client presented its certificate")
+check_eq(out[-1]["stats"]["spans_exported"] if out else None, 4, "spans exported over TLS")
+out = run_driver({"OTEL_EXPORTER_OTLP_ENDPOINT": f"https://127.0.0.1:{rx.port}"})
+s = out[-1]["stats"] if out else {}
+check_eq((s.get("spans_export_failed"), s.get("export_retries")), (4, 0),
+         "untrusted server certificate: failed, not retried")
+check_eq(len(rx.on("/v1/traces")), 2, "nothing more reached the receiver")
+rx.httpd.shutdown()
+shutil.rmtree(work)
 finish()

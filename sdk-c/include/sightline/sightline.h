@@ -161,6 +161,11 @@ typedef struct sl_exporter_options {
     uint32_t timeout_ms;
     int compression; /* -1 inherit, 0 none, 1 gzip */
     int protocol;    /* -1 inherit, else sl_protocol */
+    /* TLS (https endpoints), PEM file paths: the CA bundle that verifies
+     * the collector, and a client certificate and key for mutual TLS. */
+    const char *certificate;
+    const char *client_certificate;
+    const char *client_key;
 } sl_exporter_options;
 
 /* Batch processor settings (OTEL_BSP_* / OTEL_BLRP_*). */
@@ -195,6 +200,9 @@ typedef struct sl_provider_options {
     int compression;     /* 0 none, 1 gzip */
     sl_protocol protocol;
     sl_exporter_options traces, logs, metrics;
+    const char *certificate; /* TLS: CA bundle (PEM); NULL: the system's */
+    const char *client_certificate;
+    const char *client_key;
     /* Retries on 429/502/503/504 and connection failures: exponential
      * backoff from retry_initial_ms up to retry_max_ms with full jitter, a
      * Retry-After header wins; bounded by the batch's export_timeout_ms. */
@@ -224,9 +232,9 @@ SL_API void sl_provider_options_init(sl_provider_options *o);
 
 /* Overlays the standard variables on *o: OTEL_SDK_DISABLED, OTEL_SERVICE_NAME,
  * OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_{ENDPOINT,HEADERS,TIMEOUT,
- * COMPRESSION,PROTOCOL} and their _TRACES_/_LOGS_/_METRICS_ variants (a
- * per-signal endpoint is used as is), OTEL_TRACES_SAMPLER(_ARG),
- * OTEL_BSP_*, OTEL_BLRP_*, OTEL_SPAN_*_LIMIT, OTEL_LOGRECORD_*_LIMIT,
+ * COMPRESSION,PROTOCOL,CERTIFICATE,CLIENT_CERTIFICATE,CLIENT_KEY} and their
+ * _TRACES_/_LOGS_/_METRICS_ variants (a per-signal endpoint is used as is),
+ * OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_*, OTEL_BLRP_*, OTEL_SPAN_*_LIMIT, OTEL_LOGRECORD_*_LIMIT,
  * OTEL_METRIC_EXPORT_INTERVAL/TIMEOUT and
  * OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE. String fields point into
  * the environment: create the provider before changing it. A malformed value
