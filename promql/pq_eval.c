@@ -485,14 +485,21 @@ static pq_val eval_vs_binop(pq_ev *ev, pq_node *n, pq_val vec, double scalar, bo
     return out;
 }
 
-/* The matching signature of ls: on(...) keeps the listed labels; otherwise
- * all labels but the ignored ones and __name__. */
-static const pq_lset *signature(pq_ev *ev, const pq_node *n, const pq_lset *ls) {
-    const pq_lset *r = pq_lset_project(&ev->step, ls, n->matchls, n->nmatchls, n->on, true);
-    if (r == NULL) {
-        fail_nomem(ev);
-    }
-    return r;
+/* The matching signature of a label set: on(...) keeps the listed labels;
+ * otherwise all labels but the ignored ones and __name__. Only its hash is
+ * computed; equality compares the projections in place (no allocation per
+ * element and step). */
+typedef struct sig {
+    const pq_lset *ls;
+    uint64_t hash;
+} sig;
+
+static sig signature(const pq_node *n, const pq_lset *ls) {
+    return (sig){ls, pq_lset_sig_hash(ls, n->matchls, n->nmatchls, n->on)};
+}
+
+static bool sig_eq(const pq_node *n, sig a, sig b) {
+    return a.hash == b.hash && pq_lset_sig_eq(a.ls, b.ls, n->matchls, n->nmatchls, n->on);
 }
 
 static void lset_text(const pq_lset *ls, char *buf, size_t cap) {
@@ -510,26 +517,28 @@ static void lset_text(const pq_lset *ls, char *buf, size_t cap) {
 }
 
 typedef struct sig_index {
+    const pq_node *n;
     pq_map m;
-    const pq_lset **sig;
+    sig *sig;
 } sig_index;
 
 static void sig_index_build(pq_ev *ev, const pq_node *n, const pq_val *v, sig_index *ix) {
     if (pq_map_init(&ix->m, &ev->step, v->n) != 0) {
         fail_nomem(ev);
     }
+    ix->n = n;
     ix->sig = pq_ev_alloc(ev, v->n * sizeof(*ix->sig));
     for (size_t i = 0; i < v->n; i++) {
-        ix->sig[i] = signature(ev, n, v->e[i].ls);
+        ix->sig[i] = signature(n, v->e[i].ls);
     }
 }
 
-/* The first index whose signature equals sig, or UINT32_MAX. */
-static uint32_t sig_find(const sig_index *ix, const pq_lset *sig) {
+/* The first index whose signature equals s, or UINT32_MAX. */
+static uint32_t sig_find(const sig_index *ix, sig s) {
     size_t it = 0;
     uint32_t j;
-    while ((j = pq_map_next(&ix->m, sig->hash, &it)) != UINT32_MAX) {
-        if (pq_lset_eq(ix->sig[j], sig)) {
+    while ((j = pq_map_next(&ix->m, s.hash, &it)) != UINT32_MAX) {
+        if (sig_eq(ix->n, ix->sig[j], s)) {
             return j;
         }
     }
@@ -537,7 +546,7 @@ static uint32_t sig_find(const sig_index *ix, const pq_lset *sig) {
 }
 
 static void sig_add(pq_ev *ev, sig_index *ix, uint32_t i) {
-    if (pq_map_put(&ix->m, ix->sig[i]->hash, i) != 0) {
+    if (pq_map_put(&ix->m, ix->sig[i].hash, i) != 0) {
         fail_nomem(ev);
     }
 }
@@ -556,7 +565,7 @@ static pq_val eval_setop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t) {
             out.e[out.n++] = (pq_elem){l.e[i].ls, t, l.e[i].v};
         }
         for (size_t i = 0; i < r.n; i++) {
-            if (sig_find(&li, signature(ev, n, r.e[i].ls)) == UINT32_MAX) {
+            if (sig_find(&li, signature(n, r.e[i].ls)) == UINT32_MAX) {
                 out.e[out.n++] = (pq_elem){r.e[i].ls, t, r.e[i].v};
             }
         }
@@ -568,7 +577,7 @@ static pq_val eval_setop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t) {
         sig_add(ev, &ri, (uint32_t)i);
     }
     for (size_t i = 0; i < l.n; i++) {
-        bool found = sig_find(&ri, signature(ev, n, l.e[i].ls)) != UINT32_MAX;
+        bool found = sig_find(&ri, signature(n, l.e[i].ls)) != UINT32_MAX;
         if (found == (n->op == PQ_OP_AND)) {
             out.e[out.n++] = (pq_elem){l.e[i].ls, t, l.e[i].v};
         }
@@ -614,7 +623,12 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
         uint32_t dup = sig_find(&ri, ri.sig[i]);
         if (dup != UINT32_MAX) {
             char a[200], b[200], s[200];
-            lset_text(ri.sig[i], s, sizeof(s));
+            const pq_lset *group =
+                pq_lset_project(&ev->step, r.e[i].ls, n->matchls, n->nmatchls, n->on, true);
+            if (group == NULL) {
+                fail_nomem(ev);
+            }
+            lset_text(group, s, sizeof(s));
             lset_text(r.e[i].ls, a, sizeof(a));
             lset_text(r.e[dup].ls, b, sizeof(b));
             pq_ev_fail(ev, PQ_ERR_EXECUTION,
@@ -631,11 +645,10 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
     if (pq_map_init(&matched, &ev->step, l.n) != 0) {
         fail_nomem(ev);
     }
-    const pq_lset **msig = pq_ev_alloc(ev, (l.n ? l.n : 1) * sizeof(*msig));
-    size_t nmatched = 0;
+    sig *msig = pq_ev_alloc(ev, (l.n ? l.n : 1) * sizeof(*msig));
     for (size_t i = 0; i < l.n; i++) {
-        const pq_lset *sig = signature(ev, n, l.e[i].ls);
-        uint32_t j = sig_find(&ri, sig);
+        sig ls = signature(n, l.e[i].ls);
+        uint32_t j = sig_find(&ri, ls);
         if (j == UINT32_MAX) {
             continue;
         }
@@ -657,13 +670,12 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
         }
         /* One-to-one: a signature may match once. Many-to-one: the result
          * labels must differ within a signature. */
-        uint64_t key = n->card == PQ_CARD_ONE_ONE ? sig->hash : sig->hash ^ (m->hash * 31);
+        uint64_t key = n->card == PQ_CARD_ONE_ONE ? ls.hash : ls.hash ^ (m->hash * 31);
         size_t it = 0;
         uint32_t k;
         while ((k = pq_map_next(&matched, key, &it)) != UINT32_MAX) {
-            if (n->card == PQ_CARD_ONE_ONE
-                    ? pq_lset_eq(msig[k], sig)
-                    : (pq_lset_eq(msig[k], sig) && pq_lset_eq(out.e[k].ls, m))) {
+            if (sig_eq(n, msig[k], ls) &&
+                (n->card == PQ_CARD_ONE_ONE || pq_lset_eq(out.e[k].ls, m))) {
                 break;
             }
         }
@@ -675,14 +687,12 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
                            : "multiple matches for labels: grouping labels must ensure unique "
                              "matches");
         }
-        msig[out.n] = sig;
+        msig[out.n] = ls;
         if (pq_map_put(&matched, key, (uint32_t)out.n) != 0) {
             fail_nomem(ev);
         }
         out.e[out.n++] = (pq_elem){m, t, value};
-        nmatched++;
     }
-    (void)nmatched;
     return out;
 }
 
@@ -712,7 +722,8 @@ static pq_val eval_binary(pq_ev *ev, pq_node *n, int64_t t) {
 /* --- aggregation ------------------------------------------------------------------ */
 
 typedef struct group {
-    const pq_lset *ls;
+    const pq_lset *rep; /* the first member's labels: compared through the projection */
+    const pq_lset *ls;  /* the projection: the result's labels */
     double value, mean;
     size_t count;
     pq_elem *heap; /* topk/bottomk: the kept elements; quantile: all values */
@@ -845,24 +856,27 @@ static pq_val eval_aggregation(pq_ev *ev, pq_node *n, int64_t t) {
                 fail_nomem(ev);
             }
         }
-        const pq_lset *key =
-            n->without ? pq_lset_project(&ev->step, metric, names, ngroup_names, false, true)
-                       : pq_lset_project(&ev->step, metric, names, ngroup_names, true, false);
-        if (key == NULL) {
-            fail_nomem(ev);
-        }
+        bool keep = !n->without;
+        uint64_t h = pq_lset_sig_hash(metric, names, ngroup_names, keep);
         size_t it = 0;
         uint32_t j;
-        while ((j = pq_map_next(&m, key->hash, &it)) != UINT32_MAX && !pq_lset_eq(g[j].ls, key)) {
+        while ((j = pq_map_next(&m, h, &it)) != UINT32_MAX &&
+               !pq_lset_sig_eq(g[j].rep, metric, names, ngroup_names, keep)) {
         }
         if (j == UINT32_MAX) {
+            const pq_lset *key =
+                pq_lset_project(&ev->step, metric, names, ngroup_names, keep, !keep);
+            if (key == NULL) {
+                fail_nomem(ev);
+            }
             j = (uint32_t)ng++;
             group *x = &g[j];
+            x->rep = metric;
             x->ls = key;
             x->value = s->v;
             x->mean = s->v;
             x->count = 1;
-            if (pq_map_put(&m, key->hash, j) != 0) {
+            if (pq_map_put(&m, h, j) != 0) {
                 fail_nomem(ev);
             }
             switch (op) {

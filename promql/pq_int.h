@@ -54,6 +54,11 @@ const pq_lset *pq_lset_drop_name(sl_arena *a, const pq_lset *ls);
  * also removes __name__ in the without case. */
 const pq_lset *pq_lset_project(sl_arena *a, const pq_lset *ls, const sl_str *names, size_t n,
                                bool keep, bool drop_name);
+/* The hash (as pq_hash_labels of the projection) and equality of the
+ * projections of label sets without building them: keep includes only the
+ * listed names; !keep all but the listed names and __name__. */
+uint64_t pq_lset_sig_hash(const pq_lset *ls, const sl_str *names, size_t n, bool keep);
+bool pq_lset_sig_eq(const pq_lset *a, const pq_lset *b, const sl_str *names, size_t n, bool keep);
 /* ls with name set to value (removed when value is empty). */
 const pq_lset *pq_lset_set(sl_arena *a, const pq_lset *ls, sl_str name, sl_str value);
 

@@ -33,17 +33,21 @@ static int str_cmp(sl_str a, sl_str b) {
     return a.len < b.len ? -1 : (a.len > b.len ? 1 : 0);
 }
 
+static uint64_t hash_label(uint64_t h, const pq_label *l) {
+    for (size_t j = 0; j < l->name.len; j++) {
+        h = (h ^ (uint8_t)l->name.ptr[j]) * 0x100000001b3ULL;
+    }
+    h = (h ^ 0xff) * 0x100000001b3ULL;
+    for (size_t j = 0; j < l->value.len; j++) {
+        h = (h ^ (uint8_t)l->value.ptr[j]) * 0x100000001b3ULL;
+    }
+    return (h ^ 0xfe) * 0x100000001b3ULL;
+}
+
 uint64_t pq_hash_labels(const pq_label *l, size_t n) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < l[i].name.len; j++) {
-            h = (h ^ (uint8_t)l[i].name.ptr[j]) * 0x100000001b3ULL;
-        }
-        h = (h ^ 0xff) * 0x100000001b3ULL;
-        for (size_t j = 0; j < l[i].value.len; j++) {
-            h = (h ^ (uint8_t)l[i].value.ptr[j]) * 0x100000001b3ULL;
-        }
-        h = (h ^ 0xfe) * 0x100000001b3ULL;
+        h = hash_label(h, &l[i]);
     }
     return h;
 }
@@ -131,6 +135,42 @@ static bool in_names(sl_str name, const sl_str *names, size_t n) {
         }
     }
     return false;
+}
+
+/* Whether a label belongs to a projection (see pq_lset_sig_hash). */
+static bool sig_includes(sl_str name, const sl_str *names, size_t n, bool keep) {
+    bool listed = in_names(name, names, n);
+    return keep ? listed : (!listed && !sl_str_eq(name, g_name_label));
+}
+
+uint64_t pq_lset_sig_hash(const pq_lset *ls, const sl_str *names, size_t n, bool keep) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < ls->n; i++) {
+        if (sig_includes(ls->l[i].name, names, n, keep)) {
+            h = hash_label(h, &ls->l[i]);
+        }
+    }
+    return h;
+}
+
+bool pq_lset_sig_eq(const pq_lset *a, const pq_lset *b, const sl_str *names, size_t n, bool keep) {
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < a->n && !sig_includes(a->l[i].name, names, n, keep)) {
+            i++;
+        }
+        while (j < b->n && !sig_includes(b->l[j].name, names, n, keep)) {
+            j++;
+        }
+        if (i == a->n || j == b->n) {
+            return i == a->n && j == b->n;
+        }
+        if (!sl_str_eq(a->l[i].name, b->l[j].name) || !sl_str_eq(a->l[i].value, b->l[j].value)) {
+            return false;
+        }
+        i++;
+        j++;
+    }
 }
 
 const pq_lset *pq_lset_project(sl_arena *a, const pq_lset *ls, const sl_str *names, size_t n,
