@@ -26,6 +26,8 @@
 #include <uv.h>
 
 typedef struct col_conn col_conn;
+typedef struct col_tls col_tls;
+typedef struct ssl_ctx_st SSL_CTX; /* OpenSSL's, opaque here */
 typedef struct col_req col_req;
 
 /* What a signal's convert function produces from one decoded request. */
@@ -110,6 +112,7 @@ struct col_conn {
     uv_timer_t idle;
     col_collector *col;
     http_parser parser;
+    col_tls *tls;         /* NULL: cleartext */
     col_req *cur;         /* request being parsed */
     col_req *head, *tail; /* requests in arrival order, awaiting replies */
     int nreqs;
@@ -132,6 +135,7 @@ struct col_collector {
     stg_store *store;
     uv_loop_t loop;
     uv_tcp_t server;
+    SSL_CTX *tls_http, *tls_grpc; /* NULL: cleartext */
     uv_tcp_t grpc_server;
 
     /* grpc_server.c */
@@ -213,6 +217,20 @@ uint64_t col_limit_attrs(sl_attr *attrs, uint32_t *n, uint32_t *dropped,
                          const sl_tenant_limits *lim);
 uint64_t col_limit_spans(sl_span *spans, size_t n, const sl_tenant_limits *lim);
 uint64_t col_limit_logs(sl_log_record *recs, size_t n, const sl_tenant_limits *lim);
+
+/* tls.c: TLS on memory BIOs (loop thread). */
+SSL_CTX *col_tls_ctx_new(const char *cert, const char *key, const char *client_ca, bool h2,
+                         char *err, size_t errcap);
+void col_tls_ctx_free(SSL_CTX *ctx);
+col_tls *col_tls_new(SSL_CTX *ctx);
+void col_tls_free(col_tls *t);
+/* Ciphertext from the peer: plaintext is appended to plain, records to send
+ * back (handshake, alerts) to out. 0, SL_ESHUTDOWN (close_notify),
+ * SL_EDECODE (TLS failure: close) or SL_ENOMEM. */
+int col_tls_recv(col_tls *t, const void *in, size_t n, sl_buf *plain, sl_buf *out);
+/* Plaintext to the peer: ciphertext is appended to out (held back until the
+ * handshake is done). 0, SL_EDECODE or SL_ENOMEM. */
+int col_tls_send(col_tls *t, const void *data, size_t n, sl_buf *out);
 
 /* grpc_server.c: OTLP/gRPC on the loop. Handles of its connections carry
  * &col_grpc_tag as data. */

@@ -34,6 +34,9 @@ typedef struct col_options {
     int32_t grpc_port;           /* OTLP/gRPC (h2c); 0 ephemeral, < 0 off; default 4317 */
     uint64_t grpc_max_message;   /* largest gRPC message, compressed or not; default 4 MiB */
     uint32_t shutdown_grace_ms;  /* col_stop waits this long for replies; default 10000 */
+    const char *tls_cert;        /* PEM certificate chain: TLS on both ports; NULL: cleartext */
+    const char *tls_key;         /* PEM private key */
+    const char *tls_client_ca;   /* PEM CA: clients must present a certificate it signed */
     sl_limits *limits;           /* per-tenant limits (borrowed); NULL: none */
     sl_auth *auth;               /* bearer tokens (borrowed); NULL: the tenant is X-Scope-OrgID */
 } col_options;

@@ -43,6 +43,7 @@ typedef struct g_conn {
     struct g_conn *prev, *next; /* in the collector's list */
     struct g_stream *streams;   /* open streams (nghttp2 does not free their data) */
     int refs;                   /* handles open + requests in flight */
+    col_tls *tls;               /* NULL: cleartext */
     bool closing;
     bool draining;           /* GOAWAY sent: close when the last open stream ends */
     uint64_t last_active_ns; /* last read */
@@ -104,6 +105,7 @@ static void conn_unref(g_conn *c) {
         if (c->h2 != NULL) {
             nghttp2_session_del(c->h2);
         }
+        col_tls_free(c->tls);
         c->col->nconns--;
         free(c);
     }
@@ -526,6 +528,29 @@ static void on_written(uv_write_t *w, int status) {
     free(gw);
 }
 
+/* Writes the bytes of b as they are (b is emptied). */
+static void write_bytes(g_conn *c, sl_buf *b) {
+    g_write *gw = malloc(sizeof(*gw));
+    size_t len;
+    uint8_t *d = sl_buf_take(b, &len);
+    if (gw == NULL || d == NULL) {
+        free(gw);
+        free(d);
+        conn_close(c);
+        return;
+    }
+    gw->c = c;
+    gw->data = d;
+    c->refs++;
+    uv_buf_t ub = uv_buf_init((char *)d, (unsigned)len);
+    if (uv_write(&gw->w, (uv_stream_t *)&c->tcp, &ub, 1, on_written) != 0) {
+        free(d);
+        free(gw);
+        conn_unref(c);
+        conn_close(c);
+    }
+}
+
 /* Writes whatever nghttp2 has queued; closes when the session is done. */
 static void conn_send(g_conn *c) {
     if (c->closing) {
@@ -550,25 +575,22 @@ static void conn_send(g_conn *c) {
             return;
         }
     }
-    if (out.len > 0) {
-        g_write *gw = malloc(sizeof(*gw));
-        size_t len;
-        uint8_t *d = sl_buf_take(&out, &len);
-        if (gw == NULL || d == NULL) {
-            free(gw);
-            free(d);
+    if (out.len > 0 && c->tls != NULL) {
+        sl_buf cipher;
+        sl_buf_init(&cipher, 0);
+        int trc = col_tls_send(c->tls, out.data, out.len, &cipher);
+        sl_buf_free(&out);
+        out = cipher;
+        if (trc != 0) {
+            sl_buf_free(&out);
             conn_close(c);
             return;
         }
-        gw->c = c;
-        gw->data = d;
-        c->refs++;
-        uv_buf_t b = uv_buf_init((char *)d, (unsigned)len);
-        if (uv_write(&gw->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-            free(d);
-            free(gw);
-            conn_unref(c);
-            conn_close(c);
+    }
+    if (out.len > 0) {
+        write_bytes(c, &out);
+        if (c->closing) {
+            sl_buf_free(&out);
             return;
         }
     }
@@ -590,7 +612,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (nread > 0 && !c->closing) {
         c->last_active_ns = sl_mono_nano();
         sl_metric_add(c->col->m_bytes_received, (uint64_t)nread);
-        ssize_t rc = nghttp2_session_mem_recv(c->h2, (const uint8_t *)buf->base, (size_t)nread);
+        const uint8_t *data = (const uint8_t *)buf->base;
+        size_t len = (size_t)nread;
+        sl_buf plain;
+        sl_buf_init(&plain, 0);
+        if (c->tls != NULL) {
+            sl_buf records;
+            sl_buf_init(&records, 0);
+            int trc = col_tls_recv(c->tls, buf->base, (size_t)nread, &plain, &records);
+            if (records.len > 0) {
+                write_bytes(c, &records); /* handshake records, alerts */
+            }
+            sl_buf_free(&records);
+            if (trc != 0) {
+                sl_buf_free(&plain);
+                free(buf->base);
+                conn_close(c);
+                return;
+            }
+            data = plain.data;
+            len = plain.len;
+        }
+        ssize_t rc = len == 0 ? 0 : nghttp2_session_mem_recv(c->h2, data, len);
+        sl_buf_free(&plain);
         if (rc < 0) {
             SL_LOG_D("grpc", "closing a connection: %s", nghttp2_strerror((int)rc));
             conn_send(c); /* GOAWAY, when nghttp2 queued one */
@@ -709,6 +753,10 @@ static void on_connection(uv_stream_t *server, int status) {
      * back at 64 KiB per round trip. */
     nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 * G_WINDOW);
     uv_tcp_nodelay(&c->tcp, 1);
+    if (col->tls_grpc != NULL && (c->tls = col_tls_new(col->tls_grpc)) == NULL) {
+        conn_close(c);
+        return;
+    }
     c->last_active_ns = sl_mono_nano();
     uint64_t tick = col_timer_tick_ms(&col->opt);
     uv_timer_start(&c->idle, on_idle, tick, tick);

@@ -249,7 +249,34 @@ static void on_written(uv_write_t *w, int status) {
     free(wr);
 }
 
+static void write_cipher(col_conn *c, char *data, size_t len);
+
+/* Sends data (owned: freed once written); through TLS when the connection
+ * has it. */
 static void write_owned(col_conn *c, char *data, size_t len) {
+    if (c->tls == NULL) {
+        write_cipher(c, data, len);
+        return;
+    }
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    int rc = col_tls_send(c->tls, data, len, &out);
+    free(data);
+    if (rc != 0) {
+        sl_buf_free(&out);
+        conn_close(c);
+        return;
+    }
+    if (out.len > 0) {
+        size_t n;
+        uint8_t *d = sl_buf_take(&out, &n);
+        write_cipher(c, (char *)d, n);
+    }
+    sl_buf_free(&out);
+}
+
+/* Writes bytes as they are to the socket (owned). */
+static void write_cipher(col_conn *c, char *data, size_t len) {
     write_req *wr = malloc(sizeof(*wr));
     if (wr == NULL) {
         free(data);
@@ -338,14 +365,38 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (nread > 0 && !c->closing) {
         c->last_active_ns = sl_mono_nano();
         sl_metric_add(c->col->m_bytes_received, (uint64_t)nread);
-        size_t n = http_parser_execute(&c->parser, &g_settings, buf->base, (size_t)nread);
+        const char *data = buf->base;
+        size_t len = (size_t)nread;
+        sl_buf plain;
+        sl_buf_init(&plain, 0);
+        if (c->tls != NULL) {
+            sl_buf out;
+            sl_buf_init(&out, 0);
+            int trc = col_tls_recv(c->tls, buf->base, (size_t)nread, &plain, &out);
+            if (out.len > 0) {
+                size_t olen;
+                uint8_t *d = sl_buf_take(&out, &olen);
+                write_cipher(c, (char *)d, olen); /* handshake records, alerts */
+            }
+            sl_buf_free(&out);
+            if (trc != 0) {
+                sl_buf_free(&plain);
+                free(buf->base);
+                conn_close(c);
+                return;
+            }
+            data = (const char *)plain.data;
+            len = plain.len;
+        }
+        size_t n = len == 0 ? 0 : http_parser_execute(&c->parser, &g_settings, data, len);
+        sl_buf_free(&plain);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED) {
             /* A request without keep-alive: read no further. */
             uv_read_stop(s);
             c->reading = false;
             c->close_after = true;
-        } else if (e != HPE_OK || n != (size_t)nread) {
+        } else if (e != HPE_OK || n != len) {
             if (c->cur != NULL) {
                 col_req_free(c->cur);
                 c->cur = NULL;
@@ -384,6 +435,7 @@ static void start_reading(col_conn *c) {
 
 static void conn_unref(col_conn *c) {
     if (--c->refs == 0) {
+        col_tls_free(c->tls);
         c->col->nconns--;
         free(c);
     }
@@ -461,6 +513,10 @@ static void on_connection(uv_stream_t *server, int status) {
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (col->tls_http != NULL && (c->tls = col_tls_new(col->tls_http)) == NULL) {
+        conn_close(c);
+        return;
+    }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->last_active_ns = sl_mono_nano();
@@ -615,7 +671,24 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
                                  "Connections closed because a request arrived too slowly.");
     col->m_bytes_received =
         sl_counter("sightline_otlp_received_bytes_total", "", "Bytes read from OTLP clients.");
+    if (o->tls_cert != NULL) {
+        char err[400];
+        col->tls_http =
+            col_tls_ctx_new(o->tls_cert, o->tls_key, o->tls_client_ca, false, err, sizeof(err));
+        col->tls_grpc = col->tls_http == NULL
+                            ? NULL
+                            : col_tls_ctx_new(o->tls_cert, o->tls_key, o->tls_client_ca, true, err,
+                                              sizeof(err));
+        if (col->tls_grpc == NULL) {
+            SL_LOG_E("collector", "%s", err);
+            col_tls_ctx_free(col->tls_http);
+            free(col);
+            return SL_EINVAL;
+        }
+    }
     if ((rc = uv_loop_init(&col->loop)) != 0) {
+        col_tls_ctx_free(col->tls_http);
+        col_tls_ctx_free(col->tls_grpc);
         free(col);
         return rc;
     }
@@ -672,6 +745,8 @@ fail:
     uv_loop_close(&col->loop);
     pthread_mutex_destroy(&col->mu);
     pthread_cond_destroy(&col->cond);
+    col_tls_ctx_free(col->tls_http);
+    col_tls_ctx_free(col->tls_grpc);
     free(col);
     return rc;
 }
@@ -719,5 +794,7 @@ void col_stop(col_collector *c) {
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cond);
     col_limits_free(c);
+    col_tls_ctx_free(c->tls_http);
+    col_tls_ctx_free(c->tls_grpc);
     free(c);
 }

@@ -51,6 +51,9 @@ typedef struct config {
     const char *ports_file;
     const char *auth_tokens;
     const char *limits;
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_client_ca;
 } config;
 
 enum {
@@ -75,6 +78,9 @@ enum {
     OPT_PORTS_FILE,
     OPT_AUTH_TOKENS,
     OPT_LIMITS,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CLIENT_CA,
     OPT_CONFIG,
 };
 
@@ -129,6 +135,12 @@ static const struct flag {
     {OPT_LIMITS, "limits", "SIGHTLINE_LIMITS", "FILE",
      "YAML file of per-tenant limits (defaults: and tenants:): ingestion rates per signal, "
      "attribute limits, active series, retention per signal (reloaded on SIGHUP)"},
+    {OPT_TLS_CERT, "tls-cert", "SIGHTLINE_TLS_CERT", "FILE",
+     "PEM certificate (chain): TLS 1.2+ on every port (OTLP/HTTP, OTLP/gRPC with ALPN h2, "
+     "query and UI); needs --tls-key"},
+    {OPT_TLS_KEY, "tls-key", "SIGHTLINE_TLS_KEY", "FILE", "PEM private key of --tls-cert"},
+    {OPT_TLS_CLIENT_CA, "tls-client-ca", "SIGHTLINE_TLS_CLIENT_CA", "FILE",
+     "PEM CA: OTLP clients must present a certificate it signed (mutual TLS on ingest)"},
     {OPT_CONFIG, "config", "SIGHTLINE_CONFIG", "FILE",
      "YAML file of settings keyed by these flag names (e.g. `retention: 3d`); "
      "variables and flags override it"},
@@ -300,6 +312,15 @@ static int apply(config *c, int id, const char *val) {
         return 0;
     case OPT_LIMITS:
         c->limits = val;
+        return 0;
+    case OPT_TLS_CERT:
+        c->tls_cert = val;
+        return 0;
+    case OPT_TLS_KEY:
+        c->tls_key = val;
+        return 0;
+    case OPT_TLS_CLIENT_CA:
+        c->tls_client_ca = val;
         return 0;
     case OPT_CONFIG:
         return 0; /* read before everything else, see configure() */
@@ -500,6 +521,12 @@ static int serve(const config *c) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL) ||
+        (c->tls_client_ca != NULL && c->tls_cert == NULL)) {
+        SL_LOG_E("main", "TLS needs both --tls-cert and --tls-key (and them for --tls-client-ca)");
+        rc = SL_EINVAL;
+        goto out;
+    }
     if (c->auth_tokens != NULL) {
         if ((rc = sl_auth_new(&auth)) != 0 || (rc = load_tokens(auth, c->auth_tokens)) != 0) {
             goto out;
@@ -528,6 +555,8 @@ static int serve(const config *c) {
     qo.port = (uint16_t)c->query_port;
     qo.ui_dir = c->ui_dir;
     qo.auth = auth;
+    qo.tls_cert = c->tls_cert;
+    qo.tls_key = c->tls_key;
     if ((rc = qry_start(&qo, store, &qs)) != 0) {
         SL_LOG_E("main", "cannot start the query server on port %u: %s", qo.port, sl_strerror(rc));
         goto out;
@@ -545,6 +574,9 @@ static int serve(const config *c) {
     co.request_timeout_ms = (uint32_t)(c->request_timeout_ns / 1000000u);
     co.idle_timeout_ms = (uint32_t)(c->idle_timeout_ns / 1000000u);
     co.auth = auth;
+    co.tls_cert = c->tls_cert;
+    co.tls_key = c->tls_key;
+    co.tls_client_ca = c->tls_client_ca;
     co.limits = limits;
     if ((rc = col_start(&co, store, &col)) != 0) {
         SL_LOG_E("main", "cannot start the OTLP receiver on port %u: %s", co.http_port,
@@ -553,11 +585,14 @@ static int serve(const config *c) {
     }
     const char *shown = strcmp(c->host, "0.0.0.0") == 0 ? "localhost" : c->host;
     SL_LOG_I("main", "Sightline %s: data in %s", SL_VERSION, c->data_dir);
-    SL_LOG_I("main", "OTLP/HTTP receiver: http://%s:%u/v1/traces", shown, col_http_port(col));
+    SL_LOG_I("main", "OTLP/HTTP receiver: %s://%s:%u/v1/traces", c->tls_cert ? "https" : "http",
+             shown, col_http_port(col));
     if (col_grpc_port(col) != 0) {
-        SL_LOG_I("main", "OTLP/gRPC receiver: http://%s:%u (h2c)", shown, col_grpc_port(col));
+        SL_LOG_I("main", "OTLP/gRPC receiver: %s://%s:%u%s", c->tls_cert ? "https" : "http", shown,
+                 col_grpc_port(col), c->tls_cert ? " (TLS, ALPN h2)" : " (h2c)");
     }
-    SL_LOG_I("main", "query API and UI:   http://%s:%u/", shown, qry_port(qs));
+    const char *scheme = c->tls_cert != NULL ? "https" : "http";
+    SL_LOG_I("main", "query API and UI:   %s://%s:%u/", scheme, shown, qry_port(qs));
     if (c->ports_file != NULL && (rc = write_ports(c->ports_file, col_http_port(col),
                                                    col_grpc_port(col), qry_port(qs))) != 0) {
         SL_LOG_E("main", "cannot write %s: %s", c->ports_file, sl_strerror(rc));

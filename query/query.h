@@ -27,7 +27,9 @@ typedef struct qry_options {
     unsigned timeout_s;        /* idle connection timeout, seconds; default 30 */
     size_t max_response_bytes; /* larger answers are refused with a 400; default 256 MiB */
     size_t deps_max_spans;     /* spans /api/dependencies looks at; default 2,000,000 */
-    sl_auth *auth;             /* bearer tokens (borrowed); NULL: tenant from X-Scope-OrgID */
+    const char *tls_cert; /* PEM certificate chain: HTTPS (GnuTLS in libmicrohttpd); NULL: HTTP */
+    const char *tls_key;  /* PEM private key */
+    sl_auth *auth;        /* bearer tokens (borrowed); NULL: tenant from X-Scope-OrgID */
 } qry_options;
 
 void qry_options_init(qry_options *o);

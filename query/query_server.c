@@ -99,8 +99,9 @@ struct qry_server {
     struct MHD_Daemon *daemon;
     stg_store *store;
     qry_options opts;
-    char *host;    /* owned copy of opts.host */
-    char *ui_root; /* canonical ui_dir, or NULL */
+    char *host;               /* owned copy of opts.host */
+    char *ui_root;            /* canonical ui_dir, or NULL */
+    char *tls_cert, *tls_key; /* PEM text, alive as long as the daemon */
     uint16_t port;
     _Atomic(sl_metric *) requests[H_COUNT][NCODES];
     sl_metric *duration[H_COUNT];
@@ -664,6 +665,33 @@ static char *ui_root_of(const char *ui_dir) {
     return root;
 }
 
+/* Reads a whole (small) file into a NUL-terminated string. */
+static int slurp(const char *path, char **out) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return -errno;
+    }
+    sl_buf b;
+    sl_buf_init(&b, 1u << 20);
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        rc = sl_buf_append(&b, chunk, n);
+    }
+    fclose(f);
+    if (rc == 0) {
+        rc = sl_buf_putc(&b, '\0');
+    }
+    if (rc != 0) {
+        sl_buf_free(&b);
+        return rc;
+    }
+    size_t len;
+    *out = (char *)sl_buf_take(&b, &len);
+    return 0;
+}
+
 int qry_start(const qry_options *o, stg_store *store, qry_server **out) {
     int rc = 0;
     int fd = -1;
@@ -713,8 +741,28 @@ int qry_start(const qry_options *o, stg_store *store, qry_server **out) {
     }
     s->port = bound_port(fd);
 
-    struct MHD_OptionItem items[8];
+    struct MHD_OptionItem items[12];
     size_t ni = 0;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (o->tls_cert != NULL) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            SL_LOG_E("query", "this libmicrohttpd has no TLS support");
+            rc = SL_EUNSUPPORTED;
+            goto fail;
+        }
+        if ((rc = slurp(o->tls_cert, &s->tls_cert)) != 0 ||
+            (rc = slurp(o->tls_key, &s->tls_key)) != 0) {
+            SL_LOG_E("query", "cannot read %s / %s: %s", o->tls_cert, o->tls_key, sl_strerror(rc));
+            goto fail;
+        }
+        flags |= MHD_USE_TLS;
+        items[ni++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        items[ni++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+        /* TLS 1.2 and 1.3 only (GnuTLS priority string). */
+        items[ni++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                              (void *)(uintptr_t) "NORMAL:-VERS-ALL:+VERS-TLS1.3:"
+                                                                  "+VERS-TLS1.2"};
+    }
     items[ni++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
     items[ni++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
                                           (intptr_t)s->opts.max_connections, NULL};
@@ -729,9 +777,8 @@ int qry_start(const qry_options *o, stg_store *store, qry_server **out) {
     items[ni++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
     errno = 0;
-    s->daemon = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                                 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                                 (void *)NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                                 mhd_log, (void *)NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
                                  (void *)NULL, MHD_OPTION_ARRAY, items, MHD_OPTION_END);
     if (s->daemon == NULL) {
         rc = errno != 0 ? -errno : SL_ENOMEM;
@@ -754,6 +801,8 @@ fail:
     if (s != NULL) {
         free(s->ui_root);
         free(s->host);
+        free(s->tls_cert);
+        free(s->tls_key);
         free(s);
     }
     return rc;
@@ -772,5 +821,7 @@ void qry_stop(qry_server *q) {
     }
     free(q->ui_root);
     free(q->host);
+    free(q->tls_cert);
+    free(q->tls_key);
     free(q);
 }

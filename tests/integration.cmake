@@ -26,11 +26,15 @@ add_test(NAME integration_limits
 add_test(NAME integration_backpressure
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_backpressure.py $<TARGET_FILE:sightline>
                  $<TARGET_FILE:otlp-gen>)
+add_test(NAME integration_tls
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_tls.py $<TARGET_FILE:sightline>
+                 ${CMAKE_CURRENT_SOURCE_DIR}/grpc)
 add_test(NAME integration_slow_clients
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_slow_clients.py $<TARGET_FILE:sightline>)
 set_tests_properties(integration_traces_api integration_durability integration_config
                      integration_grpc integration_disk_full integration_slow_clients
-                     integration_auth integration_limits integration_backpressure PROPERTIES
+                     integration_auth integration_limits integration_backpressure
+                     integration_tls PROPERTIES
     LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
 
 add_test(NAME integration_metrics_ingest

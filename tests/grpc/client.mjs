@@ -19,6 +19,19 @@ import fs from 'node:fs';
 const [mode, port, ...rest] = process.argv.slice(2);
 const target = `127.0.0.1:${port}`;
 
+// TLS when SL_GRPC_CA names the server's CA; a client certificate for mutual
+// TLS from SL_GRPC_CLIENT_CERT and SL_GRPC_CLIENT_KEY.
+function credentials() {
+  const ca = process.env.SL_GRPC_CA;
+  if (!ca) {
+    return grpc.credentials.createInsecure();
+  }
+  const key = process.env.SL_GRPC_CLIENT_KEY;
+  const cert = process.env.SL_GRPC_CLIENT_CERT;
+  return grpc.credentials.createSsl(fs.readFileSync(ca), key ? fs.readFileSync(key) : null,
+    cert ? fs.readFileSync(cert) : null);
+}
+
 function out(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
@@ -31,7 +44,8 @@ async function sdk(tenant, n, compression) {
   const metadata = new grpc.Metadata();
   metadata.set('x-scope-orgid', tenant);
   const exporter = new OTLPTraceExporter({
-    url: `http://${target}`,
+    url: `${process.env.SL_GRPC_CA ? 'https' : 'http'}://${target}`,
+    credentials: credentials(),
     metadata,
     compression: compression === 'gzip' ? 'gzip' : 'none',
   });
@@ -68,7 +82,7 @@ async function sdk(tenant, n, compression) {
 }
 
 function raw(path, file, meta) {
-  const client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+  const client = new grpc.Client(target, credentials(), {
     'grpc.max_send_message_length': 64 * 1024 * 1024,
   });
   let body;
@@ -99,7 +113,7 @@ function raw(path, file, meta) {
 }
 
 function flood(path, file, k) {
-  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  const client = new grpc.Client(target, credentials());
   const body = fs.readFileSync(file);
   const codes = {};
   let retry = 0;
