@@ -7,21 +7,25 @@
 #   - VictoriaMetrics 1.79 (Debian package victoria-metrics): the same samples
 #     as Prometheus text to /api/v1/import/prometheus, same request shape;
 # then reports ingest samples/s and bytes per sample on disk (Sightline: the
-# metrics windows once the WAL has been cut; VictoriaMetrics: its data
-# directory after /internal/force_flush and a merge pause).
+# metrics windows once the WAL has been cut and the ended windows compacted,
+# with --partition 60s so that this happens within the run; VictoriaMetrics:
+# its data directory after /internal/force_flush and a merge pause).
 #
 # Usage: bench/metrics_bench.sh BUILD_DIR [--hosts H] [--steps S] [--connections C]
+#                               [--partition DURATION]
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 shift
 HOSTS=20
 STEPS=240
 CONNS=4
+PARTITION=60s # short windows, so that the run ends with its windows compacted
 while [ $# -gt 0 ]; do
     case "$1" in
     --hosts) HOSTS=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
+    --partition) PARTITION=$2; shift 2 ;;
     *) echo "metrics_bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -38,7 +42,8 @@ START_MS=$(( ($(date +%s) - STEPS * 15) / 15 * 15 * 1000 ))
 
 # --- Sightline -------------------------------------------------------------------
 "$BUILD/sightline" serve --host 127.0.0.1 --otlp-http-port 0 --otlp-grpc-port 0 --query-port 0 \
-    --data-dir "$TMP/sl" --ports-file "$TMP/ports.json" --log-level warn >"$TMP/sl.log" 2>&1 &
+    --data-dir "$TMP/sl" --ports-file "$TMP/ports.json" --log-level info \
+    --partition "$PARTITION" >"$TMP/sl.log" 2>&1 &
 SL_PID=$!
 PIDS+=("$SL_PID")
 for _ in $(seq 100); do [ -s "$TMP/ports.json" ] && break; sleep 0.1; done
@@ -53,6 +58,14 @@ for _ in $(seq 300); do
     [ "${LEFT:-1}" = "0" ] && break
     sleep 1
 done
+# Wait for every ended window to be compacted (zstd blocks, no free pages).
+for _ in $(seq 120); do
+    NWIN=$(find "$TMP/sl/default/metrics" -mindepth 1 -maxdepth 1 -type d | wc -l)
+    NCOMP=$(grep -c "compacted in" "$TMP/sl.log" || true)
+    [ "$NCOMP" -ge "$NWIN" ] && break
+    sleep 1
+done
+echo "windows: $NWIN, compacted: $NCOMP" >&2
 SL_CPU=$(awk '{print ($14+$15)/100}' "/proc/$SL_PID/stat")
 SL_BYTES=$(find "$TMP/sl/default/metrics" -name data.mdb -printf '%b\n' | awk '{s+=$1*512} END {print s}')
 OOO=$(curl -s "http://127.0.0.1:$QPORT/metrics" | grep 'sightline_metrics_samples_total' || true)

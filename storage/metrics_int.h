@@ -173,13 +173,46 @@ typedef struct ms_window {
     char *path;
     uint64_t window_start_ns;
     MDB_env *env;
-    MDB_dbi db_series, db_sid, db_post, db_chunks, db_head, db_meta, db_ex, db_info;
+    MDB_dbi db_series, db_sid, db_post, db_chunks, db_head, db_meta, db_ex, db_info, db_blocks;
+    bool compacted; /* chunks, labels and heads are in zstd blocks (metrics_compact.c) */
     int refs;
     bool dropped;
     uint64_t mark;                /* cutter thread only */
     uint32_t next_id;             /* cutter thread only */
     _Atomic int64_t min_t, max_t; /* sample time bounds (ms) */
 } ms_window;
+
+/* --- compacted windows (metrics_compact.c) -------------------------------- */
+
+/* Samples coded for zstd (see metrics_compact.c). */
+int ms_samples_encode(const stg_sample *s, size_t n, sl_buf *out);
+int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, size_t *n);
+
+/* The last decompressed block of a compacted window (a reader's cache). */
+typedef struct ms_cblock {
+    uint32_t key, first; /* ids of its last and first series; key 0: empty */
+    uint8_t *raw;
+    size_t len, cap;
+} ms_cblock;
+
+typedef struct ms_csection {
+    const uint8_t *labels;
+    size_t labels_size;
+    ms_head head;
+    const uint8_t *samples;
+    size_t samples_size;
+} ms_csection;
+
+/* The section of series id in a compacted window, read in txn through c.
+ * Returns 0, SL_ENOTFOUND, SL_ECORRUPT or SL_ENOMEM. */
+int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_csection *out);
+void ms_cblock_free(ms_cblock *c);
+/* True when the window's info says it was compacted. */
+bool ms_info_compacted(MDB_txn *txn, MDB_dbi info);
+/* Rewrites ended window w compacted and has swap() put it in place. */
+int ms_compact_window(stg_store *s, ms_window *w, int (*swap)(stg_store *, ms_window *));
+/* Repairs what a crash during a swap left in a tenant's metrics directory. */
+void ms_compact_recover(const char *metrics_dir);
 
 /* Snapshot of a tenant's windows, newest first, each referenced. */
 int ms_windows_list(stg_store *s, const char *tenant, ms_window ***out, size_t *n);

@@ -227,22 +227,23 @@ static int candidates(ms_window *w, MDB_txn *txn, const mr_matcher *mm, size_t n
         return rc;
     }
     MDB_cursor *cur;
-    if ((rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_sid, &cur))) != 0) {
+    if ((rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_series, &cur))) != 0) {
         return rc;
     }
     MDB_val k, v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (mrc == 0) {
-        if (k.mv_size == 4) {
+        if (v.mv_size == 4) {
             if (sl_array_grow(&out->ids, &out->cap, out->n + 1, sizeof(uint32_t)) != 0) {
                 rc = SL_ENOMEM;
                 break;
             }
-            out->ids[out->n++] = sl_get_be32(k.mv_data);
+            out->ids[out->n++] = sl_get_be32(v.mv_data);
         }
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
+    idset_normalize(out);
     return rc;
 }
 
@@ -338,6 +339,7 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
         return rc;
     }
     idset ids = {0};
+    ms_cblock cb = {0};
     stg_sample *buf = NULL;
     size_t bufcap = 0;
     MDB_cursor *cur = NULL;
@@ -356,8 +358,14 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
         uint8_t ik[8];
         sl_put_be32(ik, ids.ids[i]);
         k = (MDB_val){4, ik};
+        ms_csection sec;
+        bool in_block = false;
         if (mdb_get(txn, w->db_sid, &k, &v) != 0) {
-            continue;
+            if (!w->compacted || ms_cblock_find(w, txn, ids.ids[i], &cb, &sec) != 0) {
+                continue;
+            }
+            in_block = true;
+            v = (MDB_val){sec.labels_size, (void *)(uintptr_t)sec.labels};
         }
         stg_label *l;
         size_t nl;
@@ -367,17 +375,36 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
         }
         const uint8_t *copy = sl_arena_memdup(c->a, v.mv_data, v.mv_size);
         ms_sitem *it;
-        if ((copy == NULL && v.mv_size > 0) || (rc = ms_smap_get(map, copy, v.mv_size, &it)) != 0) {
+        if ((copy == NULL && v.mv_size > 0) ||
+            (rc = ms_smap_get(map, copy, v.mv_size, &it)) != 0) {
             rc = SL_ENOMEM;
             break;
         }
         k = (MDB_val){4, ik};
-        if (mdb_get(txn, w->db_head, &k, &v) == 0 && v.mv_size == sizeof(ms_head)) {
+        if (in_block) {
+            it->head = sec.head;
+            it->has_head = true;
+        } else if (mdb_get(txn, w->db_head, &k, &v) == 0 && v.mv_size == sizeof(ms_head)) {
             memcpy(&it->head, v.mv_data, sizeof(ms_head));
             it->has_head = true;
         }
         if (!overlap) {
             continue;
+        }
+        if (in_block) {
+            const uint8_t *sp = sec.samples;
+            uint64_t cnt;
+            size_t n;
+            if (sl_get_uvarint(&sp, sec.samples + sec.samples_size, &cnt) != 0 ||
+                cnt > sec.samples_size ||
+                sl_array_grow(&buf, &bufcap, (size_t)cnt + 1, sizeof(*buf)) != 0 ||
+                ms_samples_decode(sec.samples, sec.samples_size, buf, (size_t)cnt, &n) != 0) {
+                rc = SL_ECORRUPT;
+                break;
+            }
+            if ((rc = push_samples(&it->samples, &it->n, &it->cap, buf, n, mint, maxt)) != 0) {
+                break;
+            }
         }
         sl_put_be32(ik + 4, 0);
         k = (MDB_val){8, ik};
@@ -407,6 +434,7 @@ out:
         mdb_cursor_close(cur);
     }
     mdb_txn_abort(txn);
+    ms_cblock_free(&cb);
     free(ids.ids);
     free(buf);
     return rc == SL_ECORRUPT ? SL_ESTORAGE : rc;

@@ -71,28 +71,11 @@ static uint64_t win_map_size(stg_store *s) {
     return m < MS_MIN_MAP ? MS_MIN_MAP : m;
 }
 
-static int win_open(stg_store *s, const char *tenant, uint64_t start_ns, bool create,
-                    ms_window **out) {
-    int rc = 0;
+/* Opens w->path's environment and databases and reads its info. */
+static int win_env_open(stg_store *s, ms_window *w, bool create) {
     MDB_txn *txn = NULL;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s/metrics/%llu", s->data_dir, tenant,
-             (unsigned long long)(start_ns / 1000000000ull));
-    ms_window *w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        return SL_ENOMEM;
-    }
-    w->tenant = strdup(tenant);
-    w->path = strdup(path);
-    w->window_start_ns = start_ns;
-    w->next_id = 1;
-    atomic_store(&w->min_t, INT64_MAX);
-    atomic_store(&w->max_t, INT64_MIN);
-    if (w->tenant == NULL || w->path == NULL) {
-        rc = SL_ENOMEM;
-        goto fail;
-    }
-    if ((rc = stg_env_open(path, create, 10, win_map_size(s), &w->env)) != 0 ||
+    int rc;
+    if ((rc = stg_env_open(w->path, create, 10, win_map_size(s), &w->env)) != 0 ||
         (rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn))) != 0) {
         goto fail;
     }
@@ -107,7 +90,8 @@ static int win_open(stg_store *s, const char *tenant, uint64_t start_ns, bool cr
                {"head", &w->db_head, 0},
                {"meta", &w->db_meta, 0},
                {"ex", &w->db_ex, 0},
-               {"info", &w->db_info, 0}};
+               {"info", &w->db_info, 0},
+               {"blocks", &w->db_blocks, 0}};
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         if ((rc = stg_lmdb_err(
                  mdb_dbi_open(txn, dbs[i].name, MDB_CREATE | dbs[i].flags, dbs[i].dbi))) != 0) {
@@ -129,20 +113,51 @@ static int win_open(stg_store *s, const char *tenant, uint64_t start_ns, bool cr
         atomic_store(&w->min_t, b[0]);
         atomic_store(&w->max_t, b[1]);
     }
+    w->compacted = ms_info_compacted(txn, w->db_info);
     rc = stg_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
-    if (rc != 0) {
-        goto fail;
+    if (rc == 0) {
+        return 0;
     }
-    *out = w;
-    return 0;
 fail:
     if (txn != NULL) {
         mdb_txn_abort(txn);
     }
-    SL_LOG_E("storage", "cannot open metrics window %s: %s", path, sl_strerror(rc));
-    win_free(w);
+    if (w->env != NULL) {
+        mdb_env_close(w->env);
+        w->env = NULL;
+    }
     return rc;
+}
+
+static int win_open(stg_store *s, const char *tenant, uint64_t start_ns, bool create,
+                    ms_window **out) {
+    int rc = 0;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s/metrics/%llu", s->data_dir, tenant,
+             (unsigned long long)(start_ns / 1000000000ull));
+    ms_window *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return SL_ENOMEM;
+    }
+    w->tenant = strdup(tenant);
+    w->path = strdup(path);
+    w->window_start_ns = start_ns;
+    w->next_id = 1;
+    atomic_store(&w->min_t, INT64_MAX);
+    atomic_store(&w->max_t, INT64_MIN);
+    if (w->tenant == NULL || w->path == NULL) {
+        rc = SL_ENOMEM;
+    } else {
+        rc = win_env_open(s, w, create);
+    }
+    if (rc != 0) {
+        SL_LOG_E("storage", "cannot open metrics window %s: %s", path, sl_strerror(rc));
+        win_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
 }
 
 /* Inserts w keeping the list newest first. Caller holds st->mu. */
@@ -240,6 +255,7 @@ int ms_series_find(ms_window *w, MDB_txn *txn, const uint8_t *labels, size_t siz
         return stg_lmdb_err(rc);
     }
     MDB_val k = {8, hk}, v;
+    ms_cblock cb = {0};
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
     rc = SL_ENOTFOUND;
     while (mrc == 0) {
@@ -253,10 +269,18 @@ int ms_series_find(ms_window *w, MDB_txn *txn, const uint8_t *labels, size_t siz
                 rc = 0;
                 break;
             }
+            ms_csection sec;
+            if (w->compacted && ms_cblock_find(w, txn, sl_get_be32(ik), &cb, &sec) == 0 &&
+                sec.labels_size == size && memcmp(sec.labels, labels, size) == 0) {
+                *id = sl_get_be32(ik);
+                rc = 0;
+                break;
+            }
         }
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
     }
     mdb_cursor_close(cur);
+    ms_cblock_free(&cb);
     return rc;
 }
 
@@ -293,6 +317,7 @@ static int metrics_open(stg_store *s) {
         if (d == NULL) {
             continue;
         }
+        ms_compact_recover(path);
         struct dirent *we;
         while (rc == 0 && (we = readdir(d)) != NULL) {
             uint64_t secs;
@@ -335,11 +360,97 @@ static void metrics_close(stg_store *s) {
     s->sig[STG_METRICS] = NULL;
 }
 
+/* The window of the tenant's oldest metrics WAL record (UINT64_MAX: none). */
+static uint64_t wal_oldest_metrics(stg_store *s, const char *tenant) {
+    stg_wal *wal;
+    uint64_t win = UINT64_MAX;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (stg_wal_get(s, tenant, false, &wal) != 0) {
+        return win;
+    }
+    if (mdb_txn_begin(wal->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return 0;
+    }
+    if (mdb_cursor_open(txn, wal->dbs[STG_METRICS], &cur) == 0) {
+        MDB_val k, v;
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == STG_WAL_KEY) {
+            win = sl_get_be64(k.mv_data);
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return win;
+}
+
+/* Replaces w's environment by its compacted copy (<path>.compact) when
+ * nobody else holds the window. Caller holds one reference. */
+static int win_swap(stg_store *s, ms_window *w) {
+    ms_state *st = state(s);
+    char tmp[4200], old[4200];
+    snprintf(tmp, sizeof(tmp), "%s.compact", w->path);
+    snprintf(old, sizeof(old), "%s.old", w->path);
+    pthread_mutex_lock(&st->mu);
+    if (w->refs != 1 || w->dropped) {
+        pthread_mutex_unlock(&st->mu);
+        return SL_EFULL; /* in use: next pass */
+    }
+    mdb_env_close(w->env);
+    w->env = NULL;
+    int rc = 0;
+    if (rename(w->path, old) != 0 || rename(tmp, w->path) != 0) {
+        rc = -errno;
+        rename(old, w->path);
+    }
+    int orc = win_env_open(s, w, false);
+    pthread_mutex_unlock(&st->mu);
+    if (rc == 0 && orc == 0) {
+        stg_rmtree(old);
+    }
+    return rc != 0 ? rc : orc;
+}
+
+/* Compacts at most one ended window per pass (metrics_compact.c). */
+static void compact_pass(stg_store *s, uint64_t now_ns) {
+    ms_window **ws;
+    size_t n;
+    if (ms_windows_list(s, NULL, &ws, &n) != 0) {
+        return;
+    }
+    uint64_t settle = 2ull * s->opt.cut_interval_ms * 1000000u + 10000000000ull;
+    for (size_t i = 0; i < n; i++) {
+        ms_window *w = ws[i];
+        if (w->compacted || w->window_start_ns + s->opt.partition_ns + settle > now_ns ||
+            wal_oldest_metrics(s, w->tenant) <= w->window_start_ns) {
+            continue;
+        }
+        /* Only our reference may remain for the swap. */
+        for (size_t j = 0; j < n; j++) {
+            if (j != i) {
+                win_release(s, ws[j]);
+            }
+        }
+        uint64_t t0 = sl_mono_nano();
+        int rc = ms_compact_window(s, w, win_swap);
+        if (rc == 0) {
+            SL_LOG_I("storage", "%s: compacted in %.1f s", w->path,
+                     (double)(sl_mono_nano() - t0) / 1e9);
+        } else if (rc != SL_EFULL) {
+            SL_LOG_W("storage", "%s: compaction failed: %s", w->path, sl_strerror(rc));
+        }
+        win_release(s, w);
+        free(ws);
+        return;
+    }
+    ms_windows_release(s, ws, n);
+}
+
 static int metrics_retention(stg_store *s, uint64_t now_ns) {
     ms_state *st = state(s);
     if (st == NULL) {
         return 0;
     }
+    compact_pass(s, now_ns);
     ms_window *victims = NULL;
     pthread_mutex_lock(&st->mu);
     ms_window **pp = &st->wins;
@@ -432,11 +543,16 @@ static int carry_head(stg_store *s, ms_window *w, const ms_sitem *c, ms_head *h)
             uint8_t ik[4];
             sl_put_be32(ik, id);
             MDB_val k = {4, ik}, v;
+            ms_cblock cb = {0};
+            ms_csection sec;
             if (mdb_get(txn, ws[i]->db_head, &k, &v) == 0 && v.mv_size == sizeof(*h)) {
                 memcpy(h, v.mv_data, sizeof(*h));
-                h->chunk = 0;
-                h->nopen = 0;
+            } else if (ws[i]->compacted && ms_cblock_find(ws[i], txn, id, &cb, &sec) == 0) {
+                *h = sec.head;
             }
+            ms_cblock_free(&cb);
+            h->chunk = 0;
+            h->nopen = 0;
         } else if (frc != SL_ENOTFOUND) {
             rc = frc;
         }

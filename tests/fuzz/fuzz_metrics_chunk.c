@@ -1,6 +1,7 @@
 /*
  * libFuzzer target for the metrics engine's decoders (storage/metrics_codec.c):
- * a Gorilla chunk, a postings list and a metrics WAL record, all from the same
+ * a Gorilla chunk, a compacted sample run, a postings list and a metrics WAL
+ * record, all from the same
  * input. Anything must decode or be rejected, never crash or over-read. What
  * decodes as a chunk is a round-trip oracle: encoding the samples again and
  * decoding that must give the same times and value bits, else abort().
@@ -39,6 +40,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             sl_buf_free(&b);
         }
         free(s);
+    }
+    /* The compacted windows' sample codec. */
+    stg_sample smp[512];
+    size_t got;
+    if (ms_samples_decode(data, size, smp, 512, &got) == 0 && got > 0) {
+        sl_buf b;
+        sl_buf_init(&b, 0);
+        stg_sample back[512];
+        size_t got2 = 0;
+        if (ms_samples_encode(smp, got, &b) != 0 ||
+            ms_samples_decode(b.data, b.len, back, 512, &got2) != 0 || got2 != got) {
+            abort();
+        }
+        for (size_t i = 0; i < got; i++) {
+            if (back[i].t_ms != smp[i].t_ms || memcmp(&back[i].v, &smp[i].v, 8) != 0) {
+                abort();
+            }
+        }
+        sl_buf_free(&b);
     }
     if (ms_postings_count(data, size, &n) == 0) {
         uint32_t *ids = malloc((n ? n : 1) * sizeof(*ids));

@@ -445,6 +445,99 @@ static void test_store_many_chunks(void) {
     rm_dir();
 }
 
+/* An ended window is compacted into zstd blocks: everything reads the same,
+ * series continue from its heads in the next window, and the file shrinks. */
+static void test_store_compaction(void) {
+    fresh_dir();
+    stg_options o;
+    stg_options_init(&o);
+    o.data_dir = g_dir;
+    o.background = 0;
+    o.map_size = 64ull << 20;
+    o.partition_ns = 1000000000ull; /* 1 s windows: the first one ends quickly */
+    stg_store *s = NULL;
+    ASSERT_EQ(stg_open(&o, &s), 0);
+    enum { N = 600 };
+    stg_sample smp[N];
+    for (int i = 0; i < N; i++) {
+        /* node_exporter-like: two decimals, and one stale marker */
+        smp[i] = (stg_sample){1700000000000 + (int64_t)i * 15000,
+                              i == 300 ? stale() : 1000 + i * 12.37};
+    }
+    write_series(s, "default", "cpu_seconds_total", "api", "200", STG_MS_CUMULATIVE, smp, N);
+    stg_sample d1[] = {{1700000000000, 5}};
+    write_series(s, "default", "calls_total", "api", "200", STG_MS_DELTA, d1, 1);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    stg_matcher m = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("cpu_seconds_total")};
+    got before = select1(s, "default", &m, 1);
+    ASSERT_EQ(before.nsamples[0], N);
+    /* Far enough ahead that the window has ended and settled. */
+    /* One window per pass; the writes may have straddled a second. */
+    for (int pass = 0; pass < 3; pass++) {
+        ASSERT_EQ(stg_maintain(s, sl_now_unix_nano() + 60000000000ull), 0);
+    }
+    ms_window **ws;
+    size_t nw;
+    ASSERT_EQ(ms_windows_list(s, "default", &ws, &nw), 0);
+    bool compacted = nw > 0;
+    for (size_t i = 0; i < nw; i++) {
+        compacted = compacted && ws[i]->compacted;
+    }
+    ms_windows_release(s, ws, nw);
+    ASSERT_TRUE(compacted);
+    got after = select1(s, "default", &m, 1);
+    ASSERT_EQ(after.nseries, 1);
+    ASSERT_EQ(after.nsamples[0], N);
+    ASSERT_EQ(after.last[0].t_ms, before.last[0].t_ms);
+    ASSERT_DBL_EQ(after.last[0].v, before.last[0].v);
+    stg_matcher re = {STG_MATCH_RE, SL_STR_LIT("job"), SL_STR_LIT("a.*")};
+    ASSERT_EQ(select1(s, "default", &re, 1).nseries, 2);
+    ASSERT_EQ(select1(s, "default", NULL, 0).nseries, 2);
+    strs x = {0};
+    ASSERT_EQ(stg_metric_metadata(s, "default", (sl_str){"", 0}, meta_cb, &x), 0);
+    ASSERT_STR_EQ(x.buf, "calls_total:counter:seconds,cpu_seconds_total:counter:seconds,");
+    /* The next window continues the delta total from the compacted head, and
+     * the compacted window survives a reopen. */
+    usleep(1100000);
+    stg_sample d2[] = {{1700000060000, 2}};
+    write_series(s, "default", "calls_total", "api", "200", STG_MS_DELTA, d2, 1);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    stg_close(s);
+    ASSERT_EQ(stg_open(&o, &s), 0);
+    stg_matcher mc = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("calls_total")};
+    got g = select1(s, "default", &mc, 1);
+    ASSERT_EQ(g.nseries, 1);
+    ASSERT_EQ(g.nsamples[0], 2);
+    ASSERT_DBL_EQ(g.last[0].v, 7);
+    ASSERT_EQ(select1(s, "default", &m, 1).nsamples[0], N);
+    stg_close(s);
+    rm_dir();
+}
+
+static void test_samples_codec(void) {
+    stg_sample in[] = {{-5, 0.1}, {10, 100000.48}, {25, -3}, {40, 1e15}, {41, 2.5}};
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(ms_samples_encode(in, 5, &b), 0);
+    stg_sample out[5];
+    size_t n;
+    ASSERT_EQ(ms_samples_decode(b.data, b.len, out, 5, &n), 0);
+    ASSERT_EQ(n, 5);
+    for (int i = 0; i < 5; i++) {
+        ASSERT_EQ(out[i].t_ms, in[i].t_ms);
+        ASSERT_TRUE(same_bits(out[i].v, in[i].v));
+    }
+    stg_sample odd[] = {{1, NAN}, {2, stale()}, {3, -0.0}, {4, INFINITY}, {5, 0.1 + 0.2}};
+    b.len = 0;
+    ASSERT_EQ(ms_samples_encode(odd, 5, &b), 0);
+    ASSERT_EQ(ms_samples_decode(b.data, b.len, out, 5, &n), 0);
+    for (int i = 0; i < 5; i++) {
+        ASSERT_TRUE(same_bits(out[i].v, odd[i].v));
+    }
+    ASSERT_TRUE(ms_samples_decode(b.data, b.len - 1, out, 5, &n) != 0);
+    sl_buf_free(&b);
+}
+
 /* With SL_WRITE_CORPUS=<dir>: seed inputs of fuzz_metrics_chunk (chunks, a
  * postings list, a WAL record). */
 static void write_corpus(void) {
@@ -462,10 +555,12 @@ static void write_corpus(void) {
     stg_exemplar ex = {1700000000000, 0.5, {1}, {2}, l, 1};
     stg_mseries sr = {l, 2, STG_MS_DELTA, s, 10, &ex, 1};
     stg_metric_meta meta = {SL_STR_LIT("up"), SL_STR_LIT("gauge"), SL_STR_LIT("h"), SL_STR_LIT("")};
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         sl_buf b;
         sl_buf_init(&b, 0);
-        if (k == 0) {
+        if (k == 4) {
+            ms_samples_encode(s, 100, &b);
+        } else if (k == 0) {
             ms_chunk_encode(s, 100, &b);
         } else if (k == 1) {
             ms_chunk_encode(s, 3, &b);
@@ -497,5 +592,7 @@ int main(void) {
     RUN(test_store_select);
     RUN(test_store_delta_and_order);
     RUN(test_store_many_chunks);
+    RUN(test_samples_codec);
+    RUN(test_store_compaction);
     return SL_TEST_RESULT();
 }

@@ -1,0 +1,484 @@
+/*
+ * Compaction of ended metrics windows (called from the store's maintenance
+ * pass): once a window has ended and nothing of it is left in the WAL, its
+ * per-series Gorilla chunks, labels and heads are rewritten into zstd blocks
+ * of consecutive series, in a fresh environment that replaces the window's
+ * (so the free pages left by rewriting open chunks disappear too):
+ *
+ *   blocks  u32be last series id in the block -> zstd frame of, per series:
+ *           uvarint id delta | uvarint labels size, canonical labels |
+ *           head: zigzag varint last_t, u64 last_v bits, u64 total bits |
+ *           uvarint samples size, samples (ms_samples_encode)
+ *
+ * `sid`, `head` and `chunks` are left empty; `series`, `post`, `meta`, `ex`
+ * are copied; `info` gets "compact". Samples are coded for zstd: timestamps
+ * as zigzag varint delta-of-deltas, values as decimal integers (the smallest
+ * power of ten that makes every value an exact integer, as node_exporter-style
+ * values are) delta-coded, else as XORed bits.
+ *
+ * The swap needs the window to be unreferenced (no reader, no cut): it is
+ * retried on a later pass otherwise. A crash mid-swap is repaired at start
+ * (ms_compact_recover). Thread: the store's maintenance thread.
+ */
+#include "metrics_int.h"
+
+#include "sl_err.h"
+#include "sl_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#define MC_BLOCK_RAW (512u << 10) /* raw bytes per block before compression */
+#define MC_LEVEL 19
+
+static char info_compact[] = "compact";
+
+/* --- the sample codec ----------------------------------------------------------- */
+
+static uint64_t mc_bits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+static double mc_double(uint64_t u) {
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+static const double mc_pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+/* The smallest e with every value an exact integer times 10^-e, or -1. */
+static int mc_decimal_exp(const stg_sample *s, size_t n) {
+    for (int e = 0; e < 10; e++) {
+        bool ok = true;
+        for (size_t i = 0; i < n && ok; i++) {
+            double v = s[i].v, x = v * mc_pow10[e];
+            ok = isfinite(v) && fabs(x) < 9e15 && (double)llround(x) / mc_pow10[e] == v &&
+                 !(v == 0 && signbit(v));
+        }
+        if (ok) {
+            return e;
+        }
+    }
+    return -1;
+}
+
+int ms_samples_encode(const stg_sample *s, size_t n, sl_buf *out) {
+    int rc = sl_buf_put_uvarint(out, n);
+    uint64_t prev_t = 0, prev_d = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t d = (uint64_t)s[i].t_ms - prev_t;
+        rc = sl_buf_put_uvarint(out, sl_zigzag((int64_t)(d - prev_d)));
+        prev_d = i == 0 ? 0 : d;
+        prev_t = (uint64_t)s[i].t_ms;
+    }
+    int e = mc_decimal_exp(s, n);
+    if (rc == 0) {
+        rc = sl_buf_putc(out, (uint8_t)(e < 0 ? 0xff : e));
+    }
+    int64_t prev_x = 0;
+    uint64_t prev_b = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (e >= 0) {
+            int64_t x = llround(s[i].v * mc_pow10[e]);
+            rc = sl_buf_put_uvarint(out, sl_zigzag(x - prev_x));
+            prev_x = x;
+        } else {
+            uint64_t b = mc_bits(s[i].v);
+            rc = sl_buf_put_uvarint(out, b ^ prev_b);
+            prev_b = b;
+        }
+    }
+    return rc;
+}
+
+int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, size_t *n) {
+    const uint8_t *end = p + size;
+    uint64_t cnt;
+    if (sl_get_uvarint(&p, end, &cnt) != 0 || cnt > cap || cnt > size) {
+        return SL_ECORRUPT;
+    }
+    uint64_t t = 0, d = 0;
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint64_t z;
+        if (sl_get_uvarint(&p, end, &z) != 0) {
+            return SL_ECORRUPT;
+        }
+        if (i == 0) {
+            t = (uint64_t)sl_unzigzag(z);
+        } else {
+            d += (uint64_t)sl_unzigzag(z);
+            t += d;
+        }
+        out[i].t_ms = (int64_t)t;
+    }
+    if (p >= end && cnt > 0) {
+        return SL_ECORRUPT;
+    }
+    int e = cnt > 0 ? *p++ : 0;
+    if (e != 0xff && e > 9) {
+        return SL_ECORRUPT;
+    }
+    int64_t x = 0;
+    uint64_t b = 0;
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint64_t z;
+        if (sl_get_uvarint(&p, end, &z) != 0) {
+            return SL_ECORRUPT;
+        }
+        if (e != 0xff) {
+            x = (int64_t)((uint64_t)x + (uint64_t)sl_unzigzag(z)); /* wraps on bad input */
+            out[i].v = (double)x / mc_pow10[e];
+        } else {
+            b ^= z;
+            out[i].v = mc_double(b);
+        }
+    }
+    *n = (size_t)cnt;
+    return p == end ? 0 : SL_ECORRUPT;
+}
+
+/* --- reading blocks ------------------------------------------------------------------ */
+
+void ms_cblock_free(ms_cblock *c) {
+    free(c->raw);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Loads the block holding id into c (unless it is already there). */
+static int cblock_load(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c) {
+    if (c->key != 0 && id <= c->key && id >= c->first) {
+        return 0;
+    }
+    MDB_cursor *cur;
+    int rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_blocks, &cur));
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t k8[4];
+    sl_put_be32(k8, id);
+    MDB_val k = {4, k8}, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (mrc != 0 || k.mv_size != 4) {
+        mdb_cursor_close(cur);
+        return mrc == MDB_NOTFOUND || mrc == 0 ? SL_ENOTFOUND : stg_lmdb_err(mrc);
+    }
+    uint32_t key = sl_get_be32(k.mv_data);
+    unsigned long long raw = ZSTD_getFrameContentSize(v.mv_data, v.mv_size);
+    if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > (64u << 20)) {
+        mdb_cursor_close(cur);
+        return SL_ECORRUPT;
+    }
+    if (sl_array_grow(&c->raw, &c->cap, (size_t)raw + 1, 1) != 0) {
+        mdb_cursor_close(cur);
+        return SL_ENOMEM;
+    }
+    size_t got = ZSTD_decompress(c->raw, (size_t)raw, v.mv_data, v.mv_size);
+    mdb_cursor_close(cur);
+    if (ZSTD_isError(got) || got != raw) {
+        c->key = 0;
+        return SL_ECORRUPT;
+    }
+    c->len = got;
+    c->key = key;
+    /* The first id of the block is its first section's. */
+    const uint8_t *p = c->raw;
+    uint64_t first;
+    if (sl_get_uvarint(&p, c->raw + c->len, &first) != 0) {
+        c->key = 0;
+        return SL_ECORRUPT;
+    }
+    c->first = (uint32_t)first;
+    return 0;
+}
+
+int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_csection *out) {
+    int rc = cblock_load(w, txn, id, c);
+    if (rc != 0) {
+        return rc;
+    }
+    const uint8_t *p = c->raw, *end = c->raw + c->len;
+    uint64_t cur = 0;
+    while (p < end) {
+        uint64_t d, lsize, lt, ssize;
+        if (sl_get_uvarint(&p, end, &d) != 0) {
+            return SL_ECORRUPT;
+        }
+        cur += d;
+        if (sl_get_uvarint(&p, end, &lsize) != 0 || lsize > (uint64_t)(end - p)) {
+            return SL_ECORRUPT;
+        }
+        const uint8_t *labels = p;
+        p += lsize;
+        if (sl_get_uvarint(&p, end, &lt) != 0 || end - p < 16) {
+            return SL_ECORRUPT;
+        }
+        ms_head h = {0};
+        h.last_t = sl_unzigzag(lt);
+        uint64_t b;
+        memcpy(&b, p, 8);
+        h.last_v = mc_double(b);
+        memcpy(&b, p + 8, 8);
+        h.total = mc_double(b);
+        h.has = 1;
+        p += 16;
+        if (sl_get_uvarint(&p, end, &ssize) != 0 || ssize > (uint64_t)(end - p)) {
+            return SL_ECORRUPT;
+        }
+        if (cur == id) {
+            out->labels = labels;
+            out->labels_size = (size_t)lsize;
+            out->head = h;
+            out->samples = p;
+            out->samples_size = (size_t)ssize;
+            return 0;
+        }
+        if (cur > id) {
+            break;
+        }
+        p += ssize;
+    }
+    return SL_ENOTFOUND;
+}
+
+/* --- compaction ------------------------------------------------------------------------ */
+
+typedef struct mc_out {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi series, post, meta, ex, info, blocks;
+} mc_out;
+
+static int copy_db(MDB_txn *from, MDB_dbi fdb, MDB_txn *to, MDB_dbi tdb, bool dup) {
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(from, fdb, &cur);
+    if (rc != 0) {
+        return stg_lmdb_err(rc);
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        rc = stg_lmdb_err(mdb_put(to, tdb, &k, &v, dup ? MDB_APPENDDUP : MDB_APPEND));
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+static int flush_block(mc_out *o, sl_buf *raw, uint32_t last_id, sl_buf *z) {
+    if (raw->len == 0) {
+        return 0;
+    }
+    size_t bound = ZSTD_compressBound(raw->len);
+    z->len = 0;
+    if (sl_buf_reserve(z, bound) != 0) {
+        return SL_ENOMEM;
+    }
+    size_t n = ZSTD_compress(z->data, bound, raw->data, raw->len, MC_LEVEL);
+    if (ZSTD_isError(n)) {
+        return SL_ENOMEM;
+    }
+    uint8_t key[4];
+    sl_put_be32(key, last_id);
+    MDB_val k = {4, key}, v = {n, z->data};
+    raw->len = 0;
+    return stg_lmdb_err(mdb_put(o->txn, o->blocks, &k, &v, MDB_APPEND));
+}
+
+/* Writes the compacted copy of w into dir. */
+static int write_compact(stg_store *s, ms_window *w, const char *dir) {
+    mc_out o = {0};
+    MDB_txn *rtxn = NULL;
+    MDB_cursor *sid = NULL, *ch = NULL;
+    sl_buf raw, z, sbuf;
+    sl_buf_init(&raw, 0);
+    sl_buf_init(&z, 0);
+    sl_buf_init(&sbuf, 0);
+    stg_sample *smp = NULL, *tmp = NULL;
+    size_t scap = 0, tcap = 0;
+    int rc = stg_env_open(dir, true, 10, s->opt.map_size / 32 > (64ull << 20)
+                                             ? s->opt.map_size / 32
+                                             : (64ull << 20),
+                          &o.env);
+    if (rc != 0) {
+        return rc;
+    }
+    if ((rc = stg_lmdb_err(mdb_txn_begin(o.env, NULL, 0, &o.txn))) != 0 ||
+        (rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, MDB_RDONLY, &rtxn))) != 0) {
+        goto out;
+    }
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+        unsigned flags;
+    } dbs[] = {{"series", &o.series, MDB_DUPSORT}, {"post", &o.post, 0}, {"meta", &o.meta, 0},
+               {"ex", &o.ex, 0},                   {"info", &o.info, 0}, {"blocks", &o.blocks, 0}};
+    MDB_dbi unused;
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        if ((rc = stg_lmdb_err(mdb_dbi_open(o.txn, dbs[i].name, MDB_CREATE | dbs[i].flags,
+                                            dbs[i].dbi))) != 0) {
+            goto out;
+        }
+    }
+    /* The readers open these by name: create them empty. */
+    if ((rc = stg_lmdb_err(mdb_dbi_open(o.txn, "sid", MDB_CREATE, &unused))) != 0 ||
+        (rc = stg_lmdb_err(mdb_dbi_open(o.txn, "head", MDB_CREATE, &unused))) != 0 ||
+        (rc = stg_lmdb_err(mdb_dbi_open(o.txn, "chunks", MDB_CREATE, &unused))) != 0) {
+        goto out;
+    }
+    if ((rc = copy_db(rtxn, w->db_series, o.txn, o.series, true)) != 0 ||
+        (rc = copy_db(rtxn, w->db_post, o.txn, o.post, false)) != 0 ||
+        (rc = copy_db(rtxn, w->db_meta, o.txn, o.meta, false)) != 0 ||
+        (rc = copy_db(rtxn, w->db_ex, o.txn, o.ex, false)) != 0 ||
+        (rc = copy_db(rtxn, w->db_info, o.txn, o.info, false)) != 0) {
+        goto out;
+    }
+    if ((rc = stg_lmdb_err(mdb_cursor_open(rtxn, w->db_sid, &sid))) != 0 ||
+        (rc = stg_lmdb_err(mdb_cursor_open(rtxn, w->db_chunks, &ch))) != 0) {
+        goto out;
+    }
+    MDB_val k, v;
+    uint32_t prev_id = 0, last_id = 0;
+    int mrc = mdb_cursor_get(sid, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        if (k.mv_size != 4) {
+            mrc = mdb_cursor_get(sid, &k, &v, MDB_NEXT);
+            continue;
+        }
+        uint32_t id = sl_get_be32(k.mv_data);
+        ms_head h = {0};
+        MDB_val hv;
+        if (mdb_get(rtxn, w->db_head, &k, &hv) == 0 && hv.mv_size == sizeof(h)) {
+            memcpy(&h, hv.mv_data, sizeof(h));
+        }
+        /* Every chunk of the series, in order. */
+        size_t n = 0;
+        uint8_t ck[8];
+        memcpy(ck, k.mv_data, 4);
+        sl_put_be32(ck + 4, 0);
+        MDB_val cv, ckv = {8, ck};
+        int crc = mdb_cursor_get(ch, &ckv, &cv, MDB_SET_RANGE);
+        while (crc == 0 && ckv.mv_size == 8 && memcmp(ckv.mv_data, ck, 4) == 0) {
+            size_t cn;
+            int64_t lo, hi;
+            if (ms_chunk_info(cv.mv_data, cv.mv_size, &cn, &lo, &hi) != 0 ||
+                sl_array_grow(&smp, &scap, n + cn, sizeof(*smp)) != 0 ||
+                ms_chunk_decode(cv.mv_data, cv.mv_size, smp + n, cn, &cn) != 0) {
+                rc = SL_ECORRUPT;
+                break;
+            }
+            n += cn;
+            crc = mdb_cursor_get(ch, &ckv, &cv, MDB_NEXT);
+        }
+        (void)tmp;
+        (void)tcap;
+        sbuf.len = 0;
+        if (rc == 0) {
+            rc = ms_samples_encode(smp, n, &sbuf);
+        }
+        uint64_t lv = mc_bits(h.last_v), tv = mc_bits(h.total);
+        if (rc == 0 && (rc = sl_buf_put_uvarint(&raw, id - prev_id)) == 0 &&
+            (rc = sl_buf_put_uvarint(&raw, v.mv_size)) == 0 &&
+            (rc = sl_buf_append(&raw, v.mv_data, v.mv_size)) == 0 &&
+            (rc = sl_buf_put_uvarint(&raw, sl_zigzag(h.last_t))) == 0 &&
+            (rc = sl_buf_append(&raw, &lv, 8)) == 0 && (rc = sl_buf_append(&raw, &tv, 8)) == 0 &&
+            (rc = sl_buf_put_uvarint(&raw, sbuf.len)) == 0) {
+            rc = sl_buf_append(&raw, sbuf.data, sbuf.len);
+        }
+        prev_id = id;
+        last_id = id;
+        if (rc == 0 && raw.len >= MC_BLOCK_RAW) {
+            rc = flush_block(&o, &raw, last_id, &z);
+            prev_id = 0;
+        }
+        mrc = mdb_cursor_get(sid, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND) {
+        rc = stg_lmdb_err(mrc);
+    }
+    if (rc == 0) {
+        rc = flush_block(&o, &raw, last_id, &z);
+    }
+    if (rc == 0) {
+        uint8_t one = 1;
+        k = (MDB_val){7, info_compact};
+        v = (MDB_val){1, &one};
+        rc = stg_lmdb_err(mdb_put(o.txn, o.info, &k, &v, 0));
+    }
+    if (rc == 0) {
+        rc = stg_lmdb_err(mdb_txn_commit(o.txn));
+        o.txn = NULL;
+    }
+out:
+    if (sid != NULL) {
+        mdb_cursor_close(sid);
+    }
+    if (ch != NULL) {
+        mdb_cursor_close(ch);
+    }
+    if (rtxn != NULL) {
+        mdb_txn_abort(rtxn);
+    }
+    if (o.txn != NULL) {
+        mdb_txn_abort(o.txn);
+    }
+    mdb_env_close(o.env);
+    free(smp);
+    sl_buf_free(&raw);
+    sl_buf_free(&z);
+    sl_buf_free(&sbuf);
+    return rc;
+}
+
+int ms_compact_window(stg_store *s, ms_window *w, int (*swap)(stg_store *, ms_window *)) {
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.compact", w->path);
+    stg_rmtree(tmp);
+    int rc = write_compact(s, w, tmp);
+    if (rc == 0) {
+        rc = swap(s, w);
+    }
+    if (rc != 0) {
+        stg_rmtree(tmp);
+    }
+    return rc;
+}
+
+bool ms_info_compacted(MDB_txn *txn, MDB_dbi info) {
+    MDB_val k = {7, info_compact}, v;
+    return mdb_get(txn, info, &k, &v) == 0;
+}
+
+void ms_compact_recover(const char *metrics_dir) {
+    DIR *d = opendir(metrics_dir);
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char path[4400], base[4400];
+        snprintf(path, sizeof(path), "%s/%s", metrics_dir, e->d_name);
+        if (len > 8 && strcmp(e->d_name + len - 8, ".compact") == 0) {
+            /* An unfinished copy, or one whose swap did not start. */
+            stg_rmtree(path);
+        } else if (len > 4 && strcmp(e->d_name + len - 4, ".old") == 0) {
+            struct stat sb;
+            snprintf(base, sizeof(base), "%s/%.*s", metrics_dir, (int)(len - 4), e->d_name);
+            if (stat(base, &sb) == 0) {
+                stg_rmtree(path); /* the swap completed */
+            } else if (rename(path, base) != 0) {
+                SL_LOG_W("storage", "cannot restore %s: %s", path, strerror(errno));
+            }
+        }
+    }
+    closedir(d);
+}
