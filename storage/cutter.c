@@ -595,15 +595,6 @@ out:
     return rc;
 }
 
-/* The writer adds right after its commit, so a cut may see records before
- * their counts: clamp at zero rather than wrap (the counters only pace cuts
- * and feed /metrics). */
-static void sub_clamped(atomic_uint_least64_t *c, uint64_t n) {
-    uint64_t cur = atomic_load(c);
-    while (!atomic_compare_exchange_weak(c, &cur, cur > n ? cur - n : 0)) {
-    }
-}
-
 /* Maps an LMDB or errno code from the cutter to SL_ESTORAGE, logging it. */
 static int cut_err(const char *path, int rc) {
     if (rc > 0 || (rc <= -30780 && rc >= -30999)) {
@@ -914,29 +905,8 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
         }
     }
 
-    /* Every window holds its blocks now: delete the records they came from.
-     * The log only grows at its end, so they are its head. */
-    if ((rc = mdb_txn_begin(w->env, NULL, 0, &txn)) != 0 ||
-        (rc = mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur)) != 0) {
-        goto out;
-    }
-    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (mrc == 0 && k.mv_size == STG_WAL_KEY && memcmp(k.mv_data, last_key, STG_WAL_KEY) <= 0) {
-        if ((rc = mdb_cursor_del(cur, 0)) != 0) {
-            goto out;
-        }
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (rc != 0) {
-        goto out;
-    }
-    sub_clamped(&w->bytes[STG_TRACES], rec_bytes);
-    sub_clamped(&w->records[STG_TRACES], nrecords);
-    sub_clamped(&s->wal_backlog, rec_bytes);
+    /* Every window holds its blocks now: delete the records they came from. */
+    rc = stg_wal_trim(s, w, STG_TRACES, last_key, nrecords, rec_bytes);
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);

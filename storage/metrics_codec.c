@@ -136,18 +136,6 @@ static bool br_get(bitr *r, int nbits, uint64_t *out) {
 
 /* --- chunks ----------------------------------------------------------------- */
 
-static uint64_t f2u(double d) {
-    uint64_t u;
-    memcpy(&u, &d, 8);
-    return u;
-}
-
-static double u2f(uint64_t u) {
-    double d;
-    memcpy(&d, &u, 8);
-    return d;
-}
-
 static int clz64(uint64_t v) {
     return v == 0 ? 64 : __builtin_clzll(v);
 }
@@ -174,8 +162,8 @@ int ms_chunk_encode(const stg_sample *s, size_t n, sl_buf *out) {
     }
     bitw w = {out, 0, 0, 0};
     bw_put(&w, (uint64_t)s[0].t_ms, 64);
-    bw_put(&w, f2u(s[0].v), 64);
-    uint64_t prev_t = (uint64_t)s[0].t_ms, prev_delta = 0, prev_v = f2u(s[0].v);
+    bw_put(&w, ms_f2u(s[0].v), 64);
+    uint64_t prev_t = (uint64_t)s[0].t_ms, prev_delta = 0, prev_v = ms_f2u(s[0].v);
     int lead = -1, trail = 0;
     for (size_t i = 1; i < n; i++) {
         /* Wrapping arithmetic: any two int64 times have a representable
@@ -199,7 +187,7 @@ int ms_chunk_encode(const stg_sample *s, size_t n, sl_buf *out) {
         }
         prev_delta = delta;
         prev_t = (uint64_t)s[i].t_ms;
-        uint64_t v = f2u(s[i].v), x = v ^ prev_v;
+        uint64_t v = ms_f2u(s[i].v), x = v ^ prev_v;
         if (x == 0) {
             bw_put(&w, 0, 1);
         } else {
@@ -267,7 +255,7 @@ int ms_chunk_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, 
     if (!br_get(&r, 64, &t) || !br_get(&r, 64, &v)) {
         return SL_ECORRUPT;
     }
-    out[0] = (stg_sample){(int64_t)t, u2f(v)};
+    out[0] = (stg_sample){(int64_t)t, ms_u2f(v)};
     int lead = -1, trail = 0;
     for (size_t i = 1; i < cnt; i++) {
         int nb = 0, ones = 0;
@@ -325,7 +313,7 @@ int ms_chunk_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, 
             }
             v ^= x;
         }
-        out[i] = (stg_sample){(int64_t)t, u2f(v)};
+        out[i] = (stg_sample){(int64_t)t, ms_u2f(v)};
     }
     *n = cnt;
     return 0;
@@ -431,7 +419,7 @@ int stg_metrics_encode(const stg_mseries *series, size_t n, const stg_metric_met
             rc = sl_buf_put_uvarint(
                 out, sl_zigzag((int64_t)((uint64_t)sr->samples[j].t_ms - (uint64_t)prev)));
             if (rc == 0) {
-                rc = put_u64(out, f2u(sr->samples[j].v));
+                rc = put_u64(out, ms_f2u(sr->samples[j].v));
             }
             prev = sr->samples[j].t_ms;
         }
@@ -441,7 +429,7 @@ int stg_metrics_encode(const stg_mseries *series, size_t n, const stg_metric_met
         for (size_t j = 0; j < sr->nexemplars && rc == 0; j++) {
             const stg_exemplar *e = &sr->exemplars[j];
             if ((rc = sl_buf_put_uvarint(out, sl_zigzag(e->t_ms))) == 0 &&
-                (rc = put_u64(out, f2u(e->v))) == 0 &&
+                (rc = put_u64(out, ms_f2u(e->v))) == 0 &&
                 (rc = sl_buf_append(out, e->trace_id, 16)) == 0 &&
                 (rc = sl_buf_append(out, e->span_id, 8)) == 0) {
                 rc = put_labels(out, e->labels, e->nlabels);
@@ -508,7 +496,7 @@ int ms_record_decode(const uint8_t *p, size_t size, sl_arena *a, ms_record *out)
                 return SL_ECORRUPT;
             }
             t += (uint64_t)sl_unzigzag(d);
-            sr[i].samples[j] = (stg_sample){(int64_t)t, u2f(get_u64le(p))};
+            sr[i].samples[j] = (stg_sample){(int64_t)t, ms_u2f(get_u64le(p))};
             p += 8;
         }
         size_t ne;
@@ -531,7 +519,7 @@ int ms_record_decode(const uint8_t *p, size_t size, sl_arena *a, ms_record *out)
                 return SL_ECORRUPT;
             }
             e->t_ms = sl_unzigzag(tz);
-            e->v = u2f(get_u64le(p));
+            e->v = ms_u2f(get_u64le(p));
             memcpy(e->trace_id, p + 8, 16);
             memcpy(e->span_id, p + 24, 8);
             p += 32;
@@ -630,7 +618,7 @@ int ms_smap_get(ms_smap *m, const uint8_t *labels, size_t size, ms_sitem **out) 
 /* --- the appender ----------------------------------------------------------- */
 
 static bool same_bits(double a, double b) {
-    return f2u(a) == f2u(b);
+    return ms_f2u(a) == ms_f2u(b);
 }
 
 void ms_apply(ms_head *h, uint8_t kind, const stg_sample *in, size_t n, stg_sample *out,

@@ -41,18 +41,6 @@ static char info_compact[] = "compact";
 
 /* --- the sample codec ----------------------------------------------------------- */
 
-static uint64_t mc_bits(double d) {
-    uint64_t u;
-    memcpy(&u, &d, 8);
-    return u;
-}
-
-static double mc_double(uint64_t u) {
-    double d;
-    memcpy(&d, &u, 8);
-    return d;
-}
-
 static const double mc_pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
 
 /* The smallest e with every value an exact integer times 10^-e, or -1. */
@@ -92,7 +80,7 @@ int ms_samples_encode(const stg_sample *s, size_t n, sl_buf *out) {
             rc = sl_buf_put_uvarint(out, sl_zigzag(x - prev_x));
             prev_x = x;
         } else {
-            uint64_t b = mc_bits(s[i].v);
+            uint64_t b = ms_f2u(s[i].v);
             rc = sl_buf_put_uvarint(out, b ^ prev_b);
             prev_b = b;
         }
@@ -139,7 +127,7 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
             out[i].v = (double)x / mc_pow10[e];
         } else {
             b ^= z;
-            out[i].v = mc_double(b);
+            out[i].v = ms_u2f(b);
         }
     }
     *n = (size_t)cnt;
@@ -225,9 +213,9 @@ int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_cse
         h.last_t = sl_unzigzag(lt);
         uint64_t b;
         memcpy(&b, p, 8);
-        h.last_v = mc_double(b);
+        h.last_v = ms_u2f(b);
         memcpy(&b, p + 8, 8);
-        h.total = mc_double(b);
+        h.total = ms_u2f(b);
         h.has = 1;
         p += 16;
         if (sl_get_uvarint(&p, end, &ssize) != 0 || ssize > (uint64_t)(end - p)) {
@@ -304,10 +292,9 @@ static int write_compact(stg_store *s, ms_window *w, const char *dir) {
     sl_buf_init(&sbuf, 0);
     stg_sample *smp = NULL, *tmp = NULL;
     size_t scap = 0, tcap = 0;
-    int rc = stg_env_open(dir, true, 10, s->opt.map_size / 32 > (64ull << 20)
-                                             ? s->opt.map_size / 32
-                                             : (64ull << 20),
-                          &o.env);
+    int rc = stg_env_open(
+        dir, true, 10, s->opt.map_size / 32 > (64ull << 20) ? s->opt.map_size / 32 : (64ull << 20),
+        &o.env);
     if (rc != 0) {
         return rc;
     }
@@ -319,12 +306,16 @@ static int write_compact(stg_store *s, ms_window *w, const char *dir) {
         const char *name;
         MDB_dbi *dbi;
         unsigned flags;
-    } dbs[] = {{"series", &o.series, MDB_DUPSORT}, {"post", &o.post, 0}, {"meta", &o.meta, 0},
-               {"ex", &o.ex, 0},                   {"info", &o.info, 0}, {"blocks", &o.blocks, 0}};
+    } dbs[] = {{"series", &o.series, MDB_DUPSORT},
+               {"post", &o.post, 0},
+               {"meta", &o.meta, 0},
+               {"ex", &o.ex, 0},
+               {"info", &o.info, 0},
+               {"blocks", &o.blocks, 0}};
     MDB_dbi unused;
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-        if ((rc = stg_lmdb_err(mdb_dbi_open(o.txn, dbs[i].name, MDB_CREATE | dbs[i].flags,
-                                            dbs[i].dbi))) != 0) {
+        if ((rc = stg_lmdb_err(
+                 mdb_dbi_open(o.txn, dbs[i].name, MDB_CREATE | dbs[i].flags, dbs[i].dbi))) != 0) {
             goto out;
         }
     }
@@ -384,7 +375,7 @@ static int write_compact(stg_store *s, ms_window *w, const char *dir) {
         if (rc == 0) {
             rc = ms_samples_encode(smp, n, &sbuf);
         }
-        uint64_t lv = mc_bits(h.last_v), tv = mc_bits(h.total);
+        uint64_t lv = ms_f2u(h.last_v), tv = ms_f2u(h.total);
         if (rc == 0 && (rc = sl_buf_put_uvarint(&raw, id - prev_id)) == 0 &&
             (rc = sl_buf_put_uvarint(&raw, v.mv_size)) == 0 &&
             (rc = sl_buf_append(&raw, v.mv_data, v.mv_size)) == 0 &&

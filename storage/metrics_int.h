@@ -51,6 +51,19 @@
  * sample per this many milliseconds (stamped with the latest time among them). */
 #define MS_DELTA_MERGE_MS 10000
 
+/* A double's bits and back. */
+static inline uint64_t ms_f2u(double d) {
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+static inline double ms_u2f(uint64_t u) {
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
 static inline bool ms_is_stale(double v) {
     uint64_t b;
     memcpy(&b, &v, 8);

@@ -375,8 +375,7 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
         }
         const uint8_t *copy = sl_arena_memdup(c->a, v.mv_data, v.mv_size);
         ms_sitem *it;
-        if ((copy == NULL && v.mv_size > 0) ||
-            (rc = ms_smap_get(map, copy, v.mv_size, &it)) != 0) {
+        if ((copy == NULL && v.mv_size > 0) || (rc = ms_smap_get(map, copy, v.mv_size, &it)) != 0) {
             rc = SL_ENOMEM;
             break;
         }

@@ -363,24 +363,8 @@ static void metrics_close(stg_store *s) {
 /* The window of the tenant's oldest metrics WAL record (UINT64_MAX: none). */
 static uint64_t wal_oldest_metrics(stg_store *s, const char *tenant) {
     stg_wal *wal;
-    uint64_t win = UINT64_MAX;
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    if (stg_wal_get(s, tenant, false, &wal) != 0) {
-        return win;
-    }
-    if (mdb_txn_begin(wal->env, NULL, MDB_RDONLY, &txn) != 0) {
-        return 0;
-    }
-    if (mdb_cursor_open(txn, wal->dbs[STG_METRICS], &cur) == 0) {
-        MDB_val k, v;
-        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == STG_WAL_KEY) {
-            win = sl_get_be64(k.mv_data);
-        }
-        mdb_cursor_close(cur);
-    }
-    mdb_txn_abort(txn);
-    return win;
+    return stg_wal_get(s, tenant, false, &wal) != 0 ? UINT64_MAX
+                                                    : stg_wal_oldest_window_of(wal, STG_METRICS);
 }
 
 /* Replaces w's environment by its compacted copy (<path>.compact) when
@@ -954,12 +938,6 @@ out:
     return rc;
 }
 
-static void sub_clamped(atomic_uint_least64_t *c, uint64_t n) {
-    uint64_t cur = atomic_load(c);
-    while (!atomic_compare_exchange_weak(c, &cur, cur > n ? cur - n : 0)) {
-    }
-}
-
 typedef struct cut_group {
     uint64_t window;
     ms_window *w; /* NULL: past retention, records are only deleted */
@@ -1064,27 +1042,7 @@ static int metrics_cut(stg_store *s, stg_wal *wal) {
     mdb_txn_abort(txn);
     txn = NULL;
 
-    if ((rc = stg_lmdb_err(mdb_txn_begin(wal->env, NULL, 0, &txn))) != 0 ||
-        (rc = stg_lmdb_err(mdb_cursor_open(txn, dbi, &cur))) != 0) {
-        goto out;
-    }
-    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (mrc == 0 && k.mv_size == STG_WAL_KEY && memcmp(k.mv_data, last_key, STG_WAL_KEY) <= 0) {
-        if ((rc = stg_lmdb_err(mdb_cursor_del(cur, 0))) != 0) {
-            goto out;
-        }
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    rc = stg_lmdb_err(mdb_txn_commit(txn));
-    txn = NULL;
-    if (rc != 0) {
-        goto out;
-    }
-    sub_clamped(&wal->bytes[STG_METRICS], rec_bytes);
-    sub_clamped(&wal->records[STG_METRICS], nrecords);
-    sub_clamped(&s->wal_backlog, rec_bytes);
+    rc = stg_lmdb_err(stg_wal_trim(s, wal, STG_METRICS, last_key, nrecords, rec_bytes));
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);

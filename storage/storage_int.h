@@ -204,8 +204,15 @@ int stg_wal_scan(stg_store *s, const char *tenant, stg_signal sig, stg_wal_cb cb
 /* Opens the WAL of every tenant directory found at start-up. */
 int stg_wal_discover(stg_store *s);
 void stg_wal_close(stg_wal *w);
-/* The window of the oldest uncut record (UINT64_MAX: none; 0: unknown). */
+/* The window of the oldest uncut record (UINT64_MAX: none; 0: unknown), of
+ * traces or of one signal. */
 uint64_t stg_wal_oldest_window(stg_wal *w);
+uint64_t stg_wal_oldest_window_of(stg_wal *w, stg_signal sig);
+/* Deletes the signal's records up to and including last_key (the ones a cut
+ * took, at the head of the log) in one transaction, then takes nrecords and
+ * bytes off the counters. Returns 0 or an LMDB/errno code (not mapped). */
+int stg_wal_trim(stg_store *s, stg_wal *w, stg_signal sig, const uint8_t *last_key,
+                 uint64_t nrecords, uint64_t bytes);
 void stg_widen_wal_bounds(stg_wal *w, uint64_t min_start, uint64_t max_start);
 /* Snapshot of all WALs (the list only grows; entries live until stg_close). */
 int stg_wals_list(stg_store *s, stg_wal ***out, size_t *n);

@@ -235,13 +235,17 @@ int stg_wal_get(stg_store *s, const char *tenant, bool create, stg_wal **out) {
 }
 
 uint64_t stg_wal_oldest_window(stg_wal *w) {
+    return stg_wal_oldest_window_of(w, STG_TRACES);
+}
+
+uint64_t stg_wal_oldest_window_of(stg_wal *w, stg_signal sig) {
     uint64_t win = UINT64_MAX;
     MDB_txn *txn;
     MDB_cursor *cur;
     if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
         return 0; /* unknown: as if everything were pending */
     }
-    if (mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur) == 0) {
+    if (mdb_cursor_open(txn, w->dbs[sig], &cur) == 0) {
         MDB_val k, v;
         if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == STG_WAL_KEY) {
             win = sl_get_be64(k.mv_data);
@@ -250,6 +254,47 @@ uint64_t stg_wal_oldest_window(stg_wal *w) {
     }
     mdb_txn_abort(txn);
     return win;
+}
+
+/* The writer adds right after its commit, so a cut may see records before
+ * their counts: clamp at zero rather than wrap (the counters only pace cuts
+ * and feed /metrics). */
+static void sub_clamped(atomic_uint_least64_t *c, uint64_t n) {
+    uint64_t cur = atomic_load(c);
+    while (!atomic_compare_exchange_weak(c, &cur, cur > n ? cur - n : 0)) {
+    }
+}
+
+int stg_wal_trim(stg_store *s, stg_wal *w, stg_signal sig, const uint8_t *last_key,
+                 uint64_t nrecords, uint64_t bytes) {
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_txn_begin(w->env, NULL, 0, &txn);
+    if (rc == 0) {
+        rc = mdb_cursor_open(txn, w->dbs[sig], &cur);
+    }
+    MDB_val k, v;
+    int mrc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
+    /* The log only grows at its end, so the cut records are its head. */
+    while (rc == 0 && mrc == 0 && k.mv_size == STG_WAL_KEY &&
+           memcmp(k.mv_data, last_key, STG_WAL_KEY) <= 0) {
+        rc = mdb_cursor_del(cur, 0);
+        mrc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : mrc;
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+    } else if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        sub_clamped(&w->bytes[sig], bytes);
+        sub_clamped(&w->records[sig], nrecords);
+        sub_clamped(&s->wal_backlog, bytes);
+    }
+    return rc;
 }
 
 int stg_wals_list(stg_store *s, stg_wal ***out, size_t *n) {
