@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -158,6 +159,26 @@ def main():
         check_eq(st, 400, "invalid tenant")
         st, b = get(srv, "/api/v1/query", {"query": "up"}, {"X-Scope-OrgID": "team-a"})
         check_eq(b.get("data"), {"resultType": "vector", "result": []}, "tenant query")
+        # Tenancy on stored metrics: a series sent as team-a is seen by team-a only.
+        now_ns = time.time_ns()
+        gauge = {"resourceMetrics": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+            "scopeMetrics": [{"metrics": [{"name": "tenant_probe", "gauge": {"dataPoints": [
+                {"timeUnixNano": str(now_ns - 10_000_000_000), "asDouble": 42}]}}]}]}]}
+        status, _, _ = srv.post("/v1/metrics", json.dumps(gauge).encode(), "application/json",
+                                headers={"X-Scope-OrgID": "team-a"})
+        check_eq(status, 200, "metrics ingest for team-a")
+        t = f"{now_ns / 1e9:.3f}"
+        st, b = get(srv, "/api/v1/query", {"query": "tenant_probe", "time": t},
+                    {"X-Scope-OrgID": "team-a"})
+        check_eq([(s["metric"].get("job"), s["value"][1]) for s in b["data"]["result"]],
+                 [("svc", "42")], "team-a sees its series")
+        st, b = get(srv, "/api/v1/query", {"query": "tenant_probe", "time": t})
+        check_eq(b["data"]["result"], [], "the default tenant does not")
+        st, b = get(srv, "/api/v1/series", {"match[]": "tenant_probe"}, {"X-Scope-OrgID": "team-b"})
+        check_eq(b.get("data"), [], "nor does team-b's series API")
+        st, b = get(srv, "/api/v1/label/job/values", {}, {"X-Scope-OrgID": "team-a"})
+        check_eq(b.get("data"), ["svc"], "team-a's label values")
         st, body = srv.get_json("/metrics")
         status, _, raw = srv.get("/metrics")
         check(b'handler="prom_query"' in raw, "query requests are counted in /metrics")
