@@ -188,6 +188,7 @@ typedef struct qry_resp {
     const char *content_type;     /* static string */
     const char *allow;            /* Allow header value for a 405, or NULL */
     const char *www_authenticate; /* for a 401, or NULL */
+    const char *cache_control;    /* Cache-Control value (static UI), or NULL */
     int fd;                       /* a file to send instead of body (static UI), or -1 */
     uint64_t fd_size;
 } qry_resp;

@@ -428,6 +428,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, qry_resp *resp) {
     if (resp->www_authenticate != NULL) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, resp->www_authenticate);
     }
+    if (resp->cache_control != NULL) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, resp->cache_control);
+    }
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
     MHD_destroy_response(r);

@@ -1,6 +1,12 @@
 /*
  * Static files of the web UI (ui_dir): GET / is index.html, a path ending in
  * '/' is that folder's index.html, content types come from the extension.
+ * The UI routes in the browser (/search, /trace/{id}, /logs, ...), so a
+ * missing path whose last segment has no extension is a deep link and gets
+ * index.html; a missing file with an extension stays a 404. The npm
+ * libraries under /node_modules/ change only with the lock file and may be
+ * cached for an hour; the UI's own files are revalidated on every load so
+ * that a new build shows at once.
  *
  * Invariants: only regular files under ui_dir are ever opened: a path with a
  * ".." segment (or any segment starting with '.', which also hides dotfiles)
@@ -86,7 +92,15 @@ static int path_safe(const char *path) {
     return 1;
 }
 
-void qry_serve_file(const char *ui_root, const char *path, qry_resp *resp) {
+/* True when path's last segment has no '.', i.e. it names a UI route. */
+static int is_route(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash != NULL && strchr(slash, '.') == NULL;
+}
+
+/* Opens ui_root + path (+ index.html for a folder) if it is a regular file
+ * inside ui_root. Returns the descriptor (size in *size) or -1. */
+static int open_under(const char *ui_root, const char *path, uint64_t *size) {
     char full[MAX_PATH_SIZE];
     struct stat st;
     int fd = -1;
@@ -94,9 +108,6 @@ void qry_serve_file(const char *ui_root, const char *path, qry_resp *resp) {
     size_t plen = strlen(path);
     const char *index = plen > 0 && path[plen - 1] == '/' ? "index.html" : "";
 
-    if (ui_root == NULL || !path_safe(path)) {
-        goto not_found;
-    }
     int n = snprintf(full, sizeof(full), "%s%s%s", ui_root, path, index);
     if (n < 0 || (size_t)n >= sizeof(full)) {
         goto not_found;
@@ -120,16 +131,41 @@ void qry_serve_file(const char *ui_root, const char *path, qry_resp *resp) {
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         goto not_found;
     }
-    resp->fd = fd;
-    resp->fd_size = (uint64_t)st.st_size;
-    resp->status = 200;
-    resp->content_type = qry_content_type(full);
+    *size = (uint64_t)st.st_size;
     free(resolved);
-    return;
+    return fd;
 not_found:
     if (fd >= 0) {
         close(fd);
     }
     free(resolved);
-    qry_resp_error(resp, 404, "not found");
+    return -1;
+}
+
+void qry_serve_file(const char *ui_root, const char *path, qry_resp *resp) {
+    uint64_t size = 0;
+    int fd = -1;
+    const char *served = path;
+    size_t plen = strlen(path);
+
+    if (ui_root == NULL || !path_safe(path)) {
+        qry_resp_error(resp, 404, "not found");
+        return;
+    }
+    fd = open_under(ui_root, path, &size);
+    if (fd < 0 && is_route(path)) {
+        served = "/";
+        fd = open_under(ui_root, served, &size);
+    }
+    if (fd < 0) {
+        qry_resp_error(resp, 404, "not found");
+        return;
+    }
+    resp->fd = fd;
+    resp->fd_size = size;
+    resp->status = 200;
+    resp->content_type =
+        qry_content_type(plen > 0 && served[strlen(served) - 1] == '/' ? "index.html" : served);
+    resp->cache_control =
+        strncmp(path, "/node_modules/", 14) == 0 ? "public, max-age=3600" : "no-cache";
 }

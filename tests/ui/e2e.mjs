@@ -1,0 +1,341 @@
+// End-to-end tests of the web UI in headless Chromium against the real
+// binary: data goes in over OTLP/HTTP (JSON), then each page is driven like
+// a person would. Any console error or uncaught exception fails the run
+// (except the browser's own note about an expected 404/401 from an API the
+// test provokes on purpose). With SIGHTLINE_SCREENSHOTS=dir, each page is
+// also saved as a PNG there (scripts/screenshots.sh).
+//
+// Usage: node e2e.mjs <sightline binary> <ui dir>
+import {spawn} from 'node:child_process';
+import {createHash} from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {chromium} from 'playwright-core';
+import {CHECKOUT_TRACE, CHECKOUT_SPANS, traces, logs} from './otlp_data.mjs';
+
+const [binary, uiDir] = process.argv.slice(2);
+if (!binary || !uiDir) { console.error('usage: node e2e.mjs <sightline> <ui dir>'); process.exit(2); }
+const shots = process.env.SIGHTLINE_SCREENSHOTS || '';
+const NOISE_LOGS = 2500;
+
+// The whole run is bounded: a hung browser or server cannot stall CI.
+const watchdog = setTimeout(() => { console.error('FAIL: the run took longer than 240 s'); cleanup(); process.exit(1); }, 240000);
+
+const failures = [];
+function check(cond, msg) {
+    if (!cond) { failures.push(msg); console.error('FAIL:', msg); }
+    return cond;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sightline-ui-'));
+const servers = [];
+let browser = null;
+
+function cleanup() {
+    for (const s of servers) { try { s.proc.kill('SIGTERM'); } catch { /* gone */ } }
+    if (browser) browser.close().catch(() => {});
+    fs.rmSync(tmp, {recursive: true, force: true});
+}
+
+async function startServer(name, extra = []) {
+    const dir = path.join(tmp, name);
+    fs.mkdirSync(dir);
+    const ports = path.join(dir, 'ports.json');
+    const log = fs.openSync(path.join(dir, 'server.log'), 'a');
+    const proc = spawn(binary, ['serve', '--host', '127.0.0.1', '--otlp-http-port', '0', '--otlp-grpc-port', '0',
+                                '--query-port', '0', '--data-dir', path.join(dir, 'data'), '--ports-file', ports,
+                                '--ui-dir', uiDir, '--log-level', 'warn', ...extra], {stdio: ['ignore', log, log]});
+    const s = {proc, dir};
+    servers.push(s);
+    for (let i = 0; i < 400; i++) {
+        if (proc.exitCode != null) throw new Error(`sightline exited: ${fs.readFileSync(path.join(dir, 'server.log'), 'utf8')}`);
+        if (fs.existsSync(ports)) {
+            try {
+                const p = JSON.parse(fs.readFileSync(ports, 'utf8'));
+                s.otlp = `http://127.0.0.1:${p.otlp_http}`;
+                s.ui = `http://127.0.0.1:${p.query}`;
+                return s;
+            } catch { /* partly written */ }
+        }
+        await new Promise(r => setTimeout(r, 50));
+    }
+    throw new Error('sightline did not start');
+}
+
+async function post(s, signal, body, headers = {}) {
+    const res = await fetch(`${s.otlp}/v1/${signal}`, {method: 'POST', body: JSON.stringify(body),
+                                                      headers: {'Content-Type': 'application/json', ...headers}});
+    if (!res.ok) throw new Error(`POST /v1/${signal}: ${res.status} ${await res.text()}`);
+}
+
+// Console errors per page; expected API failures are allowed by URL suffix.
+let allowed = [];
+let step = 'start';
+function watch(page) {
+    page.on('console', msg => {
+        if (msg.type() !== 'error') return;
+        const url = (msg.location() && msg.location().url) || '';
+        if (/Failed to load resource/.test(msg.text()) && allowed.some(a => url.includes(a))) return;
+        check(false, `[${step}] console error: ${msg.text()} (${url})`);
+    });
+    page.on('pageerror', err => check(false, `[${step}] uncaught exception: ${err.message}`));
+}
+
+async function shot(page, name) {
+    if (!shots) return;
+    await page.waitForTimeout(300);
+    await page.screenshot({path: path.join(shots, `${name}.png`), fullPage: false});
+}
+
+async function run() {
+    const s = await startServer('main');
+    const t0 = Date.now() - 30000;
+    await post(s, 'traces', traces(t0));
+    await post(s, 'logs', logs(t0, NOISE_LOGS));
+    await post(s, 'traces', {resourceSpans: [{resource: {attributes: [{key: 'service.name', value: {stringValue: 'acme-only'}}]},
+        scopeSpans: [{spans: [{traceId: 'ac'.repeat(16), spanId: 'ac'.repeat(8), name: 'acme op', kind: 2,
+            startTimeUnixNano: `${t0}000000`, endTimeUnixNano: `${t0 + 5}000000`}]}]}]}, {'X-Scope-OrgID': 'acme'});
+    // Metrics over OTLP when this build has them (a gauge drawn by PromQL).
+    let haveMetrics = false;
+    {
+        const now = BigInt(Date.now()) * 1000000n;
+        const points = [0, 1, 2, 3, 4].map(i => ({timeUnixNano: (now - BigInt(4 - i) * 15000000000n).toString(), asDouble: 10 + i}));
+        const res = await fetch(`${s.otlp}/v1/metrics`, {method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({resourceMetrics: [{resource: {attributes: [{key: 'service.name', value: {stringValue: 'checkout'}}]},
+                scopeMetrics: [{metrics: [{name: 'queue_depth', gauge: {dataPoints: points}}]}]}]})});
+        haveMetrics = res.ok;
+    }
+
+    browser = await chromium.launch({executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+                                     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking']});
+    const ctx = await browser.newContext({viewport: {width: 1280, height: 860}, colorScheme: 'light'});
+    ctx.setDefaultTimeout(15000);
+    const page = await ctx.newPage();
+    watch(page);
+    allowed = ['/api/fleet/health', '/api/v1/rules', '/api/v1/alerts'];
+
+    // Trace search finds the checkout trace.
+    step = 'search';
+    await page.goto(`${s.ui}/`);
+    await page.waitForSelector('#s-service option[value="frontend"]', {state: 'attached'});
+    await page.selectOption('#s-service', 'frontend');
+    await page.click('.search-form button[type=submit]');
+    await page.waitForSelector('.trace-item');
+    check(await page.locator(`.trace-item[data-trace-id="${CHECKOUT_TRACE}"]`).count() === 1, 'search lists the checkout trace');
+    check(await page.locator('.trace-item').count() === 7, 'search lists 7 frontend traces');
+    check(await page.locator(`.trace-item[data-trace-id="${CHECKOUT_TRACE}"].has-error`).count() === 1, 'the checkout trace is marked as failed');
+    check(await page.locator('svg.scatter circle.dot').count() === 7, 'the scatter has one dot per trace');
+    check(new URL(page.url()).searchParams.get('service') === 'frontend', 'the search is in the address');
+    await shot(page, 'search');
+
+    // The waterfall: span count, nesting, critical path, details, logs.
+    step = 'trace';
+    await page.click(`.trace-item[data-trace-id="${CHECKOUT_TRACE}"] a`);
+    await page.waitForSelector('.waterfall .span-row');
+    check(page.url().endsWith(`/trace/${CHECKOUT_TRACE}`), `trace URL: ${page.url()}`);
+    check(await page.locator('.span-row').count() === CHECKOUT_SPANS, 'waterfall shows every span');
+    check(await page.textContent('.span-count') === String(CHECKOUT_SPANS), 'header counts every span');
+    const depths = await page.$$eval('.span-row', rows => rows.map(r => `${r.dataset.spanId}:${r.dataset.depth}`));
+    check(JSON.stringify(depths) === JSON.stringify(['a000000000000001:0', 'a000000000000002:1', 'b000000000000003:2',
+        'b000000000000004:3', 'b000000000000008:3', 'b000000000000005:3', 'c000000000000006:4', 'a000000000000007:1']), `span nesting: ${depths}`);
+    check(await page.locator('.span-row[data-span-id="c000000000000006"].on-crit').count() === 1, 'payments span is on the critical path');
+    check(await page.locator('.span-row[data-span-id="b000000000000004"].on-crit').count() === 1, 'the DB call before it is on the critical path');
+    check(await page.locator('.span-row[data-span-id="b000000000000008"].on-crit').count() === 0, 'the cache lookup in parallel with it is not');
+    check(await page.locator('.span-row[data-span-id="c000000000000006"].err').count() === 1, 'the failed span is marked');
+    await page.click('.span-row[data-span-id="c000000000000006"]');
+    await page.waitForSelector('.span-details');
+    const det = await page.textContent('.span-details');
+    check(det.includes('card declined') && det.includes('payment.amount') && det.includes('host.name'), 'span details: status, attributes, resource');
+    check(det.includes('payment failed: card declined'), 'span details show the span\'s log inline');
+    check(new URL(page.url()).searchParams.get('span') === 'c000000000000006', 'the selected span is in the address');
+    await shot(page, 'trace');
+    // Collapsing the checkout server span hides its 4 descendants.
+    await page.click('.span-row[data-span-id="b000000000000003"] .toggle');
+    check(await page.locator('.span-row').count() === CHECKOUT_SPANS - 4, 'collapse hides the subtree');
+    await page.click('.tabs button[data-tab="flame"]');
+    check(await page.locator('svg.flame g.fl').count() === CHECKOUT_SPANS, 'flame graph has every span');
+    await shot(page, 'flamegraph');
+    await page.click('.tabs button[data-tab="logs"]');
+    check(await page.locator('.trace-logs li').count() === 3, 'the trace\'s logs tab lists 3 records');
+    // A deep link reloads to the same state.
+    await page.goto(`${s.ui}/trace/${CHECKOUT_TRACE}?span=b000000000000004`);
+    await page.waitForSelector('.span-details[data-details-for="b000000000000004"]');
+
+    // Logs: histogram, virtualised list, a log line links to its trace.
+    step = 'logs';
+    await page.goto(`${s.ui}/logs?range=1h`);
+    await page.waitForSelector('.log-row');
+    const status = await page.textContent('.log-status');
+    check(status.includes('1,000 records'), `first page of logs: ${status}`);
+    check(await page.locator('.histogram rect.hb').count() > 0, 'log histogram has bars');
+    await page.click('.logs-page > button:has-text("Load older")');
+    await page.waitForFunction(() => /2,000 records/.test(document.querySelector('.log-status').textContent));
+    const inDom = await page.locator('.log-row').count();
+    check(inDom > 5 && inDom < 120, `virtualised list keeps few rows in the DOM (${inDom} of 2000)`);
+    await page.$eval('.loglist', el => { el.scrollTop = 24 * 1500; });
+    await page.waitForFunction(() => [...document.querySelectorAll('.log-row')].some(r => +r.dataset.index >= 1500));
+    await page.fill('#l-q', 'card declined');
+    await page.click('.filters button[type=submit]');
+    await page.waitForFunction(() => /^1 record/.test(document.querySelector('.log-status').textContent.trim()));
+    await page.click('.log-row .log-line');
+    check((await page.textContent('.log-details')).includes(CHECKOUT_TRACE), 'expanded record shows its trace id');
+    await page.fill('#l-q', '');
+    await page.click('.filters button[type=submit]');
+    await page.waitForSelector('.log-row');
+    await shot(page, 'logs');
+    await page.fill('#l-q', 'card declined');
+    await page.click('.filters button[type=submit]');
+    await page.waitForFunction(() => /^1 record/.test(document.querySelector('.log-status').textContent.trim()));
+    await page.click('.log-row .log-line a');
+    await page.waitForSelector('.waterfall .span-row');
+    check(page.url().includes(`/trace/${CHECKOUT_TRACE}`), 'a log line links to its trace');
+    check(await page.locator('.span-row.selected[data-span-id="c000000000000006"]').count() === 1, 'the linked span is selected');
+
+    // Metrics: a PromQL query draws a chart; completion offers metric names.
+    step = 'metrics';
+    await page.goto(`${s.ui}/graph`);
+    await page.fill('#m-expr', 'vector(1) + 1');
+    await page.click('.promql button[type=submit]');
+    await page.waitForSelector('.chart .uplot canvas');
+    check(await page.locator('.metrics-out .u-legend').count() === 1, 'the chart has a legend');
+    await page.click('.tabs button[data-tab="table"]');
+    await page.waitForSelector('table.result');
+    check((await page.textContent('table.result')).includes('2'), 'table view shows the value');
+    await page.click('.tabs button[data-tab="graph"]');
+    await page.fill('#m-expr', 'no_such_metric_xyz');
+    await page.click('.promql button[type=submit]');
+    await page.waitForSelector('.metrics-out .notice.empty');
+    allowed.push('/api/v1/query_range');
+    await page.fill('#m-expr', 'sum(rate(');
+    await page.click('.promql button[type=submit]');
+    await page.waitForSelector('.metrics-out .notice.error');
+    check((await page.textContent('.metrics-out .notice.error')).includes('not valid'), 'a bad query says so');
+    allowed.pop();
+    if (haveMetrics) {
+        await page.fill('#m-expr', '');
+        await page.type('#m-expr', 'queue_de');
+        await page.waitForSelector('#m-suggest li');
+        await page.keyboard.press('Tab');
+        check(await page.inputValue('#m-expr') === 'queue_depth', 'completion fills the metric name');
+        await page.click('.promql button[type=submit]');
+        await page.waitForSelector('.metrics-out .chart .uplot canvas');
+    } else {
+        console.log('note: this build has no /v1/metrics; metric-name completion not exercised');
+        await page.fill('#m-expr', 'sum(rate(traces_span_metrics_calls_total[5m])) by (service_name)');
+        await page.click('.promql button[type=submit]');
+        await page.waitForSelector('.metrics-out .notice');
+    }
+    await page.selectOption('#m-red-service', 'frontend').catch(() => {});
+    await page.waitForFunction(() => !document.querySelector('.red-panels .notice.loading'));
+    if (shots && !haveMetrics) {
+        await page.fill('#m-expr', 'sin(vector(time()) / 300) * 10');
+        await page.click('.promql button[type=submit]');
+        await page.waitForSelector('.metrics-out .chart .uplot canvas');
+    }
+    await shot(page, 'metrics');
+
+    // Service map: nodes and edges from the dependencies; a click shows health.
+    step = 'map';
+    await page.goto(`${s.ui}/map`);
+    await page.waitForSelector('svg.map g.node');
+    const nodes = await page.$$eval('svg.map g.node', g => g.map(x => x.dataset.service).sort());
+    check(JSON.stringify(nodes) === JSON.stringify(['checkout', 'frontend', 'payments']), `map nodes: ${nodes}`);
+    check(await page.locator('svg.map path.edge').count() === 2, 'map has the two call edges');
+    await page.click('svg.map g.node[data-service="checkout"]');
+    await page.waitForSelector('.node-info h2');
+    check((await page.textContent('.node-info')).includes('payments'), 'node panel lists the callee');
+    await shot(page, 'service-map');
+
+    // Fleet health and alerts: data, or a clear "not available" on 404.
+    step = 'health';
+    await page.goto(`${s.ui}/health`);
+    await page.waitForSelector('.health-box .notice.na, .health-grid, .health-box .notice.empty');
+    check(await page.locator('.health-box .notice.error').count() === 0, 'fleet health is not an error');
+    await shot(page, 'fleet-health');
+    step = 'alerts';
+    await page.goto(`${s.ui}/alerts`);
+    await page.waitForSelector('.alerts > .notice:not(.loading), .alert-table');
+    await page.waitForSelector('.rules > .notice:not(.loading), .rule-group');
+    check(await page.locator('.alerts-page .notice.error').count() === 0, 'alerts page is not an error');
+    await shot(page, 'alerts');
+
+    // The tenant picker: another tenant sees only its own services.
+    step = 'tenant';
+    await page.goto(`${s.ui}/search`);
+    await page.click('#settings-btn');
+    await page.fill('#tenant', 'acme');
+    await page.click('#settings-save');
+    await page.waitForSelector('#s-service option[value="acme-only"]', {state: 'attached'});
+    check(await page.locator('#s-service option[value="frontend"]').count() === 0, 'tenant acme does not see frontend');
+    await page.evaluate(() => localStorage.clear());
+
+    // A narrow window keeps every page usable (no horizontal scrolling).
+    step = 'narrow';
+    await page.setViewportSize({width: 420, height: 860});
+    for (const p of ['/search?service=frontend', `/trace/${CHECKOUT_TRACE}`, '/logs', '/graph', '/map']) {
+        await page.goto(`${s.ui}${p}`);
+        await page.waitForLoadState('networkidle');
+        const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        check(over <= 1, `${p} fits a 420px window (overflow ${over}px)`);
+    }
+    await shot(page, 'narrow-trace');
+    await page.setViewportSize({width: 1280, height: 860});
+
+    // Dark mode follows prefers-color-scheme.
+    step = 'dark';
+    await page.emulateMedia({colorScheme: 'dark'});
+    await page.goto(`${s.ui}/trace/${CHECKOUT_TRACE}`);
+    await page.waitForSelector('.span-row');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    check(bg !== 'rgb(255, 255, 255)', `dark scheme background: ${bg}`);
+    await shot(page, 'trace-dark');
+    await page.emulateMedia({colorScheme: 'light'});
+
+    // Keyboard: the search form and a result are reachable with Tab.
+    step = 'keyboard';
+    await page.goto(`${s.ui}/search?service=frontend`);
+    await page.waitForSelector('.trace-item');
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+        await page.keyboard.press('Tab');
+        reached = await page.evaluate(() => !!document.activeElement.closest('.trace-item'));
+    }
+    check(reached, 'a search result is reachable with Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.waterfall');
+    await page.focus('.span-row[data-span-id="b000000000000005"]');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.span-details[data-details-for="b000000000000005"]');
+
+    // With --auth-tokens: no token is a clear 401; the token field fixes it.
+    step = 'auth';
+    const token = 'ui-test-token';
+    const tokFile = path.join(tmp, 'tokens');
+    fs.writeFileSync(tokFile, `${createHash('sha256').update(token).digest('hex')} default query\n`);
+    const a = await startServer('auth', ['--auth-tokens', tokFile]);
+    allowed = ['/api/services'];
+    await page.goto(`${a.ui}/search`);
+    await page.waitForSelector('.results .notice.error');
+    check((await page.textContent('.results .notice.error')).includes('Unauthorized'), 'a missing token shows Unauthorized');
+    allowed = [];
+    await page.click('#settings-btn');
+    await page.fill('#token', token);
+    await page.click('#settings-save');
+    await page.waitForSelector('.results .notice.empty');
+    check(await page.evaluate(() => localStorage.getItem('sightline.token')) === token, 'the token is kept in localStorage');
+    await ctx.close();
+}
+
+try {
+    await run();
+} catch (e) {
+    check(false, `[${step}] ${e.stack || e}`);
+    for (const s of servers) {
+        try { console.error(fs.readFileSync(path.join(s.dir, 'server.log'), 'utf8').slice(-2000)); } catch { /* none */ }
+    }
+}
+clearTimeout(watchdog);
+cleanup();
+if (failures.length) { console.error(`${failures.length} check(s) failed`); process.exit(1); }
+console.log('all UI checks passed');
