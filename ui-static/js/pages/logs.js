@@ -42,7 +42,7 @@ export async function render(root, route, {signal, navigate}) {
     const vlist = virtualList(listBox, () => rows, expanded);
 
     const params = extra => ({service: service.value, severity: severity.value, q: text.value.trim(),
-                              trace_id: traceId.value.trim().toLowerCase(), limit: PAGE, ...extra});
+                              trace_id: traceId.value.trim().toLowerCase(), span_id: spanFilter, limit: PAGE, ...extra});
     const keep = r => !spanFilter || r.span_id === spanFilter;
 
     async function run() {
