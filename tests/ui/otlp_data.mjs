@@ -20,7 +20,10 @@ function resource(service, spans) {
             scopeSpans: [{scope: {name: 'sightline-ui-test', version: '1.0'}, spans}]};
 }
 
-export function traces(t0) {
+// part 0: the checkout trace and three short ones; part 1: three more short
+// ones. Sent a moment apart, they give the span metrics two samples, which
+// rate() needs.
+export function traces(t0, part = 0) {
     const T = CHECKOUT_TRACE;
     const byService = {
         frontend: [
@@ -41,10 +44,11 @@ export function traces(t0) {
         ],
     };
     const home = [];
-    for (let i = 0; i < 6; i++) {
+    for (let i = part * 3; i < part * 3 + 3; i++) {
         const id = hex(0x1000 + i, 32), s = t0 - 60000 + i * 7000;
         home.push(span(id, hex(0x100 + i, 16), '', 'GET /home', 2, s, s + 5 + i * 3));
     }
+    if (part === 1) return {resourceSpans: [resource('frontend', home)]};
     byService.frontend.push(...home);
     return {resourceSpans: Object.entries(byService).map(([s, spans]) => resource(s, spans))};
 }

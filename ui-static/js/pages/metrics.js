@@ -147,7 +147,9 @@ export async function render(root, route, {signal, navigate}) {
         const sel = `service_name="${s.replace(/["\\]/g, '\\$&')}"`;
         const panels = [
             ['Rate (calls/s)', `sum(rate(${CALLS}{${sel}}[5m]))`, ''],
-            ['Errors (calls/s)', `sum(rate(${CALLS}{${sel},status_code="STATUS_CODE_ERROR"}[5m]))`, ''],
+            // "or 0 * calls": a service that has calls but no errors draws a
+            // zero line rather than "no data".
+            ['Errors (calls/s)', `sum(rate(${CALLS}{${sel},status_code="STATUS_CODE_ERROR"}[5m])) or 0 * sum(rate(${CALLS}{${sel}}[5m]))`, ''],
             ['Duration p50 / p95 / p99 (s)', [0.5, 0.95, 0.99].map(x => `histogram_quantile(${x}, sum by (le) (rate(${BUCKETS}{${sel}}[5m])))`), 's'],
         ];
         clear(red, panels.map(([title]) => h('div.panel', h('h3', title), h('div.chart.small', notice('loading', 'Loading…')))));
