@@ -3,7 +3,9 @@ only through OTEL_* variables exports a trace over OTLP/HTTP protobuf, then
 over OTLP/JSON with gzip and a tenant header; every span, attribute type,
 event, link, status and resource attribute is checked through the Jaeger
 API; with bearer tokens configured, the token goes in
-OTEL_EXPORTER_OTLP_HEADERS (a wrong one is a 401: counted, not retried).
+OTEL_EXPORTER_OTLP_HEADERS (a wrong one is a 401: counted, not retried);
+with mutual TLS on ingest, the CA and client certificate settings are used
+(without a client certificate every export fails and is counted).
 The trace's logs are checked through /api/traces/{id}/logs and /api/logs,
 the metrics (counter, histogram, gauge, observable gauge) through the
 Prometheus API with the OTel-to-Prometheus names.
@@ -23,11 +25,11 @@ from harness import Server, check, check_eq, finish, rand_hex
 binary, driver = sys.argv[1], sys.argv[2]
 
 
-def run_driver(srv, extra_env):
+def run_driver(srv, extra_env, scheme="http"):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update({"OTEL_SERVICE_NAME": "sdk-it",
                 "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,team=a%20b",
-                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{srv.otlp_port}",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"{scheme}://127.0.0.1:{srv.otlp_port}",
                 "OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_METRIC_EXPORT_INTERVAL": "60000"})
     env.update(extra_env)
     p = subprocess.run([driver, "emit"], env=env, capture_output=True, timeout=120)
@@ -214,5 +216,33 @@ finally:
     check_eq(srv.stop(), 0, "server exit status (auth)")
     srv.cleanup()
     os.unlink(tokens)
+
+# --- mutual TLS on ingest: the SDK's CA and client certificate settings ------------
+cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+gen = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                      "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1",
+                      "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True)
+check_eq(gen.returncode, 0, "test certificate generated")
+srv = Server(binary, ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", cert]).start()
+try:
+    out = run_driver(srv, {"OTEL_EXPORTER_OTLP_CERTIFICATE": cert,
+                           "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": cert,
+                           "OTEL_EXPORTER_OTLP_CLIENT_KEY": key}, scheme="https")
+    s = out[1]["stats"]
+    check_eq((s["spans_exported"], s["logs_exported"], s["metric_exports_failed"]), (4, 2, 0),
+             "mutual TLS: every signal acknowledged")
+    # A refused handshake looks like a transport failure: retried until the
+    # export deadline (2 s here), then counted.
+    out = run_driver(srv, {"OTEL_EXPORTER_OTLP_CERTIFICATE": cert,
+                           "OTEL_BSP_EXPORT_TIMEOUT": "2000", "OTEL_BLRP_EXPORT_TIMEOUT": "2000",
+                           "OTEL_METRIC_EXPORT_TIMEOUT": "2000"}, scheme="https")
+    s = out[1]["stats"]
+    check_eq((s["spans_exported"], s["spans_export_failed"], s["logs_exported"]), (0, 4, 0),
+             "mutual TLS without a client certificate: refused, counted")
+finally:
+    check_eq(srv.stop(), 0, "server exit status (TLS)")
+    srv.cleanup()
+    for f in (cert, key):
+        os.unlink(f)
     os.rmdir(work)
 finish()
