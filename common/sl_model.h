@@ -123,6 +123,44 @@ typedef struct sl_log_record {
     uint32_t dropped_attrs;
 } sl_log_record;
 
+/* Exact equality of two values (doubles bit for bit: -0.0 and 0.0 differ,
+ * NaN payloads count) and of two resources (same attributes in the same
+ * order). */
+static inline bool sl_value_eq(const sl_value *a, const sl_value *b) {
+    if (a->type != b->type) {
+        return false;
+    }
+    switch (a->type) {
+    case SL_VAL_STR:
+    case SL_VAL_ARRAY:
+    case SL_VAL_KVLIST:
+    case SL_VAL_BYTES:
+        return sl_str_eq(a->v.s, b->v.s);
+    case SL_VAL_INT:
+        return a->v.i == b->v.i;
+    case SL_VAL_BOOL:
+        return a->v.b == b->v.b;
+    case SL_VAL_DOUBLE:
+        return memcmp(&a->v.d, &b->v.d, sizeof(double)) == 0;
+    default:
+        return true;
+    }
+}
+
+static inline bool sl_resource_eq(const sl_resource *a, const sl_resource *b) {
+    if (!sl_str_eq(a->service, b->service) || a->nattrs != b->nattrs ||
+        a->dropped_attrs != b->dropped_attrs) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->nattrs; i++) {
+        if (!sl_str_eq(a->attrs[i].key, b->attrs[i].key) ||
+            !sl_value_eq(&a->attrs[i].val, &b->attrs[i].val)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static inline uint64_t sl_span_duration_nano(const sl_span *s) {
     return s->end_unix_nano > s->start_unix_nano ? s->end_unix_nano - s->start_unix_nano : 0;
 }

@@ -152,6 +152,8 @@ static void run_search(const qry_req *req, stg_log_query *q, qry_resp *resp) {
     qry_jw_u64(&w, st.bytes_decompressed);
     QRY_JW_LIT(&w, ",\"wal_records\":");
     qry_jw_u64(&w, st.wal_records);
+    QRY_JW_LIT(&w, ",\"wal_skipped\":");
+    qry_jw_u64(&w, st.wal_skipped);
     QRY_JW_LIT(&w, "}}");
     if (w.err != 0) {
         qry_resp_storage_error(resp, w.err);

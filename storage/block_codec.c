@@ -855,32 +855,6 @@ static uint64_t value_hash(uint64_t h, const sl_value *v) {
     }
 }
 
-static bool value_eq(const sl_value *a, const sl_value *b) {
-    if (a->type != b->type) {
-        return false;
-    }
-    switch (a->type) {
-    case SL_VAL_STR:
-    case SL_VAL_ARRAY:
-    case SL_VAL_KVLIST:
-    case SL_VAL_BYTES:
-        return sl_str_eq(a->v.s, b->v.s);
-    case SL_VAL_INT:
-        return a->v.i == b->v.i;
-    case SL_VAL_BOOL:
-        return a->v.b == b->v.b;
-    case SL_VAL_DOUBLE: {
-        /* Bit equality: -0.0 and 0.0 differ, NaN payloads are kept. */
-        uint64_t x, y;
-        memcpy(&x, &a->v.d, 8);
-        memcpy(&y, &b->v.d, 8);
-        return x == y;
-    }
-    default:
-        return true;
-    }
-}
-
 static uint64_t resource_hash(const sl_resource *r) {
     uint64_t h =
         r->service.len > 0 && r->service.ptr != NULL ? str_hash(r->service.ptr, r->service.len) : 0;
@@ -892,20 +866,6 @@ static uint64_t resource_hash(const sl_resource *r) {
         h = mix64(value_hash(h, &a->val));
     }
     return h;
-}
-
-static bool resource_eq(const sl_resource *a, const sl_resource *b) {
-    if (!sl_str_eq(a->service, b->service) || a->nattrs != b->nattrs ||
-        a->dropped_attrs != b->dropped_attrs) {
-        return false;
-    }
-    for (uint32_t i = 0; i < a->nattrs; i++) {
-        if (!sl_str_eq(a->attrs[i].key, b->attrs[i].key) ||
-            !value_eq(&a->attrs[i].val, &b->attrs[i].val)) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* Returns 1 + the block index of r, writing r to COL_RES when it is the first
@@ -930,7 +890,7 @@ static uint32_t enc_resource(enc *e, const sl_resource *r) {
     if (e->rtab.slot != NULL) {
         uint32_t pos = ht_pos(&e->rtab, ch), i;
         while (ht_live(&e->rtab, pos, &i)) {
-            if (e->res[i].hash == ch && resource_eq(e->res[i].r, r)) {
+            if (e->res[i].hash == ch && sl_resource_eq(e->res[i].r, r)) {
                 idx = i;
                 break;
             }

@@ -268,39 +268,8 @@ static void put_attrs(enc *e, int count_col, const sl_attr *attrs, uint32_t n) {
     }
 }
 
-static bool value_eq(const sl_value *a, const sl_value *b) {
-    if (a->type != b->type) {
-        return false;
-    }
-    switch (a->type) {
-    case SL_VAL_BOOL:
-        return a->v.b == b->v.b;
-    case SL_VAL_INT:
-        return a->v.i == b->v.i;
-    case SL_VAL_DOUBLE:
-        return memcmp(&a->v.d, &b->v.d, 8) == 0;
-    case SL_VAL_EMPTY:
-        return true;
-    default:
-        return sl_str_eq(a->v.s, b->v.s);
-    }
-}
-
 static bool resource_eq(const sl_resource *a, const sl_resource *b) {
-    if (a == b) {
-        return true;
-    }
-    if (a == NULL || b == NULL || !sl_str_eq(a->service, b->service) || a->nattrs != b->nattrs ||
-        a->dropped_attrs != b->dropped_attrs) {
-        return false;
-    }
-    for (uint32_t i = 0; i < a->nattrs; i++) {
-        if (!sl_str_eq(a->attrs[i].key, b->attrs[i].key) ||
-            !value_eq(&a->attrs[i].val, &b->attrs[i].val)) {
-            return false;
-        }
-    }
-    return true;
+    return a == b || (a != NULL && b != NULL && sl_resource_eq(a, b));
 }
 
 /* Resources are few per block; beyond this many distinct ones the encoder

@@ -74,6 +74,20 @@ static inline uint32_t logs_sev_bit(int32_t sev) {
 
 #define LOGS_TRACE_KEY 5
 
+/* A WAL record of STG_LOGS: a header (magic "SLLW", min and max record
+ * time, severity bit mask, record count; little-endian) that lets a search
+ * skip it without decoding, then a log block at zstd level 1. */
+#define LOGS_WAL_MAGIC "SLLW"
+#define LOGS_WAL_HDR 28
+typedef struct logs_wal_hdr {
+    uint64_t min_time, max_time;
+    uint32_t sev_mask, nrecs;
+} logs_wal_hdr;
+
+/* Splits a logs WAL record into its header and block. 0 or SL_ECORRUPT. */
+int logs_wal_parse(const uint8_t *v, size_t size, logs_wal_hdr *h, const uint8_t **block,
+                   size_t *block_size);
+
 /* logs_store.c */
 /* Snapshot of the tenant's windows, newest first, each with a reference
  * taken. *out is malloc'd; release with logs_wins_release. */

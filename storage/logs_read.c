@@ -47,6 +47,10 @@ typedef struct search {
     hit *hits;
     size_t n, cap;
     stg_log_stats st;
+    logs_wal_hdr *hdrs; /* pass 1 over the WAL */
+    size_t nh, hcap;
+    uint64_t bound; /* see wal_bound */
+    bool have_bound;
     int err;
 } search;
 
@@ -233,12 +237,102 @@ static void trim(search *S) {
 
 /* --- the WAL ------------------------------------------------------------------ */
 
+/* Whether a WAL record's header allows a match; for queries that every
+ * record in the time range matches, also whether it can beat the bound
+ * that pass 1 found (see wal_bound). */
+static bool wal_may_match(const search *S, const logs_wal_hdr *h) {
+    const stg_log_query *q = S->q;
+    if ((q->start_unix_nano != 0 && h->max_time < q->start_unix_nano) ||
+        (q->end_unix_nano != 0 && h->min_time > q->end_unix_nano) || h->nrecs == 0) {
+        return false;
+    }
+    if (q->min_severity > 0) {
+        uint32_t want = q->min_severity > 24 ? 1u << 31 : ~((1u << q->min_severity) - 1);
+        if ((h->sev_mask & want) == 0) {
+            return false;
+        }
+    }
+    if (S->have_bound) {
+        return q->forward ? h->min_time <= S->bound : h->max_time >= S->bound;
+    }
+    return true;
+}
+
+/* Pass 1 over the WAL: the headers of the records that may match. */
+static int wal_header(void *ud, uint64_t window, uint64_t seq, const uint8_t *rec, size_t size) {
+    search *S = ud;
+    logs_wal_hdr h;
+    const uint8_t *blk;
+    size_t bs;
+    (void)window, (void)seq;
+    if (logs_wal_parse(rec, size, &h, &blk, &bs) == 0 && wal_may_match(S, &h)) {
+        if (sl_array_grow(&S->hdrs, &S->hcap, S->nh + 1, sizeof(*S->hdrs)) != 0) {
+            return SL_ENOMEM;
+        }
+        S->hdrs[S->nh++] = h;
+    }
+    return 0;
+}
+
+static int cmp_hdr_back(const void *pa, const void *pb) {
+    const logs_wal_hdr *a = pa, *b = pb;
+    return a->max_time > b->max_time ? -1 : a->max_time < b->max_time;
+}
+
+static int cmp_hdr_fwd(const void *pa, const void *pb) {
+    const logs_wal_hdr *a = pa, *b = pb;
+    return a->min_time < b->min_time ? -1 : a->min_time > b->min_time;
+}
+
+/* When every record in the time range matches (no service, severity, word
+ * or id filter), the newest `limit` records of the WAL lie in the records
+ * with the latest max times that together hold `limit` records inside the
+ * range: records that end before the oldest of those start cannot be in the
+ * answer (the mirror image going forward). Sets S->bound when it applies. */
+static void wal_bound(search *S) {
+    const stg_log_query *q = S->q;
+    if (q->service.len > 0 || q->min_severity > 0 || q->nterms > 0 || q->trace_id != NULL ||
+        q->span_id != NULL || S->nh == 0) {
+        return;
+    }
+    qsort(S->hdrs, S->nh, sizeof(*S->hdrs), q->forward ? cmp_hdr_fwd : cmp_hdr_back);
+    uint64_t have = 0, bound = q->forward ? 0 : UINT64_MAX;
+    for (size_t i = 0; i < S->nh && have < q->limit; i++) {
+        const logs_wal_hdr *h = &S->hdrs[i];
+        if ((q->start_unix_nano != 0 && h->min_time < q->start_unix_nano) ||
+            (q->end_unix_nano != 0 && h->max_time > q->end_unix_nano)) {
+            continue; /* partly outside the range: its count proves nothing */
+        }
+        have += h->nrecs;
+        if (q->forward) {
+            bound = h->max_time > bound ? h->max_time : bound;
+        } else {
+            bound = h->min_time < bound ? h->min_time : bound;
+        }
+    }
+    if (have >= q->limit) {
+        S->bound = bound;
+        S->have_bound = true;
+    }
+}
+
+/* Pass 2: the records that may match, decoded and matched exactly. */
 static int wal_record(void *ud, uint64_t window, uint64_t seq, const uint8_t *rec, size_t size) {
     search *S = ud;
     sl_log_record *rs;
     size_t rn, raw = 0;
+    logs_wal_hdr h;
+    const uint8_t *blk;
+    size_t bs;
+    if (logs_wal_parse(rec, size, &h, &blk, &bs) != 0) {
+        return 0; /* the cutter reports and drops it */
+    }
+    if (!wal_may_match(S, &h)) {
+        S->st.wal_skipped++;
+        return 0;
+    }
     sl_arena_reset(&S->scratch);
-    int rc = stg_logs_decode(rec, size, &S->scratch, &rs, &rn, &raw);
+    int rc = stg_logs_decode(blk, bs, &S->scratch, &rs, &rn, &raw);
     if (rc == SL_ECORRUPT) {
         return 0; /* the cutter reports and drops it */
     }
@@ -539,7 +633,12 @@ int stg_find_logs(stg_store *s, const stg_log_query *q, sl_arena *a, sl_log_reco
     if ((rc = hs.err) != 0) {
         goto out;
     }
-    /* The WAL snapshot first: anything cut after it is in a window read later. */
+    /* The WAL first (its headers, then the records that may match): anything
+     * cut after the second pass is in a window read later. */
+    if ((rc = stg_wal_scan(s, q->tenant, STG_LOGS, wal_header, &S)) != 0) {
+        goto out;
+    }
+    wal_bound(&S);
     if ((rc = stg_wal_scan(s, q->tenant, STG_LOGS, wal_record, &S)) != 0 ||
         (rc = logs_wins_list(s, q->tenant, &wins, &nwins)) != 0) {
         goto out;
@@ -623,6 +722,7 @@ out:
     free(cs);
     free(hs.h);
     free(S.hits);
+    free(S.hdrs);
     sl_arena_free(&S.scratch);
     sl_arena_free(&S.hits_arena);
     return rc;

@@ -40,17 +40,63 @@ static logs_state *state(stg_store *s) {
     return s->sig[STG_LOGS];
 }
 
+static void put_le(uint8_t *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint64_t get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
 int stg_logs_wal_encode(const sl_log_record *recs, size_t n, sl_buf *out) {
     const sl_log_record **ptrs = malloc((n ? n : 1) * sizeof(*ptrs));
     if (ptrs == NULL) {
         return SL_ENOMEM;
     }
+    uint8_t h[LOGS_WAL_HDR];
+    uint64_t lo = UINT64_MAX, hi = 0;
+    uint32_t mask = 0;
     for (size_t i = 0; i < n; i++) {
         ptrs[i] = &recs[i];
+        lo = recs[i].time_unix_nano < lo ? recs[i].time_unix_nano : lo;
+        hi = recs[i].time_unix_nano > hi ? recs[i].time_unix_nano : hi;
+        mask |= logs_sev_bit(recs[i].severity_number);
     }
-    int rc = stg_logs_encode(ptrs, n, LOGS_WAL_LEVEL, out);
+    memcpy(h, LOGS_WAL_MAGIC, 4);
+    put_le(h + 4, n > 0 ? lo : 0, 8);
+    put_le(h + 12, hi, 8);
+    put_le(h + 20, mask, 4);
+    put_le(h + 24, n, 4);
+    size_t start = out->len;
+    int rc = sl_buf_append(out, h, sizeof(h));
+    if (rc == 0) {
+        rc = stg_logs_encode(ptrs, n, LOGS_WAL_LEVEL, out);
+    }
+    if (rc != 0) {
+        out->len = start;
+    }
     free(ptrs);
     return rc;
+}
+
+int logs_wal_parse(const uint8_t *v, size_t size, logs_wal_hdr *h, const uint8_t **block,
+                   size_t *block_size) {
+    if (size < LOGS_WAL_HDR || memcmp(v, LOGS_WAL_MAGIC, 4) != 0) {
+        return SL_ECORRUPT;
+    }
+    h->min_time = get_le(v + 4, 8);
+    h->max_time = get_le(v + 12, 8);
+    h->sev_mask = (uint32_t)get_le(v + 20, 4);
+    h->nrecs = (uint32_t)get_le(v + 24, 4);
+    *block = v + LOGS_WAL_HDR;
+    *block_size = size - LOGS_WAL_HDR;
+    return 0;
 }
 
 size_t logs_svc_key(sl_str service, int sev, uint8_t *buf) {
@@ -590,12 +636,6 @@ static int cut_window(stg_store *s, logs_win *w, const sl_log_record **recs, siz
     return rc;
 }
 
-static void sub_clamped(atomic_uint_least64_t *a, uint64_t v) {
-    uint64_t cur = atomic_load(a);
-    while (!atomic_compare_exchange_weak(a, &cur, cur > v ? cur - v : 0)) {
-    }
-}
-
 typedef struct cut_group {
     uint64_t window;
     logs_win *w; /* NULL: past retention, the records are dropped */
@@ -676,7 +716,13 @@ static int logs_cut(stg_store *s, stg_wal *wal) {
         if (g->w != NULL && seq > g->w->mark) {
             sl_log_record *rs = NULL;
             size_t rn = 0;
-            int prc = stg_logs_decode(v.mv_data, v.mv_size, &a, &rs, &rn, NULL);
+            logs_wal_hdr hdr;
+            const uint8_t *blk;
+            size_t blk_size;
+            int prc = logs_wal_parse(v.mv_data, v.mv_size, &hdr, &blk, &blk_size);
+            if (prc == 0) {
+                prc = stg_logs_decode(blk, blk_size, &a, &rs, &rn, NULL);
+            }
             if (prc == SL_ENOMEM) {
                 if (nrecords == 0) {
                     rc = prc;
@@ -722,28 +768,10 @@ static int logs_cut(stg_store *s, stg_wal *wal) {
             goto out;
         }
     }
-    /* The windows hold the blocks now: delete the records (the log's head). */
-    if ((rc = stg_lmdb_err(mdb_txn_begin(wal->env, NULL, 0, &txn))) != 0 ||
-        (rc = stg_lmdb_err(mdb_cursor_open(txn, wal->dbs[STG_LOGS], &cur))) != 0) {
+    /* The windows hold the blocks now: delete the records. */
+    if ((rc = stg_lmdb_err(stg_wal_trim(s, wal, STG_LOGS, last_key, nrecords, bytes))) != 0) {
         goto out;
     }
-    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (mrc == 0 && k.mv_size == STG_WAL_KEY && memcmp(k.mv_data, last_key, STG_WAL_KEY) <= 0) {
-        if ((rc = stg_lmdb_err(mdb_cursor_del(cur, 0))) != 0) {
-            goto out;
-        }
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    rc = stg_lmdb_err(mdb_txn_commit(txn));
-    txn = NULL;
-    if (rc != 0) {
-        goto out;
-    }
-    sub_clamped(&wal->bytes[STG_LOGS], bytes);
-    sub_clamped(&wal->records[STG_LOGS], nrecords);
-    sub_clamped(&s->wal_backlog, bytes);
     SL_LOG_D("storage", "logs cut: %zu records of %zu WAL records", nrecs, nrecords);
 out:
     if (cur != NULL) {

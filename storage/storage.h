@@ -231,7 +231,8 @@ typedef struct stg_log_stats {
     uint64_t blocks_scanned; /* blocks decoded */
     uint64_t blocks_skipped; /* blocks of the windows searched that were not decoded */
     uint64_t bytes_decompressed;
-    uint64_t wal_records; /* uncut WAL records read */
+    uint64_t wal_records; /* uncut WAL records decoded */
+    uint64_t wal_skipped; /* uncut WAL records skipped by their headers */
 } stg_log_stats;
 
 /* The first q->limit records (by time, in q's direction; ties by observed

@@ -44,3 +44,6 @@ add_test(NAME integration_logs_api
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_logs_api.py
                  $<TARGET_FILE:sightline> ${CMAKE_CURRENT_SOURCE_DIR}/data/otlp)
 set_tests_properties(integration_logs_api PROPERTIES LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
+
+# The logs storage engine through storage.h (WAL, cut, indexes, retention).
+sl_unit_test(test_logs_store LIBS sl_storage)

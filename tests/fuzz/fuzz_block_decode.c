@@ -22,33 +22,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int value_same(const sl_value *a, const sl_value *b) {
-    if (a->type != b->type) {
-        return 0;
-    }
-    switch (a->type) {
-    case SL_VAL_STR:
-    case SL_VAL_ARRAY:
-    case SL_VAL_KVLIST:
-    case SL_VAL_BYTES:
-        return sl_str_eq(a->v.s, b->v.s);
-    case SL_VAL_INT:
-        return a->v.i == b->v.i;
-    case SL_VAL_BOOL:
-        return a->v.b == b->v.b;
-    case SL_VAL_DOUBLE:
-        return a->v.i == b->v.i; /* the double's bits: C defines union punning */
-    default:
-        return 1;
-    }
-}
-
 static int attrs_same(const sl_attr *a, uint32_t na, const sl_attr *b, uint32_t nb) {
     if (na != nb) {
         return 0;
     }
     for (uint32_t i = 0; i < na; i++) {
-        if (!sl_str_eq(a[i].key, b[i].key) || !value_same(&a[i].val, &b[i].val)) {
+        if (!sl_str_eq(a[i].key, b[i].key) || !sl_value_eq(&a[i].val, &b[i].val)) {
             return 0;
         }
     }

@@ -17,24 +17,6 @@ static sl_attr g_res_b_attrs[] = {
 };
 static sl_resource g_res_b = {{"payments", 8}, g_res_b_attrs, 2, 3};
 
-static bool value_same(const sl_value *a, const sl_value *b) {
-    if (a->type != b->type) {
-        return false;
-    }
-    switch (a->type) {
-    case SL_VAL_BOOL:
-        return a->v.b == b->v.b;
-    case SL_VAL_INT:
-        return a->v.i == b->v.i;
-    case SL_VAL_DOUBLE:
-        return memcmp(&a->v.d, &b->v.d, 8) == 0;
-    case SL_VAL_EMPTY:
-        return true;
-    default:
-        return sl_str_eq(a->v.s, b->v.s);
-    }
-}
-
 /* Compares two records field by field; returns the first differing field. */
 static const char *record_diff(const sl_log_record *a, const sl_log_record *b) {
     if (a->time_unix_nano != b->time_unix_nano) {
@@ -57,7 +39,7 @@ static const char *record_diff(const sl_log_record *a, const sl_log_record *b) {
         !sl_str_eq(a->scope_version, b->scope_version)) {
         return "scope";
     }
-    if (!value_same(&a->body, &b->body)) {
+    if (!sl_value_eq(&a->body, &b->body)) {
         return "body";
     }
     if (a->nattrs != b->nattrs || a->dropped_attrs != b->dropped_attrs) {
@@ -65,7 +47,7 @@ static const char *record_diff(const sl_log_record *a, const sl_log_record *b) {
     }
     for (uint32_t i = 0; i < a->nattrs; i++) {
         if (!sl_str_eq(a->attrs[i].key, b->attrs[i].key) ||
-            !value_same(&a->attrs[i].val, &b->attrs[i].val)) {
+            !sl_value_eq(&a->attrs[i].val, &b->attrs[i].val)) {
             return "attr";
         }
     }
@@ -76,7 +58,7 @@ static const char *record_diff(const sl_log_record *a, const sl_log_record *b) {
     }
     for (uint32_t i = 0; i < ra->nattrs; i++) {
         if (!sl_str_eq(ra->attrs[i].key, rb->attrs[i].key) ||
-            !value_same(&ra->attrs[i].val, &rb->attrs[i].val)) {
+            !sl_value_eq(&ra->attrs[i].val, &rb->attrs[i].val)) {
             return "resource attr";
         }
     }
