@@ -9,6 +9,7 @@
 #include "config_file.h"
 #include "limits_file.h"
 #include "query.h"
+#include "rules_cmd.h"
 #include "storage.h"
 
 #include "sl_auth.h"
@@ -154,6 +155,7 @@ static void usage(FILE *f) {
             "       sightline debug series|metadata --data-dir DIR [--tenant T] [MATCHER...]\n"
             "       sightline version\n"
             "       sightline hash-token < token   (prints the hash for --auth-tokens)\n"
+            "       sightline rules check FILE...  (checks Prometheus rule files)\n"
             "       sightline --help\n\n"
             "Flags (each may also be set by its environment variable; a flag wins):\n",
             SL_VERSION);
@@ -654,6 +656,9 @@ int main(int argc, char **argv) {
     }
     if (argc >= 2 && strcmp(argv[1], "debug") == 0) {
         return sl_debug_main(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "rules") == 0) {
+        return rules_cmd(argc - 1, argv + 1);
     }
     if (argc < 2 || strcmp(argv[1], "serve") != 0) {
         usage(stderr);
