@@ -437,9 +437,10 @@ int al_notifier_put(al_notifier *n, const al_alert_msg *alerts, size_t nalerts, 
             if (sl_array_grow(&n->groups, &n->groups_cap, n->ngroups + 1, sizeof(agroup)) != 0) {
                 rc = SL_ENOMEM;
             } else {
+                size_t key_len;
                 g = &n->groups[n->ngroups++];
                 *g = (agroup){.tenant = strdup(a->tenant),
-                              .key = (char *)sl_buf_take(&key, NULL),
+                              .key = (char *)sl_buf_take(&key, &key_len),
                               .glabels = gl,
                               .nglabels = ngl,
                               .next_flush_ms = now_ms + n->o.group_wait_ms};

@@ -4,6 +4,7 @@
  * SIGTERM to shut down in reverse order (the collector drains in-flight
  * requests before storage closes). The main thread only waits for signals.
  */
+#include "alerting_main.h"
 #include "debug_cmd.h"
 #include "collector.h"
 #include "config_file.h"
@@ -55,6 +56,7 @@ typedef struct config {
     const char *tls_cert;
     const char *tls_key;
     const char *tls_client_ca;
+    alerting_settings al;
 } config;
 
 enum {
@@ -83,6 +85,15 @@ enum {
     OPT_TLS_KEY,
     OPT_TLS_CLIENT_CA,
     OPT_CONFIG,
+    OPT_RULES_DIR,
+    OPT_RULE_INTERVAL,
+    OPT_ALERT_WEBHOOK,
+    OPT_ALERTMANAGER,
+    OPT_ALERT_GROUP_BY,
+    OPT_ALERT_GROUP_WAIT,
+    OPT_ALERT_GROUP_INTERVAL,
+    OPT_ALERT_REPEAT,
+    OPT_EXTERNAL_URL,
 };
 
 /* One table drives getopt, the environment and --help. */
@@ -145,6 +156,27 @@ static const struct flag {
     {OPT_CONFIG, "config", "SIGHTLINE_CONFIG", "FILE",
      "YAML file of settings keyed by these flag names (e.g. `retention: 3d`); "
      "variables and flags override it"},
+    {OPT_RULES_DIR, "rules-dir", "SIGHTLINE_RULES_DIR", "DIR",
+     "Prometheus rule files (*.yml) of tenant default; subdirectories hold other tenants' "
+     "(reloaded on SIGHUP and POST /-/reload; default: none)"},
+    {OPT_RULE_INTERVAL, "rule-interval", "SIGHTLINE_RULE_INTERVAL", "DURATION",
+     "evaluation interval of rule groups without their own (default 1m)"},
+    {OPT_ALERT_WEBHOOK, "alert-webhook-url", "SIGHTLINE_ALERT_WEBHOOK_URL", "URL",
+     "receiver of Alertmanager webhook notifications (version 4) (default: none)"},
+    {OPT_ALERTMANAGER, "alertmanager-url", "SIGHTLINE_ALERTMANAGER_URL", "URL",
+     "send alerts to this Alertmanager's /api/v2/alerts instead of grouping them here"},
+    {OPT_ALERT_GROUP_BY, "alert-group-by", "SIGHTLINE_ALERT_GROUP_BY", "LABELS",
+     "labels that group alerts into one notification, comma-separated; ... for all "
+     "(default alertname)"},
+    {OPT_ALERT_GROUP_WAIT, "alert-group-wait", "SIGHTLINE_ALERT_GROUP_WAIT", "DURATION",
+     "wait before a new group's first notification (default 30s)"},
+    {OPT_ALERT_GROUP_INTERVAL, "alert-group-interval", "SIGHTLINE_ALERT_GROUP_INTERVAL", "DURATION",
+     "wait before notifying a group's changes (default 5m)"},
+    {OPT_ALERT_REPEAT, "alert-repeat-interval", "SIGHTLINE_ALERT_REPEAT_INTERVAL", "DURATION",
+     "wait before repeating an unchanged notification (default 4h)"},
+    {OPT_EXTERNAL_URL, "external-url", "SIGHTLINE_EXTERNAL_URL", "URL",
+     "this server's URL as users reach it, for links in alerts (default "
+     "http://<host>:<query port>)"},
 };
 #define NFLAGS (sizeof(g_flags) / sizeof(g_flags[0]))
 
@@ -326,6 +358,38 @@ static int apply(config *c, int id, const char *val) {
         return 0;
     case OPT_CONFIG:
         return 0; /* read before everything else, see configure() */
+    case OPT_RULES_DIR:
+        c->al.rules_dir = val;
+        return 0;
+    case OPT_RULE_INTERVAL:
+        return parse_duration(val, &c->al.rule_interval_ns) != 0 ||
+                       c->al.rule_interval_ns < 1000000000ull
+                   ? SL_EINVAL
+                   : 0;
+    case OPT_ALERT_WEBHOOK:
+        c->al.webhook_url = val;
+        return 0;
+    case OPT_ALERTMANAGER:
+        c->al.alertmanager_url = val;
+        return 0;
+    case OPT_ALERT_GROUP_BY:
+        c->al.group_by = val;
+        return 0;
+    case OPT_ALERT_GROUP_WAIT:
+        return parse_duration(val, &c->al.group_wait_ns);
+    case OPT_ALERT_GROUP_INTERVAL:
+        return parse_duration(val, &c->al.group_interval_ns) != 0 ||
+                       c->al.group_interval_ns < 1000000u
+                   ? SL_EINVAL
+                   : 0;
+    case OPT_ALERT_REPEAT:
+        return parse_duration(val, &c->al.repeat_interval_ns) != 0 ||
+                       c->al.repeat_interval_ns < 1000000u
+                   ? SL_EINVAL
+                   : 0;
+    case OPT_EXTERNAL_URL:
+        c->al.external_url = val;
+        return 0;
     default:
         return SL_EINVAL;
     }
@@ -414,7 +478,12 @@ static int configure(config *c, int argc, char **argv) {
                   .queue_max = 256,
                   .cut_interval_ns = 2000000000ull,
                   .block_level = 3,
-                  .log_level = "info"};
+                  .log_level = "info",
+                  .al = {.rule_interval_ns = 60ull * 1000000000ull,
+                         .group_by = "alertname",
+                         .group_wait_ns = 30ull * 1000000000ull,
+                         .group_interval_ns = 300ull * 1000000000ull,
+                         .repeat_interval_ns = 4ull * 3600 * 1000000000ull}};
     const char *path = config_path(argc, argv);
     if (path != NULL) {
         char err[512];
@@ -509,6 +578,7 @@ static int serve(const config *c) {
     col_collector *col = NULL;
     sl_auth *auth = NULL;
     sl_limits *limits = NULL;
+    alerting_rt *al = NULL;
     sl_log_level level;
     sl_log_parse_level(c->log_level, &level);
     sl_log_set_level(level);
@@ -551,8 +621,20 @@ static int serve(const config *c) {
         SL_LOG_E("main", "cannot open storage in %s: %s", c->data_dir, sl_strerror(rc));
         goto out;
     }
+    alerting_settings as = c->al;
+    char ext_url[300];
+    if (as.external_url == NULL) {
+        snprintf(ext_url, sizeof(ext_url), "http://%s:%u",
+                 strcmp(c->host, "0.0.0.0") == 0 ? "localhost" : c->host, (unsigned)c->query_port);
+        as.external_url = ext_url;
+    }
+    if ((rc = alerting_create(&as, store, c->data_dir, &al)) != 0) {
+        goto out;
+    }
     qry_options qo;
     qry_options_init(&qo);
+    qo.ext = alerting_http;
+    qo.ext_ud = al;
     qo.host = c->host;
     qo.port = (uint16_t)c->query_port;
     qo.ui_dir = c->ui_dir;
@@ -600,23 +682,26 @@ static int serve(const config *c) {
         SL_LOG_E("main", "cannot write %s: %s", c->ports_file, sl_strerror(rc));
         goto out;
     }
+    if ((rc = alerting_run(al)) != 0) {
+        SL_LOG_E("main", "cannot start the rule evaluator: %s", sl_strerror(rc));
+        goto out;
+    }
     int sig = 0;
     while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
         /* A bad file keeps what is in force. */
         if (auth != NULL) {
-            load_tokens(auth, c->auth_tokens);
+            load_tokens(auth, c->auth_tokens); /* a bad file keeps the old tokens */
         }
         if (limits != NULL) {
             load_limits(limits, c->limits);
         }
-        if (auth == NULL && limits == NULL) {
-            SL_LOG_I("main", "SIGHUP: nothing to reload");
-        }
+        alerting_reload(al); /* a bad rule file keeps the old rules */
     }
     SL_LOG_I("main", "signal %d: shutting down", sig);
 out:
     col_stop(col);
     qry_stop(qs);
+    alerting_destroy(al);
     stg_close(store);
     sl_auth_free(auth);
     sl_limits_free(limits);

@@ -15,6 +15,7 @@
  * Thread-safety: every handler works on per-request state only; the store is
  * thread-safe by contract.
  */
+#include "qry_querier.h"
 #include "query_int.h"
 
 #include "promql.h"
@@ -287,11 +288,6 @@ int qry_parse_form(sl_str body, sl_arena *a, qry_kv *kv, size_t cap, size_t *n) 
 
 /* --- the querier over the store ---------------------------------------------------- */
 
-typedef struct store_querier {
-    stg_store *store;
-    const char *tenant;
-} store_querier;
-
 typedef struct select_ctx {
     pq_series_cb cb;
     void *cb_ud;
@@ -331,9 +327,9 @@ static stg_matcher *convert_matchers(const pq_matcher *m, size_t nm, sl_arena *a
     return sm;
 }
 
-static int store_select(void *ud, const pq_matcher *m, size_t nm, int64_t mint_ms, int64_t maxt_ms,
-                        pq_series_cb cb, void *cb_ud) {
-    store_querier *sq = ud;
+int qry_store_select(void *ud, const pq_matcher *m, size_t nm, int64_t mint_ms, int64_t maxt_ms,
+                     pq_series_cb cb, void *cb_ud) {
+    qry_store_querier *sq = ud;
     sl_arena a;
     sl_arena_init(&a, (size_t)1 << 20);
     select_ctx c = {cb, cb_ud, NULL, 0, NULL, 0};
@@ -443,8 +439,8 @@ static void run_query(const qry_req *req, qry_resp *resp, const pq_eval_opts *o)
     pq_result r;
     int rc = pq_parse(text, &q, &err);
     if (rc == 0) {
-        store_querier sq = {req->store, req->tenant};
-        pq_querier qr = {store_select, &sq};
+        qry_store_querier sq = {req->store, req->tenant};
+        pq_querier qr = {qry_store_select, &sq};
         rc = pq_eval(q, &qr, o, &r, &err);
     }
     if (rc != 0) {

@@ -16,6 +16,21 @@
 
 typedef struct qry_server qry_server;
 
+/* An endpoint served by another part of the binary (alerting's
+ * /api/v1/rules, /api/v1/alerts, /-/reload): called with the request's
+ * method, path, tenant (already authenticated: query scope under /api/,
+ * admin for /-/) and a getter for its query parameters. It fills *status,
+ * body (JSON) and returns 0, or returns SL_ENOTFOUND for a path it does not
+ * serve. Runs on a query thread: must be thread-safe. */
+typedef struct qry_ext_req {
+    const char *method;
+    const char *path;
+    const char *tenant;
+    const void *priv; /* for arg() */
+    const char *(*arg)(const struct qry_ext_req *r, const char *name, char *buf, size_t cap);
+} qry_ext_req;
+typedef int (*qry_ext_fn)(void *ud, const qry_ext_req *r, int *status, sl_buf *body);
+
 typedef struct qry_options {
     const char *host;   /* listen address; default "0.0.0.0" */
     uint16_t port;      /* 0 picks an ephemeral port; default 16686 */
@@ -30,6 +45,8 @@ typedef struct qry_options {
     const char *tls_cert; /* PEM certificate chain: HTTPS (GnuTLS in libmicrohttpd); NULL: HTTP */
     const char *tls_key;  /* PEM private key */
     sl_auth *auth;        /* bearer tokens (borrowed); NULL: tenant from X-Scope-OrgID */
+    qry_ext_fn ext;       /* other parts' endpoints; NULL: none */
+    void *ext_ud;
 } qry_options;
 
 void qry_options_init(qry_options *o);

@@ -180,6 +180,7 @@ typedef struct qry_req {
     qry_args args;   /* decoded query string */
     sl_arena *arena; /* dies with the request */
     uint64_t now_unix_nano;
+    const char *method; /* GET, HEAD or POST */
 } qry_req;
 
 typedef struct qry_resp {

@@ -231,11 +231,14 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 }
 
 static int route_prom(const char *path, qry_req *req, qry_resp *resp);
+static int route_ext(qry_server *s, const char *method, const char *path, qry_req *req,
+                     qry_resp *resp);
 
 /* Prometheus endpoints that also take their parameters as a POSTed form. */
 static int takes_form(const char *path) {
-    return strcmp(path, "/api/v1/query") == 0 || strcmp(path, "/api/v1/query_range") == 0 ||
-           strcmp(path, "/api/v1/series") == 0 || strcmp(path, "/api/v1/labels") == 0;
+    return strcmp(path, "/-/reload") == 0 || strcmp(path, "/api/v1/query") == 0 ||
+           strcmp(path, "/api/v1/query_range") == 0 || strcmp(path, "/api/v1/series") == 0 ||
+           strcmp(path, "/api/v1/labels") == 0;
 }
 
 /* A POSTed form body, gathered across libmicrohttpd's calls. */
@@ -282,6 +285,25 @@ static int route(qry_server *s, struct MHD_Connection *conn, const char *path, q
         }
         serve_metrics(s, resp);
         return H_METRICS;
+    }
+    if (strcmp(path, "/-/reload") == 0) {
+        /* Prometheus's reload endpoint: POST only, admin scope with tokens. */
+        char tenant[65];
+        const char *rwhy = NULL;
+        int rst = sl_auth_enabled(s->opts.auth)
+                      ? sl_auth_decide(s->opts.auth, authz != NULL ? &authz_s : NULL, NULL,
+                                       SL_SCOPE_ADMIN, tenant, &rwhy)
+                      : 0;
+        if (rst != 0) {
+            auth_error(resp, rst, rwhy);
+            return H_OTHER;
+        }
+        if (strcmp(req->method, "POST") != 0) {
+            qry_resp_error(resp, 405, "method not allowed: use POST");
+            resp->allow = "POST";
+            return H_OTHER;
+        }
+        return route_ext(s, req->method, path, req, resp);
     }
     if (!has_prefix(path, "/api/")) {
         if (s->ui_root == NULL) {
@@ -347,6 +369,9 @@ static int route(qry_server *s, struct MHD_Connection *conn, const char *path, q
         qry_api_dependencies(req, resp);
         return H_DEPENDENCIES;
     }
+    if (strcmp(path, "/api/v1/rules") == 0 || strcmp(path, "/api/v1/alerts") == 0) {
+        return route_ext(s, req->method, path, req, resp);
+    }
     return route_prom(path, req, resp);
 }
 
@@ -381,6 +406,39 @@ static int route_prom(const char *path, qry_req *req, qry_resp *resp) {
                        len - (sizeof(lv_prefix) - 1) - (sizeof(lv_suffix) - 1)};
         qry_api_prom_label_values(req, name, resp);
         return H_PROM_LABEL_VALUES;
+    }
+    qry_resp_error(resp, 404, "unknown API path");
+    return H_OTHER;
+}
+
+static const char *ext_arg(const qry_ext_req *r, const char *name, char *buf, size_t cap) {
+    const qry_req *req = r->priv;
+    sl_str v;
+    if (!qry_args_get(&req->args, name, &v) || v.len >= cap) {
+        return NULL;
+    }
+    memcpy(buf, v.ptr, v.len);
+    buf[v.len] = '\0';
+    return buf;
+}
+
+/* Hands the request to the extension endpoints; 404 when none serves it. */
+static int route_ext(qry_server *s, const char *method, const char *path, qry_req *req,
+                     qry_resp *resp) {
+    if (s->opts.ext != NULL) {
+        qry_ext_req er = {method, path, req->tenant, req, ext_arg};
+        int status = 0;
+        resp->body.len = 0;
+        int rc = s->opts.ext(s->opts.ext_ud, &er, &status, &resp->body);
+        if (rc == 0) {
+            resp->status = status;
+            resp->content_type = "application/json";
+            return H_OTHER;
+        }
+        if (rc != SL_ENOTFOUND) {
+            qry_resp_error(resp, 503, sl_strerror(rc));
+            return H_OTHER;
+        }
     }
     qry_resp_error(resp, 404, "unknown API path");
     return H_OTHER;
@@ -527,6 +585,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req.tenant = "default";
     req.arena = &arena;
     req.now_unix_nano = sl_now_unix_nano();
+    req.method = method;
     memset(&args, 0, sizeof(args));
     args.a = &arena;
 

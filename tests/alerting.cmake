@@ -4,3 +4,10 @@ sl_unit_test(test_alerting LIBS sl_alerting sl_test_memq)
 target_include_directories(test_alerting PRIVATE ${CMAKE_SOURCE_DIR}/alerting)
 
 sl_fuzz_target(fuzz_rules_file fuzz_rules_file.c LIBS sl_alerting)
+
+# The real binary with a real webhook receiver started by the test.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME integration_alerting
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_alerting.py
+                 $<TARGET_FILE:sightline>)
+set_tests_properties(integration_alerting PROPERTIES LABELS integration TIMEOUT 300)

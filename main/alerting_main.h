@@ -1,0 +1,45 @@
+/*
+ * The alerting part of `sightline serve`: the rule evaluator over storage,
+ * the notifier, and their HTTP endpoints (/api/v1/rules, /api/v1/alerts,
+ * POST /-/reload) handed to the query server. Started and stopped by the
+ * main thread.
+ */
+#ifndef SL_ALERTING_MAIN_H
+#define SL_ALERTING_MAIN_H
+
+#include "query.h"
+#include "storage.h"
+
+#include <stdint.h>
+
+typedef struct alerting_settings {
+    const char *rules_dir;
+    uint64_t rule_interval_ns;
+    const char *webhook_url;
+    const char *alertmanager_url;
+    const char *group_by;
+    uint64_t group_wait_ns;
+    uint64_t group_interval_ns;
+    uint64_t repeat_interval_ns;
+    const char *external_url;
+} alerting_settings;
+
+typedef struct alerting_rt alerting_rt;
+
+/* Loads the rules (errors are logged, line by line, and fail the start),
+ * restores the alert state kept in data_dir and creates the notifier. The
+ * evaluator thread starts with alerting_run. Returns 0 or a negative code. */
+int alerting_create(const alerting_settings *s, stg_store *store, const char *data_dir,
+                    alerting_rt **out);
+int alerting_run(alerting_rt *rt);
+
+/* SIGHUP: reloads the rules, keeping alert state; a bad file keeps the old
+ * rules (logged). */
+void alerting_reload(alerting_rt *rt);
+
+/* The query server's extension hook (qry_ext_fn); ud is the alerting_rt. */
+int alerting_http(void *ud, const qry_ext_req *r, int *status, sl_buf *body);
+
+void alerting_destroy(alerting_rt *rt);
+
+#endif
