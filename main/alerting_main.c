@@ -176,6 +176,11 @@ int alerting_http(void *ud, const qry_ext_req *r, int *status, sl_buf *body) {
     return SL_ENOTFOUND;
 }
 
+int alerting_firing(void *ud, const char *tenant, const char *service, sl_buf *out) {
+    alerting_rt *rt = ud;
+    return al_engine_firing_for(rt->engine, tenant, service, out);
+}
+
 void alerting_destroy(alerting_rt *rt) {
     if (rt == NULL) {
         return;

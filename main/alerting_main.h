@@ -40,6 +40,10 @@ void alerting_reload(alerting_rt *rt);
 /* The query server's extension hook (qry_ext_fn); ud is the alerting_rt. */
 int alerting_http(void *ud, const qry_ext_req *r, int *status, sl_buf *body);
 
+/* Firing alerts labelled service_name=service, as a JSON array (for the
+ * fleet health page); qry_options.firing_alerts. */
+int alerting_firing(void *ud, const char *tenant, const char *service, sl_buf *out);
+
 void alerting_destroy(alerting_rt *rt);
 
 #endif

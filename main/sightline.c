@@ -57,6 +57,9 @@ typedef struct config {
     const char *tls_key;
     const char *tls_client_ca;
     alerting_settings al;
+    uint64_t health_down_after_ns;
+    uint64_t health_max_p95_ns;
+    double health_max_error_ratio;
 } config;
 
 enum {
@@ -94,6 +97,9 @@ enum {
     OPT_ALERT_GROUP_INTERVAL,
     OPT_ALERT_REPEAT,
     OPT_EXTERNAL_URL,
+    OPT_HEALTH_ERROR_RATIO,
+    OPT_HEALTH_P95,
+    OPT_HEALTH_DOWN_AFTER,
 };
 
 /* One table drives getopt, the environment and --help. */
@@ -177,6 +183,13 @@ static const struct flag {
     {OPT_EXTERNAL_URL, "external-url", "SIGHTLINE_EXTERNAL_URL", "URL",
      "this server's URL as users reach it, for links in alerts (default "
      "http://<host>:<query port>)"},
+    {OPT_HEALTH_ERROR_RATIO, "health-max-error-ratio", "SIGHTLINE_HEALTH_MAX_ERROR_RATIO", "RATIO",
+     "a service with a higher error ratio is degraded on /api/fleet/health "
+     "(default 0.05)"},
+    {OPT_HEALTH_P95, "health-max-p95", "SIGHTLINE_HEALTH_MAX_P95", "DURATION",
+     "a service with a slower p95 latency is degraded (default 2s)"},
+    {OPT_HEALTH_DOWN_AFTER, "health-down-after", "SIGHTLINE_HEALTH_DOWN_AFTER", "DURATION",
+     "a service without spans for this long is down (default 5m)"},
 };
 #define NFLAGS (sizeof(g_flags) / sizeof(g_flags[0]))
 
@@ -390,6 +403,22 @@ static int apply(config *c, int id, const char *val) {
     case OPT_EXTERNAL_URL:
         c->al.external_url = val;
         return 0;
+    case OPT_HEALTH_ERROR_RATIO: {
+        char *end;
+        double r = strtod(val, &end);
+        if (end == val || *end != '\0' || !(r >= 0 && r <= 1)) {
+            return SL_EINVAL;
+        }
+        c->health_max_error_ratio = r;
+        return 0;
+    }
+    case OPT_HEALTH_P95:
+        return parse_duration(val, &c->health_max_p95_ns);
+    case OPT_HEALTH_DOWN_AFTER:
+        return parse_duration(val, &c->health_down_after_ns) != 0 ||
+                       c->health_down_after_ns < 1000000000ull
+                   ? SL_EINVAL
+                   : 0;
     default:
         return SL_EINVAL;
     }
@@ -483,7 +512,10 @@ static int configure(config *c, int argc, char **argv) {
                          .group_by = "alertname",
                          .group_wait_ns = 30ull * 1000000000ull,
                          .group_interval_ns = 300ull * 1000000000ull,
-                         .repeat_interval_ns = 4ull * 3600 * 1000000000ull}};
+                         .repeat_interval_ns = 4ull * 3600 * 1000000000ull},
+                  .health_down_after_ns = 300ull * 1000000000ull,
+                  .health_max_p95_ns = 2ull * 1000000000ull,
+                  .health_max_error_ratio = 0.05};
     const char *path = config_path(argc, argv);
     if (path != NULL) {
         char err[512];
@@ -635,6 +667,11 @@ static int serve(const config *c) {
     qry_options_init(&qo);
     qo.ext = alerting_http;
     qo.ext_ud = al;
+    qo.firing_alerts = alerting_firing;
+    qo.firing_ud = al;
+    qo.health_down_after_ms = c->health_down_after_ns / 1000000u;
+    qo.health_max_p95_s = (double)c->health_max_p95_ns / 1e9;
+    qo.health_max_error_ratio = c->health_max_error_ratio;
     qo.host = c->host;
     qo.port = (uint16_t)c->query_port;
     qo.ui_dir = c->ui_dir;

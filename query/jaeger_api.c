@@ -453,383 +453,50 @@ out:
 
 /* --- /api/dependencies ----------------------------------------------------------- */
 
-/* One scanned span, reduced to what the graph needs. The trace id is folded to
- * 64 bits: two spans of different traces would also need equal span ids to be
- * confused, which is negligible next to the 2^-64 fold collision. */
-typedef struct dep_span {
-    uint64_t trace_key;
-    uint64_t span_id;
-    uint64_t parent_id; /* 0: root */
-    uint32_t svc;
-} dep_span;
-
-typedef struct deps_ctx {
-    sl_arena *a;
-    dep_span *spans; /* malloc'd, grows to max_spans */
-    size_t n;
-    size_t cap;
-    size_t max_spans;
-    uint32_t *table; /* (trace_key, span_id) -> index + 1; malloc'd */
-    size_t tcap;
-    sl_str *svcs; /* interned service names, in the arena */
-    size_t nsvcs;
-    size_t svcs_cap;
-    uint32_t *svc_table; /* name hash -> index + 1; malloc'd */
-    size_t svc_tcap;
-    int truncated;
-} deps_ctx;
-
-/* A nonzero callback result that only means "stop: cap reached". */
-#define DEPS_STOP 1
-
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    x *= UINT64_C(0xc4ceb9fe1a85ec53);
-    x ^= x >> 33;
-    return x;
+static int cmp_dep_edge(const void *pa, const void *pb) {
+    const stg_dep_edge *a = pa, *b = pb;
+    int c = strcmp(a->parent, b->parent);
+    return c != 0 ? c : strcmp(a->child, b->child);
 }
 
-static size_t span_slot(uint64_t trace_key, uint64_t span_id, size_t cap) {
-    return (size_t)mix64(trace_key ^ (span_id * UINT64_C(0x9e3779b97f4a7c15))) & (cap - 1);
-}
-
-/* Returns the index of (trace_key, span_id), or SIZE_MAX. */
-static size_t deps_find(const deps_ctx *c, uint64_t trace_key, uint64_t span_id) {
-    if (c->tcap == 0) {
-        return SIZE_MAX;
-    }
-    for (size_t s = span_slot(trace_key, span_id, c->tcap); c->table[s] != 0;
-         s = (s + 1) & (c->tcap - 1)) {
-        const dep_span *d = &c->spans[c->table[s] - 1];
-        if (d->trace_key == trace_key && d->span_id == span_id) {
-            return c->table[s] - 1;
-        }
-    }
-    return SIZE_MAX;
-}
-
-static int deps_grow(deps_ctx *c) {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 4096;
-        if (cap > c->max_spans) {
-            cap = c->max_spans;
-        }
-        dep_span *s = realloc(c->spans, cap * sizeof(*s));
-        if (s == NULL) {
-            return SL_ENOMEM;
-        }
-        c->spans = s;
-        c->cap = cap;
-    }
-    if (2 * (c->n + 1) > c->tcap) {
-        size_t tcap = c->tcap ? c->tcap * 2 : 8192;
-        uint32_t *t = calloc(tcap, sizeof(*t));
-        if (t == NULL) {
-            return SL_ENOMEM;
-        }
-        for (size_t i = 0; i < c->n; i++) {
-            size_t s = span_slot(c->spans[i].trace_key, c->spans[i].span_id, tcap);
-            while (t[s] != 0) {
-                s = (s + 1) & (tcap - 1);
-            }
-            t[s] = (uint32_t)i + 1;
-        }
-        free(c->table);
-        c->table = t;
-        c->tcap = tcap;
-    }
-    return 0;
-}
-
-static uint64_t hash_str(sl_str s) {
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (size_t i = 0; i < s.len; i++) {
-        h = (h ^ (uint8_t)s.ptr[i]) * UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
-/* Interns a service name, returning its index in *out. */
-static int deps_service(deps_ctx *c, sl_str name, uint32_t *out) {
-    uint64_t h = hash_str(name);
-    if (c->svc_tcap > 0) {
-        for (size_t s = (size_t)h & (c->svc_tcap - 1); c->svc_table[s] != 0;
-             s = (s + 1) & (c->svc_tcap - 1)) {
-            if (sl_str_eq(c->svcs[c->svc_table[s] - 1], name)) {
-                *out = c->svc_table[s] - 1;
-                return 0;
-            }
-        }
-    }
-    if (c->nsvcs == c->svcs_cap) {
-        size_t cap = c->svcs_cap ? c->svcs_cap * 2 : 64;
-        sl_str *v = sl_arena_alloc(c->a, cap * sizeof(*v));
-        if (v == NULL) {
-            return SL_ENOMEM;
-        }
-        if (c->nsvcs > 0) {
-            memcpy(v, c->svcs, c->nsvcs * sizeof(*v));
-        }
-        c->svcs = v;
-        c->svcs_cap = cap;
-    }
-    if (2 * (c->nsvcs + 1) > c->svc_tcap) {
-        size_t tcap = c->svc_tcap ? c->svc_tcap * 2 : 128;
-        uint32_t *t = calloc(tcap, sizeof(*t));
-        if (t == NULL) {
-            return SL_ENOMEM;
-        }
-        for (size_t i = 0; i < c->nsvcs; i++) {
-            size_t s = (size_t)hash_str(c->svcs[i]) & (tcap - 1);
-            while (t[s] != 0) {
-                s = (s + 1) & (tcap - 1);
-            }
-            t[s] = (uint32_t)i + 1;
-        }
-        free(c->svc_table);
-        c->svc_table = t;
-        c->svc_tcap = tcap;
-    }
-    char *copy = sl_arena_strndup(c->a, name.ptr != NULL ? name.ptr : "", name.len);
-    if (copy == NULL) {
-        return SL_ENOMEM;
-    }
-    size_t idx = c->nsvcs++;
-    c->svcs[idx] = (sl_str){copy, name.len};
-    size_t s = (size_t)h & (c->svc_tcap - 1);
-    while (c->svc_table[s] != 0) {
-        s = (s + 1) & (c->svc_tcap - 1);
-    }
-    c->svc_table[s] = (uint32_t)idx + 1;
-    *out = (uint32_t)idx;
-    return 0;
-}
-
-static int deps_cb(void *ud, const sl_span *spans, size_t n) {
-    deps_ctx *c = ud;
-    /* Resources are borrowed per batch: the cache must not outlive it. */
-    const sl_resource *last_res = NULL;
-    uint32_t last_svc = 0;
-    int have_last = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        const sl_span *s = &spans[i];
-        if (c->n >= c->max_spans) {
-            c->truncated = 1;
-            return DEPS_STOP;
-        }
-        uint64_t trace_key = sl_get_be64(s->trace_id) ^ mix64(sl_get_be64(s->trace_id + 8));
-        uint64_t span_id = sl_get_be64(s->span_id);
-        if (deps_find(c, trace_key, span_id) != SIZE_MAX) {
-            continue; /* the same span seen twice (WAL and block) */
-        }
-        uint32_t svc;
-        if (have_last && s->resource == last_res) {
-            svc = last_svc;
-        } else {
-            sl_str name = s->resource != NULL && s->resource->service.len > 0
-                              ? s->resource->service
-                              : SL_STR_LIT("unknown_service");
-            int rc = deps_service(c, name, &svc);
-            if (rc != 0) {
-                return rc;
-            }
-            last_res = s->resource;
-            last_svc = svc;
-            have_last = 1;
-        }
-        int rc = deps_grow(c);
-        if (rc != 0) {
-            return rc;
-        }
-        dep_span *d = &c->spans[c->n];
-        d->trace_key = trace_key;
-        d->span_id = span_id;
-        d->parent_id = sl_get_be64(s->parent_span_id);
-        d->svc = svc;
-        size_t slot = span_slot(trace_key, span_id, c->tcap);
-        while (c->table[slot] != 0) {
-            slot = (slot + 1) & (c->tcap - 1);
-        }
-        c->table[slot] = (uint32_t)c->n + 1;
-        c->n++;
-    }
-    return 0;
-}
-
-typedef struct dep_edge {
-    uint32_t parent;
-    uint32_t child;
-    uint64_t count;
-    sl_str parent_name; /* filled before sorting */
-    sl_str child_name;
-} dep_edge;
-
-static int cmp_edge(const void *pa, const void *pb) {
-    const dep_edge *a = pa;
-    const dep_edge *b = pb;
-    int c = cmp_str(a->parent_name, b->parent_name);
-    return c != 0 ? c : cmp_str(a->child_name, b->child_name);
-}
-
-/* Counts parent -> child service edges over the collected spans. */
-static int deps_edges(const deps_ctx *c, dep_edge **out, size_t *nout) {
-    size_t cap = 64;
-    size_t n = 0;
-    dep_edge *edges = calloc(cap, sizeof(*edges));
-    uint32_t *table = NULL; /* (parent, child) -> index + 1 */
-    size_t tcap = 256;
-    int rc = 0;
-
-    table = calloc(tcap, sizeof(*table));
-    if (edges == NULL || table == NULL) {
-        rc = SL_ENOMEM;
-        goto fail;
-    }
-    for (size_t i = 0; i < c->n; i++) {
-        const dep_span *d = &c->spans[i];
-        if (d->parent_id == 0) {
-            continue;
-        }
-        size_t p = deps_find(c, d->trace_key, d->parent_id);
-        if (p == SIZE_MAX || c->spans[p].svc == d->svc) {
-            continue;
-        }
-        uint32_t ps = c->spans[p].svc;
-        uint64_t key = (uint64_t)ps << 32 | d->svc;
-        size_t s = (size_t)mix64(key) & (tcap - 1);
-        while (table[s] != 0) {
-            dep_edge *e = &edges[table[s] - 1];
-            if (e->parent == ps && e->child == d->svc) {
-                break;
-            }
-            s = (s + 1) & (tcap - 1);
-        }
-        if (table[s] != 0) {
-            edges[table[s] - 1].count++;
-            continue;
-        }
-        if (n == cap) {
-            dep_edge *ne = realloc(edges, 2 * cap * sizeof(*edges));
-            if (ne == NULL) {
-                rc = SL_ENOMEM;
-                goto fail;
-            }
-            edges = ne;
-            cap *= 2;
-        }
-        edges[n] = (dep_edge){ps, d->svc, 1, c->svcs[ps], c->svcs[d->svc]};
-        table[s] = (uint32_t)n + 1;
-        n++;
-        if (2 * n > tcap) {
-            size_t ncap = tcap * 2;
-            uint32_t *nt = calloc(ncap, sizeof(*nt));
-            if (nt == NULL) {
-                rc = SL_ENOMEM;
-                goto fail;
-            }
-            for (size_t k = 0; k < n; k++) {
-                uint64_t kk = (uint64_t)edges[k].parent << 32 | edges[k].child;
-                size_t t = (size_t)mix64(kk) & (ncap - 1);
-                while (nt[t] != 0) {
-                    t = (t + 1) & (ncap - 1);
-                }
-                nt[t] = (uint32_t)k + 1;
-            }
-            free(table);
-            table = nt;
-            tcap = ncap;
-        }
-    }
-    free(table);
-    *out = edges;
-    *nout = n;
-    return 0;
-fail:
-    free(table);
-    free(edges);
-    return rc;
-}
-
+/* The live service graph (storage's deps.c, kept up to date as spans are
+ * stored) over [endTs - lookback, endTs], in Jaeger's shape. */
 void qry_api_dependencies(const qry_req *req, qry_resp *resp) {
-    deps_ctx c;
     qry_errbuf err;
-    uint64_t start_ns;
-    uint64_t end_ns;
-    dep_edge *edges = NULL;
-    size_t nedges = 0;
-    char note[160];
+    uint64_t start_ns, end_ns;
+    stg_dep_edge *edges = NULL;
+    stg_dep_service *svcs = NULL;
+    size_t nedges = 0, nsvcs = 0;
     qry_jw w;
-    qry_jw ew;
-    sl_buf errors;
-
-    memset(&c, 0, sizeof(c));
-    c.a = req->arena;
-    c.max_spans = req->opts->deps_max_spans > 0 ? req->opts->deps_max_spans : 1;
-    if (c.max_spans > UINT32_MAX / 4) {
-        c.max_spans = UINT32_MAX / 4;
-    }
-    sl_buf_init(&errors, 0);
     qry_jw_init(&w, &resp->body);
-    qry_jw_init(&ew, &errors);
-
     if (qry_parse_deps_params(&req->args, req->now_unix_nano, &start_ns, &end_ns, &err) != 0) {
         qry_resp_error(resp, 400, err.msg);
-        goto out;
+        return;
     }
-    int rc = stg_scan_spans(req->store, req->tenant, start_ns, end_ns, deps_cb, &c);
-    if (rc != 0 && rc != DEPS_STOP && rc != SL_ENOTFOUND) {
-        qry_resp_storage_error(resp, rc);
-        goto out;
-    }
-    rc = deps_edges(&c, &edges, &nedges);
+    int rc = stg_deps_get(req->store, req->tenant, start_ns, end_ns, req->arena, &edges, &nedges,
+                          &svcs, &nsvcs);
     if (rc != 0) {
         qry_resp_storage_error(resp, rc);
-        goto out;
+        return;
     }
     if (nedges > 1) {
-        qsort(edges, nedges, sizeof(*edges), cmp_edge);
+        qsort(edges, nedges, sizeof(*edges), cmp_dep_edge);
     }
-
     qry_envelope_open(&w);
     QRY_JW_LIT(&w, "[");
     for (size_t i = 0; i < nedges; i++) {
-        const sl_str *p = &edges[i].parent_name;
-        const sl_str *ch = &edges[i].child_name;
         if (i > 0) {
             QRY_JW_LIT(&w, ",");
         }
         QRY_JW_LIT(&w, "{\"parent\":");
-        qry_jw_str(&w, p->ptr, p->len);
+        qry_jw_str(&w, edges[i].parent, strlen(edges[i].parent));
         QRY_JW_LIT(&w, ",\"child\":");
-        qry_jw_str(&w, ch->ptr, ch->len);
+        qry_jw_str(&w, edges[i].child, strlen(edges[i].child));
         QRY_JW_LIT(&w, ",\"callCount\":");
-        qry_jw_u64(&w, edges[i].count);
+        qry_jw_u64(&w, edges[i].stats.calls);
         QRY_JW_LIT(&w, "}");
     }
     QRY_JW_LIT(&w, "]");
-    if (c.truncated) {
-        /* A 200 with a note: the graph is still useful, only incomplete. */
-        snprintf(note, sizeof(note),
-                 "span limit reached: the graph was computed from the first %zu spans; "
-                 "narrow the lookback for a complete one",
-                 c.n);
-        QRY_JW_LIT(&ew, "[{\"msg\":");
-        qry_jw_str(&ew, note, strlen(note));
-        QRY_JW_LIT(&ew, "}]");
-        if (ew.err != 0) {
-            qry_resp_storage_error(resp, ew.err);
-            goto out;
-        }
-    }
-    qry_envelope_close(&w, nedges, (sl_str){(const char *)errors.data, errors.len});
+    qry_envelope_close(&w, nedges, (sl_str){NULL, 0});
     finish(resp, &w);
-out:
-    free(edges);
-    free(c.spans);
-    free(c.table);
-    free(c.svc_table);
-    sl_buf_free(&errors);
 }

@@ -41,12 +41,21 @@ typedef struct qry_options {
     unsigned max_connections;  /* concurrent connections; default 512 */
     unsigned timeout_s;        /* idle connection timeout, seconds; default 30 */
     size_t max_response_bytes; /* larger answers are refused with a 400; default 256 MiB */
-    size_t deps_max_spans;     /* spans /api/dependencies looks at; default 2,000,000 */
+    size_t deps_max_spans;     /* unused since /api/dependencies reads the live graph */
     const char *tls_cert; /* PEM certificate chain: HTTPS (GnuTLS in libmicrohttpd); NULL: HTTP */
     const char *tls_key;  /* PEM private key */
     sl_auth *auth;        /* bearer tokens (borrowed); NULL: tenant from X-Scope-OrgID */
     qry_ext_fn ext;       /* other parts' endpoints; NULL: none */
     void *ext_ud;
+    /* GET /api/fleet/health: a service is down after this long without a
+     * span (default 5 min), degraded above these (default 5%, 2 s) or with a
+     * firing alert labelled service_name=<it>, as firing_alerts (a JSON
+     * array appended to out; NULL: none) reports them. */
+    uint64_t health_down_after_ms;
+    double health_max_error_ratio;
+    double health_max_p95_s;
+    int (*firing_alerts)(void *ud, const char *tenant, const char *service, sl_buf *out);
+    void *firing_ud;
 } qry_options;
 
 void qry_options_init(qry_options *o);

@@ -204,6 +204,9 @@ void qry_resp_storage_error(qry_resp *resp, int rc);
 
 /* The Jaeger API handlers (jaeger_api.c). Each fills resp completely. */
 void qry_api_services(const qry_req *req, qry_resp *resp);
+/* fleet_api.c: the live service graph and the services' health. */
+void qry_api_service_map(const qry_req *req, qry_resp *resp);
+void qry_api_fleet_health(const qry_req *req, qry_resp *resp);
 void qry_api_service_operations(const qry_req *req, sl_str service, qry_resp *resp);
 void qry_api_operations(const qry_req *req, qry_resp *resp);
 void qry_api_traces(const qry_req *req, qry_resp *resp);

@@ -124,6 +124,9 @@ void qry_options_init(qry_options *o) {
     o->timeout_s = 30;
     o->max_response_bytes = (size_t)256 << 20;
     o->deps_max_spans = 2000000;
+    o->health_down_after_ms = 5 * 60 * 1000;
+    o->health_max_error_ratio = 0.05;
+    o->health_max_p95_s = 2.0;
 }
 
 /* --- metrics ----------------------------------------------------------------- */
@@ -367,6 +370,14 @@ static int route(qry_server *s, struct MHD_Connection *conn, const char *path, q
     }
     if (strcmp(path, "/api/dependencies") == 0) {
         qry_api_dependencies(req, resp);
+        return H_DEPENDENCIES;
+    }
+    if (strcmp(path, "/api/service-map") == 0) {
+        qry_api_service_map(req, resp);
+        return H_DEPENDENCIES;
+    }
+    if (strcmp(path, "/api/fleet/health") == 0) {
+        qry_api_fleet_health(req, resp);
         return H_DEPENDENCIES;
     }
     if (strcmp(path, "/api/v1/rules") == 0 || strcmp(path, "/api/v1/alerts") == 0) {

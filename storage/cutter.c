@@ -903,6 +903,8 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
                 0) {
             goto out;
         }
+        /* Durable in its window: the live service graph counts it. */
+        stg_deps_observe(s, w->tenant, groups[i].spans, groups[i].n);
     }
 
     /* Every window holds its blocks now: delete the records they came from. */

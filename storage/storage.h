@@ -280,6 +280,40 @@ typedef struct stg_mseries {
 int stg_metrics_encode(const stg_mseries *series, size_t n, const stg_metric_meta *meta,
                        size_t nmeta, sl_buf *out);
 
+/* --- the live service graph (deps.c) ------------------------------------ */
+
+/* Calls, errors and latency quantiles (seconds, NaN without calls) of a
+ * service's requests (server and consumer spans, and roots) or of an edge
+ * (child spans called from another service), over a time range. Latency
+ * quantiles are histogram bucket bounds (about 41% apart). */
+typedef struct stg_dep_stats {
+    uint64_t calls;
+    uint64_t errors;
+    double p50_s, p95_s, p99_s;
+} stg_dep_stats;
+
+typedef struct stg_dep_edge {
+    const char *parent;
+    const char *child;
+    stg_dep_stats stats;
+} stg_dep_edge;
+
+typedef struct stg_dep_service {
+    const char *name;
+    stg_dep_stats stats;
+    uint64_t last_seen_unix_nano; /* when its last span was stored */
+    uint32_t instances;           /* service.instance.id (or host.name) seen in the range's
+                                     length before now */
+} stg_dep_service;
+
+/* The tenant's service graph over [start_ns, end_ns] (span start times,
+ * one-minute resolution, the last 24 hours), maintained as spans are cut
+ * from the WAL. Edges without calls in the range are left out; every
+ * service seen in the last 24 hours is listed. Arrays live in a. Returns 0
+ * or SL_ENOMEM. Thread-safe. */
+int stg_deps_get(stg_store *s, const char *tenant, uint64_t start_ns, uint64_t end_ns, sl_arena *a,
+                 stg_dep_edge **edges, size_t *nedges, stg_dep_service **svcs, size_t *nsvcs);
+
 typedef struct stg_stats {
     uint64_t bytes_on_disk; /* sum of the data files' allocated sizes */
     uint64_t partitions;    /* open or closed windows on disk */

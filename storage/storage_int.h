@@ -147,7 +147,13 @@ struct stg_store {
     pthread_cond_t bg_cond;
     bool stopping;
     void *sig[STG_NSIGNALS]; /* per-signal module state (stg_signal_ops.open) */
+    void *deps;              /* the live service graph (deps.c) */
 };
+
+/* deps.c: the live service graph, fed by the cutter with the spans it cut. */
+int stg_deps_open(stg_store *s);
+void stg_deps_close(stg_store *s);
+void stg_deps_observe(stg_store *s, const char *tenant, sl_span *const *spans, size_t n);
 
 /* partition.c */
 int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bool create,

@@ -157,7 +157,8 @@ int stg_open(const stg_options *o, stg_store **out) {
     s->opt.data_dir = s->data_dir;
     /* Windows first (every signal's): their cut marks decide where WAL
      * sequences resume. */
-    if ((rc = stg_mkdirs(s->data_dir)) != 0 || (rc = stg_discover(s)) != 0) {
+    if ((rc = stg_deps_open(s)) != 0 || (rc = stg_mkdirs(s->data_dir)) != 0 ||
+        (rc = stg_discover(s)) != 0) {
         goto fail;
     }
     for (int sig = 0; sig < STG_NSIGNALS; sig++) {
@@ -213,6 +214,7 @@ void stg_close(stg_store *s) {
         stg_wal_close(w);
         w = n;
     }
+    stg_deps_close(s);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->cut_mu);
     pthread_mutex_destroy(&s->bg_mu);

@@ -11,3 +11,9 @@ add_test(NAME integration_alerting
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_alerting.py
                  $<TARGET_FILE:sightline>)
 set_tests_properties(integration_alerting PROPERTIES LABELS integration TIMEOUT 300)
+
+# The live service graph and /api/fleet/health on the real binary.
+add_test(NAME integration_fleet_health
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fleet_health.py
+                 $<TARGET_FILE:sightline>)
+set_tests_properties(integration_fleet_health PROPERTIES LABELS integration TIMEOUT 300)

@@ -235,10 +235,16 @@ try:
         check_eq(st, 400, f"bad parameters are 400: {bad}")
         check(bool(doc.get("errors")), f"400 has a Jaeger-style error: {bad}")
 
-    end_ms = time.time_ns() // 1_000_000
-    st, doc = srv.get_json(f"/api/dependencies?endTs={end_ms}&lookback=3600000")
+    # The live graph counts spans as they are cut from the WAL (--cut-interval).
+    deadline = time.time() + 15
+    while True:
+        end_ms = time.time_ns() // 1_000_000
+        st, doc = srv.get_json(f"/api/dependencies?endTs={end_ms}&lookback=3600000")
+        deps = {(d["parent"], d["child"]): d["callCount"] for d in doc.get("data") or []}
+        if deps.get(("frontend", "payments"), 0) >= 1 or time.time() > deadline:
+            break
+        time.sleep(0.2)
     check_eq(st, 200, "/api/dependencies")
-    deps = {(d["parent"], d["child"]): d["callCount"] for d in doc.get("data") or []}
     check(deps.get(("frontend", "payments"), 0) >= 1, "frontend -> payments dependency")
 
     # --- the server's own endpoints -------------------------------------------
