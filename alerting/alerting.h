@@ -217,6 +217,30 @@ int al_engine_alerts_json(al_engine *e, const char *tenant, sl_buf *out);
  * the fleet health page. Returns 0 or SL_ENOMEM. Thread-safe. */
 int al_engine_firing_for(al_engine *e, const char *tenant, const char *service, sl_buf *out);
 
+/* --- active checks ------------------------------------------------------------- */
+
+typedef struct al_prober al_prober;
+
+/* Probes HTTP endpoints on an interval from its own thread (libcurl GET; 2xx
+ * is success): spec is "service=url,service=url" (a URL without a service
+ * name is its own). Each probe writes probe_success and
+ * probe_duration_seconds {service_name, instance=url, job="sightline_checks"}
+ * through src->append for tenant "default" when append is set. Returns 0,
+ * SL_EINVAL (bad spec) or SL_ENOMEM. */
+int al_prober_create(const char *spec, int64_t interval_ms, int64_t timeout_ms,
+                     const al_source *src, al_prober **out);
+
+/* When a check of service failed at its last probe: 1 and why (URL and
+ * error); else 0. Thread-safe. */
+int al_prober_failing(al_prober *p, const char *service, char *why, size_t why_size);
+
+/* Results of every check as a JSON array (service, url, success, duration
+ * seconds, last probe time, error). Thread-safe. */
+int al_prober_json(al_prober *p, sl_buf *out);
+
+/* Stops the thread and frees everything. NULL is fine. */
+void al_prober_destroy(al_prober *p);
+
 /* Fingerprint of a label set (sorted by name), as Alertmanager shows it. */
 uint64_t al_fingerprint(const al_kv *labels, size_t n);
 

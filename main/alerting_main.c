@@ -19,6 +19,7 @@
 struct alerting_rt {
     al_engine *engine;
     al_notifier *notifier;
+    al_prober *prober;
     stg_store *store;
     pthread_mutex_t reload_mu; /* one reload at a time (SIGHUP and HTTP) */
 };
@@ -66,6 +67,13 @@ int alerting_create(const alerting_settings *s, stg_store *store, const char *da
         if ((rc = al_notifier_create(&no, &rt->notifier)) != 0) {
             goto fail;
         }
+    }
+    al_source probe_src = {select_tenant, NULL, rt};
+    if ((rc = al_prober_create(s->checks, (int64_t)(s->check_interval_ns / 1000000u), 5000,
+                               &probe_src, &rt->prober)) != 0) {
+        SL_LOG_E("alerting", "--health-checks: %s (want service=http://host:port/path,...)",
+                 sl_strerror(rc));
+        goto fail;
     }
     char state[4200];
     snprintf(state, sizeof(state), "%s/.alerting-state.json", data_dir);
@@ -181,10 +189,19 @@ int alerting_firing(void *ud, const char *tenant, const char *service, sl_buf *o
     return al_engine_firing_for(rt->engine, tenant, service, out);
 }
 
+int alerting_check_failing(void *ud, const char *tenant, const char *service, char *why,
+                           size_t why_size) {
+    alerting_rt *rt = ud;
+    /* checks are configuration, so they belong to the default tenant */
+    return strcmp(tenant, "default") == 0 ? al_prober_failing(rt->prober, service, why, why_size)
+                                          : 0;
+}
+
 void alerting_destroy(alerting_rt *rt) {
     if (rt == NULL) {
         return;
     }
+    al_prober_destroy(rt->prober);
     al_engine_destroy(rt->engine);
     al_notifier_destroy(rt->notifier);
     pthread_mutex_destroy(&rt->reload_mu);

@@ -22,6 +22,8 @@ typedef struct alerting_settings {
     uint64_t group_interval_ns;
     uint64_t repeat_interval_ns;
     const char *external_url;
+    const char *checks; /* "service=url,..." probed every check_interval_ns */
+    uint64_t check_interval_ns;
 } alerting_settings;
 
 typedef struct alerting_rt alerting_rt;
@@ -43,6 +45,11 @@ int alerting_http(void *ud, const qry_ext_req *r, int *status, sl_buf *body);
 /* Firing alerts labelled service_name=service, as a JSON array (for the
  * fleet health page); qry_options.firing_alerts. */
 int alerting_firing(void *ud, const char *tenant, const char *service, sl_buf *out);
+
+/* Whether an active check of service failed at its last probe (and why);
+ * qry_options.check_failing. */
+int alerting_check_failing(void *ud, const char *tenant, const char *service, char *why,
+                           size_t why_size);
 
 void alerting_destroy(alerting_rt *rt);
 

@@ -100,6 +100,8 @@ enum {
     OPT_HEALTH_ERROR_RATIO,
     OPT_HEALTH_P95,
     OPT_HEALTH_DOWN_AFTER,
+    OPT_HEALTH_CHECKS,
+    OPT_HEALTH_CHECK_INTERVAL,
 };
 
 /* One table drives getopt, the environment and --help. */
@@ -190,6 +192,11 @@ static const struct flag {
      "a service with a slower p95 latency is degraded (default 2s)"},
     {OPT_HEALTH_DOWN_AFTER, "health-down-after", "SIGHTLINE_HEALTH_DOWN_AFTER", "DURATION",
      "a service without spans for this long is down (default 5m)"},
+    {OPT_HEALTH_CHECKS, "health-checks", "SIGHTLINE_HEALTH_CHECKS", "LIST",
+     "active checks: service=http://host:port/health,... probed on an interval; a failing "
+     "one makes its service down (default: none)"},
+    {OPT_HEALTH_CHECK_INTERVAL, "health-check-interval", "SIGHTLINE_HEALTH_CHECK_INTERVAL",
+     "DURATION", "how often active checks run (default 15s)"},
 };
 #define NFLAGS (sizeof(g_flags) / sizeof(g_flags[0]))
 
@@ -412,6 +419,14 @@ static int apply(config *c, int id, const char *val) {
         c->health_max_error_ratio = r;
         return 0;
     }
+    case OPT_HEALTH_CHECKS:
+        c->al.checks = val;
+        return 0;
+    case OPT_HEALTH_CHECK_INTERVAL:
+        return parse_duration(val, &c->al.check_interval_ns) != 0 ||
+                       c->al.check_interval_ns < 100000000ull
+                   ? SL_EINVAL
+                   : 0;
     case OPT_HEALTH_P95:
         return parse_duration(val, &c->health_max_p95_ns);
     case OPT_HEALTH_DOWN_AFTER:
@@ -512,7 +527,8 @@ static int configure(config *c, int argc, char **argv) {
                          .group_by = "alertname",
                          .group_wait_ns = 30ull * 1000000000ull,
                          .group_interval_ns = 300ull * 1000000000ull,
-                         .repeat_interval_ns = 4ull * 3600 * 1000000000ull},
+                         .repeat_interval_ns = 4ull * 3600 * 1000000000ull,
+                         .check_interval_ns = 15ull * 1000000000ull},
                   .health_down_after_ns = 300ull * 1000000000ull,
                   .health_max_p95_ns = 2ull * 1000000000ull,
                   .health_max_error_ratio = 0.05};
@@ -668,6 +684,7 @@ static int serve(const config *c) {
     qo.ext = alerting_http;
     qo.ext_ud = al;
     qo.firing_alerts = alerting_firing;
+    qo.check_failing = alerting_check_failing;
     qo.firing_ud = al;
     qo.health_down_after_ms = c->health_down_after_ns / 1000000u;
     qo.health_max_p95_s = (double)c->health_max_p95_ns / 1e9;

@@ -125,10 +125,14 @@ void qry_api_fleet_health(const qry_req *req, qry_resp *resp) {
             alerts = json_array();
         }
         int status = 0;
-        char msg[200];
+        char msg[300];
         uint64_t idle_ns = end_ns > sv->last_seen_unix_nano ? end_ns - sv->last_seen_unix_nano : 0;
         double ratio = sv->stats.calls ? (double)sv->stats.errors / (double)sv->stats.calls : 0;
-        if (idle_ns > o->health_down_after_ms * 1000000u) {
+        if (o->check_failing != NULL &&
+            o->check_failing(o->firing_ud, req->tenant, sv->name, msg, sizeof(msg))) {
+            status = 2;
+            json_array_append_new(reasons, json_string(msg));
+        } else if (idle_ns > o->health_down_after_ms * 1000000u) {
             status = 2;
             snprintf(msg, sizeof(msg), "no telemetry for %llus (down after %llus)",
                      (unsigned long long)(idle_ns / 1000000000u),

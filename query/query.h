@@ -55,7 +55,10 @@ typedef struct qry_options {
     double health_max_error_ratio;
     double health_max_p95_s;
     int (*firing_alerts)(void *ud, const char *tenant, const char *service, sl_buf *out);
-    void *firing_ud;
+    /* 1 (and why) when an active check of the service fails: it is down. */
+    int (*check_failing)(void *ud, const char *tenant, const char *service, char *why,
+                         size_t why_size);
+    void *firing_ud; /* for both */
 } qry_options;
 
 void qry_options_init(qry_options *o);

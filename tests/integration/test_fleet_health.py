@@ -8,12 +8,16 @@
 - cart's error ratio crossing --health-max-error-ratio turns it degraded,
   with the reason;
 - a firing alert labelled service_name=cart is listed and degrades it;
+- a failing active check (a /health endpoint served by this test answering
+  503) makes its service down, with the reason;
 - when telemetry stops, both turn down after --health-down-after.
 
 usage: test_fleet_health.py SIGHTLINE_BINARY"""
 
+import http.server
 import os
 import shutil
+import threading
 import sys
 import tempfile
 import time
@@ -34,6 +38,23 @@ with open(os.path.join(rules, "cart.yml"), "w") as f:
         expr: label_replace(vector(1), "service_name", "cart", "", "")
         labels: {severity: ticket}
 """)
+
+
+class Health(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self):
+        self.send_response(Health.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+health_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+threading.Thread(target=health_srv.serve_forever, daemon=True).start()
+check_url = f"http://127.0.0.1:{health_srv.server_address[1]}/health"
 
 
 def inst(name):
@@ -123,7 +144,8 @@ try:
 
     # --- a firing alert degrades its service ---
     srv = Server(binary, ["--cut-interval", "200ms", "--rules-dir", rules,
-                          "--health-down-after", "4s"], data_dir=srv.data_dir).start()
+                          "--health-down-after", "4s", "--health-checks", f"cart={check_url}",
+                          "--health-check-interval", "200ms"], data_dir=srv.data_dir).start()
     send_calls(srv, 3)
     h = wait(lambda: (lambda h: h if h.get("cart", {}).get("firingAlerts") else None)(
         health(srv)))
@@ -132,6 +154,16 @@ try:
         check_eq(h["cart"]["status"], "degraded", "a firing alert degrades the service")
         check_eq(h["cart"]["firingAlerts"][0]["labels"]["alertname"], "CartCheck", "alert named")
         check_eq(h["frontend"]["firingAlerts"], [], "no alert on frontend")
+
+    # --- a failing active check: down ---
+    Health.status = 503
+    h = wait(lambda: (lambda h: h if h.get("cart", {}).get("status") == "down" else None)(
+        health(srv)))
+    check(h is not None, "a failing active check makes its service down")
+    if h:
+        check(any(r.startswith(f"active check {check_url} failed: HTTP 503")
+                  for r in h["cart"]["reasons"]), f"check reason: {h['cart']['reasons']}")
+    Health.status = 200
 
     # --- telemetry stops: down ---
     h = wait(lambda: (lambda h: h if all(s["status"] == "down" for s in h.values()) and h
