@@ -31,6 +31,45 @@ static int select_tenant(void *ud, const char *tenant, const pq_matcher *m, size
     return qry_store_select(&q, m, nm, mint_ms, maxt_ms, cb, cb_ud);
 }
 
+/* Writes rule and probe samples as one metrics WAL record, durably (the
+ * collector's path for /v1/metrics), so they are queryable at once and
+ * survive a restart. */
+static int append_samples(void *ud, const char *tenant, const pq_label *const *labels,
+                          const size_t *nlabels, const double *values, size_t n, int64_t t_ms) {
+    alerting_rt *rt = ud;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += nlabels[i];
+    }
+    stg_mseries *ser = calloc(n ? n : 1, sizeof(*ser));
+    stg_sample *smp = calloc(n ? n : 1, sizeof(*smp));
+    stg_label *lab = calloc(total ? total : 1, sizeof(*lab));
+    sl_buf rec;
+    sl_buf_init(&rec, 64u << 20);
+    int rc = ser && smp && lab ? 0 : SL_ENOMEM;
+    for (size_t i = 0, k = 0; rc == 0 && i < n; i++) {
+        for (size_t j = 0; j < nlabels[i]; j++) {
+            lab[k + j] = (stg_label){labels[i][j].name, labels[i][j].value};
+        }
+        smp[i] = (stg_sample){t_ms, values[i]};
+        ser[i] = (stg_mseries){.labels = lab + k,
+                               .nlabels = nlabels[i],
+                               .kind = STG_MS_CUMULATIVE,
+                               .samples = &smp[i],
+                               .nsamples = 1};
+        k += nlabels[i];
+    }
+    if (rc == 0 && (rc = stg_metrics_encode(ser, n, NULL, 0, &rec)) == 0) {
+        stg_write w = {tenant, STG_METRICS, rec.data, rec.len, (uint32_t)n};
+        rc = stg_write_batch(rt->store, &w, 1);
+    }
+    sl_buf_free(&rec);
+    free(ser);
+    free(smp);
+    free(lab);
+    return rc;
+}
+
 static void log_errors(const sl_buf *errs) {
     const char *p = (const char *)errs->data;
     const char *end = p + errs->len;
@@ -68,7 +107,7 @@ int alerting_create(const alerting_settings *s, stg_store *store, const char *da
             goto fail;
         }
     }
-    al_source probe_src = {select_tenant, NULL, rt};
+    al_source probe_src = {select_tenant, append_samples, rt};
     if ((rc = al_prober_create(s->checks, (int64_t)(s->check_interval_ns / 1000000u), 5000,
                                &probe_src, &rt->prober)) != 0) {
         SL_LOG_E("alerting", "--health-checks: %s (want service=http://host:port/path,...)",
@@ -83,7 +122,7 @@ int alerting_create(const alerting_settings *s, stg_store *store, const char *da
     eo.rules_dir = s->rules_dir;
     eo.state_file = state;
     eo.external_url = s->external_url;
-    eo.source = (al_source){select_tenant, NULL, rt};
+    eo.source = (al_source){select_tenant, append_samples, rt};
     eo.notifier = rt->notifier;
     sl_buf errs;
     sl_buf_init(&errs, 1u << 20);

@@ -10,9 +10,9 @@
  * (exactly once, see storage_int.h). Queries read the WAL and the blocks, so
  * acknowledged data is visible at once. Retention drops whole windows.
  *
- * Thread-safety: stg_write_batch() is called by one writer thread at a time;
- * every read function may be called from any number of threads concurrently
- * with it (LMDB MVCC: readers never block the writer).
+ * Thread-safety: stg_write_batch() calls are serialized (the collector's writer
+ * thread makes nearly all of them); every read function may be called from any number of threads
+ * concurrently with it (LMDB MVCC: readers never block the writer).
  */
 #ifndef SL_STORAGE_H
 #define SL_STORAGE_H
@@ -81,7 +81,8 @@ typedef struct stg_write {
 /* Appends n records (of any tenants and signals) in one durable transaction
  * per tenant: when it returns 0 every record is on disk. On error nothing of
  * the batch may be assumed durable (some tenants' records may be, so a retry
- * can store them twice). Single writer thread only.
+ * can store them twice). Calls from several threads (the collector's writer,
+ * the rule evaluator, the active checks) are serialized by a mutex.
  * Returns 0, SL_EFULL (a WAL map is full), -errno (e.g. -ENOSPC: the disk is
  * full), SL_ESTORAGE, SL_ENOMEM or SL_EINVAL (an unknown signal). */
 int stg_write_batch(stg_store *s, const stg_write *w, size_t n);

@@ -142,7 +142,8 @@ struct stg_store {
     atomic_uint_least64_t wal_backlog; /* uncut WAL bytes of every partition */
     pthread_t thread;
     bool thread_started;
-    pthread_mutex_t cut_mu; /* one cutter at a time (background or stg_maintain) */
+    pthread_mutex_t cut_mu;   /* one cutter at a time (background or stg_maintain) */
+    pthread_mutex_t write_mu; /* one stg_write_batch at a time (collector, rule evaluator) */
     pthread_mutex_t bg_mu;
     pthread_cond_t bg_cond;
     bool stopping;

@@ -148,6 +148,7 @@ int stg_open(const stg_options *o, stg_store **out) {
     s->data_dir = strdup(o->data_dir);
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->cut_mu, NULL);
+    pthread_mutex_init(&s->write_mu, NULL);
     pthread_mutex_init(&s->bg_mu, NULL);
     pthread_cond_init(&s->bg_cond, NULL);
     if (s->data_dir == NULL) {
@@ -217,6 +218,7 @@ void stg_close(stg_store *s) {
     stg_deps_close(s);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->cut_mu);
+    pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->bg_mu);
     pthread_cond_destroy(&s->bg_cond);
     free(s->data_dir);

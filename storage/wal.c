@@ -512,6 +512,7 @@ int stg_write_batch(stg_store *s, const stg_write *w, size_t n) {
     }
     memset(done, 0, n * sizeof(bool));
     int rc = 0;
+    pthread_mutex_lock(&s->write_mu);
     for (;;) {
         size_t left = 0;
         for (size_t i = 0; i < n; i++) {
@@ -521,6 +522,7 @@ int stg_write_batch(stg_store *s, const stg_write *w, size_t n) {
             break;
         }
     }
+    pthread_mutex_unlock(&s->write_mu);
     if (done != small) {
         free(done);
     }

@@ -17,3 +17,9 @@ add_test(NAME integration_fleet_health
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fleet_health.py
                  $<TARGET_FILE:sightline>)
 set_tests_properties(integration_fleet_health PROPERTIES LABELS integration TIMEOUT 300)
+
+# An alert over the span-derived error ratio, through a real webhook receiver.
+add_test(NAME integration_alerting_red
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_alerting_red.py
+                 $<TARGET_FILE:sightline>)
+set_tests_properties(integration_alerting_red PROPERTIES LABELS integration TIMEOUT 300)
