@@ -119,6 +119,10 @@ static void agroup_free(agroup *g) {
     free(g->last_resolved);
 }
 
+void al_global_init(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 void al_notifier_options_init(al_notifier_options *o) {
     *o = (al_notifier_options){.receiver = "webhook",
                                .group_by = "alertname",

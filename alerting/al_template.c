@@ -397,14 +397,22 @@ static int go_printf(tctx *c, const char *at, const tv *args, size_t nargs, sl_b
         while (*f != '\0' && strchr("+-# 0", *f) != NULL) {
             f++;
         }
+        const char *w0 = f;
         while (isdigit((unsigned char)*f)) {
             f++;
         }
+        size_t wlen = (size_t)(f - w0), plen = 0;
         if (*f == '.') {
-            f++;
+            const char *p0 = ++f;
             while (isdigit((unsigned char)*f)) {
                 f++;
             }
+            plen = (size_t)(f - p0);
+        }
+        if (wlen > 3 || plen > 3) {
+            /* widths and precisions of a few hundred are plenty; larger
+             * ones would only make long strings */
+            return tfail(c, at, "%s", "printf: width or precision above 999");
         }
         char verb = *f;
         if (verb == '\0') {

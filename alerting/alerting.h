@@ -135,6 +135,10 @@ typedef struct al_notifier_options {
 
 void al_notifier_options_init(al_notifier_options *o);
 
+/* Initializes libcurl's global state; call once from the main thread before
+ * creating a notifier or prober (both run libcurl on their own threads). */
+void al_global_init(void);
+
 /* Starts the sender thread (libcurl). Returns 0, SL_EINVAL or SL_ENOMEM; *out
  * is NULL on failure. */
 int al_notifier_create(const al_notifier_options *o, al_notifier **out);

@@ -92,6 +92,7 @@ int alerting_create(const alerting_settings *s, stg_store *store, const char *da
     }
     rt->store = store;
     pthread_mutex_init(&rt->reload_mu, NULL);
+    al_global_init();
     int rc = 0;
     if (s->webhook_url != NULL || s->alertmanager_url != NULL) {
         al_notifier_options no;
