@@ -88,7 +88,7 @@ static void probe(al_prober *p, CURL *curl, check *c) {
     c->duration_s = dur;
     c->last_ms = now;
     if (cc != CURLE_OK) {
-        snprintf(c->error, sizeof(c->error), "%s", err[0] ? err : curl_easy_strerror(cc));
+        snprintf(c->error, sizeof(c->error), "%.150s", err[0] ? err : curl_easy_strerror(cc));
     } else if (!c->success) {
         snprintf(c->error, sizeof(c->error), "HTTP %ld", status);
     } else {
