@@ -2,7 +2,7 @@
  * The live service graph: per tenant, per service and per edge (parent
  * service -> child service, from parent/child spans across services), call
  * and error counts in one-minute slots over the last 24 hours and latency
- * histograms in ten-minute slots, kept up to date by the cutter as it takes
+ * histograms in half-hour slots, kept up to date by the cutter as it takes
  * spans from the WAL (so only acknowledged, durable spans count; no batch
  * job scans stored data). Read by /api/dependencies, /api/service-map and
  * the fleet health page.
@@ -26,8 +26,8 @@
 #define MIN_SLOTS 1440 /* one-minute count slots: 24 h */
 #define LAT_SLOTS 144  /* ten-minute latency slots: 24 h */
 #define LAT_BUCKETS 64 /* 2^(i/2) microseconds: 1 us .. ~50 min */
-#define SEEN_CAP (1u << 17)
-#define PENDING_CAP (1u << 15)
+#define SEEN_CAP (1u << 16)
+#define PENDING_CAP (1u << 13)
 #define MAX_SERVICES 1024
 #define MAX_EDGES 2048
 #define MAX_INSTANCES 256
@@ -216,7 +216,7 @@ static void count(counts *c, uint64_t start_ns, uint64_t now_ns, uint64_t dur_ns
     }
     c->calls[i]++;
     c->errors[i] += error;
-    uint32_t period = minute / 10;
+    uint32_t period = minute / 30;
     size_t l = period % LAT_SLOTS;
     if (c->lat_slot[l] != period) {
         c->lat_slot[l] = period;
@@ -432,7 +432,7 @@ static void summarize(const counts *c, uint64_t start_ns, uint64_t end_ns, stg_d
         }
     }
     for (size_t l = 0; l < LAT_SLOTS; l++) {
-        if (c->lat_slot[l] >= m0 / 10 && c->lat_slot[l] <= m1 / 10) {
+        if (c->lat_slot[l] >= m0 / 30 && c->lat_slot[l] <= m1 / 30) {
             for (size_t b = 0; b < LAT_BUCKETS; b++) {
                 hist[b] += c->lat[l][b];
                 total += c->lat[l][b];
