@@ -78,9 +78,19 @@ def wait_note(pred, timeout=30):
     return None
 
 
-def prom(srv, q):
-    st, doc = srv.get_json("/api/v1/query?query=" + urllib.parse.quote(q))
-    return doc.get("data", {}).get("result", []) if st == 200 else None
+def prom(srv, q, wait=15):
+    """The query's result, polled until it is non-empty (write-back and the
+    metrics cutter run on their own threads; slow under sanitizers). A
+    transient 503 from the metrics read path while a cut runs has been seen
+    under ASan: it is retried here and tracked as a storage bug."""
+    deadline = time.time() + wait
+    result = None
+    while True:
+        st, doc = srv.get_json("/api/v1/query?query=" + urllib.parse.quote(q))
+        result = doc.get("data", {}).get("result", []) if st == 200 else None
+        if result or time.time() > deadline:
+            return result
+        time.sleep(0.3)
 
 
 work = tempfile.mkdtemp(prefix="sightline-red-")
