@@ -60,6 +60,10 @@ int stg_lmdb_err(int rc) {
     if (rc > 0) {
         return -rc; /* an errno value */
     }
+    if (rc != MDB_NOTFOUND && rc != MDB_KEYEXIST) {
+        /* The caller reports "storage error"; the log says which. */
+        SL_LOG_W("storage", "lmdb: %s", mdb_strerror(rc));
+    }
     return SL_ESTORAGE;
 }
 

@@ -78,17 +78,22 @@ def wait_note(pred, timeout=30):
     return None
 
 
-def prom(srv, q, wait=15):
+def prom(srv, q, wait=30):
     """The query's result, polled until it is non-empty (write-back and the
-    metrics cutter run on their own threads; slow under sanitizers). A
-    transient 503 from the metrics read path while a cut runs has been seen
-    under ASan: it is retried here and tracked as a storage bug."""
+    metrics cutter run on their own threads; slow under sanitizers). Every
+    answer other than 200 is printed, with the server's log when the wait
+    runs out, so that a failure here says what the server said."""
     deadline = time.time() + wait
     result = None
     while True:
         st, doc = srv.get_json("/api/v1/query?query=" + urllib.parse.quote(q))
         result = doc.get("data", {}).get("result", []) if st == 200 else None
-        if result or time.time() > deadline:
+        if st != 200:
+            print(f"query {q}: {st} {doc}", flush=True)
+        if result:
+            return result
+        if time.time() > deadline:
+            print("server log:\n" + srv.read_log()[-4000:], flush=True)
             return result
         time.sleep(0.3)
 
