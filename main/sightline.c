@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,99 +105,155 @@ enum {
     OPT_HEALTH_CHECK_INTERVAL,
 };
 
-/* One table drives getopt, the environment and --help. */
+typedef enum flag_kind {
+    V_STR,      /* const char *, kept as given */
+    V_UINT,     /* uint64_t, a whole number */
+    V_SIZE,     /* uint64_t bytes: "16MiB", "512K", a bare number */
+    V_DURATION, /* uint64_t ns: "90s", "7d", a bare "0" */
+    V_RATIO,    /* double in [0, 1] */
+    V_OTHER,
+} flag_kind;
+
+#define SEC 1000000000ull
+#define ANY UINT64_MAX
+/* The field's offset, and a compile error if it is not of type T. */
+#define FIELD(f, T) _Generic(((config *)0)->f, T : offsetof(config, f))
+#define STR(f) V_STR, FIELD(f, const char *), 0, 0
+#define NUM(kind, f, lo, hi) kind, FIELD(f, uint64_t), lo, hi
+#define RATIO(f) V_RATIO, FIELD(f, double), 0, 0
+#define OTHER V_OTHER, 0, 0, 0
+
+/* One table drives getopt, the environment, the config file, --help and the
+ * parsing and bounds of every value. */
 static const struct flag {
     int id;
     const char *name;
     const char *env;
     const char *arg;
     const char *help;
+    flag_kind kind; /* V_OTHER: parsed by apply_other() */
+    size_t off;     /* of the value in config */
+    uint64_t min, max;
 } g_flags[] = {
-    {OPT_HOST, "host", "SIGHTLINE_HOST", "ADDR", "listen address for every port (default 0.0.0.0)"},
+    {OPT_HOST, "host", "SIGHTLINE_HOST", "ADDR", "listen address for every port (default 0.0.0.0)",
+     STR(host)},
     {OPT_OTLP_HTTP_PORT, "otlp-http-port", "SIGHTLINE_OTLP_HTTP_PORT", "PORT",
-     "OTLP/HTTP receiver port; 0 picks a free port (default 4318)"},
+     "OTLP/HTTP receiver port; 0 picks a free port (default 4318)",
+     NUM(V_UINT, otlp_http_port, 0, 65535)},
     {OPT_OTLP_GRPC_PORT, "otlp-grpc-port", "SIGHTLINE_OTLP_GRPC_PORT", "PORT",
-     "OTLP/gRPC receiver port (h2c); 0 picks a free port, off disables it (default 4317)"},
+     "OTLP/gRPC receiver port (h2c); 0 picks a free port, off disables it (default 4317)", OTHER},
     {OPT_GRPC_MAX_MESSAGE, "grpc-max-message-size", "SIGHTLINE_GRPC_MAX_MESSAGE_SIZE", "BYTES",
-     "largest gRPC message, compressed or after decompression (default 4MiB)"},
+     "largest gRPC message, compressed or after decompression (default 4MiB)",
+     NUM(V_SIZE, grpc_max_message, 1, 1ull << 30)},
     {OPT_QUERY_PORT, "query-port", "SIGHTLINE_QUERY_PORT", "PORT",
-     "query API and UI port; 0 picks a free port (default 16686)"},
-    {OPT_DATA_DIR, "data-dir", "SIGHTLINE_DATA_DIR", "DIR",
-     "where data is stored (default ./data)"},
+     "query API and UI port; 0 picks a free port (default 16686)",
+     NUM(V_UINT, query_port, 0, 65535)},
+    {OPT_DATA_DIR, "data-dir", "SIGHTLINE_DATA_DIR", "DIR", "where data is stored (default ./data)",
+     STR(data_dir)},
     {OPT_PARTITION, "partition", "SIGHTLINE_PARTITION", "DURATION",
-     "length of one storage window, at least 1s (default 1h)"},
+     "length of one storage window, at least 1s (default 1h)",
+     NUM(V_DURATION, partition_ns, SEC, ANY)},
     {OPT_RETENTION, "retention", "SIGHTLINE_RETENTION", "DURATION",
-     "windows older than this are deleted; 0 keeps everything (default 7d)"},
+     "windows older than this are deleted; 0 keeps everything (default 7d)",
+     NUM(V_DURATION, retention_ns, 0, ANY)},
     {OPT_MAX_BODY, "max-body-size", "SIGHTLINE_MAX_BODY_SIZE", "BYTES",
-     "largest request body after decompression, e.g. 16MiB (default 16MiB)"},
+     "largest request body after decompression, e.g. 16MiB (default 16MiB)",
+     NUM(V_SIZE, max_body_size, 1, ANY)},
     {OPT_QUEUE_MAX, "queue-max", "SIGHTLINE_QUEUE_MAX", "N",
-     "requests decoding or waiting to be written before 503 (default 256)"},
+     "requests decoding or waiting to be written before 503 (default 256)",
+     NUM(V_UINT, queue_max, 1, 1000000)},
     {OPT_MAX_INFLIGHT, "max-inflight-bytes", "SIGHTLINE_MAX_INFLIGHT_BYTES", "BYTES",
-     "request bodies decoding or waiting to be written before 503 (default 256MiB)"},
+     "request bodies decoding or waiting to be written before 503 (default 256MiB)",
+     NUM(V_SIZE, max_inflight_bytes, 1u << 20, ANY)},
     {OPT_MAX_CONNECTIONS, "max-connections", "SIGHTLINE_MAX_CONNECTIONS", "N",
-     "open OTLP connections (HTTP and gRPC together); more are closed at once (default 1024)"},
+     "open OTLP connections (HTTP and gRPC together); more are closed at once (default 1024)",
+     NUM(V_UINT, max_connections, 1, 1000000)},
     {OPT_REQUEST_TIMEOUT, "request-timeout", "SIGHTLINE_REQUEST_TIMEOUT", "DURATION",
-     "an OTLP request must arrive whole within this of its first byte (default 30s)"},
+     "an OTLP request must arrive whole within this of its first byte (default 30s)",
+     NUM(V_DURATION, request_timeout_ns, SEC / 10, 3600 * SEC)},
     {OPT_IDLE_TIMEOUT, "idle-timeout", "SIGHTLINE_IDLE_TIMEOUT", "DURATION",
-     "OTLP connections without traffic or pending replies close after this (default 60s)"},
+     "OTLP connections without traffic or pending replies close after this (default 60s)",
+     NUM(V_DURATION, idle_timeout_ns, SEC / 10, 86400 * SEC)},
     {OPT_CUT_INTERVAL, "cut-interval", "SIGHTLINE_CUT_INTERVAL", "DURATION",
-     "how often the write-ahead log is cut into blocks (default 2s)"},
+     "how often the write-ahead log is cut into blocks (default 2s)",
+     NUM(V_DURATION, cut_interval_ns, SEC / 1000, ANY)},
     {OPT_BLOCK_LEVEL, "block-level", "SIGHTLINE_BLOCK_LEVEL", "N",
-     "zstd level of stored blocks, 1-19 (default 3)"},
+     "zstd level of stored blocks, 1-19 (default 3)", NUM(V_UINT, block_level, 1, 19)},
     {OPT_LOG_LEVEL, "log-level", "SIGHTLINE_LOG_LEVEL", "LEVEL",
-     "error, warn, info or debug (default info)"},
+     "error, warn, info or debug (default info)", OTHER},
     {OPT_UI_DIR, "ui-dir", "SIGHTLINE_UI_DIR", "DIR",
-     "static UI files served at / (default: none; scripts/run.sh passes ./ui-static)"},
+     "static UI files served at / (default: none; scripts/run.sh passes ./ui-static)", STR(ui_dir)},
     {OPT_PORTS_FILE, "ports-file", "SIGHTLINE_PORTS_FILE", "FILE",
-     "write the bound ports as JSON to FILE once listening (for tests and scripts)"},
+     "write the bound ports as JSON to FILE once listening (for tests and scripts)",
+     STR(ports_file)},
     {OPT_AUTH_TOKENS, "auth-tokens", "SIGHTLINE_AUTH_TOKENS", "FILE",
      "bearer tokens: lines of `<sha256 hex of token> <tenant> <ingest,query,admin>`; every "
-     "OTLP and API request then needs one (reloaded on SIGHUP; default: no authentication)"},
+     "OTLP and API request then needs one (reloaded on SIGHUP; default: no authentication)",
+     STR(auth_tokens)},
     {OPT_LIMITS, "limits", "SIGHTLINE_LIMITS", "FILE",
      "YAML file of per-tenant limits (defaults: and tenants:): ingestion rates per signal, "
-     "attribute limits, active series, retention per signal (reloaded on SIGHUP)"},
+     "attribute limits, active series, retention per signal (reloaded on SIGHUP)",
+     STR(limits)},
     {OPT_TLS_CERT, "tls-cert", "SIGHTLINE_TLS_CERT", "FILE",
      "PEM certificate (chain): TLS 1.2+ on every port (OTLP/HTTP, OTLP/gRPC with ALPN h2, "
-     "query and UI); needs --tls-key"},
-    {OPT_TLS_KEY, "tls-key", "SIGHTLINE_TLS_KEY", "FILE", "PEM private key of --tls-cert"},
+     "query and UI); needs --tls-key",
+     STR(tls_cert)},
+    {OPT_TLS_KEY, "tls-key", "SIGHTLINE_TLS_KEY", "FILE", "PEM private key of --tls-cert",
+     STR(tls_key)},
     {OPT_TLS_CLIENT_CA, "tls-client-ca", "SIGHTLINE_TLS_CLIENT_CA", "FILE",
-     "PEM CA: OTLP clients must present a certificate it signed (mutual TLS on ingest)"},
+     "PEM CA: OTLP clients must present a certificate it signed (mutual TLS on ingest)",
+     STR(tls_client_ca)},
     {OPT_CONFIG, "config", "SIGHTLINE_CONFIG", "FILE",
      "YAML file of settings keyed by these flag names (e.g. `retention: 3d`); "
-     "variables and flags override it"},
+     "variables and flags override it",
+     OTHER},
     {OPT_RULES_DIR, "rules-dir", "SIGHTLINE_RULES_DIR", "DIR",
      "Prometheus rule files (*.yml) of tenant default; subdirectories hold other tenants' "
-     "(reloaded on SIGHUP and POST /-/reload; default: none)"},
+     "(reloaded on SIGHUP and POST /-/reload; default: none)",
+     STR(al.rules_dir)},
     {OPT_RULE_INTERVAL, "rule-interval", "SIGHTLINE_RULE_INTERVAL", "DURATION",
-     "evaluation interval of rule groups without their own (default 1m)"},
+     "evaluation interval of rule groups without their own (default 1m)",
+     NUM(V_DURATION, al.rule_interval_ns, SEC, ANY)},
     {OPT_ALERT_WEBHOOK, "alert-webhook-url", "SIGHTLINE_ALERT_WEBHOOK_URL", "URL",
-     "receiver of Alertmanager webhook notifications (version 4) (default: none)"},
+     "receiver of Alertmanager webhook notifications (version 4) (default: none)",
+     STR(al.webhook_url)},
     {OPT_ALERTMANAGER, "alertmanager-url", "SIGHTLINE_ALERTMANAGER_URL", "URL",
-     "send alerts to this Alertmanager's /api/v2/alerts instead of grouping them here"},
+     "send alerts to this Alertmanager's /api/v2/alerts instead of grouping them here",
+     STR(al.alertmanager_url)},
     {OPT_ALERT_GROUP_BY, "alert-group-by", "SIGHTLINE_ALERT_GROUP_BY", "LABELS",
      "labels that group alerts into one notification, comma-separated; ... for all "
-     "(default alertname)"},
+     "(default alertname)",
+     STR(al.group_by)},
     {OPT_ALERT_GROUP_WAIT, "alert-group-wait", "SIGHTLINE_ALERT_GROUP_WAIT", "DURATION",
-     "wait before a new group's first notification (default 30s)"},
+     "wait before a new group's first notification (default 30s)",
+     NUM(V_DURATION, al.group_wait_ns, 0, ANY)},
     {OPT_ALERT_GROUP_INTERVAL, "alert-group-interval", "SIGHTLINE_ALERT_GROUP_INTERVAL", "DURATION",
-     "wait before notifying a group's changes (default 5m)"},
+     "wait before notifying a group's changes (default 5m)",
+     NUM(V_DURATION, al.group_interval_ns, SEC / 1000, ANY)},
     {OPT_ALERT_REPEAT, "alert-repeat-interval", "SIGHTLINE_ALERT_REPEAT_INTERVAL", "DURATION",
-     "wait before repeating an unchanged notification (default 4h)"},
+     "wait before repeating an unchanged notification (default 4h)",
+     NUM(V_DURATION, al.repeat_interval_ns, SEC / 1000, ANY)},
     {OPT_EXTERNAL_URL, "external-url", "SIGHTLINE_EXTERNAL_URL", "URL",
      "this server's URL as users reach it, for links in alerts (default "
-     "http://<host>:<query port>)"},
+     "http://<host>:<query port>)",
+     STR(al.external_url)},
     {OPT_HEALTH_ERROR_RATIO, "health-max-error-ratio", "SIGHTLINE_HEALTH_MAX_ERROR_RATIO", "RATIO",
      "a service with a higher error ratio is degraded on /api/fleet/health "
-     "(default 0.05)"},
+     "(default 0.05)",
+     RATIO(health_max_error_ratio)},
     {OPT_HEALTH_P95, "health-max-p95", "SIGHTLINE_HEALTH_MAX_P95", "DURATION",
-     "a service with a slower p95 latency is degraded (default 2s)"},
+     "a service with a slower p95 latency is degraded (default 2s)",
+     NUM(V_DURATION, health_max_p95_ns, 0, ANY)},
     {OPT_HEALTH_DOWN_AFTER, "health-down-after", "SIGHTLINE_HEALTH_DOWN_AFTER", "DURATION",
-     "a service without spans for this long is down (default 5m)"},
+     "a service without spans for this long is down (default 5m)",
+     NUM(V_DURATION, health_down_after_ns, SEC, ANY)},
     {OPT_HEALTH_CHECKS, "health-checks", "SIGHTLINE_HEALTH_CHECKS", "LIST",
      "active checks: service=http://host:port/health,... probed on an interval; a failing "
-     "one makes its service down (default: none)"},
+     "one makes its service down (default: none)",
+     STR(al.checks)},
     {OPT_HEALTH_CHECK_INTERVAL, "health-check-interval", "SIGHTLINE_HEALTH_CHECK_INTERVAL",
-     "DURATION", "how often active checks run (default 15s)"},
+     "DURATION", "how often active checks run (default 15s)",
+     NUM(V_DURATION, al.check_interval_ns, SEC / 10, ANY)},
 };
 #define NFLAGS (sizeof(g_flags) / sizeof(g_flags[0]))
 
@@ -285,13 +342,9 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out) {
     return 0;
 }
 
-static int apply(config *c, int id, const char *val) {
+/* The flags whose values are more than a number or a string. */
+static int apply_other(config *c, int id, const char *val) {
     switch (id) {
-    case OPT_HOST:
-        c->host = val;
-        return 0;
-    case OPT_OTLP_HTTP_PORT:
-        return parse_uint(val, 65535, &c->otlp_http_port);
     case OPT_OTLP_GRPC_PORT: {
         if (strcmp(val, "off") == 0) {
             c->otlp_grpc_port = -1;
@@ -302,51 +355,6 @@ static int apply(config *c, int id, const char *val) {
         c->otlp_grpc_port = rc == 0 ? (int64_t)port : c->otlp_grpc_port;
         return rc;
     }
-    case OPT_GRPC_MAX_MESSAGE:
-        return parse_size(val, &c->grpc_max_message) != 0 || c->grpc_max_message == 0 ||
-                       c->grpc_max_message > (1ull << 30)
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_QUERY_PORT:
-        return parse_uint(val, 65535, &c->query_port);
-    case OPT_DATA_DIR:
-        c->data_dir = val;
-        return 0;
-    case OPT_PARTITION:
-        return parse_duration(val, &c->partition_ns) != 0 || c->partition_ns < 1000000000ull
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_RETENTION:
-        return parse_duration(val, &c->retention_ns);
-    case OPT_MAX_BODY:
-        return parse_size(val, &c->max_body_size) != 0 || c->max_body_size == 0 ? SL_EINVAL : 0;
-    case OPT_QUEUE_MAX:
-        return parse_uint(val, 1000000, &c->queue_max) != 0 || c->queue_max == 0 ? SL_EINVAL : 0;
-    case OPT_MAX_INFLIGHT:
-        return parse_size(val, &c->max_inflight_bytes) != 0 || c->max_inflight_bytes < (1u << 20)
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_MAX_CONNECTIONS:
-        return parse_uint(val, 1000000, &c->max_connections) != 0 || c->max_connections == 0
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_REQUEST_TIMEOUT:
-        return parse_duration(val, &c->request_timeout_ns) != 0 ||
-                       c->request_timeout_ns < 100000000ull ||
-                       c->request_timeout_ns > 3600ull * 1000000000ull
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_IDLE_TIMEOUT:
-        return parse_duration(val, &c->idle_timeout_ns) != 0 || c->idle_timeout_ns < 100000000ull ||
-                       c->idle_timeout_ns > 86400ull * 1000000000ull
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_CUT_INTERVAL:
-        return parse_duration(val, &c->cut_interval_ns) != 0 || c->cut_interval_ns < 1000000u
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_BLOCK_LEVEL:
-        return parse_uint(val, 19, &c->block_level) != 0 || c->block_level == 0 ? SL_EINVAL : 0;
     case OPT_LOG_LEVEL: {
         sl_log_level l;
         if (sl_log_parse_level(val, &l) != 0) {
@@ -355,88 +363,54 @@ static int apply(config *c, int id, const char *val) {
         c->log_level = val;
         return 0;
     }
-    case OPT_UI_DIR:
-        c->ui_dir = val;
-        return 0;
-    case OPT_PORTS_FILE:
-        c->ports_file = val;
-        return 0;
-    case OPT_AUTH_TOKENS:
-        c->auth_tokens = val;
-        return 0;
-    case OPT_LIMITS:
-        c->limits = val;
-        return 0;
-    case OPT_TLS_CERT:
-        c->tls_cert = val;
-        return 0;
-    case OPT_TLS_KEY:
-        c->tls_key = val;
-        return 0;
-    case OPT_TLS_CLIENT_CA:
-        c->tls_client_ca = val;
-        return 0;
     case OPT_CONFIG:
         return 0; /* read before everything else, see configure() */
-    case OPT_RULES_DIR:
-        c->al.rules_dir = val;
+    default:
+        return SL_EINVAL;
+    }
+}
+
+static const struct flag *flag_by_id(int id);
+
+/* Sets the flag id from val, within the table's bounds. */
+static int apply(config *c, int id, const char *val) {
+    const struct flag *f = flag_by_id(id);
+    if (f == NULL) {
+        return SL_EINVAL;
+    }
+    char *field = (char *)c + f->off;
+    uint64_t v = 0;
+    int rc = 0;
+    switch (f->kind) {
+    case V_STR:
+        memcpy(field, &val, sizeof(val));
         return 0;
-    case OPT_RULE_INTERVAL:
-        return parse_duration(val, &c->al.rule_interval_ns) != 0 ||
-                       c->al.rule_interval_ns < 1000000000ull
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_ALERT_WEBHOOK:
-        c->al.webhook_url = val;
-        return 0;
-    case OPT_ALERTMANAGER:
-        c->al.alertmanager_url = val;
-        return 0;
-    case OPT_ALERT_GROUP_BY:
-        c->al.group_by = val;
-        return 0;
-    case OPT_ALERT_GROUP_WAIT:
-        return parse_duration(val, &c->al.group_wait_ns);
-    case OPT_ALERT_GROUP_INTERVAL:
-        return parse_duration(val, &c->al.group_interval_ns) != 0 ||
-                       c->al.group_interval_ns < 1000000u
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_ALERT_REPEAT:
-        return parse_duration(val, &c->al.repeat_interval_ns) != 0 ||
-                       c->al.repeat_interval_ns < 1000000u
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_EXTERNAL_URL:
-        c->al.external_url = val;
-        return 0;
-    case OPT_HEALTH_ERROR_RATIO: {
+    case V_RATIO: {
         char *end;
         double r = strtod(val, &end);
         if (end == val || *end != '\0' || !(r >= 0 && r <= 1)) {
             return SL_EINVAL;
         }
-        c->health_max_error_ratio = r;
+        memcpy(field, &r, sizeof(r));
         return 0;
     }
-    case OPT_HEALTH_CHECKS:
-        c->al.checks = val;
-        return 0;
-    case OPT_HEALTH_CHECK_INTERVAL:
-        return parse_duration(val, &c->al.check_interval_ns) != 0 ||
-                       c->al.check_interval_ns < 100000000ull
-                   ? SL_EINVAL
-                   : 0;
-    case OPT_HEALTH_P95:
-        return parse_duration(val, &c->health_max_p95_ns);
-    case OPT_HEALTH_DOWN_AFTER:
-        return parse_duration(val, &c->health_down_after_ns) != 0 ||
-                       c->health_down_after_ns < 1000000000ull
-                   ? SL_EINVAL
-                   : 0;
-    default:
+    case V_UINT:
+        rc = parse_uint(val, UINT64_MAX, &v);
+        break;
+    case V_SIZE:
+        rc = parse_size(val, &v);
+        break;
+    case V_DURATION:
+        rc = parse_duration(val, &v);
+        break;
+    case V_OTHER:
+        return apply_other(c, id, val);
+    }
+    if (rc != 0 || v < f->min || v > f->max) {
         return SL_EINVAL;
     }
+    memcpy(field, &v, sizeof(v));
+    return 0;
 }
 
 static const struct flag *flag_by_id(int id) {
