@@ -10,7 +10,8 @@ packages=(build-essential cmake ninja-build pkg-config
           libmicrohttpd-dev libjansson-dev zlib1g-dev libhttp-parser-dev libyaml-dev
           libcurl4-openssl-dev libnghttp2-dev libpcre2-dev libssl-dev
           python3 zstd clang libclang-rt-14-dev lmdb-utils prometheus openssl
-          chromium chromium-driver)
+          chromium chromium-driver
+          libsqlite3-dev libsodium-dev libnats-dev nats-server)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,8 +3,8 @@
  * notifications, analytics) share besides the runtime: the SQLite layer, the
  * outbox table, password hashing, TOTP, refresh tokens and the saga engine.
  * Prefix fc_. Errors are the project's sl_err codes plus the few below, in
- * their own band (-30001..-30099) so that a service can map them to HTTP
- * statuses at its edge.
+ * their own band (-30101..-30199; the runtime's sf_ codes use -30001..)
+ * so that a service can map them to HTTP statuses at its edge.
  */
 #ifndef FC_H
 #define FC_H
@@ -15,10 +15,10 @@
 #include <stdint.h>
 
 #define FC_ERR_MAP(X)                                                                              \
-    X(CONFLICT, -30001, "already exists")                                                          \
-    X(DENIED, -30002, "credentials rejected")                                                      \
-    X(REUSE, -30003, "refresh token reused: its family is revoked")                                \
-    X(EXPIRED, -30004, "expired")
+    X(CONFLICT, -30101, "already exists")                                                          \
+    X(DENIED, -30102, "credentials rejected")                                                      \
+    X(REUSE, -30103, "refresh token reused: its family is revoked")                                \
+    X(EXPIRED, -30104, "expired")
 
 enum {
 #define FC_ERR_ENUM(name, code, msg) FC_E##name = (code),
