@@ -178,8 +178,10 @@ int main(int argc, char **argv) {
            "raw text; %llu blocks\n",
            (double)disk / 1048576.0, (double)disk / (double)nrecs,
            (double)text.len / (double)(disk ? disk : 1), (unsigned long long)st.blocks);
-    printf("write (encode + group commit, 1000/commit): %.0f records/s; cut: %.0f records/s\n",
-           (double)nrecs / ((double)t_write / 1e9), (double)nrecs / ((double)t_cut / 1e9));
+    printf("write (encode + group commit, 1000/commit): %.0f records/s; cut: %.0f records/s "
+           "(generating the corpus: %.2f s)\n",
+           (double)nrecs / ((double)t_write / 1e9), (double)nrecs / ((double)t_cut / 1e9),
+           (double)t_gen / 1e9);
 
     /* Searches. */
     static search_case cases[] = {

@@ -107,21 +107,41 @@ struct col_req {
     sl_buf reply;
 };
 
-struct col_conn {
+/* A connection of either transport (conn_link.c): the first member of
+ * col_conn and of the gRPC connection, so that a pointer to one is a pointer
+ * to the other. */
+typedef struct col_link col_link;
+typedef struct col_link_ops {
+    void (*drain)(col_link *l);   /* shutdown: take no more requests, close when answered */
+    void (*close)(col_link *l);   /* close now (idempotent) */
+    void (*destroy)(col_link *l); /* handles closed, writes done: free it */
+    /* Plaintext read (len may be 0 after TLS records); the end of input or a
+     * read error (a libuv code). */
+    void (*data)(col_link *l, const uint8_t *data, size_t len);
+    void (*eof)(col_link *l, int err);
+} col_link_ops;
+
+struct col_link {
     uv_tcp_t tcp;
-    uv_timer_t idle;
+    uv_timer_t idle; /* ticks every col_timer_tick_ms: timeouts */
     col_collector *col;
+    const col_link_ops *ops;
+    col_tls *tls;                 /* NULL: cleartext */
+    struct col_link *prev, *next; /* in col->links */
+    int refs;                     /* handles open + writes + requests in flight */
+    bool closing;
+    uint64_t last_active_ns; /* last read */
+};
+
+struct col_conn {
+    col_link link; /* first */
     http_parser parser;
-    col_tls *tls;         /* NULL: cleartext */
     col_req *cur;         /* request being parsed */
     col_req *head, *tail; /* requests in arrival order, awaiting replies */
     int nreqs;
-    int refs; /* handles open + requests in flight */
-    bool closing;
     bool reading;
-    bool close_after;        /* close once the queued replies are written */
-    uint64_t req_start_ns;   /* first byte of the request being parsed */
-    uint64_t last_active_ns; /* last read */
+    bool close_after;      /* close once the queued replies are written */
+    uint64_t req_start_ns; /* first byte of the request being parsed */
     char hdr_field[64];
     size_t hdr_field_len;
     bool hdr_in_value;
@@ -138,8 +158,8 @@ struct col_collector {
     SSL_CTX *tls_http, *tls_grpc; /* NULL: cleartext */
     uv_tcp_t grpc_server;
 
+    col_link *links; /* open connections of both transports */
     /* grpc_server.c */
-    struct g_conn *grpc_conns;
     uint16_t grpc_port;
     bool grpc_started;
     uv_async_t wake; /* writer -> loop: replies ready */
@@ -232,13 +252,29 @@ int col_tls_recv(col_tls *t, const void *in, size_t n, sl_buf *plain, sl_buf *ou
  * handshake is done). 0, SL_EDECODE or SL_ENOMEM. */
 int col_tls_send(col_tls *t, const void *data, size_t n, sl_buf *out);
 
-/* grpc_server.c: OTLP/gRPC on the loop. Handles of its connections carry
- * &col_grpc_tag as data. */
-extern char col_grpc_tag;
+/* conn_link.c (loop thread). Accepts a connection of size bytes (its
+ * col_link first, zeroed) on server (whose data is the collector); NULL when
+ * it was refused (limit, shutdown, TLS) and is closing. */
+col_link *col_link_accept(uv_stream_t *server, int status, size_t size, const col_link_ops *ops,
+                          SSL_CTX *tls, uv_timer_cb on_tick);
+void col_link_close(col_link *l); /* unlinks it and closes its handles */
+void col_link_unref(col_link *l);
+/* Sends data (owned: freed once written), through TLS when the link has it. */
+void col_link_write(col_link *l, uint8_t *data, size_t len);
+/* Starts reading into ops->data and ops->eof. A libuv code. */
+int col_link_read_start(col_link *l);
+/* Binds and listens on server (initialized by the caller, who closes it);
+ * server->data = col; the bound port in *port. A libuv code. */
+int col_link_listen(col_collector *col, uv_tcp_t *server, const struct sockaddr *addr,
+                    uv_connection_cb on_connection, uint16_t *port);
+/* Shutdown: drain (or, when hard, close) every connection. */
+void col_links_shutdown(col_collector *col, bool hard);
+
+/* grpc_server.c: OTLP/gRPC on the loop. */
 int col_grpc_start(col_collector *col, const struct sockaddr *addr);
-/* Shutdown (loop thread): stops listening and sends GOAWAY; connections
- * close when their open calls are answered, or at once when hard. */
-void col_grpc_stop(col_collector *col, bool hard);
+/* Shutdown (loop thread): stops listening (its connections are drained
+ * through col_links_shutdown). */
+void col_grpc_stop(col_collector *col);
 
 /* http_server.c */
 /* Period of the per-connection timers (both transports). */

@@ -31,22 +31,11 @@
 #define G_MAX_STREAMS 100
 #define G_WINDOW (1u << 20) /* per stream; the connection window follows */
 
-/* Marks the handles of this file so that the HTTP side's shutdown walk
- * leaves them alone (they are closed by col_grpc_stop). */
-char col_grpc_tag;
-
 typedef struct g_conn {
-    uv_tcp_t tcp;
-    uv_timer_t idle;
-    col_collector *col;
+    col_link link; /* first */
     nghttp2_session *h2;
-    struct g_conn *prev, *next; /* in the collector's list */
-    struct g_stream *streams;   /* open streams (nghttp2 does not free their data) */
-    int refs;                   /* handles open + requests in flight */
-    col_tls *tls;               /* NULL: cleartext */
-    bool closing;
-    bool draining;           /* GOAWAY sent: close when the last open stream ends */
-    uint64_t last_active_ns; /* last read */
+    struct g_stream *streams; /* open streams (nghttp2 does not free their data) */
+    bool draining;            /* GOAWAY sent: close when the last open stream ends */
 } g_conn;
 
 typedef struct g_stream {
@@ -97,18 +86,15 @@ static void stream_free(g_conn *c, g_stream *st) {
     free(st);
 }
 
-static void conn_unref(g_conn *c) {
-    if (--c->refs == 0) {
-        while (c->streams != NULL) {
-            stream_free(c, c->streams);
-        }
-        if (c->h2 != NULL) {
-            nghttp2_session_del(c->h2);
-        }
-        col_tls_free(c->tls);
-        c->col->nconns--;
-        free(c);
+static void conn_destroy(col_link *l) {
+    g_conn *c = (g_conn *)l;
+    while (c->streams != NULL) {
+        stream_free(c, c->streams);
     }
+    if (c->h2 != NULL) {
+        nghttp2_session_del(c->h2);
+    }
+    free(c);
 }
 
 /* The route of a gRPC method path, or NULL (UNIMPLEMENTED). */
@@ -259,7 +245,8 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
 /* The pipeline's answer for a gRPC request (col_req.answer). */
 static void grpc_answer(col_req *r, int status, const char *msg) {
     g_conn *c = r->grpc;
-    g_stream *st = c->closing ? NULL : nghttp2_session_get_stream_user_data(c->h2, r->stream_id);
+    g_stream *st =
+        c->link.closing ? NULL : nghttp2_session_get_stream_user_data(c->h2, r->stream_id);
     if (st != NULL) {
         int code = grpc_code(status);
         if (code != G_OK) {
@@ -288,7 +275,7 @@ static void grpc_answer(col_req *r, int status, const char *msg) {
         conn_send(c);
     }
     col_req_free(r);
-    conn_unref(c);
+    col_link_unref(&c->link);
 }
 
 /* --- receiving ------------------------------------------------------------- */
@@ -305,8 +292,8 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
         free(r);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
     }
-    r->col = c->col;
-    r->max_size = c->col->opt.grpc_max_message;
+    r->col = c->link.col;
+    r->max_size = c->link.col->opt.grpc_max_message;
     sl_buf_init(&r->body, r->max_size + 5);
     sl_buf_init(&r->recs.primary, 0);
     sl_buf_init(&r->recs.derived, 0);
@@ -460,8 +447,8 @@ static void stream_complete(g_conn *c, int32_t id, g_stream *st) {
     r->stream_id = id;
     r->answer = grpc_answer;
     r->t_start_ns = sl_mono_nano();
-    c->refs++; /* the request refers to the connection until answered */
-    col_admit(c->col, r);
+    c->link.refs++; /* the request refers to the connection until answered */
+    col_admit(c->link.col, r);
 }
 
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud) {
@@ -514,46 +501,9 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
 
 /* --- connection I/O ---------------------------------------------------------- */
 
-typedef struct g_write {
-    uv_write_t w;
-    g_conn *c;
-    uint8_t *data;
-} g_write;
-
-static void on_written(uv_write_t *w, int status) {
-    g_write *gw = (g_write *)w;
-    (void)status;
-    free(gw->data);
-    conn_unref(gw->c);
-    free(gw);
-}
-
-/* Writes the bytes of b as they are (b is emptied). */
-static void write_bytes(g_conn *c, sl_buf *b) {
-    g_write *gw = malloc(sizeof(*gw));
-    size_t len;
-    uint8_t *d = sl_buf_take(b, &len);
-    if (gw == NULL || d == NULL) {
-        free(gw);
-        free(d);
-        conn_close(c);
-        return;
-    }
-    gw->c = c;
-    gw->data = d;
-    c->refs++;
-    uv_buf_t ub = uv_buf_init((char *)d, (unsigned)len);
-    if (uv_write(&gw->w, (uv_stream_t *)&c->tcp, &ub, 1, on_written) != 0) {
-        free(d);
-        free(gw);
-        conn_unref(c);
-        conn_close(c);
-    }
-}
-
 /* Writes whatever nghttp2 has queued; closes when the session is done. */
 static void conn_send(g_conn *c) {
-    if (c->closing) {
+    if (c->link.closing) {
         return;
     }
     sl_buf out;
@@ -575,22 +525,15 @@ static void conn_send(g_conn *c) {
             return;
         }
     }
-    if (out.len > 0 && c->tls != NULL) {
-        sl_buf cipher;
-        sl_buf_init(&cipher, 0);
-        int trc = col_tls_send(c->tls, out.data, out.len, &cipher);
-        sl_buf_free(&out);
-        out = cipher;
-        if (trc != 0) {
-            sl_buf_free(&out);
+    if (out.len > 0) {
+        size_t len;
+        uint8_t *d = sl_buf_take(&out, &len);
+        if (d == NULL) {
             conn_close(c);
             return;
         }
-    }
-    if (out.len > 0) {
-        write_bytes(c, &out);
-        if (c->closing) {
-            sl_buf_free(&out);
+        col_link_write(&c->link, d, len);
+        if (c->link.closing) {
             return;
         }
     }
@@ -601,83 +544,33 @@ static void conn_send(g_conn *c) {
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    (void)h, (void)suggested;
-    buf->base = malloc(64 * 1024);
-    buf->len = buf->base ? 64 * 1024 : 0;
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    g_conn *c = (g_conn *)s; /* tcp is the first member */
-    if (nread > 0 && !c->closing) {
-        c->last_active_ns = sl_mono_nano();
-        sl_metric_add(c->col->m_bytes_received, (uint64_t)nread);
-        const uint8_t *data = (const uint8_t *)buf->base;
-        size_t len = (size_t)nread;
-        sl_buf plain;
-        sl_buf_init(&plain, 0);
-        if (c->tls != NULL) {
-            sl_buf records;
-            sl_buf_init(&records, 0);
-            int trc = col_tls_recv(c->tls, buf->base, (size_t)nread, &plain, &records);
-            if (records.len > 0) {
-                write_bytes(c, &records); /* handshake records, alerts */
-            }
-            sl_buf_free(&records);
-            if (trc != 0) {
-                sl_buf_free(&plain);
-                free(buf->base);
-                conn_close(c);
-                return;
-            }
-            data = plain.data;
-            len = plain.len;
-        }
-        ssize_t rc = len == 0 ? 0 : nghttp2_session_mem_recv(c->h2, data, len);
-        sl_buf_free(&plain);
-        if (rc < 0) {
-            SL_LOG_D("grpc", "closing a connection: %s", nghttp2_strerror((int)rc));
-            conn_send(c); /* GOAWAY, when nghttp2 queued one */
-            conn_close(c);
-        } else {
-            conn_send(c);
-        }
-    } else if (nread < 0) {
+static void on_data(col_link *l, const uint8_t *data, size_t len) {
+    g_conn *c = (g_conn *)l;
+    ssize_t rc = len == 0 ? 0 : nghttp2_session_mem_recv(c->h2, data, len);
+    if (rc < 0) {
+        SL_LOG_D("grpc", "closing a connection: %s", nghttp2_strerror((int)rc));
+        conn_send(c); /* GOAWAY, when nghttp2 queued one */
         conn_close(c);
+    } else {
+        conn_send(c);
     }
-    free(buf->base);
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-    g_conn *c = h->type == UV_TCP ? (g_conn *)(void *)h
-                                  : (g_conn *)(void *)((char *)h - offsetof(g_conn, idle));
-    conn_unref(c);
+static void on_eof(col_link *l, int err) {
+    (void)err;
+    conn_close((g_conn *)l);
 }
 
 static void conn_close(g_conn *c) {
-    if (c->closing) {
-        return;
-    }
-    c->closing = true;
-    col_collector *col = c->col;
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        col->grpc_conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->idle, on_handle_closed);
+    col_link_close(&c->link);
 }
 
 /* Slow calls and idle connections: a call still receiving after
  * request_timeout is reset (CANCELLED for the client); a connection with
  * no open stream is closed after idle_timeout without traffic. */
 static void on_idle(uv_timer_t *t) {
-    g_conn *c = (g_conn *)(void *)((char *)t - offsetof(g_conn, idle));
-    const col_options *o = &c->col->opt;
+    g_conn *c = t->data; /* the link, first member */
+    const col_options *o = &c->link.col->opt;
     uint64_t now = sl_mono_nano();
     bool reset = false;
     for (g_stream *st = c->streams; st != NULL; st = st->next) {
@@ -685,44 +578,44 @@ static void on_idle(uv_timer_t *t) {
             now - st->start_ns > (uint64_t)o->request_timeout_ms * 1000000u) {
             st->answered = true;
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-            sl_metric_add(c->col->m_timeouts, 1);
+            sl_metric_add(c->link.col->m_timeouts, 1);
             reset = true;
         }
     }
     if (reset) {
         conn_send(c);
     } else if (c->streams == NULL &&
-               now - c->last_active_ns > (uint64_t)o->idle_timeout_ms * 1000000u) {
+               now - c->link.last_active_ns > (uint64_t)o->idle_timeout_ms * 1000000u) {
         nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
         conn_send(c);
         conn_close(c);
     }
 }
 
+/* Shutdown: GOAWAY naming the last stream taken; calls already started
+ * finish, the client opens new ones elsewhere. */
+static void conn_drain(col_link *l) {
+    g_conn *c = (g_conn *)l;
+    if (c->link.closing || c->draining) {
+        return;
+    }
+    c->draining = true;
+    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    conn_send(c);
+}
+
+static void conn_close_link(col_link *l) {
+    conn_close((g_conn *)l);
+}
+
+static const col_link_ops g_conn_ops = {conn_drain, conn_close_link, conn_destroy, on_data, on_eof};
+
 static void on_connection(uv_stream_t *server, int status) {
-    col_collector *col = (col_collector *)((char *)server - offsetof(col_collector, grpc_server));
-    if (status != 0) {
-        return;
-    }
-    g_conn *c = calloc(1, sizeof(*c));
+    col_collector *col = server->data;
+    g_conn *c = (g_conn *)col_link_accept(server, status, sizeof(g_conn), &g_conn_ops,
+                                          col->tls_grpc, on_idle);
     if (c == NULL) {
-        return;
-    }
-    c->col = col;
-    uv_tcp_init(&col->loop, &c->tcp);
-    uv_timer_init(&col->loop, &c->idle);
-    c->tcp.data = &col_grpc_tag;
-    c->idle.data = &col_grpc_tag;
-    c->refs = 2;   /* the two handles */
-    col->nconns++; /* one limit for both transports */
-    c->next = col->grpc_conns;
-    if (c->next != NULL) {
-        c->next->prev = c;
-    }
-    col->grpc_conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || col->stopping ||
-        col->nconns > (int)col->opt.max_connections) {
-        conn_close(c);
         return;
     }
     nghttp2_session_callbacks *cbs;
@@ -752,15 +645,7 @@ static void on_connection(uv_stream_t *server, int status) {
     /* Widen the connection window too, so one large message is not held
      * back at 64 KiB per round trip. */
     nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 * G_WINDOW);
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (col->tls_grpc != NULL && (c->tls = col_tls_new(col->tls_grpc)) == NULL) {
-        conn_close(c);
-        return;
-    }
-    c->last_active_ns = sl_mono_nano();
-    uint64_t tick = col_timer_tick_ms(&col->opt);
-    uv_timer_start(&c->idle, on_idle, tick, tick);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    if (col_link_read_start(&c->link) != 0) {
         conn_close(c);
         return;
     }
@@ -769,41 +654,12 @@ static void on_connection(uv_stream_t *server, int status) {
 
 int col_grpc_start(col_collector *col, const struct sockaddr *addr) {
     uv_tcp_init(&col->loop, &col->grpc_server);
-    col->grpc_server.data = &col_grpc_tag;
-    int rc;
-    if ((rc = uv_tcp_bind(&col->grpc_server, addr, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&col->grpc_server, 511, on_connection)) != 0) {
-        return rc;
-    }
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    uv_tcp_getsockname(&col->grpc_server, (struct sockaddr *)&bound, &blen);
-    col->grpc_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                       : ((struct sockaddr_in *)&bound)->sin_port);
-    col->grpc_started = true;
-    return 0;
+    col->grpc_started = true; /* the handle is to be closed */
+    return col_link_listen(col, &col->grpc_server, addr, on_connection, &col->grpc_port);
 }
 
-void col_grpc_stop(col_collector *col, bool hard) {
-    if (!col->grpc_started) {
-        return;
-    }
-    if (!uv_is_closing((uv_handle_t *)&col->grpc_server)) {
+void col_grpc_stop(col_collector *col) {
+    if (col->grpc_started && !uv_is_closing((uv_handle_t *)&col->grpc_server)) {
         uv_close((uv_handle_t *)&col->grpc_server, NULL);
-    }
-    g_conn *next;
-    for (g_conn *c = col->grpc_conns; c != NULL; c = next) {
-        next = c->next;
-        if (hard) {
-            conn_close(c);
-        } else if (!c->draining) {
-            /* GOAWAY naming the last stream taken: calls already started
-             * finish, the client opens new ones elsewhere. */
-            c->draining = true;
-            nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                                  nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
-                                  NULL, 0);
-            conn_send(c);
-        }
     }
 }

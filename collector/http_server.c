@@ -17,7 +17,6 @@
 #define MAX_PIPELINED 16
 #define MAX_HEADER_BYTES (64 * 1024)
 
-static void conn_unref(col_conn *c);
 static void conn_close(col_conn *c);
 static void start_reading(col_conn *c);
 
@@ -42,7 +41,7 @@ static int on_message_begin(http_parser *p) {
     }
     r->conn = c;
     c->req_start_ns = sl_mono_nano();
-    sl_buf_init(&r->body, c->col->opt.max_body_size);
+    sl_buf_init(&r->body, c->link.col->opt.max_body_size);
     sl_buf_init(&r->recs.primary, 0);
     sl_buf_init(&r->recs.derived, 0);
     sl_buf_init(&r->reply, 0);
@@ -172,7 +171,7 @@ static int on_headers_complete(http_parser *p) {
     }
     r->method = p->method;
     if (r->status == 0 && (p->flags & F_CONTENTLENGTH) &&
-        p->content_length > c->col->opt.max_body_size) {
+        p->content_length > c->link.col->opt.max_body_size) {
         r->status = 413;
         r->reason = "request body exceeds the size limit";
     }
@@ -214,7 +213,7 @@ static int on_message_complete(http_parser *p) {
     }
     c->tail = r;
     c->nreqs++;
-    c->refs++; /* the request refers to the connection until freed */
+    c->link.refs++; /* the request refers to the connection until freed */
     if (!r->keep_alive) {
         /* Nothing after a closing request is answered. */
         http_parser_pause(p, 1);
@@ -235,74 +234,14 @@ static const http_parser_settings g_settings = {
 
 /* --- writing ------------------------------------------------------------- */
 
-typedef struct write_req {
-    uv_write_t w;
-    col_conn *c;
-    char *data;
-} write_req;
-
-static void on_written(uv_write_t *w, int status) {
-    write_req *wr = (write_req *)w;
-    (void)status;
-    free(wr->data);
-    conn_unref(wr->c);
-    free(wr);
-}
-
-static void write_cipher(col_conn *c, char *data, size_t len);
-
-/* Sends data (owned: freed once written); through TLS when the connection
- * has it. */
-static void write_owned(col_conn *c, char *data, size_t len) {
-    if (c->tls == NULL) {
-        write_cipher(c, data, len);
-        return;
-    }
-    sl_buf out;
-    sl_buf_init(&out, 0);
-    int rc = col_tls_send(c->tls, data, len, &out);
-    free(data);
-    if (rc != 0) {
-        sl_buf_free(&out);
-        conn_close(c);
-        return;
-    }
-    if (out.len > 0) {
-        size_t n;
-        uint8_t *d = sl_buf_take(&out, &n);
-        write_cipher(c, (char *)d, n);
-    }
-    sl_buf_free(&out);
-}
-
-/* Writes bytes as they are to the socket (owned). */
-static void write_cipher(col_conn *c, char *data, size_t len) {
-    write_req *wr = malloc(sizeof(*wr));
-    if (wr == NULL) {
-        free(data);
-        conn_close(c);
-        return;
-    }
-    wr->c = c;
-    wr->data = data;
-    c->refs++;
-    uv_buf_t b = uv_buf_init(data, (unsigned)len);
-    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-        free(data);
-        free(wr);
-        conn_unref(c);
-        conn_close(c);
-    }
-}
-
 static void write_raw(col_conn *c, const char *s, size_t len) {
-    char *d = malloc(len);
+    uint8_t *d = malloc(len);
     if (d == NULL) {
         conn_close(c);
         return;
     }
     memcpy(d, s, len);
-    write_owned(c, d, len);
+    col_link_write(&c->link, d, len);
 }
 
 void col_conn_flush(col_conn *c) {
@@ -313,18 +252,18 @@ void col_conn_flush(col_conn *c) {
             c->tail = NULL;
         }
         c->nreqs--;
-        if (!c->closing) {
+        if (!c->link.closing) {
             size_t len;
             uint8_t *d = sl_buf_take(&r->reply, &len);
-            write_owned(c, (char *)d, len);
+            col_link_write(&c->link, d, len);
             if (!r->keep_alive) {
                 c->close_after = true;
             }
         }
         col_req_free(r);
-        conn_unref(c);
+        col_link_unref(&c->link);
     }
-    if (c->closing) {
+    if (c->link.closing) {
         return;
     }
     if (c->close_after && c->head == NULL) {
@@ -337,13 +276,6 @@ void col_conn_flush(col_conn *c) {
 }
 
 /* --- reading ------------------------------------------------------------- */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    (void)h;
-    (void)suggested;
-    buf->base = malloc(64 * 1024);
-    buf->len = buf->base ? 64 * 1024 : 0;
-}
 
 static void reply_parse_error(col_conn *c) {
     static const char resp[] =
@@ -360,105 +292,70 @@ static void reply_parse_error(col_conn *c) {
     }
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    col_conn *c = s->data;
-    if (nread > 0 && !c->closing) {
-        c->last_active_ns = sl_mono_nano();
-        sl_metric_add(c->col->m_bytes_received, (uint64_t)nread);
-        const char *data = buf->base;
-        size_t len = (size_t)nread;
-        sl_buf plain;
-        sl_buf_init(&plain, 0);
-        if (c->tls != NULL) {
-            sl_buf out;
-            sl_buf_init(&out, 0);
-            int trc = col_tls_recv(c->tls, buf->base, (size_t)nread, &plain, &out);
-            if (out.len > 0) {
-                size_t olen;
-                uint8_t *d = sl_buf_take(&out, &olen);
-                write_cipher(c, (char *)d, olen); /* handshake records, alerts */
-            }
-            sl_buf_free(&out);
-            if (trc != 0) {
-                sl_buf_free(&plain);
-                free(buf->base);
-                conn_close(c);
-                return;
-            }
-            data = (const char *)plain.data;
-            len = plain.len;
-        }
-        size_t n = len == 0 ? 0 : http_parser_execute(&c->parser, &g_settings, data, len);
-        sl_buf_free(&plain);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (e == HPE_PAUSED) {
-            /* A request without keep-alive: read no further. */
-            uv_read_stop(s);
-            c->reading = false;
-            c->close_after = true;
-        } else if (e != HPE_OK || n != len) {
-            if (c->cur != NULL) {
-                col_req_free(c->cur);
-                c->cur = NULL;
-            }
-            uv_read_stop(s);
-            c->reading = false;
-            reply_parse_error(c);
-        } else if (c->nreqs >= MAX_PIPELINED) {
-            uv_read_stop(s);
-            c->reading = false;
-        }
-    } else if (nread < 0) {
+static void stop_reading(col_conn *c) {
+    uv_read_stop((uv_stream_t *)&c->link.tcp);
+    c->reading = false;
+}
+
+static void on_data(col_link *l, const uint8_t *data, size_t len) {
+    col_conn *c = (col_conn *)l;
+    size_t n = len == 0 ? 0 : http_parser_execute(&c->parser, &g_settings, (const char *)data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED) {
+        /* A request without keep-alive: read no further. */
+        stop_reading(c);
+        c->close_after = true;
+    } else if (e != HPE_OK || n != len) {
         if (c->cur != NULL) {
             col_req_free(c->cur);
             c->cur = NULL;
         }
-        if (nread == UV_EOF && c->head != NULL) {
-            /* Half-close: answer what was asked, then close. */
-            uv_read_stop(s);
-            c->reading = false;
-            c->close_after = true;
-        } else {
-            conn_close(c);
-        }
+        stop_reading(c);
+        reply_parse_error(c);
+    } else if (c->nreqs >= MAX_PIPELINED) {
+        stop_reading(c);
     }
-    free(buf->base);
+}
+
+static void on_eof(col_link *l, int err) {
+    col_conn *c = (col_conn *)l;
+    if (c->cur != NULL) {
+        col_req_free(c->cur);
+        c->cur = NULL;
+    }
+    if (err == UV_EOF && c->head != NULL) {
+        /* Half-close: answer what was asked, then close. */
+        stop_reading(c);
+        c->close_after = true;
+    } else {
+        conn_close(c);
+    }
 }
 
 static void start_reading(col_conn *c) {
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) {
+    if (col_link_read_start(&c->link) == 0) {
         c->reading = true;
     }
 }
 
 /* --- lifecycle ------------------------------------------------------------ */
 
-static void conn_unref(col_conn *c) {
-    if (--c->refs == 0) {
-        col_tls_free(c->tls);
-        c->col->nconns--;
-        free(c);
-    }
-}
-
-static void on_handle_closed(uv_handle_t *h) {
-    conn_unref(h->data);
+static void conn_destroy(col_link *l) {
+    free(l); /* the first member of its col_conn */
 }
 
 static void conn_close(col_conn *c) {
-    if (c->closing) {
+    if (c->link.closing) {
         return;
     }
-    c->closing = true;
     if (c->cur != NULL) {
         col_req_free(c->cur);
         c->cur = NULL;
     }
+    col_link_close(&c->link);
     /* Requests still decoding or committing keep their reference and free
      * themselves when they come back; finished ones can go now. */
     col_conn_flush(c);
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->idle, on_handle_closed);
 }
 
 /* The connection's one timer ticks at half the shorter of the two limits:
@@ -466,8 +363,8 @@ static void conn_close(col_conn *c) {
  * its first byte however slowly it trickles, and a connection with nothing
  * pending is closed after idle_timeout without traffic. */
 static void on_idle(uv_timer_t *t) {
-    col_conn *c = t->data;
-    const col_options *o = &c->col->opt;
+    col_conn *c = t->data; /* the link, first member */
+    const col_options *o = &c->link.col->opt;
     uint64_t now = sl_mono_nano();
     if (c->cur != NULL && now - c->req_start_ns > (uint64_t)o->request_timeout_ms * 1000000u) {
         static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
@@ -476,10 +373,10 @@ static void on_idle(uv_timer_t *t) {
         if (c->head == NULL) {
             write_raw(c, resp, sizeof(resp) - 1);
         }
-        sl_metric_add(c->col->m_timeouts, 1);
+        sl_metric_add(c->link.col->m_timeouts, 1);
         conn_close(c);
     } else if (c->head == NULL && c->cur == NULL &&
-               now - c->last_active_ns > (uint64_t)o->idle_timeout_ms * 1000000u) {
+               now - c->link.last_active_ns > (uint64_t)o->idle_timeout_ms * 1000000u) {
         conn_close(c);
     }
 }
@@ -491,44 +388,30 @@ uint64_t col_timer_tick_ms(const col_options *o) {
     return tick < 50 ? 50 : tick;
 }
 
+static void conn_drain(col_link *l);
+static void conn_close_link(col_link *l) {
+    conn_close((col_conn *)l);
+}
+
+static const col_link_ops g_conn_ops = {conn_drain, conn_close_link, conn_destroy, on_data, on_eof};
+
 static void on_connection(uv_stream_t *server, int status) {
     col_collector *col = server->data;
-    if (status != 0) {
-        return;
-    }
-    col_conn *c = calloc(1, sizeof(*c));
+    col_conn *c = (col_conn *)col_link_accept(server, status, sizeof(col_conn), &g_conn_ops,
+                                              col->tls_http, on_idle);
     if (c == NULL) {
-        return;
-    }
-    c->col = col;
-    uv_tcp_init(&col->loop, &c->tcp);
-    uv_timer_init(&col->loop, &c->idle);
-    c->tcp.data = c;
-    c->idle.data = c;
-    c->refs = 2; /* the two handles */
-    col->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || col->stopping ||
-        col->nconns > (int)col->opt.max_connections) {
-        conn_close(c);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (col->tls_http != NULL && (c->tls = col_tls_new(col->tls_http)) == NULL) {
-        conn_close(c);
         return;
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->last_active_ns = sl_mono_nano();
-    uint64_t tick = col_timer_tick_ms(&col->opt);
-    uv_timer_start(&c->idle, on_idle, tick, tick);
     start_reading(c);
 }
 
 /* Shutdown, first phase: stop reading; a connection closes once the replies
  * of its requests in flight are written (their commits still complete). */
-static void conn_drain(col_conn *c) {
-    if (c->closing) {
+static void conn_drain(col_link *l) {
+    col_conn *c = (col_conn *)l;
+    if (c->link.closing) {
         return;
     }
     if (c->cur != NULL) {
@@ -536,8 +419,7 @@ static void conn_drain(col_conn *c) {
         c->cur = NULL;
     }
     if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
+        stop_reading(c);
     }
     c->close_after = true;
     if (c->head == NULL) {
@@ -545,36 +427,20 @@ static void conn_drain(col_conn *c) {
     }
 }
 
-static void shutdown_walk(uv_handle_t *h, void *arg) {
-    bool hard = arg != NULL;
-    if (h->type == UV_TCP && h->data != NULL && h->data != (void *)1 && h->data != &col_grpc_tag) {
-        col_conn *c = h->data;
-        if (c->col != NULL && &c->tcp == (uv_tcp_t *)h) {
-            if (hard) {
-                conn_close(c);
-            } else {
-                conn_drain(c);
-            }
-        }
-    }
-}
-
 /* Shutdown, second phase (the grace period ran out): close everything. */
 static void on_stop_timeout(uv_timer_t *t) {
     col_collector *col = t->data;
     SL_LOG_W("collector", "shutdown: closing connections whose replies are still pending");
-    col_grpc_stop(col, true);
-    uv_walk(&col->loop, shutdown_walk, (void *)1);
+    col_links_shutdown(col, true);
     uv_close((uv_handle_t *)t, NULL);
 }
 
 static void on_stop(uv_async_t *a) {
     col_collector *col = a->data;
     col->stopping = true;
-    col_grpc_stop(col, false);
+    col_grpc_stop(col);
     uv_close((uv_handle_t *)&col->server, NULL);
-    col->server.data = (void *)1;
-    uv_walk(&col->loop, shutdown_walk, NULL);
+    col_links_shutdown(col, false);
     uv_close((uv_handle_t *)&col->stop, NULL);
     /* The grace timer does not keep the loop alive: when every connection
      * has closed and nothing is in flight, the loop ends without it. */
@@ -697,22 +563,16 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
     uv_async_init(&col->loop, &col->stop, on_stop);
     col->stop.data = col;
     uv_tcp_init(&col->loop, &col->server);
-    col->server.data = col;
     struct sockaddr_storage addr;
     if (uv_ip4_addr(o->host, o->http_port, (struct sockaddr_in *)&addr) != 0 &&
         uv_ip6_addr(o->host, o->http_port, (struct sockaddr_in6 *)&addr) != 0) {
         rc = SL_EINVAL;
         goto fail;
     }
-    if ((rc = uv_tcp_bind(&col->server, (struct sockaddr *)&addr, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&col->server, 511, on_connection)) != 0) {
+    if ((rc = col_link_listen(col, &col->server, (struct sockaddr *)&addr, on_connection,
+                              &col->port)) != 0) {
         goto fail;
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    uv_tcp_getsockname(&col->server, (struct sockaddr *)&bound, &blen);
-    col->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                  : ((struct sockaddr_in *)&bound)->sin_port);
     if (o->grpc_port >= 0) {
         struct sockaddr_storage gaddr;
         if (uv_ip4_addr(o->host, o->grpc_port, (struct sockaddr_in *)&gaddr) != 0 &&

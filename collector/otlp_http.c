@@ -555,9 +555,9 @@ static void http_answer(col_req *r, int status, const char *msg) {
 }
 
 void col_request_complete(col_conn *c, col_req *r) {
-    r->col = c->col;
+    r->col = c->link.col;
     r->answer = http_answer;
-    r->max_size = c->col->opt.max_body_size;
+    r->max_size = c->link.col->opt.max_body_size;
     r->route = col_route_find(r->path);
     const char *why = NULL;
     int auth;
@@ -576,6 +576,6 @@ void col_request_complete(col_conn *c, col_req *r) {
     } else if (r->enc == COL_ENC_OTHER) {
         http_answer(r, 415, "unsupported Content-Encoding: use gzip, deflate or zstd");
     } else {
-        col_admit(c->col, r);
+        col_admit(c->link.col, r);
     }
 }
