@@ -9,6 +9,7 @@
 #include "reg_table.h"
 
 #include "edge_hmap.h"
+#include "edge_version.h"
 #include "sl_buf.h"
 #include "sl_err.h"
 #include "sl_util.h"
@@ -625,18 +626,6 @@ int reg_table_each_service(const reg_table *t, reg_service_fn fn, void *ud) {
     return 0;
 }
 
-bool reg_version_match(const char *pattern, const char *version) {
-    if (pattern == NULL || *pattern == '\0') {
-        return true;
-    }
-    size_t n = strlen(pattern);
-    if (strncmp(pattern, version, n) != 0) {
-        return false;
-    }
-    /* A pattern ending in '.' ("2.") is already at a boundary. */
-    return version[n] == '\0' || version[n] == '.' || pattern[n - 1] == '.';
-}
-
 static bool has_tag(const reg_inst *i, const char *tag) {
     for (size_t k = 0; k < i->n_tags; k++) {
         if (strcmp(i->tags[k], tag) == 0) {
@@ -659,7 +648,7 @@ size_t reg_table_each_instance(const reg_table *t, const char *name, const reg_f
             if (!f->include_critical && !inst_passing(i)) {
                 continue;
             }
-            if (!reg_version_match(f->version, i->version)) {
+            if (!edge_version_match(f->version, i->version)) {
                 continue;
             }
             bool all = true;

@@ -114,8 +114,7 @@ size_t reg_table_passing(const reg_table *t);
 typedef void (*reg_service_fn)(void *ud, const char *name, size_t instances, size_t passing);
 int reg_table_each_service(const reg_table *t, reg_service_fn fn, void *ud);
 
-/* A discovery filter. version: NULL, an exact version, or a prefix ending at
- * a dot boundary ("2" and "2.0" match "2.0.1"; "2" does not match "20.1").
+/* A discovery filter. version: a pattern for edge_version_match (NULL = any).
  * tags: every listed tag must be present. include_critical: list critical
  * instances too. */
 typedef struct reg_filter {
@@ -124,9 +123,6 @@ typedef struct reg_filter {
     size_t n_tags;
     bool include_critical;
 } reg_filter;
-
-/* True when version matches the filter's version pattern as described above. */
-bool reg_version_match(const char *pattern, const char *version);
 
 /* Visits the instances of service name that pass the filter, in registration
  * order. Returns the number visited. */

@@ -9,6 +9,7 @@
 
 #include "edge_hmap.h"
 #include "edge_query.h"
+#include "edge_version.h"
 #include "reg_check.h"
 #include "reg_store.h"
 #include "reg_table.h"
@@ -342,9 +343,9 @@ static void test_filters_and_checks(void) {
     ASSERT_EQ(reg_table_set_check(t, a, true, NULL), 0);
     ASSERT_EQ(reg_table_passing(t), 3);
     ASSERT_EQ(reg_table_set_check(t, "0123", true, NULL), SL_ENOTFOUND);
-    ASSERT_TRUE(reg_version_match(NULL, "1"));
-    ASSERT_TRUE(reg_version_match("", "1"));
-    ASSERT_TRUE(!reg_version_match("2.0", "2.01"));
+    ASSERT_TRUE(edge_version_match(NULL, "1"));
+    ASSERT_TRUE(edge_version_match("", "1"));
+    ASSERT_TRUE(!edge_version_match("2.0", "2.01"));
     reg_table_destroy(t);
 }
 
