@@ -11,6 +11,7 @@
 #include "decode_traces.h"
 
 #include "sl_err.h"
+#include "sl_fmt.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -54,15 +55,17 @@ static double dm_stale(void) {
 
 /* --- names ------------------------------------------------------------------- */
 
-static bool dm_name_char(char c, bool colon) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           (colon && c == ':');
+static bool dm_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* Replaces invalid characters by '_' (metric names: and collapses runs of
- * '_'); prefix is put before a leading digit. */
-static sl_str dm_sanitize(sl_arena *a, sl_str in, bool colon, const char *digit_prefix) {
-    bool collapse = colon;
+static bool dm_name_char(char c) {
+    return dm_alnum(c) || c == '_';
+}
+
+/* Replaces characters outside [a-zA-Z0-9_] by '_' and puts prefix before a
+ * leading digit (label names). */
+static sl_str dm_sanitize(sl_arena *a, sl_str in, const char *digit_prefix) {
     size_t plen = strlen(digit_prefix);
     char *out = sl_arena_alloc(a, in.len + plen + 1);
     if (out == NULL) {
@@ -74,19 +77,15 @@ static sl_str dm_sanitize(sl_arena *a, sl_str in, bool colon, const char *digit_
         n = plen;
     }
     for (size_t i = 0; i < in.len; i++) {
-        char c = dm_name_char(in.ptr[i], colon) ? in.ptr[i] : '_';
-        if (collapse && c == '_' && n > 0 && out[n - 1] == '_') {
-            continue;
-        }
-        out[n++] = c;
+        out[n++] = dm_name_char(in.ptr[i]) ? in.ptr[i] : '_';
     }
     out[n] = '\0';
     return (sl_str){out, n};
 }
 
 sl_str col_prom_label_name(sl_arena *a, sl_str key) {
-    sl_str s = dm_sanitize(a, key, false, "key_");
-    if (s.ptr != NULL && s.len >= 1 && s.ptr[0] == '_' && (key.len < 2 || key.ptr[1] != '_')) {
+    sl_str s = dm_sanitize(a, key, "key_");
+    if (s.ptr != NULL && s.len >= 1 && s.ptr[0] == '_' && (s.len < 2 || s.ptr[1] != '_')) {
         /* A single leading underscore: reserved-looking, prefixed. */
         char *out = sl_arena_alloc(a, s.len + 4);
         if (out == NULL) {
@@ -119,100 +118,170 @@ static const dm_unit dm_units[] = {
     {"%", "percent"},       {"1", ""},
 };
 
+/* The "per" side: singular words, and "m" is a minute there. */
 static const dm_unit dm_per_units[] = {{"s", "second"}, {"m", "minute"}, {"h", "hour"},
                                        {"d", "day"},    {"w", "week"},   {"mo", "month"},
                                        {"y", "year"}};
 
+/* A name split into words: the runs of [a-zA-Z0-9] (Prometheus's
+ * normalisation drops every other character, '_' and ':' included). */
+#define DM_MAX_WORDS 64
+
+typedef struct dm_words {
+    sl_str w[DM_MAX_WORDS];
+    size_t n;
+    bool overflow;
+} dm_words;
+
+static void dm_words_add(dm_words *ws, sl_str w) {
+    if (ws->n == DM_MAX_WORDS) {
+        ws->overflow = true;
+        return;
+    }
+    ws->w[ws->n++] = w;
+}
+
+static void dm_split(sl_str s, dm_words *ws) {
+    size_t i = 0;
+    while (i < s.len) {
+        while (i < s.len && !dm_alnum(s.ptr[i])) {
+            i++;
+        }
+        size_t b = i;
+        while (i < s.len && dm_alnum(s.ptr[i])) {
+            i++;
+        }
+        if (i > b) {
+            dm_words_add(ws, (sl_str){s.ptr + b, i - b});
+        }
+    }
+}
+
+static bool dm_has_word(const dm_words *ws, sl_str w) {
+    for (size_t i = 0; i < ws->n; i++) {
+        if (sl_str_eq(ws->w[i], w)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void dm_drop_word(dm_words *ws, sl_str w) {
+    size_t k = 0;
+    for (size_t i = 0; i < ws->n; i++) {
+        if (!sl_str_eq(ws->w[i], w)) {
+            ws->w[k++] = ws->w[i];
+        }
+    }
+    ws->n = k;
+}
+
+static sl_str dm_join(sl_arena *a, const sl_str *w, size_t n, const char *prefix) {
+    size_t len = strlen(prefix);
+    for (size_t i = 0; i < n; i++) {
+        len += w[i].len + 1;
+    }
+    char *out = sl_arena_alloc(a, len + 1);
+    if (out == NULL) {
+        return (sl_str){NULL, 0};
+    }
+    size_t m = strlen(prefix);
+    memcpy(out, prefix, m);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            out[m++] = '_';
+        }
+        memcpy(out + m, w[i].ptr, w[i].len);
+        m += w[i].len;
+    }
+    out[m] = '\0';
+    return (sl_str){out, m};
+}
+
+static sl_str dm_trim(sl_str s) {
+    while (s.len > 0 && (s.ptr[0] == ' ' || s.ptr[0] == '\t')) {
+        s.ptr++;
+        s.len--;
+    }
+    while (s.len > 0 && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t')) {
+        s.len--;
+    }
+    return s;
+}
+
+/* One side of a unit as a word ("" when it has none or is an annotation):
+ * the table's word, else the unit itself cleaned to [a-zA-Z0-9_]. */
 static sl_str dm_unit_word(sl_arena *a, sl_str u, const dm_unit *map, size_t n) {
+    u = dm_trim(u);
+    if (u.len == 0 || memchr(u.ptr, '{', u.len) != NULL || memchr(u.ptr, '}', u.len) != NULL) {
+        return (sl_str){"", 0};
+    }
     for (size_t i = 0; i < n; i++) {
         if (sl_str_eqc(u, map[i].otel)) {
             return sl_str_c(map[i].prom);
         }
     }
-    return dm_sanitize(a, u, false, "");
+    dm_words ws = {0};
+    dm_split(u, &ws);
+    return dm_join(a, ws.w, ws.n, "");
 }
 
-/* Removes "{...}" annotations and surrounding blanks. */
-static sl_str dm_strip_braces(sl_arena *a, sl_str u) {
-    char *out = sl_arena_alloc(a, u.len + 1);
-    if (out == NULL) {
-        return (sl_str){NULL, 0};
+static void dm_unit_split(sl_str unit, sl_str *main, sl_str *per) {
+    const char *slash = memchr(unit.ptr, '/', unit.len);
+    *main = unit;
+    *per = (sl_str){"", 0};
+    if (slash != NULL) {
+        *main = (sl_str){unit.ptr, (size_t)(slash - unit.ptr)};
+        *per = (sl_str){slash + 1, unit.len - main->len - 1};
     }
-    size_t n = 0;
-    int depth = 0;
-    for (size_t i = 0; i < u.len; i++) {
-        if (u.ptr[i] == '{') {
-            depth++;
-        } else if (u.ptr[i] == '}' && depth > 0) {
-            depth--;
-        } else if (depth == 0 && u.ptr[i] != ' ') {
-            out[n++] = u.ptr[i];
-        }
-    }
-    return (sl_str){out, n};
 }
 
 sl_str col_prom_unit(sl_arena *a, sl_str unit) {
-    sl_str u = dm_strip_braces(a, unit);
-    if (u.ptr == NULL || u.len == 0) {
-        return (sl_str){"", 0};
-    }
-    const char *slash = memchr(u.ptr, '/', u.len);
-    sl_str main = u, per = {"", 0};
-    if (slash != NULL) {
-        main = (sl_str){u.ptr, (size_t)(slash - u.ptr)};
-        per = (sl_str){slash + 1, u.len - main.len - 1};
-    }
+    sl_str main, per;
+    dm_unit_split(unit, &main, &per);
     sl_str mw = dm_unit_word(a, main, dm_units, sizeof(dm_units) / sizeof(dm_units[0]));
-    sl_str pw = per.len > 0 ? dm_unit_word(a, per, dm_per_units,
-                                           sizeof(dm_per_units) / sizeof(dm_per_units[0]))
-                            : (sl_str){"", 0};
+    sl_str pw = dm_unit_word(a, per, dm_per_units, sizeof(dm_per_units) / sizeof(dm_per_units[0]));
     if (mw.ptr == NULL || pw.ptr == NULL) {
         return (sl_str){NULL, 0};
     }
+    sl_str w[3] = {mw, SL_STR_LIT("per"), pw};
     if (pw.len == 0) {
         return mw;
     }
-    char *out = sl_arena_alloc(a, mw.len + pw.len + 6);
-    if (out == NULL) {
-        return (sl_str){NULL, 0};
-    }
-    int n = snprintf(out, mw.len + pw.len + 6, "%.*s%sper_%.*s", (int)mw.len, mw.ptr,
-                     mw.len > 0 ? "_" : "", (int)pw.len, pw.ptr);
-    return (sl_str){out, (size_t)n};
+    return mw.len > 0 ? dm_join(a, w, 3, "") : dm_join(a, w + 1, 2, "");
 }
 
-static bool dm_ends_with(sl_str s, sl_str suffix) {
-    if (suffix.len == 0) {
-        return true;
-    }
-    if (s.len == suffix.len) {
-        return memcmp(s.ptr, suffix.ptr, s.len) == 0;
-    }
-    return s.len > suffix.len && s.ptr[s.len - suffix.len - 1] == '_' &&
-           memcmp(s.ptr + s.len - suffix.len, suffix.ptr, suffix.len) == 0;
-}
-
-static sl_str dm_append(sl_arena *a, sl_str s, sl_str suffix) {
-    if (s.ptr == NULL || suffix.ptr == NULL) {
+sl_str col_prom_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, bool counter) {
+    dm_words ws = {0};
+    dm_split(name, &ws);
+    sl_str main, per;
+    dm_unit_split(unit, &main, &per);
+    sl_str mw = dm_unit_word(a, main, dm_units, sizeof(dm_units) / sizeof(dm_units[0]));
+    sl_str pw = dm_unit_word(a, per, dm_per_units, sizeof(dm_per_units) / sizeof(dm_per_units[0]));
+    if (mw.ptr == NULL || pw.ptr == NULL) {
         return (sl_str){NULL, 0};
     }
-    if (dm_ends_with(s, suffix)) {
-        return s;
+    /* A unit already among the name's words is not repeated. */
+    if (mw.len > 0 && !dm_has_word(&ws, mw)) {
+        dm_words_add(&ws, mw);
     }
-    char *out = sl_arena_alloc(a, s.len + suffix.len + 2);
-    if (out == NULL) {
-        return (sl_str){NULL, 0};
+    if (pw.len > 0 && !dm_has_word(&ws, pw)) {
+        dm_words_add(&ws, SL_STR_LIT("per"));
+        dm_words_add(&ws, pw);
     }
-    memcpy(out, s.ptr, s.len);
-    size_t n = s.len;
-    if (n > 0 && out[n - 1] != '_') {
-        out[n++] = '_';
+    if (counter) {
+        dm_drop_word(&ws, SL_STR_LIT("total"));
+        dm_words_add(&ws, SL_STR_LIT("total"));
     }
-    memcpy(out + n, suffix.ptr, suffix.len);
-    n += suffix.len;
-    out[n] = '\0';
-    return (sl_str){out, n};
+    if (gauge && sl_str_eqc(unit, "1")) {
+        dm_drop_word(&ws, SL_STR_LIT("ratio"));
+        dm_words_add(&ws, SL_STR_LIT("ratio"));
+    }
+    if (ws.overflow) {
+        return (sl_str){"", 0}; /* dm_metric refuses such names first */
+    }
+    bool digit = ws.n > 0 && ws.w[0].ptr[0] >= '0' && ws.w[0].ptr[0] <= '9';
+    return dm_join(a, ws.w, ws.n, digit ? "_" : "");
 }
 
 /* s + "_" + suffix, always (histogram and summary series names). */
@@ -228,98 +297,10 @@ static sl_str dm_concat(sl_arena *a, sl_str s, const char *suffix) {
     return (sl_str){out, s.len + sl + 1};
 }
 
-sl_str col_prom_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, bool counter) {
-    sl_str s = dm_sanitize(a, name, true, "_");
-    sl_str us = col_prom_unit(a, unit);
-    if (s.ptr == NULL || us.ptr == NULL) {
-        return (sl_str){NULL, 0};
-    }
-    if (us.len > 0) {
-        s = dm_append(a, s, us);
-    }
-    if (gauge && sl_str_eqc(unit, "1")) {
-        s = dm_append(a, s, SL_STR_LIT("ratio"));
-    }
-    if (counter) {
-        s = dm_append(a, s, SL_STR_LIT("total"));
-    }
-    return s;
-}
-
 /* --- float text ------------------------------------------------------------- */
 
 size_t col_prom_float(double v, char *buf) {
-    if (isnan(v)) {
-        memcpy(buf, "NaN", 4);
-        return 3;
-    }
-    if (isinf(v)) {
-        memcpy(buf, v > 0 ? "+Inf" : "-Inf", 5);
-        return 4;
-    }
-    if (v == 0) {
-        memcpy(buf, "0", 2);
-        return 1;
-    }
-    /* Shortest round-tripping digits, then Go's strconv 'g' layout (what
-     * Prometheus prints): exponent form when exp < -4 or exp >= 6. */
-    char e[40];
-    int prec = 0;
-    for (prec = 0; prec < 17; prec++) {
-        snprintf(e, sizeof(e), "%.*e", prec, v);
-        if (strtod(e, NULL) == v) {
-            break;
-        }
-    }
-    /* e is [-]d[.ddd]e[+-]XX */
-    char digits[24];
-    size_t nd = 0;
-    const char *p = e;
-    bool neg = *p == '-';
-    if (neg) {
-        p++;
-    }
-    for (; *p != 'e'; p++) {
-        if (*p != '.') {
-            digits[nd++] = *p;
-        }
-    }
-    int exp = atoi(p + 1);
-    while (nd > 1 && digits[nd - 1] == '0') {
-        nd--;
-    }
-    size_t n = 0;
-    if (neg) {
-        buf[n++] = '-';
-    }
-    if (exp < -4 || exp >= 6) {
-        buf[n++] = digits[0];
-        if (nd > 1) {
-            buf[n++] = '.';
-            memcpy(buf + n, digits + 1, nd - 1);
-            n += nd - 1;
-        }
-        n += (size_t)snprintf(buf + n, 8, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-        return n;
-    }
-    if (exp < 0) {
-        buf[n++] = '0';
-        buf[n++] = '.';
-        for (int i = -1; i > exp; i--) {
-            buf[n++] = '0';
-        }
-        memcpy(buf + n, digits, nd);
-        n += nd;
-    } else {
-        for (int i = 0; i <= exp || (size_t)i < nd; i++) {
-            if (i == exp + 1) {
-                buf[n++] = '.';
-            }
-            buf[n++] = (size_t)i < nd ? digits[i] : '0';
-        }
-    }
-    buf[n] = '\0';
-    return n;
+    return sl_fmt_double(v, buf);
 }
 
 /* --- labels ------------------------------------------------------------------- */
@@ -354,7 +335,7 @@ static int dm_value_text(sl_arena *a, const Opentelemetry__Proto__Common__V1__An
     if (rc != 0) {
         return rc;
     }
-    char tmp[40];
+    char tmp[SL_FMT_DOUBLE_MAX];
     switch (v.type) {
     case SL_VAL_BOOL:
         *out = v.v.b ? SL_STR_LIT("true") : SL_STR_LIT("false");
@@ -615,7 +596,7 @@ static int64_t dm_ms(uint64_t ns) {
 static int dm_numbers(dm_ctx *c, const pb_metric *m, sl_str mname, pb_num *const *pts, size_t n,
                       bool is_sum, int temporality, bool monotonic) {
     bool counter = is_sum && monotonic;
-    sl_str name = col_prom_metric_name(c->a, mname, dm_view(m->unit), !counter, counter);
+    sl_str name = col_prom_metric_name(c->a, mname, dm_view(m->unit), !is_sum, counter);
     if (name.ptr == NULL) {
         return SL_ENOMEM;
     }
@@ -682,7 +663,7 @@ static int dm_classic(dm_ctx *c, sl_str base, stg_ms_kind kind, int64_t t, bool 
     size_t first = c->out->nseries, idx;
     int rc = 0;
     for (size_t i = 0; i <= nb && rc == 0; i++) {
-        char le[40];
+        char le[SL_FMT_DOUBLE_MAX];
         size_t len = i < nb ? col_prom_float(bounds[i], le) : col_prom_float(INFINITY, le);
         sl_str lev = dm_dup(c->a, le, len);
         if (lev.ptr == NULL) {
@@ -893,7 +874,7 @@ static int dm_summaries(dm_ctx *c, const pb_metric *m, sl_str mname) {
         size_t idx;
         int rc = dm_point_attrs(c, p->attributes, p->n_attributes);
         for (size_t j = 0; j < p->n_quantile_values && rc == 0; j++) {
-            char q[40];
+            char q[SL_FMT_DOUBLE_MAX];
             sl_str qv = dm_dup(c->a, q, col_prom_float(p->quantile_values[j]->quantile, q));
             if (qv.ptr == NULL) {
                 return SL_ENOMEM;
@@ -942,9 +923,14 @@ static size_t dm_metric_points(const pb_metric *m) {
 static int dm_metric(dm_ctx *c, const pb_metric *m) {
     sl_str mname = dm_view(m->name);
     size_t npts = dm_metric_points(m);
-    if (mname.len == 0) {
+    dm_words ws = {0};
+    dm_split(mname, &ws);
+    /* Room for the unit and type words too (col_prom_metric_name). */
+    if (ws.n == 0 || ws.n > DM_MAX_WORDS - 4) {
         for (size_t i = 0; i < npts; i++) {
-            dm_reject(c, mname, i, "metric without a name");
+            dm_reject(c, mname, i,
+                      ws.n == 0 ? "metric name without letters or digits"
+                                : "metric name of more than 60 words");
         }
         return 0;
     }
@@ -975,27 +961,33 @@ static int dm_metric(dm_ctx *c, const pb_metric *m) {
     }
 }
 
-static sl_str dm_res_string(const Opentelemetry__Proto__Resource__V1__Resource *r,
-                            const char *key) {
+/* The value of resource attribute key as label text ("" when absent), as
+ * Prometheus reads it: whatever its type. */
+static int dm_res_value(sl_arena *a, const Opentelemetry__Proto__Resource__V1__Resource *r,
+                        const char *key, sl_str *out) {
+    *out = (sl_str){"", 0};
     for (size_t i = 0; r != NULL && i < r->n_attributes; i++) {
         const pb_kv *kv = r->attributes[i];
-        if (kv->key != NULL && strcmp(kv->key, key) == 0 && kv->value != NULL &&
-            kv->value->value_case ==
-                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
-            return dm_view(kv->value->string_value);
+        if (kv->key != NULL && strcmp(kv->key, key) == 0) {
+            return dm_value_text(a, kv->value, out);
         }
     }
-    return (sl_str){"", 0};
+    return 0;
 }
 
-/* target_info{job, instance, <other resource attributes>} = 1. */
-static int dm_target_info(dm_ctx *c, const Opentelemetry__Proto__Resource__V1__Resource *r,
-                          size_t nres_base) {
+static bool dm_identifying(const char *k) {
+    return strcmp(k, "service.name") == 0 || strcmp(k, "service.namespace") == 0 ||
+           strcmp(k, "service.instance.id") == 0;
+}
+
+/* target_info{job, instance, service_name, <other resource attributes>} = 1,
+ * when the resource has other attributes, stamped with the resource's latest
+ * sample time. */
+static int dm_target_info(dm_ctx *c, const Opentelemetry__Proto__Resource__V1__Resource *r) {
     size_t extra = 0;
     for (size_t i = 0; i < r->n_attributes; i++) {
         const char *k = r->attributes[i]->key != NULL ? r->attributes[i]->key : "";
-        extra += strcmp(k, "service.name") != 0 && strcmp(k, "service.namespace") != 0 &&
-                 strcmp(k, "service.instance.id") != 0;
+        extra += !dm_identifying(k);
     }
     if (extra == 0 || !c->res_any) {
         return 0;
@@ -1007,15 +999,11 @@ static int dm_target_info(dm_ctx *c, const Opentelemetry__Proto__Resource__V1__R
     size_t n = 0;
     for (size_t i = 0; i < r->n_attributes; i++) {
         const char *k = r->attributes[i]->key != NULL ? r->attributes[i]->key : "";
-        if (strcmp(k, "service.name") != 0 && strcmp(k, "service.namespace") != 0 &&
-            strcmp(k, "service.instance.id") != 0) {
+        if (!dm_identifying(k)) {
             kvs[n++] = r->attributes[i];
         }
     }
-    size_t saved = c->nbase;
-    c->nbase = nres_base; /* job and instance only: no scope labels */
     int rc = dm_point_attrs(c, kvs, n);
-    c->nbase = saved;
     size_t idx;
     if (rc == 0) {
         rc = dm_series(c, SL_STR_LIT("target_info"), NULL, (sl_str){"", 0}, STG_MS_CUMULATIVE,
@@ -1037,9 +1025,19 @@ int col_metrics_to_series(
     for (size_t r = 0; r < req->n_resource_metrics; r++) {
         const pb_rm *rm = req->resource_metrics[r];
         const Opentelemetry__Proto__Resource__V1__Resource *res = rm->resource;
-        sl_str svc = dm_res_string(res, "service.name");
-        sl_str ns = dm_res_string(res, "service.namespace");
-        sl_str inst = dm_res_string(res, "service.instance.id");
+        sl_str svc, ns, inst;
+        int rc = dm_res_value(a, res, "service.name", &svc);
+        if (rc == 0) {
+            rc = dm_res_value(a, res, "service.namespace", &ns);
+        }
+        if (rc == 0) {
+            rc = dm_res_value(a, res, "service.instance.id", &inst);
+        }
+        if (rc == SL_EDECODE) {
+            svc = ns = inst = (sl_str){"", 0}; /* nested too deeply: not a usable name */
+        } else if (rc != 0) {
+            return rc;
+        }
         c.nbase = 0;
         c.res_any = false;
         c.res_max_t = 0;
@@ -1055,32 +1053,24 @@ int col_metrics_to_series(
                 job = (sl_str){j, (size_t)n};
             }
             c.base[c.nbase++] = (dm_label){SL_STR_LIT("job"), job, {"", 0}, 1};
+            /* Not Prometheus's: the span-derived series carry service_name,
+             * so OTLP series carry it too and the two join on it. */
+            c.base[c.nbase++] = (dm_label){SL_STR_LIT("service_name"), svc, {"", 0}, 1};
         }
         if (inst.len > 0) {
             c.base[c.nbase++] = (dm_label){SL_STR_LIT("instance"), inst, {"", 0}, 1};
         }
-        size_t nres_base = c.nbase;
         for (size_t s = 0; s < rm->n_scope_metrics; s++) {
             const pb_sm *sm = rm->scope_metrics[s];
-            c.nbase = nres_base;
-            if (sm->scope != NULL && sm->scope->name != NULL && sm->scope->name[0] != '\0') {
-                c.base[c.nbase++] =
-                    (dm_label){SL_STR_LIT("otel_scope_name"), dm_view(sm->scope->name), {"", 0}, 1};
-            }
-            if (sm->scope != NULL && sm->scope->version != NULL && sm->scope->version[0] != '\0') {
-                c.base[c.nbase++] = (dm_label){
-                    SL_STR_LIT("otel_scope_version"), dm_view(sm->scope->version), {"", 0}, 1};
-            }
             for (size_t m = 0; m < sm->n_metrics; m++) {
-                int rc = dm_metric(&c, sm->metrics[m]);
+                rc = dm_metric(&c, sm->metrics[m]);
                 if (rc != 0) {
                     return rc;
                 }
             }
         }
-        c.nbase = nres_base;
         if (res != NULL) {
-            int rc = dm_target_info(&c, res, nres_base);
+            rc = dm_target_info(&c, res);
             if (rc != 0) {
                 return rc;
             }

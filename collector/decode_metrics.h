@@ -1,19 +1,26 @@
 /*
- * OTLP metrics -> Prometheus series, as the OpenTelemetry "Prometheus and
- * OpenMetrics compatibility" specification describes the translation:
+ * OTLP metrics -> Prometheus series, as Prometheus's own OTLP receiver
+ * (2.x, default settings) translates them, plus one label of our own:
  *
- * - metric names: characters outside [a-zA-Z0-9_:] become '_', runs of '_'
- *   collapse, a leading digit gets a '_' prefix; the unit becomes a suffix
- *   (s -> _seconds, ms -> _milliseconds, By -> _bytes, ..., "{...}"
- *   annotations dropped, "x/y" -> _x_per_y), unless the name already ends
- *   with it; gauges with unit "1" get _ratio; monotonic sums get _total;
- * - label names: invalid characters become '_', a leading digit gets "key_",
- *   a single leading '_' gets "key"; attributes whose names collide after
- *   that are joined with ';' in key order;
+ * - metric names: the name's words (runs of [a-zA-Z0-9]; every other
+ *   character separates, '_' and ':' included) joined with '_'; then the
+ *   unit's word (s -> seconds, By -> bytes, ..., unknown units cleaned the
+ *   same way; "1" and annotations containing '{' or '}' add nothing) and
+ *   "per" + the per-unit's word (s -> second, m -> minute, ...) unless the
+ *   name already has that word; monotonic sums end with "total" and gauges of
+ *   unit "1" with "ratio" (moved to the end when already there); '_' before a
+ *   leading digit;
+ * - label names: characters outside [a-zA-Z0-9_] become '_', a leading digit
+ *   gets "key_", a single leading '_' gets "key"; attributes whose names
+ *   collide after that are joined with ';' in key order; values are the
+ *   attributes' text (doubles as Go's 'f' shortest, arrays and maps as JSON);
  * - resource: service.name (with service.namespace: "ns/name") -> job,
- *   service.instance.id -> instance; other resource attributes go into one
- *   target_info{job, instance, ...} sample (value 1) per resource;
- * - scope name/version -> otel_scope_name / otel_scope_version labels;
+ *   service.instance.id -> instance; when the resource has other attributes,
+ *   they go into one target_info{job, instance, ...} sample (value 1) per
+ *   resource, at its latest sample time; the scope adds no labels;
+ * - ours: service.name -> service_name on every series of the resource
+ *   (target_info included), the label the span-derived RED series carry, so
+ *   that the two join on it;
  * - gauge -> gauge; sum -> counter (monotonic, _total) or gauge; histogram ->
  *   _bucket{le} (cumulative counts, +Inf) / _sum / _count; exponential
  *   histogram -> the same classic buckets, le = the upper bound of each
@@ -64,8 +71,9 @@ sl_str col_prom_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, b
 sl_str col_prom_label_name(sl_arena *a, sl_str key);
 /* The unit suffix ("seconds", "bytes_per_second", "" when none). */
 sl_str col_prom_unit(sl_arena *a, sl_str unit);
-/* A float as Prometheus renders le and quantile values ("0.5", "1e+06", "+Inf").
- * buf holds at least 32 bytes; returns the length. */
+/* A float as Prometheus's OTLP receiver writes le and quantile values (Go's
+ * 'f' shortest: "0.5", "1000000", "+Inf"). buf holds SL_FMT_DOUBLE_MAX bytes;
+ * returns the length. */
 size_t col_prom_float(double v, char *buf);
 
 #endif

@@ -7,6 +7,7 @@
 #include "pq_int.h"
 
 #include "sl_err.h"
+#include "sl_fmt.h"
 
 #include <float.h>
 #include <math.h>
@@ -309,155 +310,16 @@ int pq_map_put(pq_map *m, uint64_t h, uint32_t idx) {
 
 /* --- numbers ------------------------------------------------------------------ */
 
-/* Builds "d.ddde<x>" from digits for strtod. */
-static void e_string(const char *d, size_t nd, int x, char *out) {
-    size_t k = 0;
-    out[k++] = d[0];
-    out[k++] = '.';
-    for (size_t i = 1; i < nd; i++) {
-        out[k++] = d[i];
-    }
-    out[k++] = 'e';
-    if (x < 0) {
-        out[k++] = '-';
-        x = -x;
-    }
-    char rev[8];
-    size_t r = 0;
-    do {
-        rev[r++] = (char)('0' + x % 10);
-        x /= 10;
-    } while (x > 0);
-    while (r > 0) {
-        out[k++] = rev[--r];
-    }
-    out[k] = '\0';
-}
-
-/* The fewest significant digits of |v| (finite, nonzero) that read back as
- * |v|, without trailing zeros, and the decimal exponent of the first one.
- * When any k <= 15 digits read back, |v| sits within half an ulp of a
- * 15-digit decimal, so the 15-digit rounding is that decimal padded with
- * zeros: trying 15, 16 and 17 digits finds the shortest. The candidates are
- * rounded from one 17-digit conversion and each is checked with strtod, so a
- * rare double-rounding slip only costs a longer (still exact) answer.
- * Subnormals have too few bits for the argument and are searched. */
-static size_t shortest_digits(double v, char *digits, int *exp10) {
-    char e[40];
-    double a = fabs(v);
-    int p = 16;
-    if (a < DBL_MIN) {
-        for (p = 0; p < 16; p++) {
-            snprintf(e, sizeof(e), "%.*e", p, a);
-            if (strtod(e, NULL) == a) {
-                break;
-            }
-        }
-    }
-    snprintf(e, sizeof(e), "%.*e", p, a);
-    size_t nd = 0;
-    const char *q = e;
-    for (; *q != 'e' && *q != '\0'; q++) {
-        if (*q >= '0' && *q <= '9') {
-            digits[nd++] = *q;
-        }
-    }
-    int x = *q == 'e' ? (int)strtol(q + 1, NULL, 10) : 0;
-    if (a >= DBL_MIN) {
-        for (size_t want = 15; want < nd; want++) {
-            /* Rounded up, and (when the dropped tail is a bare 5, where the
-             * 17-digit conversion may itself have rounded up) down. */
-            bool tail5 = digits[want] == '5';
-            for (size_t i = want + 1; i < nd && tail5; i++) {
-                tail5 = digits[i] == '0';
-            }
-            bool found = false;
-            for (int down = 0; down <= (int)tail5 && !found; down++) {
-                char c[24];
-                int cx = x;
-                memcpy(c, digits, want);
-                if (!down && digits[want] >= '5') {
-                    size_t i = want;
-                    while (i > 0 && c[i - 1] == '9') {
-                        c[--i] = '0';
-                    }
-                    if (i == 0) {
-                        c[0] = '1';
-                        cx++;
-                    } else {
-                        c[i - 1]++;
-                    }
-                }
-                char t[48];
-                e_string(c, want, cx, t);
-                if (strtod(t, NULL) == a) {
-                    memcpy(digits, c, want);
-                    nd = want;
-                    x = cx;
-                    found = true;
-                }
-            }
-            if (found) {
-                break;
-            }
-        }
-    }
-    while (nd > 1 && digits[nd - 1] == '0') {
-        nd--;
-    }
-    *exp10 = x;
-    return nd;
-}
-
 size_t pq_format_value(double v, char *buf, size_t cap) {
-    int n;
-    if (isnan(v)) {
-        n = snprintf(buf, cap, "NaN");
-    } else if (isinf(v)) {
-        n = snprintf(buf, cap, v > 0 ? "+Inf" : "-Inf");
-    } else if (v == 0) {
-        n = snprintf(buf, cap, signbit(v) ? "-0" : "0");
-    } else {
-        /* Shortest digits that read back equal, then written without an
-         * exponent as Go's strconv.FormatFloat(v, 'f', -1, 64) does. */
-        if (v == (double)(int64_t)v && fabs(v) < 1e15) {
-            /* Integers (most counters and gauges) need no search. */
-            n = snprintf(buf, cap, "%lld", (long long)v);
-            return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
-        }
-        char digits[24];
-        int exp10;
-        size_t nd = shortest_digits(v, digits, &exp10);
-        bool neg = v < 0;
-        char out[400];
-        size_t k = 0;
-        if (neg) {
-            out[k++] = '-';
-        }
-        if (exp10 < 0) {
-            out[k++] = '0';
-            out[k++] = '.';
-            for (int i = -1; i > exp10; i--) {
-                out[k++] = '0';
-            }
-            for (size_t i = 0; i < nd; i++) {
-                out[k++] = digits[i];
-            }
-        } else {
-            for (int i = 0; i <= exp10 || (size_t)i < nd; i++) {
-                if (i == exp10 + 1) {
-                    out[k++] = '.';
-                }
-                out[k++] = (size_t)i < nd ? digits[i] : '0';
-            }
-        }
-        out[k] = '\0';
-        n = snprintf(buf, cap, "%s", out);
-    }
-    if (n < 0) {
+    char tmp[SL_FMT_DOUBLE_MAX];
+    size_t n = sl_fmt_double(v, tmp);
+    if (cap == 0) {
         return 0;
     }
-    return (size_t)n < cap ? (size_t)n : cap - 1;
+    n = n < cap ? n : cap - 1;
+    memcpy(buf, tmp, n);
+    buf[n] = '\0';
+    return n;
 }
 
 int pq_parse_duration(sl_str s, int64_t *out_ms) {

@@ -243,14 +243,16 @@ def run(binary, otlp_dir, srv):
     for phase in ("wal", "cut"):
         if phase == "cut":
             time.sleep(1.5)
-        inst = (("instance", "i-1"), ("job", "shop"), ("otel_scope_name", "lib"),
-                ("otel_scope_version", "1.2"))
+        # Prometheus's OTLP receiver: job and instance from the resource, no
+        # scope labels; ours: service_name beside job.
+        inst = (("instance", "i-1"), ("job", "shop"), ("service_name", "shop"))
         r = values(query(srv, "process_memory_usage_bytes", T0))
         check_eq(r, {inst + (("state", "used"),): 1024.0}, f"{phase}: gauge")
         r = values(query(srv, "http_server_requests_total", T0))
         check_eq(r, {tuple(sorted(inst + (("http_method", "GET"),))): 7.0}, f"{phase}: counter")
-        r = values(query(srv, "queue_depth_ratio", T0))
-        check_eq(list(r.values()), [3.0], f"{phase}: non-monotonic sum is a gauge")
+        r = values(query(srv, "queue_depth", T0))
+        check_eq(list(r.values()), [3.0],
+                 f"{phase}: non-monotonic sum is a gauge (no _ratio: not a Gauge)")
         r = values(query(srv, "jobs_done_total", T0 + 60))
         check_eq(list(r.values()), [10.0], f"{phase}: delta sums accumulate")
         r = values(query(srv, "http_server_duration_seconds_bucket", T0))
@@ -272,7 +274,8 @@ def run(binary, otlp_dir, srv):
         r = values(query(srv, "rpc_latency_milliseconds_count", T0))
         check_eq(list(r.values()), [10.0], f"{phase}: summary count")
         r = values(query(srv, "target_info", T0))
-        check_eq(r, {(("host_name", "node-7"), ("instance", "i-1"), ("job", "shop")): 1.0},
+        check_eq(r, {(("host_name", "node-7"), ("instance", "i-1"), ("job", "shop"),
+                      ("service_name", "shop")): 1.0},
                  f"{phase}: target_info")
         r = values(query(srv, "bad_sum_total", T0))
         check_eq(r, {}, f"{phase}: rejected points are not stored")
@@ -352,6 +355,16 @@ def run(binary, otlp_dir, srv):
     time.sleep(1.0)
     r = values(query(srv, 'sum(traces_span_metrics_calls_total{job="cart"})', time.time() + 1))
     check_eq(list(r.values()), [3.0], "span calls accumulate across requests and cuts")
+
+    # OTLP series join the span-derived ones on service_name (health views
+    # and RED dashboards): an OTLP gauge of service cart, per call.
+    st, _, _ = post_pb(srv, export([metric("cart.items", gauge=[num_point(now, 6.0)])],
+                                   service="cart", instance="cart-1"))
+    check_eq(st, 200, "cart gauge export")
+    r = values(query(srv, 'sum by (service_name) (traces_span_metrics_calls_total) * '
+                          'on (service_name) group_left sum by (service_name) (cart_items)',
+                     time.time() + 1))
+    check_eq(r, {(("service_name", "cart"),): 18.0}, "OTLP and span metrics join on service_name")
 
     # Log counts by service and severity.
     logs = {"resourceLogs": [{"resource": {"attributes": [

@@ -14,9 +14,9 @@ values within a relative tolerance of 1e-9. Errors must agree in type.
 With a sightline binary as second argument the same samples are also sent
 to a real `sightline serve` over OTLP/HTTP (/v1/metrics, OTLP/JSON: gauges as
 Gauge, counters as monotonic cumulative Sum, histograms as Histogram;
-service.name -> job and service.instance.id -> instance, the other labels as
-point attributes, so the translated series carry exactly the labels of the
-OpenMetrics file) and every query is also asked of its /api/v1/query and
+service.name -> job and service_name, service.instance.id -> instance, the
+other labels as point attributes, so the translated series carry exactly the
+labels of the OpenMetrics file) and every query is also asked of its /api/v1/query and
 /api/v1/query_range, compared with Prometheus the same way. While the
 collector has no /v1/metrics route (404) that part is reported as not run.
 
@@ -152,6 +152,11 @@ def build_data(base, scale=1):
                 pts.append((t, list(counts), round(total, 6)))
             hist.append((labels, pts))
     fams["sl_request_duration_seconds"] = ("histogram", (bounds, hist))
+    # Sightline's OTLP translation adds service_name (= service.name) to
+    # every series of a resource beside job; the file carries it too.
+    for typ, data in fams.values():
+        for labels, _ in (data[1] if typ == "histogram" else data):
+            labels["service_name"] = labels["job"]
     return fams
 
 
@@ -251,7 +256,7 @@ def otlp_requests(fams, window_ms=600000):
             t, labels, name, typ, dp = points[j]
             res = (labels["job"], labels["instance"])
             attrs = [{"key": k, "value": {"stringValue": v}} for k, v in sorted(labels.items())
-                     if k not in ("job", "instance")]
+                     if k not in ("job", "instance", "service_name")]
             dp = dict(dp, attributes=attrs)
             by_res.setdefault(res, {}).setdefault((name, typ), []).append(dp)
             j += 1

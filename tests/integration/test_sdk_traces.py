@@ -133,7 +133,7 @@ def prom(srv, query, headers):
 
 def check_metrics(srv, headers, label):
     """The driver's instruments through the Prometheus API (OTel -> Prometheus names)."""
-    scope = (("job", "sdk-it"), ("otel_scope_name", "sdk-it"), ("otel_scope_version", "1.0.0"))
+    scope = (("job", "sdk-it"), ("service_name", "sdk-it"))
 
     def only(res, what):
         vals = list(res.values())

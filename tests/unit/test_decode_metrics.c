@@ -40,19 +40,29 @@ static void test_names(void) {
         bool gauge, counter;
         const char *want;
     } cases[] = {
+        /* Prometheus 2.x's OTLP receiver (normalizeName) on each of these. */
         {"http.server.duration", "ms", false, false, "http_server_duration_milliseconds"},
         {"system.cpu.utilization", "1", true, false, "system_cpu_utilization_ratio"},
         {"requests", "{requests}", false, true, "requests_total"},
-        {"bytes_sent", "By", false, true, "bytes_sent_bytes_total"},
+        {"bytes_sent", "By", false, true, "bytes_sent_total"}, /* unit word already there */
         {"sent_bytes", "By", false, true, "sent_bytes_total"},
         {"throughput", "By/s", true, false, "throughput_bytes_per_second"},
         {"rate", "{packets}/s", true, false, "rate_per_second"},
+        {"speed", "m/m", true, false, "speed_meters_per_minute"}, /* per m is a minute */
         {"2xx..count", "", true, false, "_2xx_count"},
         {"foo_total", "", false, true, "foo_total"},
-        {"job:latency:p99", "s", true, false, "job:latency:p99_seconds"},
+        {"total_foo", "", false, true, "foo_total"},       /* total moves to the end */
+        {"up.ratio.x", "1", true, false, "up_x_ratio"},    /* ratio too */
+        {"queue.ratio", "1", false, false, "queue_ratio"}, /* not a gauge: untouched */
+        {"used", "1", false, false, "used"},
+        {"job:latency:p99", "s", true, false, "job_latency_p99_seconds"},
+        {"__odd__name__", "", true, false, "odd_name"},
         {"mem", "MiBy", true, false, "mem_mebibytes"},
         {"odd", "furlongs", true, false, "odd_furlongs"},
+        {"odd", "kilo-furlongs", true, false, "odd_kilo_furlongs"},
         {"temp", "Cel", true, false, "temp_celsius"},
+        {"latency.seconds", "s", false, false, "latency_seconds"},
+        {"x", " s ", false, false, "x_seconds"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         sl_str got = col_prom_metric_name(&g_a, sl_str_c(cases[i].name), sl_str_c(cases[i].unit),
@@ -64,6 +74,8 @@ static void test_names(void) {
     ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("_x")), "key_x");
     ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("__x")), "__x");
     ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("a-b/c")), "a_b_c");
+    ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT(".x")), "key_x");
+    ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("a..b")), "a__b"); /* not collapsed */
     sl_arena_free(&g_a);
 }
 
@@ -73,17 +85,21 @@ static void test_floats(void) {
         const char *want;
     } cases[] = {{0.5, "0.5"},
                  {1, "1"},
-                 {1e6, "1e+06"},
+                 {1e6, "1000000"}, /* Go's 'f': Prometheus's le and quantile labels */
                  {100000, "100000"},
                  {0.0001, "0.0001"},
-                 {0.00001, "1e-05"},
+                 {0.00001, "0.00001"},
+                 {1e21, "1000000000000000000000"},
+                 {-0.0, "-0"},
+                 {1.5e-7, "0.00000015"},
                  {INFINITY, "+Inf"},
                  {-INFINITY, "-Inf"},
                  {0.1 + 0.2, "0.30000000000000004"},
                  {-2.5, "-2.5"},
                  {0, "0"},
                  {123456, "123456"},
-                 {1234567, "1.234567e+06"},
+                 {1234567, "1234567"},
+                 {1234567.125, "1234567.125"},
                  {0.025, "0.025"}};
     char buf[40];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -159,12 +175,11 @@ static void test_spec_example_json(void) {
     ASSERT_EQ(b.rejected, 0);
     ASSERT_EQ(b.points, 4);
     ASSERT_TRUE(find(&b, "my_counter_total{job=my.service,my_counter_attr=some value,"
-                         "otel_scope_name=my.library,otel_scope_version=1.0.0}") != NULL);
+                         "service_name=my.service}") != NULL);
     ASSERT_TRUE(find(&b, "my_gauge_ratio{job=my.service,my_gauge_attr=some value,"
-                         "otel_scope_name=my.library,otel_scope_version=1.0.0}") != NULL);
-    const stg_mseries *inf = find(&b, "my_histogram_bucket{job=my.service,le=+Inf,my_histogram_"
-                                      "attr=some value,otel_scope_name=my.library,otel_scope_"
-                                      "version=1.0.0}");
+                         "service_name=my.service}") != NULL);
+    const stg_mseries *inf = find(&b, "my_histogram_bucket{job=my.service,le=+Inf,"
+                                      "my_histogram_attr=some value,service_name=my.service}");
     ASSERT_TRUE(inf != NULL);
     ASSERT_DBL_EQ(inf->samples[0].v, 2);
     ASSERT_EQ(b.nmeta, 4);
@@ -255,6 +270,56 @@ static pb_metric *sum_metric(const char *name, int temporality, bool monotonic,
     return m;
 }
 
+static pb_kv *kv_int(const char *k, int64_t v) {
+    pb_kv *x = kv(k, "");
+    x->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+    x->value->int_value = v;
+    return x;
+}
+
+static pb_kv *kv_double(const char *k, double v) {
+    pb_kv *x = kv(k, "");
+    x->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+    x->value->double_value = v;
+    return x;
+}
+
+/* Resource and scope as Prometheus's OTLP receiver maps them: job from
+ * namespace/name, instance from an id of any type, no scope labels, no
+ * target_info without other attributes; plus our service_name. */
+static void test_resource_labels(void) {
+    sl_arena_init(&g_a, 0);
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p1[] = {num(2000000000, 5, 0)};
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p2[] = {num(2000000000, 1, 0)};
+    pb_kv *attrs[] = {kv_double("ratio", 1e-5), kv("service.name", "shadow"), kv("job", "mine")};
+    p1[0]->attributes = attrs;
+    p1[0]->n_attributes = 3;
+    pb_metric *ms[] = {sum_metric("cpu.time", 2, true, p1, 1), sum_metric("...", 2, true, p2, 1)};
+    req_t *r = mkreq(ms, 2);
+    Opentelemetry__Proto__Resource__V1__Resource *res = r->resource_metrics[0]->resource;
+    res->attributes[0] = kv("service.namespace", "shop");
+    res->attributes[1] = kv_int("service.instance.id", 42);
+    res->attributes[2] = kv("service.name", "cart");
+    Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = r->resource_metrics[0]->scope_metrics[0];
+    Opentelemetry__Proto__Common__V1__InstrumentationScope scope;
+    opentelemetry__proto__common__v1__instrumentation_scope__init(&scope);
+    scope.name = mut("lib");
+    scope.version = mut("1.2");
+    sm->scope = &scope;
+    col_mbatch b = {0};
+    char err[256];
+    ASSERT_EQ(col_metrics_to_series(r, &g_a, &b, err, sizeof(err)), 0);
+    ASSERT_EQ(b.points, 1);
+    ASSERT_EQ(b.rejected, 1);
+    ASSERT_TRUE(strstr(err, "without letters or digits") != NULL);
+    /* The resource's job and service_name win over the point's attributes;
+     * doubles are written as Go's 'f' shortest. */
+    ASSERT_TRUE(find(&b, "cpu_time_seconds_total{instance=42,job=shop/cart,ratio=0.00001,"
+                         "service_name=cart}") != NULL);
+    ASSERT_EQ(b.nseries, 1); /* no target_info: only identifying attributes */
+    sl_arena_free(&g_a);
+}
+
 static void test_sums_and_partial_success(void) {
     sl_arena_init(&g_a, 0);
     Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p1[] = {num(2000000000, 5, 0),
@@ -272,7 +337,8 @@ static void test_sums_and_partial_success(void) {
     ASSERT_EQ(b.points, 3);
     ASSERT_EQ(b.rejected, 2);
     ASSERT_TRUE(strstr(err, "missing time_unix_nano") != NULL);
-    const stg_mseries *c = find(&b, "cpu_time_seconds_total{instance=i-1,job=api}");
+    const stg_mseries *c =
+        find(&b, "cpu_time_seconds_total{instance=i-1,job=api,service_name=api}");
     ASSERT_TRUE(c != NULL);
     ASSERT_EQ(c->kind, STG_MS_CUMULATIVE);
     ASSERT_EQ(c->samples[0].t_ms, 2000);
@@ -285,7 +351,8 @@ static void test_sums_and_partial_success(void) {
     }
     ASSERT_EQ(deltas, 2);
     ASSERT_EQ(stale, 1); /* NO_RECORDED_VALUE */
-    const stg_mseries *ti = find(&b, "target_info{host_name=h1,instance=i-1,job=api}");
+    const stg_mseries *ti =
+        find(&b, "target_info{host_name=h1,instance=i-1,job=api,service_name=api}");
     ASSERT_TRUE(ti != NULL);
     ASSERT_DBL_EQ(ti->samples[0].v, 1);
     write_corpus(r, "sums.pb");
@@ -376,33 +443,36 @@ static void test_histograms(void) {
     ASSERT_EQ(b.points, 2);
     ASSERT_EQ(b.rejected, 1);
     ASSERT_TRUE(strstr(err, "bucket_counts") != NULL);
-    const stg_mseries *s = find(&b, "rpc_duration_seconds_bucket{instance=i-1,job=api,le=1}");
+    const stg_mseries *s =
+        find(&b, "rpc_duration_seconds_bucket{instance=i-1,job=api,le=1,service_name=api}");
     ASSERT_TRUE(s != NULL);
     ASSERT_DBL_EQ(s->samples[0].v, 3);
     ASSERT_EQ(s->nexemplars, 1);
     ASSERT_DBL_EQ(s->exemplars[0].v, 0.5);
-    s = find(&b, "rpc_duration_seconds_bucket{instance=i-1,job=api,le=+Inf}");
+    s = find(&b, "rpc_duration_seconds_bucket{instance=i-1,job=api,le=+Inf,service_name=api}");
     ASSERT_TRUE(s != NULL);
     ASSERT_DBL_EQ(s->samples[0].v, 6);
-    ASSERT_TRUE(find(&b, "rpc_duration_seconds_sum{instance=i-1,job=api}") != NULL);
-    ASSERT_TRUE(find(&b, "rpc_duration_seconds_count{instance=i-1,job=api}") != NULL);
+    ASSERT_TRUE(find(&b, "rpc_duration_seconds_sum{instance=i-1,job=api,service_name=api}") !=
+                NULL);
+    ASSERT_TRUE(find(&b, "rpc_duration_seconds_count{instance=i-1,job=api,service_name=api}") !=
+                NULL);
     /* Exponential: negative bucket index 0 covers [-sqrt2, -1): le=-1 holds
      * 2; the zero bucket le=0 adds 1; positive index -1 (1/sqrt2, 1] ->
      * le=1: 4; index 0 -> le=1.414...: 6; index 1 -> le=2: 7. */
-    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=-1}");
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=-1,service_name=api}");
     ASSERT_TRUE(s != NULL);
     ASSERT_DBL_EQ(s->samples[0].v, 2);
     ASSERT_EQ(s->kind, STG_MS_DELTA);
-    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=0}");
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=0,service_name=api}");
     ASSERT_TRUE(s != NULL);
     ASSERT_DBL_EQ(s->samples[0].v, 3);
-    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=1}");
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=1,service_name=api}");
     ASSERT_TRUE(s != NULL);
     ASSERT_DBL_EQ(s->samples[0].v, 4);
-    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=2}");
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=2,service_name=api}");
     ASSERT_TRUE(s != NULL);
     ASSERT_DBL_EQ(s->samples[0].v, 7);
-    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=+Inf}");
+    s = find(&b, "size_bytes_bucket{instance=i-1,job=api,le=+Inf,service_name=api}");
     ASSERT_TRUE(s != NULL);
     ASSERT_DBL_EQ(s->samples[0].v, 7);
     write_corpus(r, "histograms.pb");
@@ -442,11 +512,11 @@ static void test_summary(void) {
     char err[256];
     ASSERT_EQ(col_metrics_to_series(r, &g_a, &b, err, sizeof(err)), 0);
     ASSERT_EQ(b.points, 1);
-    const stg_mseries *x = find(&b, "latency{instance=i-1,job=api,quantile=0.99}");
+    const stg_mseries *x = find(&b, "latency{instance=i-1,job=api,quantile=0.99,service_name=api}");
     ASSERT_TRUE(x != NULL);
     ASSERT_DBL_EQ(x->samples[0].v, 0.9);
-    ASSERT_TRUE(find(&b, "latency_count{instance=i-1,job=api}") != NULL);
-    ASSERT_TRUE(find(&b, "latency_sum{instance=i-1,job=api}") != NULL);
+    ASSERT_TRUE(find(&b, "latency_count{instance=i-1,job=api,service_name=api}") != NULL);
+    ASSERT_TRUE(find(&b, "latency_sum{instance=i-1,job=api,service_name=api}") != NULL);
     ASSERT_SLSTR_EQ(b.meta[0].type, "summary");
     ASSERT_SLSTR_EQ(b.meta[0].help, "how long");
     write_corpus(r, "summary.pb");
@@ -526,6 +596,7 @@ int main(void) {
     RUN(test_floats);
     RUN(test_spec_example_json);
     RUN(test_sums_and_partial_success);
+    RUN(test_resource_labels);
     RUN(test_histograms);
     RUN(test_summary);
     RUN(test_span_metrics);
