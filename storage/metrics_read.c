@@ -330,6 +330,44 @@ static int push_samples(stg_sample **arr, size_t *n, size_t *cap, const stg_samp
     return 0;
 }
 
+/* The canonical labels of series id in w (its sid entry, or its section of
+ * a compacted block, which cb caches: *in_block and sec). Returns 0, SL_ENOTFOUND or an error. */
+static int series_labels(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *cb, MDB_val *out,
+                         ms_csection *sec, bool *in_block) {
+    uint8_t ik[4];
+    sl_put_be32(ik, id);
+    MDB_val k = {4, ik};
+    int mrc = mdb_get(txn, w->db_sid, &k, out);
+    *in_block = false;
+    if (mrc == 0) {
+        return 0;
+    }
+    if (mrc != MDB_NOTFOUND) {
+        return stg_lmdb_err(mrc);
+    }
+    if (!w->compacted) {
+        return SL_ENOTFOUND;
+    }
+    int rc = ms_cblock_find(w, txn, id, cb, sec);
+    if (rc == 0) {
+        *out = (MDB_val){sec->labels_size, (void *)(uintptr_t)sec->labels};
+        *in_block = true;
+    }
+    return rc;
+}
+
+/* The window's sample time bounds as of txn (false: no samples yet). */
+static bool window_bounds(ms_window *w, MDB_txn *txn, int64_t *lo, int64_t *hi) {
+    char bounds_key[] = "bounds";
+    MDB_val k = {6, bounds_key}, v;
+    if (mdb_get(txn, w->db_info, &k, &v) != 0 || v.mv_size != 16) {
+        return false;
+    }
+    memcpy(lo, v.mv_data, 8);
+    memcpy(hi, (const uint8_t *)v.mv_data + 8, 8);
+    return *lo <= *hi;
+}
+
 /* Reads the matching series of one window into the map. */
 static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int64_t maxt,
                        bool samples, uint64_t *mark) {
@@ -349,7 +387,10 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
     if (mdb_get(txn, w->db_info, &k, &v) == 0 && v.mv_size == 8) {
         memcpy(mark, v.mv_data, 8);
     }
-    bool overlap = samples && atomic_load(&w->min_t) <= maxt && atomic_load(&w->max_t) >= mint;
+    /* The bounds as of this transaction: the atomics are updated after the
+     * cut's commit, so a reader could see the data but the older bounds. */
+    int64_t wlo, whi;
+    bool overlap = samples && window_bounds(w, txn, &wlo, &whi) && wlo <= maxt && whi >= mint;
     if ((rc = candidates(w, txn, c->mm, c->nm, &ids)) != 0 ||
         (rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_chunks, &cur))) != 0) {
         goto out;
@@ -357,15 +398,15 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
     for (size_t i = 0; i < ids.n && rc == 0; i++) {
         uint8_t ik[8];
         sl_put_be32(ik, ids.ids[i]);
-        k = (MDB_val){4, ik};
         ms_csection sec;
-        bool in_block = false;
-        if (mdb_get(txn, w->db_sid, &k, &v) != 0) {
-            if (!w->compacted || ms_cblock_find(w, txn, ids.ids[i], &cb, &sec) != 0) {
-                continue;
-            }
-            in_block = true;
-            v = (MDB_val){sec.labels_size, (void *)(uintptr_t)sec.labels};
+        bool in_block;
+        int lrc = series_labels(w, txn, ids.ids[i], &cb, &v, &sec, &in_block);
+        if (lrc == SL_ENOTFOUND) {
+            continue;
+        }
+        if (lrc != 0) {
+            rc = lrc;
+            break;
         }
         stg_label *l;
         size_t nl;
@@ -595,39 +636,176 @@ int stg_select_series(stg_store *s, const char *tenant, const stg_matcher *m, si
     return select_impl(s, tenant, m, nm, mint_ms, maxt_ms, cb, ud);
 }
 
-/* --- label names and values ---------------------------------------------------- */
+/* --- label names and values: from the index -------------------------------------- */
+
+/*
+ * As Prometheus answers them from its blocks' indexes: the series of every
+ * window whose sample time bounds overlap the range (window granularity, not
+ * sample by sample), plus the series of every WAL record (one request) with a
+ * sample in the range. Without
+ * matchers the names and values come straight from the postings keys; a key
+ * at the length limit may be truncated, so the full labels of its series are
+ * read instead. With matchers, the candidates from the postings are checked
+ * on their labels. No sample is decoded.
+ */
 
 typedef struct str_collect {
     sl_arena *a;
-    sl_str name; /* values of this label; empty: names */
-    bool names;
+    sl_str name; /* values of this label; names when !values */
+    bool values;
+    const mr_matcher *mm;
+    size_t nm;
+    int64_t mint, maxt;
     sl_str *items;
     size_t n, cap;
 } str_collect;
 
-static int collect_cb(void *ud, const stg_label *l, size_t nl, const stg_sample *s, size_t n) {
-    str_collect *c = ud;
-    (void)s;
-    (void)n;
-    for (size_t i = 0; i < nl; i++) {
-        sl_str x;
-        if (c->names) {
-            x = l[i].name;
-        } else if (sl_str_eq(l[i].name, c->name)) {
-            x = l[i].value;
-        } else {
-            continue;
-        }
-        if (c->n > 0 && sl_str_eq(c->items[c->n - 1], x)) {
-            continue;
-        }
-        char *copy = sl_arena_memdup(c->a, x.ptr, x.len ? x.len : 1);
-        if (copy == NULL || sl_array_grow(&c->items, &c->cap, c->n + 1, sizeof(*c->items)) != 0) {
-            return SL_ENOMEM;
-        }
-        c->items[c->n++] = (sl_str){copy, x.len};
+static int collect_str(str_collect *c, sl_str x) {
+    if (c->n > 0 && sl_str_eq(c->items[c->n - 1], x)) {
+        return 0;
     }
+    char *copy = sl_arena_memdup(c->a, x.ptr, x.len ? x.len : 1);
+    if (copy == NULL || sl_array_grow(&c->items, &c->cap, c->n + 1, sizeof(*c->items)) != 0) {
+        return SL_ENOMEM;
+    }
+    c->items[c->n++] = (sl_str){copy, x.len};
     return 0;
+}
+
+/* The names, or the value of c->name, of one series' canonical labels when
+ * they match c's matchers. */
+static int collect_series_labels(str_collect *c, const uint8_t *p, size_t size) {
+    stg_label *l;
+    size_t nl;
+    int rc = ms_labels_decode(p, size, c->a, &l, &nl);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!mr_match_all(c->mm, c->nm, l, nl)) {
+        return 0;
+    }
+    for (size_t i = 0; i < nl && rc == 0; i++) {
+        if (!c->values) {
+            rc = collect_str(c, l[i].name);
+        } else if (sl_str_eq(l[i].name, c->name)) {
+            rc = collect_str(c, l[i].value);
+        }
+    }
+    return rc;
+}
+
+static int collect_ids(ms_window *w, MDB_txn *txn, const idset *ids, ms_cblock *cb,
+                       str_collect *c) {
+    int rc = 0;
+    for (size_t i = 0; i < ids->n && rc == 0; i++) {
+        MDB_val v;
+        ms_csection sec;
+        bool in_block;
+        rc = series_labels(w, txn, ids->ids[i], cb, &v, &sec, &in_block);
+        if (rc == 0) {
+            rc = collect_series_labels(c, v.mv_data, v.mv_size);
+        } else if (rc == SL_ENOTFOUND) {
+            rc = 0;
+        }
+    }
+    return rc;
+}
+
+/* Names or values straight from the postings keys (no matchers). */
+static int collect_keys(ms_window *w, MDB_txn *txn, ms_cblock *cb, str_collect *c) {
+    uint8_t key[STG_MAX_KEY + 1];
+    size_t plen = 0;
+    if (c->values) {
+        memcpy(key, c->name.ptr, c->name.len);
+        key[c->name.len] = 0;
+        plen = c->name.len + 1;
+    }
+    MDB_cursor *cur;
+    int rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_post, &cur));
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k = {plen, key}, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, plen > 0 ? MDB_SET_RANGE : MDB_FIRST);
+    while (mrc == 0 && rc == 0 && k.mv_size >= plen && memcmp(k.mv_data, key, plen) == 0) {
+        const char *kp = k.mv_data;
+        const char *z = memchr(kp, 0, k.mv_size);
+        if (k.mv_size >= STG_MAX_KEY || z == NULL) {
+            /* Possibly truncated: the series' own labels say. */
+            idset ids = {0};
+            rc = idset_add_postings(&ids, &v);
+            if (rc == 0) {
+                rc = collect_ids(w, txn, &ids, cb, c);
+            }
+            free(ids.ids);
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        } else if (c->values) {
+            rc = collect_str(c, (sl_str){z + 1, k.mv_size - (size_t)(z + 1 - kp)});
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        } else {
+            /* The next name: past every "name\0..." key. */
+            size_t nlen = (size_t)(z - kp);
+            rc = collect_str(c, (sl_str){kp, nlen});
+            memcpy(key, kp, nlen);
+            key[nlen] = 1;
+            k = (MDB_val){nlen + 1, key};
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        }
+    }
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = stg_lmdb_err(mrc);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+static int index_window(ms_window *w, str_collect *c) {
+    MDB_txn *txn;
+    int rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn));
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t lo, hi;
+    ms_cblock cb = {0};
+    if (window_bounds(w, txn, &lo, &hi) && lo <= c->maxt && hi >= c->mint) {
+        if (c->nm == 0 && (!c->values || c->name.len + 1 < STG_MAX_KEY)) {
+            rc = collect_keys(w, txn, &cb, c);
+        } else {
+            idset ids = {0};
+            rc = candidates(w, txn, c->mm, c->nm, &ids);
+            if (rc == 0) {
+                rc = collect_ids(w, txn, &ids, &cb, c);
+            }
+            free(ids.ids);
+        }
+    }
+    mdb_txn_abort(txn);
+    ms_cblock_free(&cb);
+    return rc == SL_ECORRUPT ? SL_ESTORAGE : rc;
+}
+
+static int index_wal_cb(void *ud, uint64_t window, uint64_t seq, const uint8_t *rec, size_t size) {
+    str_collect *c = ud;
+    (void)window;
+    (void)seq;
+    ms_record r;
+    int rc = ms_record_decode(rec, size, c->a, &r);
+    if (rc == SL_ECORRUPT) {
+        return 0; /* the cutter drops it loudly */
+    }
+    /* A record (one request) is all in or all out, as a window is. */
+    bool in = false;
+    for (size_t i = 0; i < r.nseries && !in; i++) {
+        const ms_rec_series *rs = &r.series[i];
+        for (size_t j = 0; j < rs->nsamples && !in; j++) {
+            in = rs->samples[j].t_ms >= c->mint && rs->samples[j].t_ms <= c->maxt;
+        }
+    }
+    for (size_t i = 0; i < r.nseries && rc == 0 && in; i++) {
+        rc = collect_series_labels(c, r.series[i].labels, r.series[i].labels_size);
+        rc = rc == SL_ECORRUPT ? 0 : rc;
+    }
+    return rc;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -637,9 +815,26 @@ static int cmp_str(const void *a, const void *b) {
     return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static int collect_run(stg_store *s, const char *tenant, str_collect *c, const stg_matcher *m,
-                       size_t nm, int64_t mint, int64_t maxt, stg_str_cb cb, void *ud) {
-    int rc = select_impl(s, tenant, m, nm, mint, maxt, collect_cb, c);
+static int label_index_run(stg_store *s, const char *tenant, str_collect *c, const stg_matcher *m,
+                           size_t nm, stg_str_cb cb, void *ud) {
+    mr_matcher *mm = NULL;
+    ms_window **ws = NULL;
+    size_t nw = 0;
+    int rc = mr_compile(m, nm, &mm);
+    if (rc != 0) {
+        return rc;
+    }
+    c->mm = mm;
+    c->nm = nm;
+    /* The WAL first: a record cut meanwhile is in a window read afterwards. */
+    rc = stg_wal_scan(s, tenant, STG_METRICS, index_wal_cb, c);
+    if (rc == 0) {
+        rc = ms_windows_list(s, tenant, &ws, &nw);
+    }
+    for (size_t i = 0; i < nw && rc == 0; i++) {
+        rc = index_window(ws[i], c);
+    }
+    ms_windows_release(s, ws, nw);
     if (rc == 0 && c->n > 1) {
         qsort(c->items, c->n, sizeof(sl_str), cmp_str);
     }
@@ -650,6 +845,7 @@ static int collect_run(stg_store *s, const char *tenant, str_collect *c, const s
         rc = cb(ud, c->items[i]);
     }
     free(c->items);
+    mr_free_matchers(mm, nm);
     return rc;
 }
 
@@ -657,8 +853,8 @@ int stg_label_names(stg_store *s, const char *tenant, const stg_matcher *m, size
                     int64_t mint_ms, int64_t maxt_ms, stg_str_cb cb, void *ud) {
     sl_arena a;
     sl_arena_init(&a, MR_ARENA_MAX);
-    str_collect c = {.a = &a, .names = true};
-    int rc = collect_run(s, tenant, &c, m, nm, mint_ms, maxt_ms, cb, ud);
+    str_collect c = {.a = &a, .mint = mint_ms, .maxt = maxt_ms};
+    int rc = label_index_run(s, tenant, &c, m, nm, cb, ud);
     sl_arena_free(&a);
     return rc;
 }
@@ -667,8 +863,8 @@ int stg_label_values(stg_store *s, const char *tenant, sl_str name, const stg_ma
                      int64_t mint_ms, int64_t maxt_ms, stg_str_cb cb, void *ud) {
     sl_arena a;
     sl_arena_init(&a, MR_ARENA_MAX);
-    str_collect c = {.a = &a, .name = name};
-    int rc = collect_run(s, tenant, &c, m, nm, mint_ms, maxt_ms, cb, ud);
+    str_collect c = {.a = &a, .name = name, .values = true, .mint = mint_ms, .maxt = maxt_ms};
+    int rc = label_index_run(s, tenant, &c, m, nm, cb, ud);
     sl_arena_free(&a);
     return rc;
 }

@@ -54,6 +54,18 @@ def expect_error(status, body, code, etype, msg):
     check(isinstance(body.get("error"), str) and body["error"], f"{msg}: error message")
 
 
+def wait_wal_empty(srv, timeout=20):
+    """Waits for the cutter to have taken every WAL record."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        _, _, raw = srv.get("/metrics")
+        for line in raw.decode().splitlines():
+            if line.startswith("sightline_storage_wal_records ") and float(line.split()[1]) == 0:
+                return
+        time.sleep(0.2)
+    check(False, "the WAL was cut")
+
+
 def main():
     srv = Server(sys.argv[1]).start()
     try:
@@ -179,6 +191,47 @@ def main():
         check_eq(b.get("data"), [], "nor does team-b's series API")
         st, b = get(srv, "/api/v1/label/job/values", {}, {"X-Scope-OrgID": "team-a"})
         check_eq(b.get("data"), ["svc"], "team-a's label values")
+        # Label names and values come from the label index (postings), restricted
+        # to the time range by window and WAL record as Prometheus does by block:
+        # two series sent in one request at t and t + 60 s are both listed for a
+        # range around t, a range without data lists nothing, and a value past
+        # the index's key limit (480 bytes) comes back whole, before and after
+        # the cut.
+        long_value = "v" * 600
+        t0 = now_ns - 120_000_000_000
+        two = {"resourceMetrics": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "ix"}}]},
+            "scopeMetrics": [{"metrics": [
+                {"name": "first_probe", "gauge": {"dataPoints": [
+                    {"timeUnixNano": str(t0), "asDouble": 1,
+                     "attributes": [{"key": "long", "value": {"stringValue": long_value}}]}]}},
+                {"name": "second_probe", "gauge": {"dataPoints": [
+                    {"timeUnixNano": str(t0 + 60_000_000_000), "asDouble": 2,
+                     "attributes": [{"key": "zone", "value": {"stringValue": "z1"}}]}]}}]}]}]}
+        idx = {"X-Scope-OrgID": "idx"}
+        status, _, _ = srv.post("/v1/metrics", json.dumps(two).encode(), "application/json",
+                                headers=idx)
+        check_eq(status, 200, "metrics ingest for the label index")
+        around = {"start": f"{t0 / 1e9 - 1:.3f}", "end": f"{t0 / 1e9 + 1:.3f}"}
+        for phase in ("wal", "cut"):
+            if phase == "cut":
+                wait_wal_empty(srv)
+            st, b = get(srv, "/api/v1/labels", around, idx)
+            check_eq(b.get("data"), ["__name__", "job", "long", "service_name", "zone"],
+                     f"{phase}: label names around the first sample")
+            st, b = get(srv, "/api/v1/label/__name__/values", around, idx)
+            check_eq(b.get("data"), ["first_probe", "second_probe"], f"{phase}: metric names")
+            st, b = get(srv, "/api/v1/labels", {"start": "1000", "end": "2000"}, idx)
+            check_eq(b.get("data"), [], f"{phase}: no label names outside the data")
+            st, b = get(srv, "/api/v1/label/long/values", {}, idx)
+            check_eq(b.get("data"), [long_value], f"{phase}: a long value is whole")
+            st, b = get(srv, "/api/v1/label/long/values", {"match[]": "{zone='z1'}"}, idx)
+            check_eq(b.get("data"), [], f"{phase}: values of matching series only")
+            st, b = get(srv, "/api/v1/labels", {"match[]": "second_probe"}, idx)
+            check_eq(b.get("data"), ["__name__", "job", "service_name", "zone"],
+                     f"{phase}: names of matching series only")
+            st, b = get(srv, "/api/v1/label/zone/values", {"match[]": "{long=~'v+'}"}, idx)
+            check_eq(b.get("data"), [], f"{phase}: a regex over the long value")
         st, body = srv.get_json("/metrics")
         status, _, raw = srv.get("/metrics")
         check(b'handler="prom_query"' in raw, "query requests are counted in /metrics")

@@ -321,6 +321,16 @@ def compare_metadata_apis(port, srv, base, end):
         ("/api/v1/label/__name__/values", {}),
         ("/api/v1/label/le/values", {"match[]": "sl_request_duration_seconds_bucket"}),
         ("/api/v1/label/instance/values", {"match[]": "sl_queue_depth{job='web'}"}),
+        # Answered from the label index, restricted to the time range by window
+        # (Prometheus: by block).
+        ("/api/v1/labels", {"start": end + 3600, "end": end + 7200}),
+        ("/api/v1/labels", {"start": base, "end": end}),
+        ("/api/v1/labels", {"match[]": ["sl_build_info", "sl_odd_values"]}),
+        ("/api/v1/label/job/values", {"start": end + 3600, "end": end + 7200}),
+        ("/api/v1/label/job/values", {"match[]": "sl_odd_values", "start": base, "end": end}),
+        ("/api/v1/label/region/values", {"match[]": "{region=~'e.*'}"}),
+        ("/api/v1/label/team/values", {"match[]": "{job!='api',team!=''}"}),
+        ("/api/v1/label/nonexistent/values", {}),
     ]
     diffs = 0
     for path, params in cases:
