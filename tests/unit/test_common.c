@@ -9,10 +9,13 @@
 #include "sl_auth.h"
 #include "sl_buf.h"
 #include "sl_err.h"
+#include "sl_fmt.h"
 #include "sl_metrics.h"
 #include "sl_regex.h"
 #include "sl_util.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +245,102 @@ static void test_auth_tokens(void) {
     sl_auth_free(a);
 }
 
+/* The shortest digits of glibc's correctly rounded conversions (the
+ * reference: the first precision that reads back; glibc rounds half to even
+ * like Go's shortest formatting). */
+static size_t ref_shortest(double a, char *digits, int *x) {
+    char e[64];
+    for (int p = 0; p < 17; p++) {
+        snprintf(e, sizeof(e), "%.*e", p, a);
+        if (strtod(e, NULL) == a) {
+            break;
+        }
+    }
+    size_t n = 0;
+    const char *q = e;
+    for (; *q != 'e'; q++) {
+        if (*q >= '0' && *q <= '9') {
+            digits[n++] = *q;
+        }
+    }
+    *x = (int)strtol(q + 1, NULL, 10);
+    while (n > 1 && digits[n - 1] == '0') {
+        n--;
+    }
+    return n;
+}
+
+static void test_fmt_double(void) {
+    struct {
+        double v;
+        const char *want;
+    } cases[] = {{0, "0"},
+                 {-0.0, "-0"},
+                 {1, "1"},
+                 {-2.5, "-2.5"},
+                 {0.1, "0.1"},
+                 {0.1 + 0.2, "0.30000000000000004"},
+                 {1e21, "1000000000000000000000"},
+                 {1e-7, "0.0000001"},
+                 {123456789012345680.0, "123456789012345680"},
+                 {0.5, "0.5"},
+                 {1.0 / 3, "0.3333333333333333"},
+                 {2.0 / 3, "0.6666666666666666"},
+                 {5e-324, NULL},
+                 {DBL_MAX, NULL},
+                 {NAN, "NaN"},
+                 {INFINITY, "+Inf"},
+                 {-INFINITY, "-Inf"}};
+    char buf[SL_FMT_DOUBLE_MAX];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = sl_fmt_double(cases[i].v, buf);
+        ASSERT_EQ(n, strlen(buf));
+        if (cases[i].want != NULL) {
+            ASSERT_STR_EQ(buf, cases[i].want);
+        } else {
+            ASSERT_TRUE(strtod(buf, NULL) == cases[i].v); /* 'f' layout, hundreds of digits */
+        }
+    }
+    /* Random bit patterns, two-decimal values, repeating fractions, scaled
+     * integers (the fast path's ranges and beyond) against the reference. */
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 60000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double a;
+        switch (i % 4) {
+        case 0: {
+            uint64_t b = x & 0x7fffffffffffffffull;
+            memcpy(&a, &b, 8);
+            break;
+        }
+        case 1:
+            a = (double)(x % 100000) / 100.0;
+            break;
+        case 2:
+            a = (double)(x % 1000000) / 210.0;
+            break;
+        default:
+            a = ldexp((double)(x >> 11), -(int)(x % 80));
+            break;
+        }
+        if (!isfinite(a) || a == 0) {
+            continue;
+        }
+        char d1[24], d2[24];
+        int x1, x2;
+        size_t n1 = sl_fmt_shortest(a, d1, &x1), n2 = ref_shortest(a, d2, &x2);
+        if (n1 != n2 || x1 != x2 || memcmp(d1, d2, n1) != 0) {
+            fprintf(stderr, "%.17g: %.*s e%d, want %.*s e%d\n", a, (int)n1, d1, x1, (int)n2, d2,
+                    x2);
+            ASSERT_TRUE(false);
+        }
+        sl_fmt_double(a, buf);
+        ASSERT_TRUE(strtod(buf, NULL) == a);
+    }
+}
+
 int main(void) {
     RUN(test_auth_tokens);
     RUN(test_regex_prometheus_semantics);
@@ -251,5 +350,6 @@ int main(void) {
     RUN(test_varints);
     RUN(test_hex_and_ints);
     RUN(test_metrics_exposition);
+    RUN(test_fmt_double);
     return SL_TEST_RESULT();
 }
