@@ -36,6 +36,7 @@
 
 #define MC_BLOCK_RAW (512u << 10) /* raw bytes per block before compression */
 #define MC_LEVEL 19
+#define MC_PACKED 0x40 /* exponent byte flag: the values are bit-packed */
 
 static char info_compact[] = "compact";
 
@@ -59,6 +60,91 @@ static int mc_decimal_exp(const stg_sample *s, size_t n) {
     return -1;
 }
 
+/* Bytes of v as a uvarint. */
+static size_t mc_uvarint_size(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint64_t mc_gcd(uint64_t a, uint64_t b) {
+    while (b != 0) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static int mc_bits(uint64_t v) {
+    int w = 0;
+    while (v != 0) {
+        w++;
+        v >>= 1;
+    }
+    return w;
+}
+
+/* Bit-packs the decimal integers x[0..n) (n >= 2): x0, then the deltas as
+ * frame of reference: min delta, their gcd above it, width, the packed
+ * quotients. Returns 0 or SL_ENOMEM; *size receives the coded size first
+ * when out is NULL. */
+static int mc_pack(const int64_t *x, size_t n, sl_buf *out, size_t *size) {
+    uint64_t mx = 0, g = 0;
+    int64_t dmin = INT64_MAX;
+    for (size_t i = 1; i < n; i++) {
+        int64_t d = (int64_t)((uint64_t)x[i] - (uint64_t)x[i - 1]);
+        dmin = d < dmin ? d : dmin;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint64_t k = (uint64_t)x[i] - (uint64_t)x[i - 1] - (uint64_t)dmin;
+        g = mc_gcd(k, g);
+        mx = k > mx ? k : mx;
+    }
+    g = g != 0 ? g : 1;
+    int w = mc_bits(mx / g);
+    size_t bytes = ((n - 1) * (size_t)w + 7) / 8;
+    if (out == NULL) {
+        *size = mc_uvarint_size(sl_zigzag(x[0])) + mc_uvarint_size(sl_zigzag(dmin)) +
+                mc_uvarint_size(g) + 1 + bytes;
+        return 0;
+    }
+    int rc = sl_buf_put_uvarint(out, sl_zigzag(x[0]));
+    if (rc == 0) {
+        rc = sl_buf_put_uvarint(out, sl_zigzag(dmin));
+    }
+    if (rc == 0) {
+        rc = sl_buf_put_uvarint(out, g);
+    }
+    if (rc == 0) {
+        rc = sl_buf_putc(out, (uint8_t)w);
+    }
+    if (rc == 0) {
+        rc = sl_buf_reserve(out, bytes);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t *p = out->data + out->len;
+    memset(p, 0, bytes);
+    size_t bit = 0;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t k = ((uint64_t)x[i] - (uint64_t)x[i - 1] - (uint64_t)dmin) / g;
+        for (int left = w; left > 0;) {
+            int off = (int)(bit & 7), take = 8 - off < left ? 8 - off : left;
+            p[bit >> 3] |= (uint8_t)((k & ((1u << take) - 1)) << off);
+            k >>= take;
+            bit += (size_t)take;
+            left -= take;
+        }
+    }
+    out->len += bytes;
+    return 0;
+}
+
 int ms_samples_encode(const stg_sample *s, size_t n, sl_buf *out) {
     int rc = sl_buf_put_uvarint(out, n);
     uint64_t prev_t = 0, prev_d = 0;
@@ -69,16 +155,38 @@ int ms_samples_encode(const stg_sample *s, size_t n, sl_buf *out) {
         prev_t = (uint64_t)s[i].t_ms;
     }
     int e = mc_decimal_exp(s, n);
-    if (rc == 0) {
-        rc = sl_buf_putc(out, (uint8_t)(e < 0 ? 0xff : e));
+    int64_t *x = NULL;
+    bool pack = false;
+    if (rc == 0 && e >= 0 && n >= 2) {
+        /* Dense deltas (counters) cost their width packed; sparse ones (gauges
+         * that move now and then) are left to zstd as varints. */
+        if ((x = malloc(n * sizeof(*x))) == NULL) {
+            return SL_ENOMEM;
+        }
+        size_t vsize = 0, psize;
+        for (size_t i = 0; i < n; i++) {
+            x[i] = llround(s[i].v * mc_pow10[e]);
+            vsize += mc_uvarint_size(sl_zigzag(i > 0 ? x[i] - x[i - 1] : x[i]));
+        }
+        mc_pack(x, n, NULL, &psize);
+        pack = psize * 5 < vsize * 4;
     }
+    if (rc == 0) {
+        rc = sl_buf_putc(out, (uint8_t)(e < 0 ? 0xff : pack ? MC_PACKED | e : e));
+    }
+    if (rc == 0 && pack) {
+        rc = mc_pack(x, n, out, NULL);
+        free(x);
+        return rc;
+    }
+    free(x);
     int64_t prev_x = 0;
     uint64_t prev_b = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (e >= 0) {
-            int64_t x = llround(s[i].v * mc_pow10[e]);
-            rc = sl_buf_put_uvarint(out, sl_zigzag(x - prev_x));
-            prev_x = x;
+            int64_t xi = llround(s[i].v * mc_pow10[e]);
+            rc = sl_buf_put_uvarint(out, sl_zigzag(xi - prev_x));
+            prev_x = xi;
         } else {
             uint64_t b = ms_f2u(s[i].v);
             rc = sl_buf_put_uvarint(out, b ^ prev_b);
@@ -86,6 +194,36 @@ int ms_samples_encode(const stg_sample *s, size_t n, sl_buf *out) {
         }
     }
     return rc;
+}
+
+/* Reads what mc_pack wrote. Arithmetic wraps on bad input (never UB). */
+static int mc_unpack(const uint8_t **pp, const uint8_t *end, stg_sample *out, uint64_t cnt, int e) {
+    const uint8_t *p = *pp;
+    uint64_t z0, zmin, g;
+    if (sl_get_uvarint(&p, end, &z0) != 0 || sl_get_uvarint(&p, end, &zmin) != 0 ||
+        sl_get_uvarint(&p, end, &g) != 0 || p >= end || *p > 64) {
+        return SL_ECORRUPT;
+    }
+    int w = *p++;
+    if (cnt < 2 || (uint64_t)(end - p) < ((cnt - 1) * (uint64_t)w + 7) / 8) {
+        return SL_ECORRUPT;
+    }
+    uint64_t x = (uint64_t)sl_unzigzag(z0), dmin = (uint64_t)sl_unzigzag(zmin);
+    out[0].v = (double)(int64_t)x / mc_pow10[e];
+    size_t bit = 0;
+    for (uint64_t i = 1; i < cnt; i++) {
+        uint64_t k = 0;
+        for (int got = 0; got < w;) {
+            int off = (int)(bit & 7), take = 8 - off < w - got ? 8 - off : w - got;
+            k |= (uint64_t)((p[bit >> 3] >> off) & ((1u << take) - 1)) << got;
+            bit += (size_t)take;
+            got += take;
+        }
+        x += dmin + k * g;
+        out[i].v = (double)(int64_t)x / mc_pow10[e];
+    }
+    *pp = p + (bit + 7) / 8;
+    return 0;
 }
 
 int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, size_t *n) {
@@ -112,8 +250,15 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
         return SL_ECORRUPT;
     }
     int e = cnt > 0 ? *p++ : 0;
-    if (e != 0xff && e > 9) {
+    if (e != 0xff && (e & ~MC_PACKED) > 9) {
         return SL_ECORRUPT;
+    }
+    if (e != 0xff && (e & MC_PACKED) != 0) {
+        if (mc_unpack(&p, end, out, cnt, e & ~MC_PACKED) != 0) {
+            return SL_ECORRUPT;
+        }
+        *n = (size_t)cnt;
+        return p == end ? 0 : SL_ECORRUPT;
     }
     int64_t x = 0;
     uint64_t b = 0;

@@ -461,8 +461,8 @@ static void test_store_compaction(void) {
     stg_sample smp[N];
     for (int i = 0; i < N; i++) {
         /* node_exporter-like: two decimals, and one stale marker */
-        smp[i] = (stg_sample){1700000000000 + (int64_t)i * 15000,
-                              i == 300 ? stale() : 1000 + i * 12.37};
+        smp[i] =
+            (stg_sample){1700000000000 + (int64_t)i * 15000, i == 300 ? stale() : 1000 + i * 12.37};
     }
     write_series(s, "default", "cpu_seconds_total", "api", "200", STG_MS_CUMULATIVE, smp, N);
     stg_sample d1[] = {{1700000000000, 5}};
@@ -535,6 +535,38 @@ static void test_samples_codec(void) {
         ASSERT_TRUE(same_bits(out[i].v, odd[i].v));
     }
     ASSERT_TRUE(ms_samples_decode(b.data, b.len - 1, out, 5, &n) != 0);
+    /* Dense deltas are bit-packed (the exponent byte's 0x40 flag): a counter
+     * with random two-decimal increments, one with a multiple of 4096 and
+     * huge jumps both ways, the shortest run of two. */
+    static stg_sample dense[240];
+    double v = 1e5;
+    uint64_t r = 12345;
+    for (int k = 0; k < 3; k++) {
+        size_t cnt = k == 2 ? 2 : 240;
+        for (size_t i = 0; i < cnt; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            if (k == 0) {
+                v = round((v + (double)((r >> 40) % 1275) / 100.0) * 100) / 100;
+            } else {
+                v = (double)(4096 * (int64_t)((r >> 20) % 1000000)) * (i % 2 ? -1 : 1);
+            }
+            dense[i] = (stg_sample){1700000000000 + (int64_t)i * 15000, v};
+        }
+        b.len = 0;
+        ASSERT_EQ(ms_samples_encode(dense, cnt, &b), 0);
+        stg_sample back[240];
+        ASSERT_EQ(ms_samples_decode(b.data, b.len, back, 240, &n), 0);
+        ASSERT_EQ(n, cnt);
+        for (size_t i = 0; i < cnt; i++) {
+            ASSERT_EQ(back[i].t_ms, dense[i].t_ms);
+            ASSERT_TRUE(same_bits(back[i].v, dense[i].v));
+        }
+        if (k == 0) {
+            ASSERT_TRUE(b.len <
+                        600); /* packed: 11 bits a value (varints: 2 bytes), 1 byte a time */
+        }
+        ASSERT_TRUE(ms_samples_decode(b.data, b.len - 1, back, 240, &n) != 0);
+    }
     sl_buf_free(&b);
 }
 
