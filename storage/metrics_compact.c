@@ -39,6 +39,7 @@
 #define MC_PACKED 0x40 /* exponent byte flag: the values are bit-packed */
 
 static char info_compact[] = "compact";
+static char info_hashes[] = "hashes";
 
 /* --- the sample codec ----------------------------------------------------------- */
 
@@ -426,6 +427,56 @@ static int flush_block(mc_out *o, sl_buf *raw, uint32_t last_id, sl_buf *z) {
     return stg_lmdb_err(mdb_put(o->txn, o->blocks, &k, &v, MDB_APPEND));
 }
 
+static int cmp_pair(const void *a, const void *b) {
+    return memcmp(a, b, 8);
+}
+
+/* The `series` database (u64 hash -> dupsort ids) as one sorted array of
+ * (u32be hash, u32be id) in info "hashes": 8 bytes a series instead of an
+ * LMDB node of about 22. */
+static int write_hashes(MDB_txn *from, MDB_dbi series, MDB_txn *to, MDB_dbi info) {
+    MDB_cursor *cur;
+    int rc = stg_lmdb_err(mdb_cursor_open(from, series, &cur));
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t *pairs = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        if (k.mv_size == 8 && v.mv_size == 4) {
+            if (sl_array_grow(&pairs, &cap, (n + 1) * 8, 1) != 0) {
+                rc = SL_ENOMEM;
+                break;
+            }
+            memcpy(pairs + n * 8, k.mv_data, 4); /* the big-endian top half */
+            memcpy(pairs + n * 8 + 4, v.mv_data, 4);
+            n++;
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0) {
+        qsort(pairs, n, 8, cmp_pair);
+        k = (MDB_val){6, info_hashes};
+        v = (MDB_val){n * 8, pairs};
+        rc = stg_lmdb_err(mdb_put(to, info, &k, &v, 0));
+    }
+    free(pairs);
+    return rc;
+}
+
+bool ms_info_hashes(MDB_txn *txn, MDB_dbi info, const uint8_t **pairs, size_t *n) {
+    MDB_val k = {6, info_hashes}, v;
+    if (mdb_get(txn, info, &k, &v) != 0 || v.mv_size % 8 != 0) {
+        return false;
+    }
+    *pairs = v.mv_data;
+    *n = v.mv_size / 8;
+    return true;
+}
+
 /* Writes the compacted copy of w into dir. */
 static int write_compact(stg_store *s, ms_window *w, const char *dir) {
     mc_out o = {0};
@@ -470,11 +521,11 @@ static int write_compact(stg_store *s, ms_window *w, const char *dir) {
         (rc = stg_lmdb_err(mdb_dbi_open(o.txn, "chunks", MDB_CREATE, &unused))) != 0) {
         goto out;
     }
-    if ((rc = copy_db(rtxn, w->db_series, o.txn, o.series, true)) != 0 ||
-        (rc = copy_db(rtxn, w->db_post, o.txn, o.post, false)) != 0 ||
+    if ((rc = copy_db(rtxn, w->db_post, o.txn, o.post, false)) != 0 ||
         (rc = copy_db(rtxn, w->db_meta, o.txn, o.meta, false)) != 0 ||
         (rc = copy_db(rtxn, w->db_ex, o.txn, o.ex, false)) != 0 ||
-        (rc = copy_db(rtxn, w->db_info, o.txn, o.info, false)) != 0) {
+        (rc = copy_db(rtxn, w->db_info, o.txn, o.info, false)) != 0 ||
+        (rc = write_hashes(rtxn, w->db_series, o.txn, o.info)) != 0) {
         goto out;
     }
     if ((rc = stg_lmdb_err(mdb_cursor_open(rtxn, w->db_sid, &sid))) != 0 ||
@@ -544,9 +595,9 @@ static int write_compact(stg_store *s, ms_window *w, const char *dir) {
         rc = flush_block(&o, &raw, last_id, &z);
     }
     if (rc == 0) {
-        uint8_t one = 1;
+        uint8_t two = 2; /* 1: with a `series` database */
         k = (MDB_val){7, info_compact};
-        v = (MDB_val){1, &one};
+        v = (MDB_val){1, &two};
         rc = stg_lmdb_err(mdb_put(o.txn, o.info, &k, &v, 0));
     }
     if (rc == 0) {

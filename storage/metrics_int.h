@@ -188,6 +188,7 @@ typedef struct ms_window {
     MDB_env *env;
     MDB_dbi db_series, db_sid, db_post, db_chunks, db_head, db_meta, db_ex, db_info, db_blocks;
     bool compacted; /* chunks, labels and heads are in zstd blocks (metrics_compact.c) */
+    bool hashes;    /* compacted: the series index is info "hashes", `series` is empty */
     int refs;
     bool dropped;
     uint64_t mark;                /* cutter thread only */
@@ -222,6 +223,10 @@ int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_cse
 void ms_cblock_free(ms_cblock *c);
 /* True when the window's info says it was compacted. */
 bool ms_info_compacted(MDB_txn *txn, MDB_dbi info);
+/* The series index of a compacted window written by this build: n pairs of
+ * u32be (top half of ms_hash of the labels, series id), sorted, borrowed from
+ * txn. Returns false for windows compacted with a `series` database. */
+bool ms_info_hashes(MDB_txn *txn, MDB_dbi info, const uint8_t **pairs, size_t *n);
 /* Rewrites ended window w compacted and has swap() put it in place. */
 int ms_compact_window(stg_store *s, ms_window *w, int (*swap)(stg_store *, ms_window *));
 /* Repairs what a crash during a swap left in a tenant's metrics directory. */

@@ -226,6 +226,18 @@ static int candidates(ms_window *w, MDB_txn *txn, const mr_matcher *mm, size_t n
     if (rc != 0 || have) {
         return rc;
     }
+    const uint8_t *pairs;
+    size_t npairs;
+    if (w->hashes && ms_info_hashes(txn, w->db_info, &pairs, &npairs)) {
+        if (sl_array_grow(&out->ids, &out->cap, npairs, sizeof(uint32_t)) != 0) {
+            return SL_ENOMEM;
+        }
+        for (size_t i = 0; i < npairs; i++) {
+            out->ids[out->n++] = sl_get_be32(pairs + i * 8 + 4);
+        }
+        idset_normalize(out);
+        return 0;
+    }
     MDB_cursor *cur;
     if ((rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_series, &cur))) != 0) {
         return rc;

@@ -114,6 +114,9 @@ static int win_env_open(stg_store *s, ms_window *w, bool create) {
         atomic_store(&w->max_t, b[1]);
     }
     w->compacted = ms_info_compacted(txn, w->db_info);
+    const uint8_t *pairs;
+    size_t npairs;
+    w->hashes = w->compacted && ms_info_hashes(txn, w->db_info, &pairs, &npairs);
     rc = stg_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
     if (rc == 0) {
@@ -246,7 +249,50 @@ void ms_windows_release(stg_store *s, ms_window **w, size_t n) {
     free(w);
 }
 
+/* Whether series id of compacted window w has these labels. */
+static bool compacted_labels_are(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *cb,
+                                 const uint8_t *labels, size_t size) {
+    ms_csection sec;
+    return ms_cblock_find(w, txn, id, cb, &sec) == 0 && sec.labels_size == size &&
+           memcmp(sec.labels, labels, size) == 0;
+}
+
+/* ms_series_find in a window whose index is info "hashes". */
+static int series_find_hashes(ms_window *w, MDB_txn *txn, const uint8_t *labels, size_t size,
+                              uint32_t *id) {
+    const uint8_t *pairs;
+    size_t n;
+    if (!ms_info_hashes(txn, w->db_info, &pairs, &n)) {
+        return SL_ESTORAGE;
+    }
+    uint32_t h = (uint32_t)(ms_hash(labels, size) >> 32);
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sl_get_be32(pairs + mid * 8) < h) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    ms_cblock cb = {0};
+    int rc = SL_ENOTFOUND;
+    for (; lo < n && sl_get_be32(pairs + lo * 8) == h; lo++) {
+        uint32_t cand = sl_get_be32(pairs + lo * 8 + 4);
+        if (compacted_labels_are(w, txn, cand, &cb, labels, size)) {
+            *id = cand;
+            rc = 0;
+            break;
+        }
+    }
+    ms_cblock_free(&cb);
+    return rc;
+}
+
 int ms_series_find(ms_window *w, MDB_txn *txn, const uint8_t *labels, size_t size, uint32_t *id) {
+    if (w->hashes) {
+        return series_find_hashes(w, txn, labels, size, id);
+    }
     uint8_t hk[8];
     stg_be64(hk, ms_hash(labels, size));
     MDB_cursor *cur;
@@ -263,15 +309,10 @@ int ms_series_find(ms_window *w, MDB_txn *txn, const uint8_t *labels, size_t siz
             uint8_t ik[4];
             memcpy(ik, v.mv_data, 4);
             MDB_val sk = {4, ik}, sv;
-            if (mdb_get(txn, w->db_sid, &sk, &sv) == 0 && sv.mv_size == size &&
-                memcmp(sv.mv_data, labels, size) == 0) {
-                *id = sl_get_be32(ik);
-                rc = 0;
-                break;
-            }
-            ms_csection sec;
-            if (w->compacted && ms_cblock_find(w, txn, sl_get_be32(ik), &cb, &sec) == 0 &&
-                sec.labels_size == size && memcmp(sec.labels, labels, size) == 0) {
+            if ((mdb_get(txn, w->db_sid, &sk, &sv) == 0 && sv.mv_size == size &&
+                 memcmp(sv.mv_data, labels, size) == 0) ||
+                (w->compacted &&
+                 compacted_labels_are(w, txn, sl_get_be32(ik), &cb, labels, size))) {
                 *id = sl_get_be32(ik);
                 rc = 0;
                 break;

@@ -510,6 +510,61 @@ static void test_store_compaction(void) {
     ASSERT_EQ(g.nsamples[0], 2);
     ASSERT_DBL_EQ(g.last[0].v, 7);
     ASSERT_EQ(select1(s, "default", &m, 1).nsamples[0], N);
+    /* Windows compacted by older builds keep a `series` database (u64 hash ->
+     * ids) and info "compact" = 1: rewrite the compacted windows that way and
+     * read them again, lookups (the delta's carry-over) included. */
+    ASSERT_EQ(ms_windows_list(s, "default", &ws, &nw), 0);
+    int rewritten = 0;
+    for (size_t i = 0; i < nw; i++) {
+        ms_window *w = ws[i];
+        const uint8_t *pairs;
+        size_t np;
+        MDB_txn *txn;
+        if (!w->compacted) {
+            continue;
+        }
+        ASSERT_EQ(mdb_txn_begin(w->env, NULL, 0, &txn), 0);
+        ASSERT_TRUE(ms_info_hashes(txn, w->db_info, &pairs, &np));
+        ms_cblock cb = {0};
+        for (size_t j = 0; j < np; j++) {
+            ms_csection sec;
+            uint8_t hk[8], ik[4];
+            ASSERT_EQ(ms_cblock_find(w, txn, sl_get_be32(pairs + j * 8 + 4), &cb, &sec), 0);
+            stg_be64(hk, ms_hash(sec.labels, sec.labels_size));
+            memcpy(ik, pairs + j * 8 + 4, 4);
+            MDB_val k = {8, hk}, v = {4, ik};
+            ASSERT_EQ(mdb_put(txn, w->db_series, &k, &v, 0), 0);
+        }
+        ms_cblock_free(&cb);
+        char hk[] = "hashes", ck[] = "compact";
+        uint8_t one = 1;
+        MDB_val k = {6, hk}, v = {1, &one};
+        ASSERT_EQ(mdb_del(txn, w->db_info, &k, NULL), 0);
+        k = (MDB_val){7, ck};
+        ASSERT_EQ(mdb_put(txn, w->db_info, &k, &v, 0), 0);
+        ASSERT_EQ(mdb_txn_commit(txn), 0);
+        rewritten++;
+    }
+    ms_windows_release(s, ws, nw);
+    ASSERT_TRUE(rewritten > 0);
+    stg_close(s);
+    ASSERT_EQ(stg_open(&o, &s), 0);
+    ASSERT_EQ(ms_windows_list(s, "default", &ws, &nw), 0);
+    bool old_format = false;
+    for (size_t i = 0; i < nw; i++) {
+        old_format = old_format || (ws[i]->compacted && !ws[i]->hashes);
+    }
+    ms_windows_release(s, ws, nw);
+    ASSERT_TRUE(old_format);
+    ASSERT_EQ(select1(s, "default", &m, 1).nsamples[0], N);
+    ASSERT_EQ(select1(s, "default", NULL, 0).nseries, 2);
+    usleep(1100000);
+    stg_sample d3[] = {{1700000120000, 1}};
+    write_series(s, "default", "calls_total", "api", "200", STG_MS_DELTA, d3, 1);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    g = select1(s, "default", &mc, 1);
+    ASSERT_EQ(g.nsamples[0], 3);
+    ASSERT_DBL_EQ(g.last[0].v, 8);
     stg_close(s);
     rm_dir();
 }
