@@ -21,6 +21,7 @@
 #include "promql.h"
 #include "sl_buf.h"
 #include "sl_err.h"
+#include "sl_fmt.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -347,31 +348,44 @@ int qry_store_select(void *ud, const pq_matcher *m, size_t nm, int64_t mint_ms, 
 
 /* A timestamp as Prometheus writes it: seconds with up to three decimals. */
 static void jw_time(qry_jw *w, int64_t ms) {
-    char buf[32];
+    char buf[32], rev[24];
+    size_t n = 0, r = 0;
     int64_t s = ms / 1000, frac = ms % 1000;
     if (frac < 0) {
         frac += 1000;
         s -= 1;
     }
-    int n;
-    if (frac == 0) {
-        n = snprintf(buf, sizeof(buf), "%lld", (long long)s);
-    } else {
-        n = snprintf(buf, sizeof(buf), "%lld.%03lld", (long long)s, (long long)frac);
-        while (n > 0 && buf[n - 1] == '0') {
+    uint64_t u = s < 0 ? (uint64_t)0 - (uint64_t)s : (uint64_t)s;
+    if (s < 0) {
+        buf[n++] = '-';
+    }
+    do {
+        rev[r++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    while (r > 0) {
+        buf[n++] = rev[--r];
+    }
+    if (frac != 0) {
+        buf[n++] = '.';
+        buf[n++] = (char)('0' + frac / 100);
+        buf[n++] = (char)('0' + frac / 10 % 10);
+        buf[n++] = (char)('0' + frac % 10);
+        while (buf[n - 1] == '0') {
             n--;
         }
     }
-    qry_jw_raw(w, buf, (size_t)n);
+    qry_jw_raw(w, buf, n);
 }
 
 static void jw_point(qry_jw *w, pq_sample p) {
-    char buf[400];
+    char buf[SL_FMT_DOUBLE_MAX + 4];
     QRY_JW_LIT(w, "[");
     jw_time(w, p.t_ms);
-    QRY_JW_LIT(w, ",\"");
-    qry_jw_raw(w, buf, pq_format_value(p.v, buf, sizeof(buf)));
-    QRY_JW_LIT(w, "\"]");
+    memcpy(buf, ",\"", 2);
+    size_t n = 2 + sl_fmt_double(p.v, buf + 2);
+    memcpy(buf + n, "\"]", 2);
+    qry_jw_raw(w, buf, n + 2);
 }
 
 static void jw_labels(qry_jw *w, const pq_label *l, size_t n) {

@@ -10,11 +10,20 @@
  *           head: zigzag varint last_t, u64 last_v bits, u64 total bits |
  *           uvarint samples size, samples (ms_samples_encode)
  *
- * `sid`, `head` and `chunks` are left empty; `series`, `post`, `meta`, `ex`
- * are copied; `info` gets "compact". Samples are coded for zstd: timestamps
- * as zigzag varint delta-of-deltas, values as decimal integers (the smallest
- * power of ten that makes every value an exact integer, as node_exporter-style
- * values are) delta-coded, else as XORed bits.
+ * `sid`, `head`, `chunks` and `series` are left empty; `post`, `meta`, `ex`
+ * and `info` are copied; `info` gets "compact" = 2 and "hashes", the series
+ * index: (u32be top half of the labels' ms_hash, u32be id) pairs, sorted
+ * (format 1, written by older builds and still read: "compact" = 1 and the
+ * `series` database copied). Samples (ms_samples_encode): uvarint count |
+ * timestamps as zigzag varint delta-of-deltas | one byte e | values. When
+ * every value is an exact integer times 10^-e (e <= 9, as node_exporter
+ * prints them), e is that exponent and the integers are either delta-coded
+ * zigzag varints or, with e | 0x40 (when that is 20% smaller: dense deltas,
+ * counters), bit-packed: zigzag varint first integer, zigzag varint smallest
+ * delta d, uvarint g, u8 width w, then each (delta - d) / g in w bits, least
+ * significant first (g is the gcd of those differences: page-sized memory
+ * gauges step by 4096). Otherwise e = 0xff and the values are XORed bits as
+ * uvarints.
  *
  * The swap needs the window to be unreferenced (no reader, no cut): it is
  * retried on a later pass otherwise. A crash mid-swap is repaired at start
