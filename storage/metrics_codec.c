@@ -86,16 +86,26 @@ typedef struct bitw {
     int rc;
 } bitw;
 
+/* One byte out: a store into reserved room, a call only to grow. */
+static inline void bw_byte(bitw *w, uint8_t c) {
+    sl_buf *b = w->b;
+    if (b->len < b->cap) {
+        b->data[b->len++] = c;
+    } else if (w->rc == 0) {
+        w->rc = sl_buf_append(b, &c, 1);
+    }
+}
+
 static void bw_put(bitw *w, uint64_t v, int nbits) {
     /* Writes the low nbits of v, most significant first. */
-    while (nbits > 0 && w->rc == 0) {
-        int take = nbits > 32 ? 32 : nbits;
-        uint64_t part = (v >> (nbits - take)) & ((1ull << take) - 1);
+    while (nbits > 0) {
+        int take = nbits > 56 ? 56 : nbits;
+        uint64_t part = (v >> (nbits - take)) & (~0ull >> (64 - take));
         w->acc = (w->acc << take) | part;
         w->nacc += take;
         nbits -= take;
-        while (w->nacc >= 8 && w->rc == 0) {
-            w->rc = sl_buf_putc(w->b, (uint8_t)(w->acc >> (w->nacc - 8)));
+        while (w->nacc >= 8) {
+            bw_byte(w, (uint8_t)(w->acc >> (w->nacc - 8)));
             w->nacc -= 8;
         }
         w->acc &= (1ull << w->nacc) - 1;
@@ -103,8 +113,8 @@ static void bw_put(bitw *w, uint64_t v, int nbits) {
 }
 
 static void bw_flush(bitw *w) {
-    if (w->nacc > 0 && w->rc == 0) {
-        w->rc = sl_buf_putc(w->b, (uint8_t)(w->acc << (8 - w->nacc)));
+    if (w->nacc > 0) {
+        bw_byte(w, (uint8_t)(w->acc << (8 - w->nacc)));
         w->nacc = 0;
     }
 }
@@ -114,23 +124,34 @@ typedef struct bitr {
     size_t nbits, pos;
 } bitr;
 
-/* Reads nbits (<= 64); false past the end. */
+/* Reads nbits (<= 64), most significant first; false past the end. One
+ * unaligned 8-byte load covers any read that starts in its first byte and
+ * ends within it; a read reaching past it takes the next byte's top bits. */
 static bool br_get(bitr *r, int nbits, uint64_t *out) {
     if ((size_t)nbits > r->nbits - r->pos) {
         return false;
     }
-    uint64_t v = 0;
-    for (int i = 0; i < nbits;) {
-        size_t byte = r->pos >> 3;
-        int off = (int)(r->pos & 7);
-        int avail = 8 - off;
-        int take = nbits - i < avail ? nbits - i : avail;
-        uint64_t bits = (uint64_t)(r->p[byte] >> (avail - take)) & ((1u << take) - 1);
-        v = (v << take) | bits;
-        i += take;
-        r->pos += (size_t)take;
+    if (nbits == 0) {
+        *out = 0;
+        return true;
     }
-    *out = v;
+    size_t byte = r->pos >> 3, nbytes = r->nbits >> 3;
+    int off = (int)(r->pos & 7);
+    uint64_t w = 0;
+    if (byte + 8 <= nbytes) {
+        w = sl_get_be64(r->p + byte);
+    } else {
+        for (size_t i = 0; i < 8; i++) {
+            w = (w << 8) | (byte + i < nbytes ? r->p[byte + i] : 0);
+        }
+    }
+    if (off + nbits <= 64) {
+        *out = (w << off) >> (64 - nbits);
+    } else {
+        int extra = off + nbits - 64; /* 1..7: off >= 1, and the bits exist */
+        *out = (((w << off) >> off) << extra) | (uint64_t)(r->p[byte + 8] >> (8 - extra));
+    }
+    r->pos += (size_t)nbits;
     return true;
 }
 
@@ -160,6 +181,9 @@ int ms_chunk_encode(const stg_sample *s, size_t n, sl_buf *out) {
         (rc = sl_buf_put_uvarint(out, sl_zigzag(s[n - 1].t_ms))) != 0) {
         return rc;
     }
+    /* A sample takes at most 4 + 64 + 2 + 5 + 6 + 64 bits; room reserved
+     * up front keeps bw_byte a store (a bounded buffer just grows per byte). */
+    (void)sl_buf_reserve(out, n * 19 + 16);
     bitw w = {out, 0, 0, 0};
     bw_put(&w, (uint64_t)s[0].t_ms, 64);
     bw_put(&w, ms_f2u(s[0].v), 64);

@@ -677,10 +677,17 @@ static void write_corpus(void) {
     stg_exemplar ex = {1700000000000, 0.5, {1}, {2}, l, 1};
     stg_mseries sr = {l, 2, STG_MS_DELTA, s, 10, &ex, 1};
     stg_metric_meta meta = {SL_STR_LIT("up"), SL_STR_LIT("gauge"), SL_STR_LIT("h"), SL_STR_LIT("")};
-    for (int k = 0; k < 5; k++) {
+    stg_sample dense[100];
+    for (int i = 0; i < 100; i++) {
+        dense[i] =
+            (stg_sample){1700000000000 + i * 15000, 1000 + i * 12.37 + (i * 7919 % 13) / 100.0};
+    }
+    for (int k = 0; k < 6; k++) {
         sl_buf b;
         sl_buf_init(&b, 0);
-        if (k == 4) {
+        if (k == 5) {
+            ms_samples_encode(dense, 100, &b); /* bit-packed decimals */
+        } else if (k == 4) {
             ms_samples_encode(s, 100, &b);
         } else if (k == 0) {
             ms_chunk_encode(s, 100, &b);
