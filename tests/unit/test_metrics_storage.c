@@ -679,8 +679,8 @@ static void write_corpus(void) {
     stg_metric_meta meta = {SL_STR_LIT("up"), SL_STR_LIT("gauge"), SL_STR_LIT("h"), SL_STR_LIT("")};
     stg_sample dense[100];
     for (int i = 0; i < 100; i++) {
-        dense[i] =
-            (stg_sample){1700000000000 + i * 15000, 1000 + i * 12.37 + (i * 7919 % 13) / 100.0};
+        double v = round((1000 + i * 12.37 + (i * 7919 % 13) / 100.0) * 100) / 100;
+        dense[i] = (stg_sample){1700000000000 + i * 15000, v};
     }
     for (int k = 0; k < 6; k++) {
         sl_buf b;
