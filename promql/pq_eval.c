@@ -795,6 +795,135 @@ static int cmp_asc(const void *a, const void *b) {
     return x < y ? -1 : (x > y ? 1 : 0);
 }
 
+/* Whether the label sets a node yields are the loaded series' own (query
+ * arena, the same pointer at every step): selectors, and range functions
+ * over range selectors (range_noname). Others may build them per step. */
+static bool stable_lsets(const pq_node *n) {
+    while (n->kind == PQ_N_PAREN) {
+        n = n->a;
+    }
+    if (n->kind == PQ_N_SEL) {
+        return true;
+    }
+    if (n->kind != PQ_N_CALL || n->nargs == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n->nargs; i++) {
+        const pq_node *a = n->args[i];
+        while (a->kind == PQ_N_PAREN) {
+            a = a->a;
+        }
+        if (a->type == PQ_MATRIX) {
+            return a->kind == PQ_N_SEL;
+        }
+    }
+    return false;
+}
+
+/* An aggregation's groups by input label set, kept for the whole evaluation
+ * when its input's label sets are stable: the signature hash and projected
+ * key of each are computed once, not at every step, and a key is shared by
+ * all members of its group (interned), so grouping compares pointers. */
+typedef struct pq_agg_memo {
+    pq_map byls; /* pointer hash -> entry */
+    const pq_lset **in, **key;
+    uint64_t *h;
+    size_t n, cap;
+    pq_map bykey; /* signature hash -> interned key */
+    const pq_lset **keys;
+    size_t nkeys, keycap;
+} pq_agg_memo;
+
+static uint64_t ptr_hash(const void *p) {
+    return (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
+}
+
+static void memo_group(pq_ev *ev, pq_agg_memo *mm, const pq_lset *ls, const sl_str *names,
+                       size_t nnames, bool keep, uint64_t *h, const pq_lset **key) {
+    size_t it = 0;
+    uint32_t j;
+    uint64_t ph = ptr_hash(ls);
+    while ((j = pq_map_next(&mm->byls, ph, &it)) != UINT32_MAX) {
+        if (mm->in[j] == ls) {
+            *h = mm->h[j];
+            *key = mm->key[j];
+            return;
+        }
+    }
+    sl_arena *qa = pq_ev_query_arena(ev);
+    uint64_t sh = pq_lset_sig_hash(ls, names, nnames, keep);
+    const pq_lset *k = pq_lset_project(qa, ls, names, nnames, keep, !keep);
+    if (k == NULL) {
+        fail_nomem(ev);
+    }
+    it = 0;
+    while ((j = pq_map_next(&mm->bykey, sh, &it)) != UINT32_MAX && !pq_lset_eq(mm->keys[j], k)) {
+    }
+    if (j != UINT32_MAX) {
+        k = mm->keys[j];
+    } else {
+        if (mm->nkeys == mm->keycap) {
+            size_t cap = mm->keycap ? mm->keycap * 2 : 64;
+            const pq_lset **nk = sl_arena_alloc(qa, cap * sizeof(*nk));
+            if (nk == NULL) {
+                fail_nomem(ev);
+            }
+            if (mm->nkeys > 0) {
+                memcpy(nk, mm->keys, mm->nkeys * sizeof(*nk));
+            }
+            mm->keys = nk;
+            mm->keycap = cap;
+        }
+        if (pq_map_put(&mm->bykey, sh, (uint32_t)mm->nkeys) != 0) {
+            fail_nomem(ev);
+        }
+        mm->keys[mm->nkeys++] = k;
+    }
+    if (mm->n == mm->cap) {
+        size_t cap = mm->cap ? mm->cap * 2 : 64;
+        const pq_lset **ni = sl_arena_alloc(qa, cap * sizeof(*ni));
+        const pq_lset **nk = sl_arena_alloc(qa, cap * sizeof(*nk));
+        uint64_t *nh = sl_arena_alloc(qa, cap * sizeof(*nh));
+        if (ni == NULL || nk == NULL || nh == NULL) {
+            fail_nomem(ev);
+        }
+        if (mm->n > 0) {
+            memcpy(ni, mm->in, mm->n * sizeof(*ni));
+            memcpy(nk, mm->key, mm->n * sizeof(*nk));
+            memcpy(nh, mm->h, mm->n * sizeof(*nh));
+        }
+        mm->in = ni;
+        mm->key = nk;
+        mm->h = nh;
+        mm->cap = cap;
+    }
+    if (pq_map_put(&mm->byls, ph, (uint32_t)mm->n) != 0) {
+        fail_nomem(ev);
+    }
+    mm->in[mm->n] = ls;
+    mm->key[mm->n] = k;
+    mm->h[mm->n++] = sh;
+    *h = sh;
+    *key = k;
+}
+
+static pq_agg_memo *agg_memo(pq_ev *ev, pq_node *n) {
+    if (n->agg == PQ_AGG_COUNT_VALUES || !stable_lsets(n->a)) {
+        return NULL;
+    }
+    if (n->memo == NULL || n->memo_eval != ev->q->evals) {
+        sl_arena *qa = pq_ev_query_arena(ev);
+        pq_agg_memo *mm = sl_arena_calloc(qa, 1, sizeof(*mm));
+        if (mm == NULL || pq_map_init(&mm->byls, qa, 64) != 0 ||
+            pq_map_init(&mm->bykey, qa, 16) != 0) {
+            fail_nomem(ev);
+        }
+        n->memo = mm;
+        n->memo_eval = ev->q->evals;
+    }
+    return n->memo;
+}
+
 static pq_val eval_aggregation(pq_ev *ev, pq_node *n, int64_t t) {
     pq_aggop op = n->agg;
     double param = 0;
@@ -841,6 +970,7 @@ static pq_val eval_aggregation(pq_ev *ev, pq_node *n, int64_t t) {
         fail_nomem(ev);
     }
     size_t result_size = (size_t)k > in.n ? in.n : (size_t)k;
+    pq_agg_memo *memo = agg_memo(ev, n);
     for (size_t i = 0; i < in.n; i++) {
         const pq_elem *s = &in.e[i];
         const pq_lset *metric = s->ls;
@@ -857,15 +987,23 @@ static pq_val eval_aggregation(pq_ev *ev, pq_node *n, int64_t t) {
             }
         }
         bool keep = !n->without;
-        uint64_t h = pq_lset_sig_hash(metric, names, ngroup_names, keep);
+        uint64_t h;
+        const pq_lset *key = NULL;
+        if (memo != NULL) {
+            memo_group(ev, memo, metric, names, ngroup_names, keep, &h, &key);
+        } else {
+            h = pq_lset_sig_hash(metric, names, ngroup_names, keep);
+        }
         size_t it = 0;
         uint32_t j;
         while ((j = pq_map_next(&m, h, &it)) != UINT32_MAX &&
-               !pq_lset_sig_eq(g[j].rep, metric, names, ngroup_names, keep)) {
+               !(memo != NULL ? g[j].ls == key
+                              : pq_lset_sig_eq(g[j].rep, metric, names, ngroup_names, keep))) {
         }
         if (j == UINT32_MAX) {
-            const pq_lset *key =
-                pq_lset_project(&ev->step, metric, names, ngroup_names, keep, !keep);
+            if (key == NULL) {
+                key = pq_lset_project(&ev->step, metric, names, ngroup_names, keep, !keep);
+            }
             if (key == NULL) {
                 fail_nomem(ev);
             }
@@ -1281,6 +1419,7 @@ int pq_eval(pq_query *q, const pq_querier *qr, const pq_eval_opts *o, pq_result 
     ev->q = q;
     ev->qr = qr;
     ev->o = *o;
+    q->evals++;
     if (ev->o.lookback_ms <= 0) {
         ev->o.lookback_ms = 5 * 60 * 1000;
     }

@@ -190,7 +190,9 @@ struct pq_node {
     size_t ninclude;
 
     /* evaluation state */
-    pq_regex *call_re; /* label_replace: its compiled pattern (tracked by the query) */
+    pq_regex *call_re;        /* label_replace: its compiled pattern (tracked by the query) */
+    struct pq_agg_memo *memo; /* AGG: each input label set's group (pq_eval.c) */
+    unsigned memo_eval;       /* the evaluation (pq_query.evals) the memo belongs to */
     pq_sel_series *series;
     size_t nseries;
 };
@@ -293,6 +295,7 @@ struct pq_query {
     pq_sample **res_points; /* malloc'd point arrays, freed with the query */
     size_t nres_points;
     size_t res_points_cap;
+    unsigned evals; /* pq_eval calls so far */
 };
 
 /* Hands re to q, which frees it with itself. On SL_ENOMEM re is freed. */
