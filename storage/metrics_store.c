@@ -615,7 +615,8 @@ static int cmp_post(const void *a, const void *b) {
     return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
-/* Writes the postings of the series created in this pass. */
+/* Writes the postings of the series created in this pass: created[i] got the
+ * id ids[i] (both in creation order, so ids ascend). */
 static int put_postings(ms_window *w, MDB_txn *txn, sl_arena *a, const uint32_t *ids,
                         const ms_sitem *const *created, size_t ncreated) {
     post_add *adds = NULL;
@@ -824,7 +825,7 @@ static int cut_window(stg_store *s, ms_window *w, ms_record *recs, size_t nrecs,
     ms_smap map = {0};
     sl_buf buf;
     sl_buf_init(&buf, 0);
-    uint32_t *ids = NULL;
+    uint32_t *ids = NULL, *created_ids = NULL;
     const ms_sitem **created = NULL;
     size_t ncreated = 0;
     stg_sample *out = NULL;
@@ -840,7 +841,8 @@ static int cut_window(stg_store *s, ms_window *w, ms_record *recs, size_t nrecs,
     }
     ids = malloc((map.n ? map.n : 1) * sizeof(*ids));
     created = malloc((map.n ? map.n : 1) * sizeof(*created));
-    if (ids == NULL || created == NULL) {
+    created_ids = malloc((map.n ? map.n : 1) * sizeof(*created_ids));
+    if (ids == NULL || created == NULL || created_ids == NULL) {
         rc = SL_ENOMEM;
         goto out;
     }
@@ -896,6 +898,7 @@ static int cut_window(stg_store *s, ms_window *w, ms_record *recs, size_t nrecs,
             if ((rc = stg_lmdb_err(mdb_put(txn, w->db_sid, &k, &v, MDB_APPEND))) != 0) {
                 break;
             }
+            created_ids[ncreated] = ids[i];
             created[ncreated++] = c;
         } else {
             sl_put_be32(ik, ids[i]);
@@ -924,7 +927,7 @@ static int cut_window(stg_store *s, ms_window *w, ms_record *recs, size_t nrecs,
         }
     }
     if (rc == 0) {
-        rc = put_postings(w, txn, a, ids, created, ncreated);
+        rc = put_postings(w, txn, a, created_ids, created, ncreated);
     }
     for (size_t i = 0; i < nrecs && rc == 0; i++) {
         for (size_t j = 0; j < recs[i].nmeta && rc == 0; j++) {
@@ -974,6 +977,7 @@ out:
     free(out);
     free(ids);
     free(created);
+    free(created_ids);
     sl_buf_free(&buf);
     ms_smap_free(&map);
     return rc;
