@@ -20,8 +20,11 @@ function parseRoute(loc) {
     return {name, args: parts.slice(1), query: new URLSearchParams(loc.search)};
 }
 
+let shown = ''; // path and query of the page drawn
+
 async function render() {
     const route = parseRoute(location);
+    shown = location.pathname + location.search;
     if (current) {
         current.ctl.abort();
         if (current.cleanup) current.cleanup();
@@ -35,11 +38,14 @@ async function render() {
     const main = document.getElementById('main');
     main.replaceChildren();
     main.dataset.page = route.name;
+    // aria-busy: true until the page has drawn what its first answers gave.
+    main.setAttribute('aria-busy', 'true');
     const mod = await PAGES[route.name]();
     if (ctl.signal.aborted) return;
     const cleanup = await mod.render(main, route, {signal: ctl.signal, navigate});
     if (ctl.signal.aborted) { if (cleanup) cleanup(); return; }
     current.cleanup = cleanup || null;
+    main.setAttribute('aria-busy', 'false');
 }
 
 // Goes to url inside the app (replace: no new history entry, for state
@@ -47,6 +53,7 @@ async function render() {
 export function navigate(url, {replace = false, rerender = true} = {}) {
     if (replace) history.replaceState(null, '', url);
     else history.pushState(null, '', url);
+    if (!rerender) shown = location.pathname + location.search;
     if (rerender) render();
 }
 
@@ -56,7 +63,9 @@ document.addEventListener('click', e => {
     e.preventDefault();
     navigate(a.getAttribute('href'));
 });
-window.addEventListener('popstate', render);
+// Back and forward re-render; a fragment change (the "Skip to content" link)
+// does not.
+window.addEventListener('popstate', () => { if (location.pathname + location.search !== shown) render(); });
 
 document.getElementById('traceid-form').addEventListener('submit', e => {
     e.preventDefault();
@@ -102,6 +111,7 @@ updateTenant();
 let busyTimer = 0, busySince = 0;
 onBusy(n => {
     const el = document.getElementById('busy');
+    el.dataset.inflight = String(n);
     clearInterval(busyTimer);
     if (n === 0) { el.textContent = ''; el.classList.remove('on'); return; }
     if (!busySince) busySince = Date.now();

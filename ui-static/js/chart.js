@@ -14,7 +14,8 @@ export function seriesName(metric) {
 }
 
 // Draws a Prometheus matrix result into el; returns the uPlot instance
-// (destroy() it when the page goes away).
+// (destroy() it when the page goes away), also kept as el.uplot so that its
+// data can be read from the console (and by the browser tests).
 export function lineChart(el, matrix, {height = 300, unit = ''} = {}) {
     const ts = new Set();
     for (const s of matrix) for (const [t] of s.values) ts.add(+t);
@@ -37,6 +38,7 @@ export function lineChart(el, matrix, {height = 300, unit = ''} = {}) {
         legend: {live: true},
     };
     const u = new uPlot(opts, data, el);
+    el.uplot = u;
     const ro = new ResizeObserver(() => u.setSize({width: Math.max(280, el.clientWidth), height}));
     ro.observe(el);
     const destroy = u.destroy.bind(u);

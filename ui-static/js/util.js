@@ -12,7 +12,8 @@ export function h(sel, attrs, ...children) {
         if (part[0] === '.') el.classList.add(part.slice(1));
         else el.id = part.slice(1);
     }
-    if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
+    // A first child in place of the attributes (0 and '' included).
+    if (attrs != null && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
         children.unshift(attrs);
         attrs = null;
     }

@@ -7,6 +7,7 @@ import {h, clear, notice, fmtTimeMs, timePicker, link, toLocalInput} from '../ut
 import {SEVERITIES, severityClass, bodyText, recordDetails, recordMs} from '../logrow.js';
 
 const PAGE = 1000;
+const OLDER_PAGE = 5000; // the API's largest page
 const MAX_ROWS = 100000;
 const ROW_H = 24;
 
@@ -78,24 +79,39 @@ export async function render(root, route, {signal, navigate}) {
             clear(status, notice('empty', 'No log records match', 'Widen the time range or loosen the filters.'));
         } else {
             clear(status, h('span.count', `${rows.length.toLocaleString()} record${rows.length === 1 ? '' : 's'}`,
-                spanFilter ? ` of span ${spanFilter}` : '', rows.length >= MAX_ROWS ? ' (showing the newest 100,000)' : ''));
+                spanFilter ? ` of span ${spanFilter}` : '', rows.length >= MAX_ROWS ? ' (the list holds at most 100,000: narrow the time range for older records)' : ''));
         }
     }
 
-    more.addEventListener('click', async () => {
-        if (!rows.length) return;
+    // Older records: the button, or scrolling near the end of the list
+    // (infinite scroll), fetch the next page before the oldest shown.
+    let loadingOlder = false;
+    async function loadOlder() {
+        if (!rows.length || loadingOlder || more.hidden) return;
         const oldest = rows[rows.length - 1].timestamp;
+        const my = gen;
+        loadingOlder = true;
         more.disabled = true;
+        more.textContent = 'Loading older…';
         try {
-            const j = await api('/api/logs', params({start: `${range.startMs}000000`, end: (BigInt(oldest) - 1n).toString(), direction: 'backward'}), {signal});
+            const j = await api('/api/logs', params({start: `${range.startMs}000000`, end: (BigInt(oldest) - 1n).toString(),
+                                                     direction: 'backward', limit: OLDER_PAGE}), {signal});
+            if (my !== gen) return;
             rows = rows.concat((j.data || []).filter(keep)).slice(0, MAX_ROWS);
-            more.hidden = (j.data || []).length < PAGE || rows.length >= MAX_ROWS;
+            more.hidden = (j.data || []).length < OLDER_PAGE || rows.length >= MAX_ROWS;
             showStatus();
             vlist.refresh();
             drawHisto();
-        } catch (e) { if (!isAbort(e)) clear(status, notice('error', 'Could not load older records', e.message)); }
-        more.disabled = false;
-    });
+        } catch (e) {
+            if (!isAbort(e)) clear(status, notice('error', 'Could not load older records', e.message));
+        } finally {
+            loadingOlder = false;
+            more.disabled = false;
+            more.textContent = 'Load older';
+        }
+    }
+    more.addEventListener('click', loadOlder);
+    vlist.onNearEnd(() => { if (!more.hidden) loadOlder(); });
 
     function drawHisto() {
         if (!range) return;
@@ -163,7 +179,7 @@ function virtualList(box, getRows, expanded) {
     const spacer = h('div.vl-spacer');
     const win = h('div.vl-window');
     box.append(spacer, win);
-    let offsets = new Float64Array(1), heights = new Map(), raf = 0;
+    let offsets = new Float64Array(1), heights = new Map(), raf = 0, nearEnd = null;
     const recompute = () => {
         const rows = getRows();
         offsets = new Float64Array(rows.length + 1);
@@ -192,6 +208,7 @@ function virtualList(box, getRows, expanded) {
             if (expanded.has(r) && heights.get(r) !== el.offsetHeight) { heights.set(r, el.offsetHeight); changed = true; }
         }
         if (changed) { recompute(); }
+        if (nearEnd && rows.length && offsets[rows.length] - bottom < box.clientHeight * 2) nearEnd();
     };
     const rowEl = (r, i) => {
         const open = expanded.has(r);
@@ -216,6 +233,8 @@ function virtualList(box, getRows, expanded) {
             if (keepPos) box.scrollTop += prepended * ROW_H;
             draw();
         },
+        // fn runs when the view comes within two screens of the last row.
+        onNearEnd(fn) { nearEnd = fn; },
         destroy() { box.removeEventListener('scroll', onScroll); if (raf) cancelAnimationFrame(raf); },
     };
 }

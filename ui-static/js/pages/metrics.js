@@ -2,7 +2,7 @@
 // metric-name and function completion, range and step, a uPlot chart with
 // legend and hover, a table of the instant result, and RED panels per
 // service from the span metrics (rate, errors, p50/p95/p99).
-import {prom, isAbort} from '../api.js';
+import {api, prom, isAbort} from '../api.js';
 import {h, clear, notice, fmtNumber, RANGES, parseSeconds} from '../util.js';
 import {lineChart, seriesName} from '../chart.js';
 
@@ -130,10 +130,18 @@ export async function render(root, route, {signal, navigate}) {
     // RED panels: services from the span metrics' label values, falling back
     // to the services that sent traces.
     async function loadServices() {
-        let svcs = [];
-        try { svcs = await prom('/api/v1/label/service_name/values', {}, {signal}) || []; } catch (e) { if (isAbort(e)) return; }
+        let svcs = [], failure = null;
+        try { svcs = await prom('/api/v1/label/service_name/values', {}, {signal}) || []; } catch (e) { if (isAbort(e)) return; failure = e; }
         if (!svcs.length) {
-            try { svcs = ((await (await import('../api.js')).api('/api/services', {}, {signal})).data || []); } catch { /* shown below */ }
+            try {
+                svcs = (await api('/api/services', {}, {signal})).data || [];
+                failure = null;
+            } catch (e) { if (isAbort(e)) return; failure = failure || e; }
+        }
+        if (failure) {
+            clear(redSvc, h('option', {value: ''}, '—'));
+            clear(red, notice('error', 'Could not load the services', failure.message));
+            return;
         }
         svcs = [...new Set(svcs)].sort();
         clear(redSvc, svcs.length ? svcs.map(s => h('option', {value: s}, s)) : h('option', {value: ''}, 'No services'));
