@@ -42,9 +42,10 @@ export async function checkEveryPage(page, s, fleet) {
     await page.unroute(/\/api\//);
     T.allowed = [];
 
-    // Slow answers: the page says it is loading, then shows the data.
+    // Slow answers (900 ms each): the page says it is loading and the header's
+    // indicator (shown after 300 ms) counts the seconds, then the data shows.
     T.step = 'pages-slow';
-    await page.route(/\/api\//, async route => { await new Promise(r => setTimeout(r, 400)); await route.continue(); });
+    await page.route(/\/api\//, async route => { await new Promise(r => setTimeout(r, 900)); await route.continue(); });
     for (const [name, p, fp] of PAGES) {
         await page.goto(base(fp || p, !!fp));
         const seen = await page.waitForFunction(() => document.querySelector('main .notice.loading') && document.querySelector('#busy.on'),
