@@ -1,0 +1,15 @@
+# The fleet runtime (fleet/runtime): unit tests of its tokens, JSON helpers,
+# circuit breaker and backoff; a fuzz target over what it parses from the
+# network; integration tests against the real Sightline binary and a real
+# nats-server. Included by tests/CMakeLists.txt.
+sl_unit_test(test_sf_jwt LIBS sightline-fleet-rt)
+
+sl_fuzz_target(fuzz_sf_token fuzz_sf_token.c LIBS sightline-fleet-rt)
+
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+set(SL_IT_DIR ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+add_test(NAME integration_fleet_runtime
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_fleet_runtime.py $<TARGET_FILE:sightline>
+                 $<TARGET_FILE:fleet-echo>)
+set_tests_properties(integration_fleet_runtime PROPERTIES
+                     LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
