@@ -436,7 +436,10 @@ int sl_span_get_context(const sl_span *s, sl_span_context *out) {
     memcpy(out->span_id, s->span_id, 8);
     out->trace_flags = s->trace_flags;
     out->is_remote = false;
-    memcpy(out->trace_state, ot_rec_ptr(&s->rec, s->ts_off), s->ts_len);
+    if (s->ts_len > 0) {
+        /* A span that is not recording has no record store (NULL base). */
+        memcpy(out->trace_state, ot_rec_ptr(&s->rec, s->ts_off), s->ts_len);
+    }
     out->trace_state[s->ts_len] = '\0';
     return 0;
 }

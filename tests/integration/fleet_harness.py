@@ -3,8 +3,9 @@
 - Nats: a real nats-server with JetStream in a temporary directory on a free
   loopback port (stop()/start() keep the port and the stored streams, so a
   test can take NATS down and bring it back).
-- Fleet: a fleet binary started with --listen 127.0.0.1:0; the port is read
-  from its "listening on http://127.0.0.1:PORT" line. Its stderr goes to a
+- Fleet: a fleet binary started with --listen 127.0.0.1:0 (or a given
+  address); the port is read from its "listening on http://127.0.0.1:PORT"
+  line. Its stderr goes to a
   log file in its temporary directory (read_log()).
 - service_token(): an HS256 service token minted the way the runtime mints
   them (iss, aud, iat, exp, scope), for tests that call services directly.
@@ -158,8 +159,9 @@ class Nats:
 class Fleet:
     """One fleet process (fleet-echo, fleet-users, ...)."""
 
-    def __init__(self, binary, args=(), env=None, name=None):
+    def __init__(self, binary, args=(), env=None, name=None, listen="127.0.0.1:0"):
         self.binary = binary
+        self.listen = listen
         self.args = list(args)
         self.env = env
         self.name = name or os.path.basename(binary)
@@ -172,7 +174,7 @@ class Fleet:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout=20):
-        args = [self.binary, "--listen", "127.0.0.1:0"] + self.args
+        args = [self.binary, "--listen", self.listen] + self.args
         self.log = open(os.path.join(self.dir, "stderr.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=self.env)
         line = [None]

@@ -10,6 +10,7 @@
 #include "sf/sf_err.h"
 #include "sl_err.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,6 +31,9 @@ struct sf_app {
     sf_jwt_key *key;
     sqlite3 *db;
     sf_server *server;
+    sf_client *client;
+    sf_registry *registry;
+    sf_bus *bus;
     char address[64];
     atomic_bool stop;
 };
@@ -193,6 +197,32 @@ int sf_db_open(const char *path, sqlite3 **out) {
     return 0;
 }
 
+int sf_db_begin(sqlite3 *db) {
+    sqlite3_mutex_enter(sqlite3_db_mutex(db));
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        sf_log(SL_SEVERITY_ERROR, "BEGIN: %s", sqlite3_errmsg(db));
+        sqlite3_mutex_leave(sqlite3_db_mutex(db));
+        return SF_EDB;
+    }
+    return 0;
+}
+
+int sf_db_commit(sqlite3 *db) {
+    int rc = 0;
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sf_log(SL_SEVERITY_ERROR, "COMMIT: %s", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        rc = SF_EDB;
+    }
+    sqlite3_mutex_leave(sqlite3_db_mutex(db));
+    return rc;
+}
+
+void sf_db_rollback(sqlite3 *db) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_mutex_leave(sqlite3_db_mutex(db));
+}
+
 static int check_db(void *ud, char *err, size_t cap) {
     sqlite3 *db = ud;
     int rc = sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL);
@@ -214,6 +244,8 @@ int sf_app_create(const sf_app_options *o, int argc, char **argv, sf_app **out) 
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* libcurl's global state, from the main thread before any other. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     sf_app *a = calloc(1, sizeof(*a));
     if (a == NULL) {
@@ -269,6 +301,25 @@ int sf_app_create(const sf_app_options *o, int argc, char **argv, sf_app **out) 
     if (a->db != NULL && (rc = sf_server_add_check(a->server, "db", check_db, a->db)) != 0) {
         goto fail;
     }
+    sf_client_options co;
+    sf_client_options_init(&co);
+    co.service = o->service;
+    co.service_key = a->key;
+    co.telemetry = a->tel;
+    if ((rc = sf_client_create(&co, &a->client)) != 0) {
+        goto fail;
+    }
+    if (a->cfg.nats != NULL) {
+        sf_bus_options bo;
+        sf_bus_options_init(&bo);
+        bo.url = a->cfg.nats;
+        bo.service = o->service;
+        bo.telemetry = a->tel;
+        if ((rc = sf_bus_connect(&bo, &a->bus)) != 0 ||
+            (rc = sf_server_add_check(a->server, "nats", sf_bus_check, a->bus)) != 0) {
+            goto fail;
+        }
+    }
     *out = a;
     return 0;
 fail:
@@ -297,6 +348,23 @@ int sf_app_run(sf_app *a) {
            sf_telemetry_exporting(a->tel) ? "" : " (telemetry export off)");
     printf("listening on %s\n", a->address);
     fflush(stdout);
+    if (a->cfg.registry != NULL) {
+        sf_registry_options ro;
+        sf_registry_options_init(&ro);
+        ro.url = a->cfg.registry;
+        ro.client = a->client;
+        ro.service = a->o.service;
+        ro.version = a->cfg.version;
+        ro.address = a->address;
+        ro.tags = a->cfg.tags;
+        if ((rc = sf_registry_create(&ro, &a->registry)) != 0) {
+            sf_log(SL_SEVERITY_ERROR, "registry client: %s", sf_strerror(rc));
+            sf_server_drain(a->server, 0);
+            return rc;
+        }
+        sf_client_set_registry(a->client, a->registry);
+        sf_registry_register(a->registry); /* failures are retried by its thread */
+    }
 
     sigset_t stop;
     sigemptyset(&stop);
@@ -309,6 +377,9 @@ int sf_app_run(sf_app *a) {
         if (sig == SIGTERM || sig == SIGINT) {
             break;
         }
+    }
+    if (a->registry != NULL) {
+        sf_registry_deregister(a->registry);
     }
     sf_log(SL_SEVERITY_INFO, "%s: draining %u in-flight requests",
            sig == SIGINT ? "SIGINT" : "shutting down", sf_server_in_flight(a->server));
@@ -332,6 +403,12 @@ void sf_app_destroy(sf_app *a) {
         return;
     }
     sf_server_destroy(a->server);
+    sf_bus_close(a->bus);
+    /* The last export and metric collection, while what they read exists. */
+    sf_telemetry_shutdown(a->tel, 5000);
+    sf_client_set_registry(a->client, NULL);
+    sf_registry_destroy(a->registry);
+    sf_client_destroy(a->client);
     if (a->db != NULL) {
         sqlite3_close(a->db);
     }
@@ -382,6 +459,15 @@ const sf_jwt_key *sf_app_service_key(const sf_app *a) {
 }
 sqlite3 *sf_app_db(sf_app *a) {
     return a->db;
+}
+sf_client *sf_app_client(sf_app *a) {
+    return a->client;
+}
+sf_registry *sf_app_registry(sf_app *a) {
+    return a->registry;
+}
+sf_bus *sf_app_bus(sf_app *a) {
+    return a->bus;
 }
 const char *sf_app_address(const sf_app *a) {
     return a->address;

@@ -107,6 +107,12 @@ bool sf_telemetry_exporting(const sf_telemetry *t) {
     return t != NULL && t->exporting;
 }
 
+void sf_telemetry_shutdown(sf_telemetry *t, unsigned timeout_ms) {
+    if (t != NULL) {
+        sl_provider_shutdown(t->provider, timeout_ms);
+    }
+}
+
 void sf_telemetry_destroy(sf_telemetry *t, unsigned timeout_ms) {
     if (t == NULL) {
         return;

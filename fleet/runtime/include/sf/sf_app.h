@@ -17,6 +17,11 @@
  *   --log-level L          FLEET_LOG_LEVEL         info
  * plus the service's own flags (sf_app_options.flags).
  *
+ * sf_app_create also makes the HTTP client (service tokens with the key),
+ * the registry client with --registry (sf_app_run registers once serving,
+ * heartbeats, and the client's discovery-aware calls use its cache) and the
+ * bus with --nats (its /ready check included).
+ *
  * Once serving, the process prints exactly one line
  * "listening on http://HOST:PORT" on stdout and flushes it. On SIGTERM or
  * SIGINT it deregisters, stops accepting, drains in-flight requests
@@ -29,6 +34,10 @@
 #ifndef SF_APP_H
 #define SF_APP_H
 
+#include "sf_bus.h"
+#include "sf_client.h"
+#include "sf_err.h"
+#include "sf_registry.h"
 #include "sf_server.h"
 #include "sf_telemetry.h"
 
@@ -114,14 +123,30 @@ sf_telemetry *sf_app_telemetry(sf_app *app);
 /* The service key (NULL without --service-key-file). */
 const sf_jwt_key *sf_app_service_key(const sf_app *app);
 /* The database (NULL without --db): WAL mode, a 5 s busy timeout, foreign
- * keys on. One connection shared by the process (SQLite's serialized mode). */
+ * keys on. One connection shared by the process's threads (SQLite's
+ * serialized mode): single statements need nothing more, but a transaction
+ * must hold the connection for its whole length, which sf_db_begin /
+ * sf_db_commit / sf_db_rollback do (the connection's own recursive mutex). */
 sqlite3 *sf_app_db(sf_app *app);
+/* The HTTP client (always made; tokens when a key is configured). */
+sf_client *sf_app_client(sf_app *app);
+/* The registry client (NULL without --registry). */
+sf_registry *sf_app_registry(sf_app *app);
+/* The bus (NULL without --nats). */
+sf_bus *sf_app_bus(sf_app *app);
 /* The address the instance is reachable at, "http://127.0.0.1:PORT" (after
  * the server started). */
 const char *sf_app_address(const sf_app *app);
 
-/* Opens (creating) a SQLite database the way sf_app does. */
+/* Opens (creating) a SQLite database the way sf_app does. Errors: SF_EDB. */
 int sf_db_open(const char *path, sqlite3 **out);
+
+/* BEGIN IMMEDIATE with the connection held by the calling thread until
+ * sf_db_commit or sf_db_rollback (which release it whatever they return).
+ * Errors: SF_EDB (then the connection is already released). */
+int sf_db_begin(sqlite3 *db);
+int sf_db_commit(sqlite3 *db);
+void sf_db_rollback(sqlite3 *db);
 
 #ifdef __cplusplus
 }

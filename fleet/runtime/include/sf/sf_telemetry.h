@@ -35,7 +35,12 @@ sl_provider *sf_telemetry_provider(const sf_telemetry *t);
 const char *sf_telemetry_service(const sf_telemetry *t);
 bool sf_telemetry_exporting(const sf_telemetry *t);
 
-/* Flushes and stops export within timeout_ms, then frees. NULL harmless. */
+/* Flushes and stops export within timeout_ms (the last metric collection
+ * runs the observable callbacks: the objects they read must still exist).
+ * Later spans and logs are dropped. Idempotent. */
+void sf_telemetry_shutdown(sf_telemetry *t, unsigned timeout_ms);
+
+/* Shuts down (if needed) and frees. NULL harmless. */
 void sf_telemetry_destroy(sf_telemetry *t, unsigned timeout_ms);
 
 /* Minimum severity printed on stderr (SL_SEVERITY_INFO by default);
