@@ -163,12 +163,22 @@ static void test_backoff_bounds(void) {
 static sf_jwt_key *g_key;
 static atomic_int g_flaky; /* answers 503 while positive */
 
+static int add_kv(void *ud, const char *name, const char *value) {
+    json_object_set_new(ud, name, value != NULL ? json_string(value) : json_null());
+    return 0;
+}
+
 static void h_echo_headers(sf_req *r, void *ud) {
     (void)ud;
     const char *tp = sf_req_header(r, "traceparent");
+    json_t *q = json_object(), *h = json_object();
+    sf_req_foreach_query(r, add_kv, q);
+    int nh = sf_req_foreach_header(r, add_kv, h);
     sf_reply_json(r, 200,
-                  sf_json_pack("{s:s?,s:s?,s:s?}", "traceparent", tp, "caller", sf_req_caller(r),
-                               "x", sf_req_header(r, "X-Extra")));
+                  sf_json_pack("{s:s?,s:s?,s:s?,s:o,s:i,s:O?}", "traceparent", tp, "caller",
+                               sf_req_caller(r), "x", sf_req_header(r, "X-Extra"), "query", q,
+                               "nheaders", nh, "x_from_foreach", json_object_get(h, "X-Extra")));
+    json_decref(h);
 }
 
 static void h_flaky(sf_req *r, void *ud) {
@@ -235,7 +245,8 @@ static void test_client_wire(void) {
     sf_client *c = make_client(tel, g_key);
     ASSERT_TRUE(c != NULL);
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/echo", (unsigned)sf_server_port(s));
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/echo?a=1&b=two%%20words&flag",
+             (unsigned)sf_server_port(s));
 
     /* traceparent on the wire: the CLIENT span's context, in the caller's trace. */
     sl_span_context parent = {0};
@@ -261,6 +272,12 @@ static void test_client_wire(void) {
     ASSERT_TRUE(strstr(tp, "00f067aa0ba902b7") == NULL); /* a new span: the CLIENT one */
     ASSERT_STR_EQ(json_string_value(json_object_get(ans, "caller")), "tester");
     ASSERT_STR_EQ(json_string_value(json_object_get(ans, "x")), "42");
+    ASSERT_STR_EQ(json_string_value(json_object_get(ans, "x_from_foreach")), "42");
+    ASSERT_TRUE(json_integer_value(json_object_get(ans, "nheaders")) >= 5);
+    const json_t *q = json_object_get(ans, "query");
+    ASSERT_STR_EQ(json_string_value(json_object_get(q, "a")), "1");
+    ASSERT_STR_EQ(json_string_value(json_object_get(q, "b")), "two words");
+    ASSERT_TRUE(json_is_null(json_object_get(q, "flag")));
     json_decref(ans);
 
     /* No current context: the client span starts a trace, still on the wire. */

@@ -355,6 +355,28 @@ const char *sf_req_param(const sf_req *r, const char *name) {
     }
     return NULL;
 }
+typedef struct kv_iter {
+    sf_kv_fn fn;
+    void *userdata;
+} kv_iter;
+
+static enum MHD_Result kv_each(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value) {
+    (void)kind;
+    const kv_iter *it = cls;
+    return it->fn(it->userdata, key, value) == 0 ? MHD_YES : MHD_NO;
+}
+
+int sf_req_foreach_header(const sf_req *r, sf_kv_fn fn, void *userdata) {
+    kv_iter it = {fn, userdata};
+    return MHD_get_connection_values(r->conn, MHD_HEADER_KIND, kv_each, &it);
+}
+
+int sf_req_foreach_query(const sf_req *r, sf_kv_fn fn, void *userdata) {
+    kv_iter it = {fn, userdata};
+    return MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, kv_each, &it);
+}
+
 const char *sf_req_body(const sf_req *r, size_t *len) {
     if (len != NULL) {
         *len = r->body.len;

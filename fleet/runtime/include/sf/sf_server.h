@@ -111,6 +111,13 @@ const char *sf_req_path(const sf_req *r);
 const char *sf_req_header(const sf_req *r, const char *name);
 const char *sf_req_query(const sf_req *r, const char *name);
 const char *sf_req_param(const sf_req *r, const char *name);
+/* Calls fn for every request header (name, value), or every query argument
+ * (decoded; value NULL for "?flag"), in arrival order; stops when fn returns
+ * non-zero. Returns the number of calls. For proxies (the gateway). */
+typedef int (*sf_kv_fn)(void *userdata, const char *name, const char *value);
+int sf_req_foreach_header(const sf_req *r, sf_kv_fn fn, void *userdata);
+int sf_req_foreach_query(const sf_req *r, sf_kv_fn fn, void *userdata);
+
 /* The body (NUL-terminated for convenience; len excludes the NUL). */
 const char *sf_req_body(const sf_req *r, size_t *len);
 /* The verified service token's claims and issuer; NULL on public routes
