@@ -75,3 +75,18 @@ int edge_query_next(const char **q, char *key, size_t key_cap, char *value, size
     }
     return rc == 0 ? 1 : rc;
 }
+
+int edge_url_encode(const char *s, sl_buf *out) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        unsigned char c = *p;
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c == '_' || c == '~';
+        int rc = plain ? sl_buf_putc(out, c)
+                       : sl_buf_append(out, (const char[]){'%', hex[c >> 4], hex[c & 15]}, 3);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}

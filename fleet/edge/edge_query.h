@@ -7,6 +7,8 @@
 #define EDGE_QUERY_H
 
 #include <stdbool.h>
+#include "sl_buf.h"
+
 #include <stddef.h>
 
 /* Percent-decodes src[0..len) into dst (room for cap bytes including the
@@ -17,5 +19,9 @@ int edge_url_decode(const char *src, size_t len, char *dst, size_t cap);
  * without '=' has an empty value. Returns 1 for a pair, 0 at the end, or a
  * negative error from edge_url_decode for a bad pair (which is skipped). */
 int edge_query_next(const char **q, char *key, size_t key_cap, char *value, size_t value_cap);
+
+/* Appends s percent-encoded for a query component (RFC 3986 unreserved
+ * characters stay, everything else is %XX). Returns 0 or an sl_buf error. */
+int edge_url_encode(const char *s, sl_buf *out);
 
 #endif

@@ -171,6 +171,8 @@ static void route_free(gw_route *r) {
     r->canary_version = NULL;
     free(r->successor);
     r->successor = NULL;
+    free(r->scope);
+    r->scope = NULL;
 }
 
 static int parse_canary(parse_ctx *c, yaml_node_t *n, gw_route *r) {
@@ -265,6 +267,13 @@ static int parse_route(parse_ctx *c, yaml_node_t *n, gw_route *r) {
             int64_t *dst = key[0] == 'd' ? &r->deprecated_unix : &r->sunset_unix;
             if (val == NULL || gw_parse_time(val, dst) != 0) {
                 rc = fail(c, v, "%s must be a date (2026-12-31 or 2026-12-31T00:00:00Z)", key);
+            }
+        } else if (strcmp(key, "scope") == 0) {
+            free(r->scope);
+            r->scope = NULL;
+            if (val == NULL || *val == '\0' || strlen(val) > 256 ||
+                (r->scope = strdup(val)) == NULL) {
+                rc = fail(c, v, "%s must be a space-separated scope list", key);
             }
         } else if (strcmp(key, "successor") == 0) {
             free(r->successor);

@@ -35,6 +35,7 @@ typedef struct gw_route {
     int64_t deprecated_unix; /* > 0: Deprecation: @<this> */
     int64_t sunset_unix;     /* > 0: Sunset: <HTTP-date> */
     char *successor;         /* Link: <successor>; rel="successor-version" */
+    char *scope;             /* scope of the gateway's service token upstream, NULL = none */
     size_t index;            /* position in the table (per-route state lives in arrays) */
 } gw_route;
 

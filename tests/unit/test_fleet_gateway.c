@@ -31,6 +31,7 @@ static const char CFG[] = "routes:\n"
                           "    service: tenants\n"
                           "    methods: [GET, DELETE]\n"
                           "    timeout_ms: 1500\n"
+                          "    scope: tenants.write audit\n"
                           "  - prefix: /\n"
                           "    service: fallback\n"
                           "    auth: none\n"
@@ -70,6 +71,8 @@ static void test_config_and_match(void) {
     ASSERT_TRUE(match(&c, "GET", "/v1/tenants", &allowed) == &c.routes[2]);
     ASSERT_TRUE(match(&c, "GET", "/v1/tenants/t1", &allowed) == &c.routes[2]);
     ASSERT_EQ(c.routes[2].timeout_ms, 1500);
+    ASSERT_STR_EQ(c.routes[2].scope, "tenants.write audit");
+    ASSERT_TRUE(c.routes[0].scope == NULL);
     /* POST is admitted on the exact path only. */
     ASSERT_TRUE(match(&c, "POST", "/v1/tenants/t1", &allowed) == NULL);
     ASSERT_EQ(allowed, GW_METHOD_GET | GW_METHOD_DELETE);

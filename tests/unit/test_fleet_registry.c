@@ -82,6 +82,15 @@ static void test_query(void) {
     ASSERT_EQ(edge_url_decode("abcd", 4, small, sizeof(small)), SL_ETOOBIG);
     ASSERT_EQ(edge_url_decode("a%0", 3, small, sizeof(small)), SL_EINVAL);
     ASSERT_EQ(edge_url_decode("%00", 3, small, sizeof(small)), SL_EINVAL);
+    sl_buf b;
+    sl_buf_init(&b, 64);
+    ASSERT_EQ(edge_url_encode("a b&c=d/é~-_.", &b), 0);
+    ASSERT_EQ(sl_buf_putc(&b, 0), 0);
+    ASSERT_STR_EQ((const char *)b.data, "a%20b%26c%3Dd%2F%C3%A9~-_.");
+    char back[64];
+    ASSERT_EQ(edge_url_decode((const char *)b.data, b.len - 1, back, sizeof(back)), 0);
+    ASSERT_STR_EQ(back, "a b&c=d/é~-_.");
+    sl_buf_free(&b);
 }
 
 static reg_spec spec(const char *name, const char *version, const char *address, uint32_t ttl) {
