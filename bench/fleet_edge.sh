@@ -15,7 +15,8 @@ n="${1:-5000}"
 secs="${2:-20}"
 build=build-bench
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build "$build" --target fleet-registry fleet-gateway fleet-echo fleet-edge-bench >/dev/null
+cmake --build "$build" --target fleet-registry fleet-gateway fleet-echo fleet-edge-bench \
+    > /tmp/fleet-edge-build.log || { cat /tmp/fleet-edge-build.log; exit 1; }
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -24,7 +25,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-env -u OTEL_EXPORTER_OTLP_ENDPOINT true
 
 start() { # NAME CMD... ; prints the port from the "listening on" line
     local name="$1"; shift
@@ -55,10 +55,9 @@ YAML
 unset OTEL_EXPORTER_OTLP_ENDPOINT
 reg_port=$(start registry "$build/fleet/registry/fleet-registry" --listen 127.0.0.1:0 --db "$work/registry.db" \
     --log-level warn --check-interval-ms 0)
-echo_port=$(start echo "$build/fleet/runtime/fleet-echo" --listen 127.0.0.1:0 --log-level warn)
-curl -sf -X POST "http://127.0.0.1:$reg_port/v1/registry/instances" \
-    -H 'Content-Type: application/json' \
-    -d "{\"name\":\"echo\",\"version\":\"1.0.0\",\"address\":\"http://127.0.0.1:$echo_port\"}" >/dev/null
+# The echo registers itself and heartbeats (the runtime's registry client).
+echo_port=$(start echo "$build/fleet/runtime/fleet-echo" --listen 127.0.0.1:0 --log-level warn \
+    --registry "http://127.0.0.1:$reg_port")
 gw_port=$(start gateway "$build/fleet/gateway/fleet-gateway" --listen 127.0.0.1:0 --log-level warn \
     --routes "$work/routes.yaml" --registry "http://127.0.0.1:$reg_port")
 
@@ -71,6 +70,7 @@ echo -n "direct:  "
 "$build/bench/fleet-edge-bench" throughput "http://127.0.0.1:$echo_port/v1/echo/hello" "$secs" 8
 echo -n "gateway: "
 "$build/bench/fleet-edge-bench" throughput "http://127.0.0.1:$gw_port/v1/echo/hello" "$secs" 8
+curl -s "http://127.0.0.1:$gw_port/metrics" | grep -E "^gateway_|circuit_breaker|http_client_requests_total" || true
 echo "== 3. registry capacity: 10000 instances, heartbeat every 10 s, ${secs}s of heartbeats"
 "$build/bench/fleet-edge-bench" registry "http://127.0.0.1:$reg_port" 10000 10 "$secs" \
     "$(cat "$work/registry.pid")"

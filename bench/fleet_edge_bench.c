@@ -130,6 +130,7 @@ typedef struct tp_ctx {
     uint64_t *lat;
     size_t n, cap;
     long ok, other, errors;
+    long by_status[600];
 } tp_ctx;
 
 static void *tp_main(void *arg) {
@@ -144,6 +145,9 @@ static void *tp_main(void *arg) {
             c->errors++;
         } else {
             c->other++;
+        }
+        if (s > 0 && s < 600) {
+            c->by_status[s]++;
         }
         if (c->n < c->cap) {
             c->lat[c->n++] = ns;
@@ -184,6 +188,15 @@ static int throughput(const char *url, long secs, long conns) {
            "p50 %.3f ms, p99 %.3f ms\n",
            conns, wall, (double)(ok + other) / wall, ok, other, errors, pct_ms(all, k, .5),
            pct_ms(all, k, .99));
+    for (int st = 100; st < 600; st++) {
+        long n = 0;
+        for (long i = 0; i < conns; i++) {
+            n += c[i].by_status[st];
+        }
+        if (n > 0 && st != 200) {
+            printf("  status %d: %ld\n", st, n);
+        }
+    }
     free(all);
     free(c);
     free(th);

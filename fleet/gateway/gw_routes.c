@@ -218,7 +218,7 @@ static int parse_route(parse_ctx *c, yaml_node_t *n, gw_route *r) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
         const char *key = scalar(k), *val = scalar(v);
-        uint64_t u;
+        uint64_t u = 0;
         if (key == NULL) {
             rc = fail(c, k, "%s", "route keys must be scalars");
         } else if (strcmp(key, "prefix") == 0 || strcmp(key, "path") == 0) {
