@@ -675,7 +675,7 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out) {
 
 int main(int argc, char **argv) {
     const char *key_file = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -717,7 +717,6 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fleet-loadgen: bad or missing value for %s\n", a);
             return 2;
         }
-        i++;
     }
     if (key_file != NULL && sf_jwt_key_hs256_file(key_file, &cfg.service_key) != 0) {
         fprintf(stderr, "fleet-loadgen: cannot read the service key %s\n", key_file);
