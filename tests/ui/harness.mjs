@@ -123,8 +123,11 @@ export async function shot(page, name) {
 
 export function cleanup() {
     for (const s of T.servers) { try { s.proc.kill('SIGTERM'); } catch { /* gone */ } }
+    T.servers = [];
     fs.rmSync(T.tmp, {recursive: true, force: true});
 }
+// Whatever way the run ends (a crash included), no server outlives it.
+process.on('exit', cleanup);
 
 export function serverLogs() {
     for (const s of T.servers) {

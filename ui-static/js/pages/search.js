@@ -41,6 +41,7 @@ export async function render(root, route, {signal, navigate}) {
     };
     service.addEventListener('change', () => { q.delete('operation'); loadOps(); });
 
+    clear(results, notice('loading', 'Loading services…'));
     try {
         const j = await api('/api/services', {}, {signal});
         const list = (j.data || []).slice().sort();
