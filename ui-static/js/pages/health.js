@@ -60,7 +60,13 @@ export async function render(root, route, {signal, navigate}) {
 }
 
 const pct = v => v == null ? '—' : `${fmtNumber(v * 100)}%`;
-const secs = v => v == null ? '—' : v < 1 ? `${fmtNumber(v * 1000)} ms` : `${fmtNumber(v)} s`;
+// "23.2 / 41 / 98.5 ms" (or in seconds when one of them is 1 s or more).
+function quantiles(s) {
+    const qs = [s.p50, s.p95, s.p99];
+    if (qs.every(v => v == null)) return '—';
+    const inMs = qs.every(v => v == null || v < 1);
+    return `${qs.map(v => v == null ? '—' : fmtNumber(+(inMs ? v * 1000 : v).toPrecision(3))).join(' / ')} ${inMs ? 'ms' : 's'}`;
+}
 
 function ago(iso) {
     const ms = Date.parse(iso);
@@ -101,8 +107,9 @@ function card(s) {
         h('dl.facts',
             h('dt', 'Requests'), h('dd', `${s.calls ?? 0} (${fmtNumber(s.requestRate ?? 0)}/s)`),
             h('dt', 'Error ratio'), h('dd' + (s.errors ? '.errors' : ''), pct(s.errorRatio)),
-            h('dt', 'p50 / p95 / p99'), h('dd', `${secs(s.p50)} / ${secs(s.p95)} / ${secs(s.p99)}`),
-            h('dt', 'Instances'), h('dd', String(s.instances ?? '—')),
+            h('dt', 'p50 / p95 / p99'), h('dd', quantiles(s)),
+            // 0: the spans carry no service.instance.id.
+            h('dt', 'Instances'), h('dd', s.instances ? String(s.instances) : '—'),
             h('dt', 'Last span'), h('dd', {title: s.lastSeen || ''}, ago(s.lastSeen))),
         h('div.links', link(`/search?service=${enc}`, 'Traces'), link(`/logs?service=${enc}`, 'Logs'),
           link(`/graph?service=${enc}`, 'Metrics'), link(`/map?service=${enc}`, 'Map')));
