@@ -1747,6 +1747,55 @@ static int dec_body(dec *d, size_t n, sl_span **out) {
     return 0;
 }
 
+/* Checks a block's header and checksum and yields its raw payload (in the
+ * thread's scratch when the body is compressed) and span count. */
+static int dec_raw(const uint8_t *data, size_t size, codec_tls *t, const uint8_t **raw_out,
+                   size_t *raw_size_out, uint64_t *nspans_out) {
+    dec d;
+    memset(&d, 0, sizeof(d));
+    if (size < BLK_FIXED_HDR || memcmp(data, BLK_MAGIC, 4) != 0 || data[4] != BLK_VERSION ||
+        (data[5] & ~BLK_FLAG_ZSTD) != 0) {
+        return SL_ECORRUPT;
+    }
+    uint32_t sum = load_le32(data + 6);
+    rd h = {data + BLK_FIXED_HDR, data + size, 0};
+    uint64_t nspans = rd_uv(&d, &h), raw_size = rd_uv(&d, &h), body_size = rd_uv(&d, &h);
+    if (d.err != 0 || body_size != rd_left(&h) || raw_size > BLK_MAX_RAW || nspans > raw_size / 8) {
+        return SL_ECORRUPT;
+    }
+    const uint8_t *raw = h.p;
+    if (data[5] & BLK_FLAG_ZSTD) {
+        if (ZSTD_getFrameContentSize(h.p, body_size) != raw_size ||
+            ZSTD_findFrameCompressedSize(h.p, body_size) != body_size) {
+            return SL_ECORRUPT;
+        }
+        if (sl_array_grow(&t->ds.raw, &t->ds.raw_cap, raw_size + 1, 1) != 0 ||
+            (t->dctx == NULL && (t->dctx = ZSTD_createDCtx()) == NULL)) {
+            return SL_ENOMEM;
+        }
+        size_t got = ZSTD_decompressDCtx(t->dctx, t->ds.raw, raw_size, h.p, body_size);
+        if (ZSTD_isError(got) || got != raw_size) {
+            return SL_ECORRUPT;
+        }
+        raw = t->ds.raw;
+    } else if (body_size != raw_size) {
+        return SL_ECORRUPT;
+    }
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    /* Fuzz builds skip the checksum (as zstd's do) so that mutations reach
+     * the column parser; every other check stays. */
+    if ((uint32_t)blk_xxh64(raw, raw_size) != sum) {
+        return SL_ECORRUPT;
+    }
+#else
+    (void)sum;
+#endif
+    *raw_out = raw;
+    *raw_size_out = (size_t)raw_size;
+    *nspans_out = nspans;
+    return 0;
+}
+
 int stg_block_decode(const uint8_t *data, size_t size, sl_arena *a, sl_span **spans, size_t *n) {
     assert(a != NULL && spans != NULL && n != NULL);
     assert(data != NULL || size == 0);
@@ -1754,52 +1803,17 @@ int stg_block_decode(const uint8_t *data, size_t size, sl_arena *a, sl_span **sp
     dec d;
     memset(&d, 0, sizeof(d));
     d.a = a;
+    const uint8_t *raw = NULL;
+    size_t raw_size = 0;
+    uint64_t nspans = 0;
     codec_tls *t = tls_get();
     if (t == NULL) {
         rc = SL_ENOMEM;
         goto out;
     }
-
-    /* Header. */
-    if (size < BLK_FIXED_HDR || memcmp(data, BLK_MAGIC, 4) != 0 || data[4] != BLK_VERSION ||
-        (data[5] & ~BLK_FLAG_ZSTD) != 0) {
+    if ((rc = dec_raw(data, size, t, &raw, &raw_size, &nspans)) != 0) {
         goto out;
     }
-    uint32_t sum = load_le32(data + 6);
-    rd h = {data + BLK_FIXED_HDR, data + size, 0};
-    uint64_t nspans = rd_uv(&d, &h), raw_size = rd_uv(&d, &h), body_size = rd_uv(&d, &h);
-    if (d.err != 0 || body_size != rd_left(&h) || raw_size > BLK_MAX_RAW || nspans > raw_size / 8) {
-        goto out;
-    }
-    const uint8_t *raw = h.p;
-    if (data[5] & BLK_FLAG_ZSTD) {
-        if (ZSTD_getFrameContentSize(h.p, body_size) != raw_size ||
-            ZSTD_findFrameCompressedSize(h.p, body_size) != body_size) {
-            goto out;
-        }
-        if (sl_array_grow(&t->ds.raw, &t->ds.raw_cap, raw_size + 1, 1) != 0 ||
-            (t->dctx == NULL && (t->dctx = ZSTD_createDCtx()) == NULL)) {
-            rc = SL_ENOMEM;
-            goto out;
-        }
-        size_t got = ZSTD_decompressDCtx(t->dctx, t->ds.raw, raw_size, h.p, body_size);
-        if (ZSTD_isError(got) || got != raw_size) {
-            goto out;
-        }
-        raw = t->ds.raw;
-    } else if (body_size != raw_size) {
-        goto out;
-    }
-#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    /* Fuzz builds skip the checksum (as zstd's do) so that mutations reach
-     * the column parser; every other check stays. */
-    if ((uint32_t)blk_xxh64(raw, raw_size) != sum) {
-        goto out;
-    }
-#else
-    (void)sum;
-#endif
-    d.err = 0;
     if ((rc = dec_setup(&d, &t->ds, raw, raw_size, nspans)) != 0) {
         goto out;
     }
@@ -1815,4 +1829,54 @@ out:
         dec_scratch_free(&t->ds);
     }
     return rc;
+}
+
+static const char *const col_names[COL_COUNT] = {
+    "counts",    "dict_lens",      "dict_bytes", "shapes",        "val_lens",   "res",
+    "trace_ids", "trace_runs",     "span_ids",   "parent",        "parent_raw", "start",
+    "dur",       "res_ref",        "name",       "kind",          "status",     "status_msg",
+    "flags",     "trace_state",    "scope_name", "scope_version", "span_shape", "dropped",
+    "ev_count",  "ev_time",        "ev_name",    "ev_shape",      "ev_dropped", "lk_count",
+    "lk_ids",    "lk_trace_state", "lk_flags",   "lk_shape",      "lk_dropped", "val_data",
+};
+
+int stg_block_columns(const uint8_t *data, size_t size, stg_block_column_fn fn, void *ctx) {
+    assert(fn != NULL);
+    const uint8_t *raw = NULL;
+    size_t raw_size = 0;
+    uint64_t nspans = 0;
+    codec_tls *t = tls_get();
+    if (t == NULL) {
+        return SL_ENOMEM;
+    }
+    int rc = dec_raw(data, size, t, &raw, &raw_size, &nspans);
+    if (rc != 0) {
+        return rc;
+    }
+    dec d;
+    memset(&d, 0, sizeof(d));
+    rd r = {raw, raw + raw_size, 0};
+    rd cols[COL_COUNT];
+    for (size_t k = 0; k < COL_COUNT; k++) {
+        uint64_t len = rd_uv(&d, &r);
+        if (d.err != 0 || len > rd_left(&r)) {
+            return SL_ECORRUPT;
+        }
+        cols[k] = (rd){r.p, r.p + len, 0};
+        r.p += len;
+    }
+    for (size_t k = 0; k < COL_VAL_DATA; k++) {
+        fn(ctx, (int)k, col_names[k], cols[k].p, rd_left(&cols[k]));
+    }
+    rd *vl = &cols[COL_VAL_LENS];
+    rd *vd = &cols[COL_VAL_DATA];
+    for (int k = 0; rd_left(vl) > 0; k++) {
+        uint64_t len = rd_uv(&d, vl);
+        if (d.err != 0 || len > rd_left(vd)) {
+            return SL_ECORRUPT;
+        }
+        fn(ctx, STG_BLOCK_VALUE_COLUMN + k, NULL, vd->p, (size_t)len);
+        vd->p += len;
+    }
+    return 0;
 }

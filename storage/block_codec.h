@@ -43,4 +43,15 @@ int stg_block_encode(const sl_span *const *spans, size_t n, int level, sl_buf *o
  * Returns 0, SL_ECORRUPT or SL_ENOMEM (arena cap or malloc failure). */
 int stg_block_decode(const uint8_t *data, size_t size, sl_arena *a, sl_span **spans, size_t *n);
 
+/* For tools that show where a block's bytes go (bench/block_anatomy): calls
+ * fn once per column of the raw payload, in payload order, with the column's
+ * name and bytes (borrowed for the call); the attribute value columns come
+ * last, numbered STG_BLOCK_VALUE_COLUMN + k in the order their keys were first
+ * used, with a NULL name. Checks the header and checksum but not the columns.
+ * Returns 0, SL_ECORRUPT or SL_ENOMEM. */
+#define STG_BLOCK_VALUE_COLUMN 1000
+typedef void (*stg_block_column_fn)(void *ctx, int col, const char *name, const uint8_t *p,
+                                    size_t len);
+int stg_block_columns(const uint8_t *data, size_t size, stg_block_column_fn fn, void *ctx);
+
 #endif

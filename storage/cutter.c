@@ -70,19 +70,56 @@ uint64_t stg_pair_hash(sl_str key, sl_str value) {
     return h;
 }
 
-void stg_bloom_add(uint8_t *bits, size_t nbits, uint64_t h) {
-    uint64_t h1 = h, h2 = (h >> 33) | 1;
+/* Filters are sized exactly (earlier ones were rounded up to a power of two,
+ * 1.4 times the bits on average): a probe maps the high half of its 64-bit
+ * hash onto [0, nbits) by a multiply instead of a mask. */
+#define BLOOM_MAX_BITS (UINT32_MAX - 63u)
+
+size_t stg_bloom_size(size_t n) {
+    size_t nbits = n * STG_BLOOM_BITS_PER_VALUE;
+    nbits = nbits < 512 ? 512 : nbits > BLOOM_MAX_BITS ? BLOOM_MAX_BITS : nbits;
+    return (nbits + 63) / 64 * 8 + 1;
+}
+
+static inline size_t bloom_bit(uint64_t x, uint64_t nbits) {
+    return (size_t)(((x >> 32) * nbits) >> 32);
+}
+
+/* The probes' step: all 64 bits count, since probes take the high half. */
+static inline uint64_t bloom_step(uint64_t h) {
+    return ((h ^ (h >> 31)) * 0x9e3779b97f4a7c15ull) | 1;
+}
+
+void stg_bloom_add(uint8_t *filter, size_t size, uint64_t h) {
+    uint64_t h1 = h, h2 = bloom_step(h), nbits = (uint64_t)(size - 1) * 8;
+    filter[size - 1] = STG_BLOOM_TAG;
     for (int i = 0; i < STG_BLOOM_PROBES; i++) {
-        size_t bit = (size_t)((h1 + (uint64_t)i * h2) & (nbits - 1));
-        bits[bit / 8] |= (uint8_t)(1u << (bit % 8));
+        size_t bit = bloom_bit(h1 + (uint64_t)i * h2, nbits);
+        filter[bit / 8] |= (uint8_t)(1u << (bit % 8));
     }
 }
 
-bool stg_bloom_maybe(const uint8_t *bits, size_t nbits, uint64_t h) {
+bool stg_bloom_maybe(const uint8_t *filter, size_t size, uint64_t h) {
     uint64_t h1 = h, h2 = (h >> 33) | 1;
+    if (size >= 64 && (size & (size - 1)) == 0) {
+        /* The older format: a power-of-two size, probed by masking. */
+        uint64_t mask = (uint64_t)size * 8 - 1;
+        for (int i = 0; i < STG_BLOOM_PROBES; i++) {
+            size_t bit = (size_t)((h1 + (uint64_t)i * h2) & mask);
+            if ((filter[bit / 8] & (1u << (bit % 8))) == 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (size < 9 || size % 8 != 1 || filter[size - 1] != STG_BLOOM_TAG) {
+        return true;
+    }
+    uint64_t nbits = (uint64_t)(size - 1) * 8;
+    h2 = bloom_step(h);
     for (int i = 0; i < STG_BLOOM_PROBES; i++) {
-        size_t bit = (size_t)((h1 + (uint64_t)i * h2) & (nbits - 1));
-        if ((bits[bit / 8] & (1u << (bit % 8))) == 0) {
+        size_t bit = bloom_bit(h1 + (uint64_t)i * h2, nbits);
+        if ((filter[bit / 8] & (1u << (bit % 8))) == 0) {
             return false;
         }
     }
@@ -245,7 +282,7 @@ typedef struct cut_block {
 /* Index entries are prepared off the write transaction (in parallel, one
  * block per worker) as a list of puts: u8 database, u16 key size, key,
  * u32 value size, value. */
-enum { IDX_TRACE, IDX_SVCOP, IDX_ATTR, IDX_BLOOM };
+enum { IDX_TID, IDX_SVCOP, IDX_ATTR, IDX_BLOOM };
 
 static int idx_emit(sl_buf *out, int db, const void *k, size_t klen, const void *v, size_t vlen) {
     uint16_t kl = (uint16_t)klen;
@@ -264,7 +301,7 @@ static int idx_emit(sl_buf *out, int db, const void *k, size_t klen, const void 
 
 /* Replays prepared entries into txn. */
 static int idx_put(stg_partition *p, MDB_txn *txn, const sl_buf *idx) {
-    const MDB_dbi dbis[] = {p->db_trace, p->db_svcop, p->db_attr, p->db_bloom};
+    const MDB_dbi dbis[] = {p->db_tid, p->db_svcop, p->db_attr, p->db_bloom};
     size_t off = 0;
     while (off < idx->len) {
         uint16_t kl;
@@ -421,8 +458,11 @@ static int prepare_block_index(cut_block *b, const sl_span *const *spans, kv_set
         if (i > b->first && memcmp(spans[i]->trace_id, spans[i - 1]->trace_id, 16) == 0) {
             continue;
         }
-        if ((rc = idx_emit(out, IDX_TRACE, spans[i]->trace_id + 16 - STG_TRACE_KEY, STG_TRACE_KEY,
-                           bid + 4, 4)) != 0) {
+        uint8_t item[STG_TID_FRAG + 4];
+        memcpy(item, spans[i]->trace_id + STG_TID_OFF + STG_TID_KEY, STG_TID_FRAG);
+        memcpy(item + STG_TID_FRAG, bid + 4, 4);
+        if ((rc = idx_emit(out, IDX_TID, spans[i]->trace_id + STG_TID_OFF, STG_TID_KEY, item,
+                           sizeof(item))) != 0) {
             return rc;
         }
     }
@@ -574,19 +614,16 @@ static int prepare_block_index(cut_block *b, const sl_span *const *spans, kv_set
     }
     size_t nbloom = pairs->nhashes;
     if (nbloom > 0) {
-        size_t nbits = 512;
-        while (nbits < nbloom * STG_BLOOM_BITS_PER_VALUE) {
-            nbits *= 2;
-        }
-        uint8_t *bits = sl_arena_calloc(a, nbits / 8, 1);
-        if (bits == NULL) {
+        size_t size = stg_bloom_size(nbloom);
+        uint8_t *filter = sl_arena_calloc(a, size, 1);
+        if (filter == NULL) {
             rc = SL_ENOMEM;
             goto out;
         }
         for (size_t i = 0; i < pairs->nhashes; i++) {
-            stg_bloom_add(bits, nbits, pairs->hashes[i]);
+            stg_bloom_add(filter, size, pairs->hashes[i]);
         }
-        if ((rc = idx_emit(out, IDX_BLOOM, bid, 8, bits, nbits / 8)) != 0) {
+        if ((rc = idx_emit(out, IDX_BLOOM, bid, 8, filter, size)) != 0) {
             goto out;
         }
     }

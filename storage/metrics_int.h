@@ -154,7 +154,8 @@ void ms_apply(ms_head *h, uint8_t kind, const stg_sample *in, size_t n, stg_samp
 typedef struct ms_sitem {
     const uint8_t *labels; /* canonical; owned by the caller */
     size_t labels_size;
-    uint64_t hash;
+    uint64_t hash;  /* ms_hash of the labels (it keys `series` on disk) */
+    uint64_t mhash; /* the map's own, faster hash */
     uint8_t kind;
     stg_sample *samples; /* cut: incoming samples; read: stored ones (malloc'd) */
     size_t n, cap;

@@ -184,13 +184,20 @@ static int part_env_open(stg_partition *p, bool create, uint64_t map_size) {
     } dbs[] = {
         {"blocks", 0, &p->db_blocks},
         {"bmeta", 0, &p->db_bmeta},
-        {"trace", MDB_DUPSORT | MDB_DUPFIXED, &p->db_trace},
+        {"tid", MDB_DUPSORT | MDB_DUPFIXED, &p->db_tid},
         {"svcop", MDB_DUPSORT | MDB_DUPFIXED, &p->db_svcop},
         {"attr", MDB_DUPSORT | MDB_DUPFIXED, &p->db_attr},
         {"bloom", 0, &p->db_bloom},
     };
     for (size_t i = 0; rc == 0 && i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         rc = stg_lmdb_err(mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi));
+    }
+    /* Windows cut before `tid` existed keep their `trace` index: read it. */
+    p->has_trace = false;
+    if (rc == 0) {
+        int trc = mdb_dbi_open(txn, "trace", MDB_DUPSORT | MDB_DUPFIXED, &p->db_trace);
+        p->has_trace = trc == 0;
+        rc = trc == 0 || trc == MDB_NOTFOUND ? 0 : stg_lmdb_err(trc);
     }
     if (txn != NULL) {
         if (rc == 0) {

@@ -149,6 +149,22 @@ static int collect_trace_wal(stg_wal *w, const uint8_t id[16], sl_arena *tmp, sp
     return rc;
 }
 
+/* Adds the spans of trace id found in block bid to out. */
+static int collect_block_trace(stg_partition *p, MDB_txn *txn, uint64_t bid, const uint8_t id[16],
+                               sl_arena *tmp, span_list *out) {
+    sl_span *spans;
+    size_t n;
+    int rc = 0;
+    if (read_block(p, txn, bid, tmp, &spans, &n) == 0) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (memcmp(spans[i].trace_id, id, 16) == 0) {
+                rc = list_push(out, &spans[i]);
+            }
+        }
+    }
+    return rc;
+}
+
 static int collect_trace(stg_partition *p, const uint8_t id[16], sl_arena *tmp, span_list *out) {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -156,26 +172,38 @@ static int collect_trace(stg_partition *p, const uint8_t id[16], sl_arena *tmp, 
     if (rc != 0) {
         return SL_ESTORAGE;
     }
-    /* Blocks named by the trace index. */
-    if ((rc = mdb_cursor_open(txn, p->db_trace, &cur)) != 0) {
+    /* Blocks named by the trace index: the items under the id's two key
+     * bytes are sorted, so the ones with its next four bytes are adjacent. */
+    if ((rc = mdb_cursor_open(txn, p->db_tid, &cur)) != 0) {
         rc = SL_ESTORAGE;
         goto out;
     }
-    MDB_val k = {STG_TRACE_KEY, (void *)(uintptr_t)(id + 16 - STG_TRACE_KEY)}, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-    while (mrc == 0) {
-        sl_span *spans;
-        size_t n;
-        const uint8_t *b = v.mv_data;
-        uint64_t bid = v.mv_size == 4 ? (uint64_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3] : 0;
-        if (v.mv_size == 4 && read_block(p, txn, bid, tmp, &spans, &n) == 0) {
-            for (size_t i = 0; i < n && rc == 0; i++) {
-                if (memcmp(spans[i].trace_id, id, 16) == 0) {
-                    rc = list_push(out, &spans[i]);
-                }
-            }
-        }
+    uint8_t first[STG_TID_FRAG + 4] = {0};
+    memcpy(first, id + STG_TID_OFF + STG_TID_KEY, STG_TID_FRAG);
+    MDB_val k = {STG_TID_KEY, (void *)(uintptr_t)(id + STG_TID_OFF)}, v = {sizeof(first), first};
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
+    while (mrc == 0 && rc == 0 && v.mv_size == sizeof(first) &&
+           memcmp(v.mv_data, first, STG_TID_FRAG) == 0) {
+        rc = collect_block_trace(p, txn, sl_get_be32((const uint8_t *)v.mv_data + STG_TID_FRAG), id,
+                                 tmp, out);
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    /* Windows cut before `tid` existed. */
+    if (p->has_trace && rc == 0) {
+        if ((rc = mdb_cursor_open(txn, p->db_trace, &cur)) != 0) {
+            rc = SL_ESTORAGE;
+            goto out;
+        }
+        k = (MDB_val){STG_TRACE_KEY, (void *)(uintptr_t)(id + 16 - STG_TRACE_KEY)};
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+        while (mrc == 0 && rc == 0) {
+            if (v.mv_size == 4) {
+                rc = collect_block_trace(p, txn, sl_get_be32(v.mv_data), id, tmp, out);
+            }
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+        }
     }
 out:
     if (cur != NULL) {
@@ -366,12 +394,9 @@ static int candidate_blocks(stg_partition *p, MDB_txn *txn, const stg_trace_quer
             uint8_t bid[8];
             stg_be64(bid, hc.v[j]);
             MDB_val bk = {8, bid}, bv;
-            size_t nbits = 0;
-            if (mdb_get(txn, p->db_bloom, &bk, &bv) == 0) {
-                nbits = bv.mv_size * 8;
-            }
             /* A missing or malformed filter means "maybe": never lose data. */
-            if (nbits == 0 || (nbits & (nbits - 1)) != 0 || stg_bloom_maybe(bv.mv_data, nbits, h)) {
+            if (mdb_get(txn, p->db_bloom, &bk, &bv) != 0 ||
+                stg_bloom_maybe(bv.mv_data, bv.mv_size, h)) {
                 rc = ids_push(&t, hc.v[j]);
             }
         }

@@ -15,9 +15,14 @@
  * named databases:
  *   blocks u64be block id       -> block (columnar, zstd)
  *   bmeta  u64be block id       -> stg_block_meta (time bounds, counts)
- *   trace  last 8 bytes of the trace id -> dupsort u32be block ids (a
- *          shared suffix only costs decoding a block; spans are matched on
- *          the whole id)
+ *   tid    byte 8 of the trace id -> dupsort, fixed 9-byte items: bytes
+ *          9-13 of the trace id, u32be block id. 256 keys with many packed
+ *          items (LMDB stores fixed-size duplicates without per-item
+ *          headers): 9 bytes per trace and block plus page slack, where a
+ *          key per trace costs about 32. A shared 6-byte id fragment only costs
+ *          decoding a block; spans are matched on the whole id.
+ *   trace  (windows written before `tid`: read, never written) last 8 bytes
+ *          of the trace id -> dupsort u32be block ids
  *   svcop  service\0op\0kind    -> dupsort stg_svcop_val (block id + bounds)
  *   attr   key\0value-text      -> dupsort u64be block ids
  *          key\0\xff            -> blocks where key had more than STG_LOWCARD_MAX
@@ -43,10 +48,13 @@
 #define STG_MAX_KEY 480           /* below LMDB's default 511-byte key limit */
 #define STG_WAL_MAGIC 0x534c5731u /* "SLW1" */
 #define STG_HIGHCARD_MARK 0xff
-#define STG_TRACE_KEY 8             /* bytes of the trace id (its random end) keying `trace` */
-#define STG_LOWCARD_MAX 16          /* distinct values per key per block in `attr` */
-#define STG_BLOOM_BITS_PER_VALUE 10 /* at least; rounded up to a power of two */
-#define STG_BLOOM_PROBES 7          /* about 1% false positives at 10 bits */
+#define STG_TRACE_KEY 8    /* bytes of the trace id (its random end) keying `trace` */
+#define STG_TID_OFF 8      /* the trace id's bytes 8..13 key `tid`: ... */
+#define STG_TID_KEY 1      /* ... one in the key ... */
+#define STG_TID_FRAG 5     /* ... five in the item, before the block id */
+#define STG_LOWCARD_MAX 16 /* distinct values per key per block in `attr` */
+#define STG_BLOOM_BITS_PER_VALUE 10
+#define STG_BLOOM_PROBES 7 /* about 1% false positives at 10 bits */
 
 /* bmeta key of the partition's span start bounds (two u64). */
 extern char stg_bounds_key[4];
@@ -59,7 +67,9 @@ typedef struct stg_partition {
     char *path;
     uint64_t window_start_ns;
     MDB_env *env;
-    MDB_dbi db_blocks, db_bmeta, db_trace, db_svcop, db_attr, db_bloom;
+    MDB_dbi db_blocks, db_bmeta, db_tid, db_svcop, db_attr, db_bloom;
+    MDB_dbi db_trace; /* the older trace-id index, when the window has one */
+    bool has_trace;
     int refs;            /* readers and writers holding it (under store mu) */
     bool dropped;        /* removed by retention; freed at refs == 0 */
     uint64_t next_block; /* next block id; cutter thread only */
@@ -238,8 +248,17 @@ size_t stg_attr_key(sl_str key, sl_str val, bool highcard, uint8_t *buf);
 /* Attribute bloom filters (cutter.c): a stable hash of (key, value-text) and
  * the filter operations; nbits is a power of two. */
 uint64_t stg_pair_hash(sl_str key, sl_str value);
-void stg_bloom_add(uint8_t *bits, size_t nbits, uint64_t h);
-bool stg_bloom_maybe(const uint8_t *bits, size_t nbits, uint64_t h);
+/* A block's bloom filter over (key, value) pair hashes (stg_pair_hash), as
+ * stored in `bloom`: STG_BLOOM_BITS_PER_VALUE bits per value, a multiple of
+ * 64, then one tag byte STG_BLOOM_TAG (an odd size, which the older filters,
+ * power-of-two sizes probed by masking, never have). stg_bloom_size gives
+ * the stored size for n values; stg_bloom_add sets a hash's bits in a
+ * zeroed value of that size; stg_bloom_maybe answers false only when the
+ * filter (of either format) cannot hold h, and true for anything malformed. */
+#define STG_BLOOM_TAG 0x02
+size_t stg_bloom_size(size_t n);
+void stg_bloom_add(uint8_t *filter, size_t size, uint64_t h);
+bool stg_bloom_maybe(const uint8_t *filter, size_t size, uint64_t h);
 
 /* span_util.c */
 /* Text form of a value used by tag indexes and tag matching. Writes at most

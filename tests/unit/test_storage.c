@@ -8,6 +8,7 @@
 #include "storage.h"
 #include "storage_int.h" /* to look at the windows' sealed state */
 
+#include <dirent.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,133 @@ static void test_write_read_cut(void) {
 out:
     stg_close(s);
     rm_dir();
+}
+
+/* Rewrites the trace-id index of every traces window of the default tenant
+ * into the older layout (`trace`: the id's last 8 bytes -> u32be block ids)
+ * and empties `tid`, as a window cut by an earlier version looks. The test's
+ * trace ids repeat one byte, so the id's bytes 8..15 are the key byte's. */
+static int make_legacy_trace_index(void) {
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/default/traces", g_dir);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return -1;
+    }
+    int rc = 0, windows = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        char path[700];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi tid, trace;
+        MDB_cursor *cur;
+        MDB_val k, v;
+        rc = mdb_env_create(&env);
+        mdb_env_set_maxdbs(env, 8);
+        mdb_env_set_mapsize(env, 64u << 20);
+        rc = rc ? rc : mdb_env_open(env, path, 0, 0644);
+        rc = rc ? rc : mdb_txn_begin(env, NULL, 0, &txn);
+        rc = rc ? rc : mdb_dbi_open(txn, "tid", MDB_DUPSORT | MDB_DUPFIXED, &tid);
+        rc = rc ? rc : mdb_dbi_open(txn, "trace", MDB_DUPSORT | MDB_DUPFIXED | MDB_CREATE, &trace);
+        rc = rc ? rc : mdb_cursor_open(txn, tid, &cur);
+        while (rc == 0 && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+            uint8_t key[STG_TRACE_KEY];
+            memset(key, ((uint8_t *)k.mv_data)[0], sizeof(key));
+            MDB_val lk = {sizeof(key), key}, lv = {4, (uint8_t *)v.mv_data + STG_TID_FRAG};
+            rc = mdb_put(txn, trace, &lk, &lv, 0);
+        }
+        if (rc == 0) {
+            mdb_cursor_close(cur);
+            rc = mdb_drop(txn, tid, 0);
+        }
+        rc = rc ? rc : mdb_txn_commit(txn);
+        mdb_env_close(env);
+        windows++;
+    }
+    closedir(d);
+    return rc != 0 ? rc : windows > 0 ? 0 : -1;
+}
+
+/* Windows cut by an earlier version (trace-id index in `trace`) answer every
+ * read as before; filters of the older (power-of-two, masked) format too. */
+static void test_legacy_windows(void) {
+    fresh_dir();
+    stg_store *s = open_store();
+    sl_span a[2], b[1], c[1];
+    make_span(&a[0], 1, 1, 0, &g_res_a, "root", T0, 100000000);
+    make_span(&a[1], 1, 2, 1, &g_res_a, "child", T0 + 1000, 50000000);
+    make_span(&b[0], 1, 3, 2, &g_res_b, "charge", T0 + 2000, 20000000);
+    make_span(&c[0], 2, 4, 0, &g_res_a, "other root", T0 + 1000000000, 10000000);
+    ASSERT_EQ(write_spans(s, "default", a, 2), 0);
+    ASSERT_EQ(write_spans(s, "default", b, 1), 0);
+    ASSERT_EQ(write_spans(s, "default", c, 1), 0);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    stg_close(s);
+    ASSERT_EQ(make_legacy_trace_index(), 0);
+    s = open_store();
+    check_reads(s);
+    /* New cuts into such a window use `tid`; both are read. */
+    sl_span d[1];
+    make_span(&d[0], 1, 5, 3, &g_res_b, "late span", T0 + 3000, 1000);
+    ASSERT_EQ(write_spans(s, "default", d, 1), 0);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    sl_arena ar;
+    sl_arena_init(&ar, 0);
+    uint8_t tid[16];
+    memset(tid, 1, 16);
+    sl_span *got;
+    size_t n;
+    ASSERT_EQ(stg_get_trace(s, "default", tid, &ar, &got, &n), 0);
+    ASSERT_EQ(n, 4);
+    sl_arena_free(&ar);
+    stg_close(s);
+    rm_dir();
+
+    /* An older filter: 4096 bits, probe i at (h + i * ((h >> 33) | 1)) & mask. */
+    static uint8_t old[512];
+    uint64_t in = stg_pair_hash(SL_STR_LIT("request.id"), SL_STR_LIT("req-1"));
+    for (int i = 0; i < STG_BLOOM_PROBES; i++) {
+        size_t bit = (size_t)((in + (uint64_t)i * ((in >> 33) | 1)) & 4095);
+        old[bit / 8] |= (uint8_t)(1u << (bit % 8));
+    }
+    ASSERT_TRUE(stg_bloom_maybe(old, sizeof(old), in));
+    int fp = 0;
+    for (int i = 0; i < 1000; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "other-%d", i);
+        fp +=
+            stg_bloom_maybe(old, sizeof(old), stg_pair_hash(SL_STR_LIT("request.id"), sl_str_c(v)));
+    }
+    ASSERT_TRUE(fp < 5);
+    /* The current format: exact size plus a tag byte; 1000 values, then
+     * about 1% false positives (probes are not independent: allow 3%). */
+    size_t size = stg_bloom_size(1000);
+    ASSERT_EQ(size % 8, 1);
+    ASSERT_TRUE(size < 1000 * STG_BLOOM_BITS_PER_VALUE / 8 + 64);
+    uint8_t *f = calloc(size, 1);
+    ASSERT_TRUE(f != NULL);
+    for (int i = 0; f != NULL && i < 1000; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "in-%d", i);
+        stg_bloom_add(f, size, stg_pair_hash(SL_STR_LIT("k"), sl_str_c(v)));
+    }
+    fp = 0;
+    for (int i = 0; f != NULL && i < 1000; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "in-%d", i);
+        ASSERT_TRUE(stg_bloom_maybe(f, size, stg_pair_hash(SL_STR_LIT("k"), sl_str_c(v))));
+        snprintf(v, sizeof(v), "out-%d", i);
+        fp += stg_bloom_maybe(f, size, stg_pair_hash(SL_STR_LIT("k"), sl_str_c(v)));
+    }
+    ASSERT_TRUE(fp < 30);
+    /* Malformed: "maybe". */
+    ASSERT_TRUE(stg_bloom_maybe(f, size - 1, 12345));
+    free(f);
 }
 
 static void test_tenants_and_retention(void) {
@@ -542,6 +670,7 @@ int main(void) {
     RUN(test_cut_is_exactly_once);
     RUN(test_high_cardinality_tags);
     RUN(test_write_read_cut);
+    RUN(test_legacy_windows);
     RUN(test_tenants_and_retention);
     return SL_TEST_RESULT();
 }
