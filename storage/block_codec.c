@@ -43,7 +43,7 @@
 #include <zstd_errors.h>
 
 #define BLK_MAGIC "SLB1"
-#define BLK_VERSION 1u
+#define BLK_VERSION 2u /* what the encoder writes; the decoder also reads 1 */
 #define BLK_FLAG_ZSTD 0x01u
 #define BLK_FIXED_HDR 10u                /* magic, version, flags, checksum */
 #define BLK_MAX_RAW (256u << 20)         /* largest raw payload either side accepts */
@@ -328,11 +328,14 @@ typedef struct rptr_ent {
     uint32_t idx;
 } rptr_ent;
 
-/* An encoder column: its bytes and the id of the last string referenced
- * through it (for the REF_REPEAT code). */
+/* An encoder column: its bytes, the id of the last string referenced
+ * through it (for the REF_REPEAT code), and its section of the dictionary:
+ * the strings first referenced through it (lengths, bytes, count). */
 typedef struct ecol {
     sl_buf b;
     uint32_t last;
+    sl_buf dict_lens, dict_bytes;
+    uint32_t nnew;
 } ecol;
 
 typedef struct enc {
@@ -367,6 +370,10 @@ typedef struct enc {
     htab ptab;
     uint32_t *span_res; /* pass one's answer: 0 none, else 1 + resource index */
     size_t span_res_cap;
+    uint64_t *span_end; /* end of each span so far, in time units */
+    size_t span_end_cap;
+    uint32_t *last_child; /* per span: index of its latest child so far */
+    size_t last_child_cap;
     size_t *seg; /* payload offsets where zstd should end a block */
     size_t nseg, seg_cap;
     uint64_t unit; /* 10^unit_exp divides every timestamp of the block */
@@ -381,11 +388,13 @@ typedef struct enc {
     } kcache[64];
 } enc;
 
-/* A decoder column: unread bytes and the last string id read from it. */
+/* A decoder column: unread bytes, the last string id read from it and
+ * (version 2) its dictionary section: dict[dnext..dend) not referenced yet. */
 typedef struct rd {
     const uint8_t *p;
     const uint8_t *end;
     uint32_t last;
+    uint32_t dnext, dend;
 } rd;
 
 typedef struct dec_scratch {
@@ -402,6 +411,12 @@ typedef struct dec_scratch {
     size_t vcol_cap;
     sl_str *vkey;
     size_t vkey_cap;
+    uint32_t *gmap; /* string id -> dictionary index */
+    size_t gmap_cap;
+    uint64_t *times; /* per span: start and end in time units (version 2) */
+    size_t times_cap;
+    uint32_t *last_child;
+    size_t last_child_cap;
 } dec_scratch;
 
 typedef struct codec_tls {
@@ -414,12 +429,18 @@ typedef struct codec_tls {
 static void enc_free(enc *e) {
     for (size_t i = 0; i < COL_COUNT; i++) {
         sl_buf_free(&e->col[i].b);
+        sl_buf_free(&e->col[i].dict_lens);
+        sl_buf_free(&e->col[i].dict_bytes);
     }
     sl_buf_free(&e->payload);
     sl_buf_free(&e->zbuf);
     for (size_t i = 0; i < e->vcol_cap; i++) {
         sl_buf_free(&e->vcol[i].b);
+        sl_buf_free(&e->vcol[i].dict_lens);
+        sl_buf_free(&e->vcol[i].dict_bytes);
     }
+    free(e->span_end);
+    free(e->last_child);
     free(e->vcol);
     free(e->strs);
     free(e->keycol);
@@ -440,11 +461,13 @@ static void enc_free(enc *e) {
 static size_t enc_footprint(const enc *e) {
     size_t sz = e->payload.cap + e->zbuf.cap;
     for (size_t i = 0; i < COL_COUNT; i++) {
-        sz += e->col[i].b.cap;
+        sz += e->col[i].b.cap + e->col[i].dict_lens.cap + e->col[i].dict_bytes.cap;
     }
     for (size_t i = 0; i < e->vcol_cap; i++) {
-        sz += e->vcol[i].b.cap + sizeof(ecol);
+        sz +=
+            e->vcol[i].b.cap + e->vcol[i].dict_lens.cap + e->vcol[i].dict_bytes.cap + sizeof(ecol);
     }
+    sz += (e->span_end_cap + e->last_child_cap) * sizeof(uint64_t);
     sz += e->strs_cap * (sizeof(str_ent) + sizeof(uint32_t));
     sz += e->items_cap * sizeof(uint32_t) + e->shapes_cap * sizeof(shape_ent);
     sz += e->span_res_cap * sizeof(uint32_t);
@@ -456,6 +479,9 @@ static size_t enc_footprint(const enc *e) {
 }
 
 static void dec_scratch_free(dec_scratch *s) {
+    free(s->gmap);
+    free(s->times);
+    free(s->last_child);
     free(s->raw);
     free(s->dict);
     free(s->shape_off);
@@ -467,7 +493,8 @@ static void dec_scratch_free(dec_scratch *s) {
 }
 
 static size_t dec_footprint(const dec_scratch *s) {
-    return s->raw_cap + s->dict_cap * sizeof(sl_str) +
+    return s->raw_cap + s->dict_cap * sizeof(sl_str) + s->gmap_cap * sizeof(uint32_t) +
+           s->times_cap * sizeof(uint64_t) + s->last_child_cap * sizeof(uint32_t) +
            (s->shape_cap + s->shape_len_cap + s->items_cap) * sizeof(uint32_t) +
            s->vcol_cap * sizeof(rd) + s->vkey_cap * sizeof(sl_str);
 }
@@ -590,9 +617,10 @@ static inline uint32_t str_find(const enc *e, const char *p, size_t len, uint64_
     return GID_NONE;
 }
 
-/* Adds s as the next id, writing its bytes to the dictionary columns.
- * Returns the id or GID_NONE on failure (e->err is set). */
-static uint32_t str_add(enc *e, const char *p, size_t len, uint64_t h) {
+/* Adds s as the next id, writing it to the dictionary section of column c
+ * (the column that references it first). Returns the id or GID_NONE on
+ * failure (e->err is set). */
+static uint32_t str_add(enc *e, ecol *c, const char *p, size_t len, uint64_t h) {
     if (e->nstrs >= UINT32_MAX - 1) {
         enc_fail(e, SL_ETOOBIG);
         return GID_NONE;
@@ -607,8 +635,9 @@ static uint32_t str_add(enc *e, const char *p, size_t len, uint64_t h) {
     e->strs[gid] = (str_ent){h, p, len};
     e->keycol[gid] = 0;
     ht_insert_raw(&e->stab, h, gid);
-    put_uv(e, &e->col[COL_DICT_LENS].b, len);
-    put_bytes(e, &e->col[COL_DICT_BYTES].b, p, len);
+    put_uv(e, &c->dict_lens, len);
+    put_bytes(e, &c->dict_bytes, p, len);
+    c->nnew++;
     return gid;
 }
 
@@ -629,7 +658,7 @@ static inline uint32_t enc_str(enc *e, ecol *c, sl_str s) {
         uint64_t h = str_hash(s.ptr, s.len);
         gid = str_find(e, s.ptr, s.len, h);
         if (gid == GID_NONE) {
-            gid = str_add(e, s.ptr, s.len, h);
+            gid = str_add(e, c, s.ptr, s.len, h);
             if (gid == GID_NONE) {
                 return GID_NONE;
             }
@@ -721,9 +750,54 @@ static uint32_t shape_item_def(enc *e, sl_str key, uint8_t type) {
     col = (uint32_t)e->nvcol++;
     e->vcol[col].b.len = 0;
     e->vcol[col].last = 0;
+    e->vcol[col].dict_lens.len = 0;
+    e->vcol[col].dict_bytes.len = 0;
+    e->vcol[col].nnew = 0;
     e->keycol[gid] = col + 1;
     put_u8(e, sh, type);
     return col;
+}
+
+/* Doubles (version 2): most attribute doubles are decimals with few digits
+ * (0.25, 1.5, 12.345), which take 8 random-looking bytes as IEEE bits. Such a
+ * value is written as one varint, (zigzag(m) << 4 | k) + 1, meaning m / 10^k
+ * (k <= 15, |m| < 2^53), when that division gives back the very same bits;
+ * anything else (other fractions, -0.0, NaN, infinities) is DBL_RAW
+ * followed by the 8 bytes. */
+#define DBL_RAW 0u
+#define DBL_MAX_EXP 15
+#define DBL_MAX_MANT 9007199254740992.0 /* 2^53 */
+
+static const double pow10_tab[DBL_MAX_EXP + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                                  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+static inline double dbl_from_decimal(int64_t m, unsigned k) {
+    return (double)m / pow10_tab[k];
+}
+
+static uint64_t dbl_decimal(double d) {
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    if (!(d > -DBL_MAX_MANT && d < DBL_MAX_MANT) || bits == 0x8000000000000000ull) {
+        return DBL_RAW; /* NaN, too large, or -0.0 */
+    }
+    for (unsigned k = 0; k <= DBL_MAX_EXP; k++) {
+        double x = d * pow10_tab[k];
+        if (!(x > -DBL_MAX_MANT && x < DBL_MAX_MANT)) {
+            break;
+        }
+        int64_t m = (int64_t)x;
+        if ((double)m != x) {
+            continue;
+        }
+        double back = dbl_from_decimal(m, k);
+        uint64_t bb;
+        memcpy(&bb, &back, 8);
+        if (bb == bits) {
+            return (sl_zigzag(m) << 4 | k) + 1;
+        }
+    }
+    return DBL_RAW;
 }
 
 static inline void enc_value(enc *e, ecol *c, const sl_value *v) {
@@ -742,11 +816,15 @@ static inline void enc_value(enc *e, ecol *c, const sl_value *v) {
         put_uv(e, b, sl_zigzag((int64_t)v->v.b));
         break;
     case SL_VAL_DOUBLE: {
-        uint64_t bits;
-        memcpy(&bits, &v->v.d, 8);
-        if (buf_room(e, b, 8)) {
-            store_le64(b->data + b->len, bits);
-            b->len += 8;
+        uint64_t dec = dbl_decimal(v->v.d);
+        put_uv(e, b, dec);
+        if (dec == DBL_RAW) {
+            uint64_t bits;
+            memcpy(&bits, &v->v.d, 8);
+            if (buf_room(e, b, 8)) {
+                store_le64(b->data + b->len, bits);
+                b->len += 8;
+            }
         }
         break;
     }
@@ -924,6 +1002,25 @@ static uint32_t enc_resource(enc *e, const sl_resource *r) {
 
 /* ---- encoder: spans ------------------------------------------------------- */
 
+/* Start times (version 2) are predicted from the trace's shape: a span with
+ * its parent earlier in the run usually starts shortly after its previous
+ * sibling ended (sequential calls), or after its parent started (the first
+ * child); other spans are predicted by the previous span's start. Only the
+ * difference is written, so a child costs about the gap before it instead of
+ * its previous sibling's duration. Encoder and decoder call this with the
+ * same values: ends of earlier spans (time units) and, per span, its latest
+ * child so far (UINT32_MAX: none), which this updates. */
+static inline uint64_t time_pred(const uint64_t *span_end, uint32_t *last_child, size_t i,
+                                 size_t parent, uint64_t prev_start, uint64_t parent_start) {
+    last_child[i] = UINT32_MAX;
+    if (parent == SIZE_MAX) {
+        return prev_start;
+    }
+    uint32_t sib = last_child[parent];
+    last_child[parent] = (uint32_t)i;
+    return sib == UINT32_MAX ? parent_start : span_end[sib];
+}
+
 /* Timestamps are written in the block's time unit: t / e->unit. */
 static inline uint64_t enc_time(const enc *e, uint64_t t) {
     return e->unit == 1 ? t : t / e->unit;
@@ -941,6 +1038,7 @@ static void enc_span(enc *e, const sl_span *const *spans, size_t i, size_t run_s
                      uint64_t prev_start) {
     const sl_span *s = spans[i];
     ecol *c = e->col;
+    size_t parent = SIZE_MAX; /* index of the parent when it is earlier in the run */
 
     put_bytes(e, &c[COL_SPAN_IDS].b, s->span_id, 8);
     if (sl_is_zero(s->parent_span_id, 8)) {
@@ -957,14 +1055,19 @@ static void enc_span(enc *e, const sl_span *const *spans, size_t i, size_t run_s
         }
         if (k <= back) {
             put_u8(e, &c[COL_PARENT].b, (uint8_t)(k + 1));
+            parent = i - k;
         } else {
             put_u8(e, &c[COL_PARENT].b, PARENT_RAW);
             put_bytes(e, &c[COL_PARENT_RAW].b, s->parent_span_id, 8);
         }
     }
-    uint64_t start = enc_time(e, s->start_unix_nano);
-    put_uv(e, &c[COL_START].b, zz_diff(start, enc_time(e, prev_start)));
-    put_uv(e, &c[COL_DUR].b, enc_time(e, s->end_unix_nano) - start);
+    uint64_t start = enc_time(e, s->start_unix_nano), end = enc_time(e, s->end_unix_nano);
+    put_uv(e, &c[COL_START].b,
+           zz_diff(start, time_pred(e->span_end, e->last_child, i, parent, enc_time(e, prev_start),
+                                    enc_time(e, parent != SIZE_MAX ? spans[parent]->start_unix_nano
+                                                                   : 0))));
+    put_uv(e, &c[COL_DUR].b, end - start);
+    e->span_end[i] = end;
     put_uv(e, &c[COL_RES_REF].b, e->span_res[i]);
     enc_str(e, &c[COL_NAME], s->name);
     put_u8(e, &c[COL_KIND].b, s->kind);
@@ -1012,6 +1115,9 @@ static void enc_reset(enc *e) {
     for (size_t i = 0; i < COL_COUNT; i++) {
         e->col[i].b.len = 0;
         e->col[i].last = 0;
+        e->col[i].dict_lens.len = 0;
+        e->col[i].dict_bytes.len = 0;
+        e->col[i].nnew = 0;
     }
     e->payload.len = 0;
     e->zbuf.len = 0;
@@ -1062,12 +1168,20 @@ static void enc_payload(enc *e) {
     put_uv(e, &c[COL_COUNTS].b, e->nres);
     put_uv(e, &c[COL_COUNTS].b, e->nvcol);
     put_uv(e, &c[COL_COUNTS].b, e->unit_exp);
-    size_t vtotal = 0;
+    size_t vtotal = 0, dtotal = 0;
     for (size_t k = 0; k < e->nvcol; k++) {
         put_uv(e, &c[COL_VAL_LENS].b, e->vcol[k].b.len);
         vtotal += e->vcol[k].b.len;
     }
-    size_t total = vtotal + 10;
+    /* Dictionary sections: each column's new strings, span columns first,
+     * then value columns; a count and the lengths in DICT_LENS. */
+    for (size_t k = 0; k < COL_COUNT + e->nvcol; k++) {
+        const ecol *sc = k < COL_COUNT ? &c[k] : &e->vcol[k - COL_COUNT];
+        put_uv(e, &c[COL_DICT_LENS].b, sc->nnew);
+        put_bytes(e, &c[COL_DICT_LENS].b, sc->dict_lens.data, sc->dict_lens.len);
+        dtotal += sc->dict_bytes.len;
+    }
+    size_t total = vtotal + dtotal + 20;
     for (size_t k = 0; k < COL_VAL_DATA; k++) {
         total += c[k].b.len + 10;
     }
@@ -1076,6 +1190,17 @@ static void enc_payload(enc *e) {
         return;
     }
     for (size_t k = 0; k < COL_VAL_DATA; k++) {
+        if (k == COL_DICT_BYTES) {
+            /* The sections' bytes, each a run of similar strings (request
+             * ids, URLs, statements): zstd may end a block after each. */
+            put_uv(e, &e->payload, dtotal);
+            for (size_t j = 0; j < COL_COUNT + e->nvcol; j++) {
+                const ecol *sc = j < COL_COUNT ? &c[j] : &e->vcol[j - COL_COUNT];
+                put_bytes(e, &e->payload, sc->dict_bytes.data, sc->dict_bytes.len);
+                enc_seg(e, false);
+            }
+            continue;
+        }
         put_uv(e, &e->payload, c[k].b.len);
         put_bytes(e, &e->payload, c[k].b.data, c[k].b.len);
         enc_seg(e, false);
@@ -1153,7 +1278,9 @@ int stg_block_encode(const sl_span *const *spans, size_t n, int level, sl_buf *o
         rc = level < ZSTD_minCLevel() || level > ZSTD_maxCLevel() ? SL_EINVAL : SL_ETOOBIG;
         goto out;
     }
-    if (sl_array_grow(&e->span_res, &e->span_res_cap, n, sizeof(uint32_t)) != 0) {
+    if (sl_array_grow(&e->span_res, &e->span_res_cap, n, sizeof(uint32_t)) != 0 ||
+        sl_array_grow(&e->span_end, &e->span_end_cap, n, sizeof(uint64_t)) != 0 ||
+        sl_array_grow(&e->last_child, &e->last_child_cap, n, sizeof(uint32_t)) != 0) {
         rc = SL_ENOMEM;
         goto out;
     }
@@ -1265,11 +1392,15 @@ out:
 
 typedef struct dec {
     int err; /* sticky: first failure; reads after it yield 0 */
+    unsigned ver;
     sl_arena *a;
     rd col[COL_COUNT];
-    const sl_str *dict; /* [0] is "", then ids 1..ndict */
+    const sl_str *dict; /* [0] is "", then 1..ndict (version 2: section by section) */
+    uint32_t *gmap;     /* string id -> dict index (the identity in version 1) */
     uint32_t ndict;
-    uint32_t next_new; /* id the next REF_NEW string gets */
+    uint32_t next_new;       /* id the next REF_NEW string gets */
+    uint64_t *tstart, *tend; /* version 2: times of the spans so far, in time units */
+    uint32_t *last_child;
     uint32_t *shape_off, *shape_len, *items;
     uint32_t nshapes, max_shapes;
     size_t nitems, max_items;
@@ -1363,6 +1494,14 @@ static inline sl_str rd_str(dec *d, rd *r) {
             return d->dict[0];
         }
         gid = d->next_new++;
+        if (d->ver >= 2) {
+            /* The next string of this column's own section. */
+            if (r->dnext >= r->dend) {
+                dec_fail(d, SL_ECORRUPT);
+                return d->dict[0];
+            }
+            d->gmap[gid] = r->dnext++;
+        }
     } else if (c == REF_REPEAT) {
         gid = r->last;
     } else if (c - 2 < d->next_new) {
@@ -1372,7 +1511,7 @@ static inline sl_str rd_str(dec *d, rd *r) {
         return d->dict[0];
     }
     r->last = gid;
-    return d->dict[gid];
+    return d->dict[d->gmap[gid]];
 }
 
 static void *dec_alloc(dec *d, size_t n, size_t size) {
@@ -1445,8 +1584,22 @@ static inline void dec_value(dec *d, rd *r, sl_value *v) {
         break;
     }
     case SL_VAL_DOUBLE: {
-        uint64_t bits = load_le64(rd_fixed(d, r, 8));
-        memcpy(&v->v.d, &bits, 8);
+        uint64_t code = d->ver >= 2 ? rd_uv(d, r) : DBL_RAW;
+        if (code == DBL_RAW) {
+            uint64_t bits = load_le64(rd_fixed(d, r, 8));
+            memcpy(&v->v.d, &bits, 8);
+        } else {
+            uint64_t m = (code - 1) >> 4;
+            unsigned k = (unsigned)((code - 1) & 15);
+            int64_t mi = sl_unzigzag(m);
+            /* The encoder never writes |m| >= 2^53; refuse it as corrupt. */
+            if (k > DBL_MAX_EXP || mi <= -(int64_t)(1ll << 53) || mi >= (int64_t)(1ll << 53)) {
+                dec_fail(d, SL_ECORRUPT);
+                mi = 0;
+                k = 0;
+            }
+            v->v.d = dbl_from_decimal(mi, k);
+        }
         break;
     }
     default:
@@ -1507,6 +1660,7 @@ static void dec_span(dec *d, sl_span *spans, size_t i, size_t run_start, const s
 
     memcpy(s->span_id, rd_fixed(d, &c[COL_SPAN_IDS], 8), 8);
     uint64_t pc = rd_uv(d, &c[COL_PARENT]);
+    size_t parent = SIZE_MAX;
     if (pc == PARENT_RAW) {
         memcpy(s->parent_span_id, rd_fixed(d, &c[COL_PARENT_RAW], 8), 8);
     } else if (pc != PARENT_NONE) {
@@ -1514,13 +1668,26 @@ static void dec_span(dec *d, sl_span *spans, size_t i, size_t run_start, const s
             dec_fail(d, SL_ECORRUPT);
             return;
         }
-        memcpy(s->parent_span_id, spans[i - (pc - 1)].span_id, 8);
+        parent = i - (pc - 1);
+        memcpy(s->parent_span_id, spans[parent].span_id, 8);
     }
     /* Unsigned arithmetic wraps, so every uint64 round-trips exactly. */
-    uint64_t start = d->prev_q + unzz(rd_uv(d, &c[COL_START]));
+    uint64_t start, end;
+    if (d->ver >= 2) {
+        uint64_t pred = time_pred(d->tend, d->last_child, i, parent, d->prev_q,
+                                  parent != SIZE_MAX ? d->tstart[parent] : 0);
+        start = pred + unzz(rd_uv(d, &c[COL_START]));
+    } else {
+        start = d->prev_q + unzz(rd_uv(d, &c[COL_START]));
+    }
+    end = start + rd_uv(d, &c[COL_DUR]);
     d->prev_q = start;
     s->start_unix_nano = start * d->unit;
-    s->end_unix_nano = (start + rd_uv(d, &c[COL_DUR])) * d->unit;
+    s->end_unix_nano = end * d->unit;
+    if (d->ver >= 2) {
+        d->tstart[i] = start;
+        d->tend[i] = end;
+    }
     uint64_t rr = rd_uv(d, &c[COL_RES_REF]);
     if (rr > nres) {
         dec_fail(d, SL_ECORRUPT);
@@ -1590,13 +1757,13 @@ static void dec_span(dec *d, sl_span *spans, size_t i, size_t run_start, const s
 /* Splits the raw payload into columns and reads the counts, the dictionary
  * and the value-column table into scratch. */
 static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_size, size_t n) {
-    rd r = {raw, raw + raw_size, 0};
+    rd r = {raw, raw + raw_size, 0, 0, 0};
     for (size_t k = 0; k < COL_COUNT; k++) {
         uint64_t len = rd_uv(d, &r);
         if (d->err != 0 || len > rd_left(&r)) {
             return SL_ECORRUPT;
         }
-        d->col[k] = (rd){r.p, r.p + len, 0};
+        d->col[k] = (rd){r.p, r.p + len, 0, 0, 0};
         r.p += len;
     }
     /* Columns with a fixed size per span bound n before anything is
@@ -1616,6 +1783,10 @@ static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_siz
     }
     size_t max_items = rd_left(&d->col[COL_SHAPES]) / 2 + 1;
     if (sl_array_grow(&ds->dict, &ds->dict_cap, nd + 1, sizeof(sl_str)) != 0 ||
+        sl_array_grow(&ds->gmap, &ds->gmap_cap, nd + 1, sizeof(uint32_t)) != 0 ||
+        (d->ver >= 2 &&
+         (sl_array_grow(&ds->times, &ds->times_cap, 2 * n + 1, sizeof(uint64_t)) != 0 ||
+          sl_array_grow(&ds->last_child, &ds->last_child_cap, n + 1, sizeof(uint32_t)) != 0)) ||
         sl_array_grow(&ds->shape_off, &ds->shape_cap, ns + 1, sizeof(uint32_t)) != 0 ||
         sl_array_grow(&ds->shape_len, &ds->shape_len_cap, ns + 1, sizeof(uint32_t)) != 0 ||
         sl_array_grow(&ds->items, &ds->items_cap, max_items, sizeof(uint32_t)) != 0 ||
@@ -1623,32 +1794,6 @@ static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_siz
         sl_array_grow(&ds->vkey, &ds->vkey_cap, nv + 1, sizeof(sl_str)) != 0) {
         return SL_ENOMEM;
     }
-
-    /* Dictionary: one arena copy of every string, each followed by a NUL. */
-    rd *lens = &d->col[COL_DICT_LENS];
-    rd *bytes = &d->col[COL_DICT_BYTES];
-    size_t total = rd_left(bytes);
-    char *copy = sl_arena_alloc(d->a, total + nd + 1);
-    if (copy == NULL) {
-        return SL_ENOMEM;
-    }
-    ds->dict[0] = (sl_str){empty_str, 0};
-    size_t off = 0;
-    for (uint64_t g = 1; g <= nd; g++) {
-        uint64_t len = rd_uv(d, lens);
-        if (d->err != 0 || len > total - off) {
-            return SL_ECORRUPT;
-        }
-        char *p = copy + off + (g - 1);
-        memcpy(p, bytes->p + off, len);
-        p[len] = '\0';
-        ds->dict[g] = (sl_str){p, len};
-        off += len;
-    }
-    if (off != total || rd_left(lens) != 0) {
-        return SL_ECORRUPT;
-    }
-    bytes->p = bytes->end;
 
     /* Value columns: slices of COL_VAL_DATA. */
     rd *vl = &d->col[COL_VAL_LENS];
@@ -1658,14 +1803,61 @@ static int dec_setup(dec *d, dec_scratch *ds, const uint8_t *raw, size_t raw_siz
         if (d->err != 0 || len > rd_left(vd)) {
             return SL_ECORRUPT;
         }
-        ds->vcol[k] = (rd){vd->p, vd->p + len, 0};
+        ds->vcol[k] = (rd){vd->p, vd->p + len, 0, 0, 0};
         vd->p += len;
     }
     if (rd_left(vl) != 0 || rd_left(vd) != 0) {
         return SL_ECORRUPT;
     }
 
+    /* Dictionary: one arena copy of every string, each followed by a NUL.
+     * Version 1 lists the strings in the order they are first referenced;
+     * version 2 in sections, one per column (span columns, then value
+     * columns), each a count and the lengths of its strings. */
+    rd *lens = &d->col[COL_DICT_LENS];
+    rd *bytes = &d->col[COL_DICT_BYTES];
+    size_t total = rd_left(bytes);
+    char *copy = sl_arena_alloc(d->a, total + nd + 1);
+    if (copy == NULL) {
+        return SL_ENOMEM;
+    }
+    ds->dict[0] = (sl_str){empty_str, 0};
+    ds->gmap[0] = 0;
+    size_t off = 0;
+    uint64_t g = 1;
+    for (uint64_t sec = 0; sec < (d->ver >= 2 ? COL_COUNT + nv : 1); sec++) {
+        uint64_t nsec = d->ver >= 2 ? rd_uv(d, lens) : nd;
+        rd *owner = d->ver < 2 ? NULL : sec < COL_COUNT ? &d->col[sec] : &ds->vcol[sec - COL_COUNT];
+        if (d->err != 0 || nsec > nd + 1 - g) {
+            return SL_ECORRUPT;
+        }
+        if (owner != NULL) {
+            owner->dnext = (uint32_t)g;
+            owner->dend = (uint32_t)(g + nsec);
+        }
+        for (uint64_t j = 0; j < nsec; j++, g++) {
+            uint64_t len = rd_uv(d, lens);
+            if (d->err != 0 || len > total - off) {
+                return SL_ECORRUPT;
+            }
+            char *p = copy + off + (g - 1);
+            memcpy(p, bytes->p + off, len);
+            p[len] = '\0';
+            ds->dict[g] = (sl_str){p, len};
+            ds->gmap[g] = (uint32_t)g;
+            off += len;
+        }
+    }
+    if (g != nd + 1 || off != total || rd_left(lens) != 0) {
+        return SL_ECORRUPT;
+    }
+    bytes->p = bytes->end;
+
     d->dict = ds->dict;
+    d->gmap = ds->gmap;
+    d->tstart = ds->times;
+    d->tend = ds->times != NULL ? ds->times + n : NULL;
+    d->last_child = ds->last_child;
     d->ndict = (uint32_t)nd;
     d->next_new = 1;
     d->shape_off = ds->shape_off;
@@ -1736,8 +1928,13 @@ static int dec_body(dec *d, size_t n, sl_span **out) {
         }
     }
     for (uint32_t k = 0; k < d->max_vcol; k++) {
-        if (rd_left(&d->vcol[k]) != 0) {
+        if (rd_left(&d->vcol[k]) != 0 || d->vcol[k].dnext != d->vcol[k].dend) {
             return SL_ECORRUPT;
+        }
+    }
+    for (size_t k = 0; k < COL_COUNT; k++) {
+        if (c[k].dnext != c[k].dend) {
+            return SL_ECORRUPT; /* a section with unreferenced strings */
         }
     }
     if (d->nvcol != d->max_vcol || d->nshapes != d->max_shapes || d->next_new != d->ndict + 1) {
@@ -1750,15 +1947,15 @@ static int dec_body(dec *d, size_t n, sl_span **out) {
 /* Checks a block's header and checksum and yields its raw payload (in the
  * thread's scratch when the body is compressed) and span count. */
 static int dec_raw(const uint8_t *data, size_t size, codec_tls *t, const uint8_t **raw_out,
-                   size_t *raw_size_out, uint64_t *nspans_out) {
+                   size_t *raw_size_out, uint64_t *nspans_out, unsigned *ver_out) {
     dec d;
     memset(&d, 0, sizeof(d));
-    if (size < BLK_FIXED_HDR || memcmp(data, BLK_MAGIC, 4) != 0 || data[4] != BLK_VERSION ||
-        (data[5] & ~BLK_FLAG_ZSTD) != 0) {
+    if (size < BLK_FIXED_HDR || memcmp(data, BLK_MAGIC, 4) != 0 || data[4] < 1 ||
+        data[4] > BLK_VERSION || (data[5] & ~BLK_FLAG_ZSTD) != 0) {
         return SL_ECORRUPT;
     }
     uint32_t sum = load_le32(data + 6);
-    rd h = {data + BLK_FIXED_HDR, data + size, 0};
+    rd h = {data + BLK_FIXED_HDR, data + size, 0, 0, 0};
     uint64_t nspans = rd_uv(&d, &h), raw_size = rd_uv(&d, &h), body_size = rd_uv(&d, &h);
     if (d.err != 0 || body_size != rd_left(&h) || raw_size > BLK_MAX_RAW || nspans > raw_size / 8) {
         return SL_ECORRUPT;
@@ -1793,6 +1990,7 @@ static int dec_raw(const uint8_t *data, size_t size, codec_tls *t, const uint8_t
     *raw_out = raw;
     *raw_size_out = (size_t)raw_size;
     *nspans_out = nspans;
+    *ver_out = data[4];
     return 0;
 }
 
@@ -1811,7 +2009,7 @@ int stg_block_decode(const uint8_t *data, size_t size, sl_arena *a, sl_span **sp
         rc = SL_ENOMEM;
         goto out;
     }
-    if ((rc = dec_raw(data, size, t, &raw, &raw_size, &nspans)) != 0) {
+    if ((rc = dec_raw(data, size, t, &raw, &raw_size, &nspans, &d.ver)) != 0) {
         goto out;
     }
     if ((rc = dec_setup(&d, &t->ds, raw, raw_size, nspans)) != 0) {
@@ -1849,20 +2047,21 @@ int stg_block_columns(const uint8_t *data, size_t size, stg_block_column_fn fn, 
     if (t == NULL) {
         return SL_ENOMEM;
     }
-    int rc = dec_raw(data, size, t, &raw, &raw_size, &nspans);
+    unsigned ver;
+    int rc = dec_raw(data, size, t, &raw, &raw_size, &nspans, &ver);
     if (rc != 0) {
         return rc;
     }
     dec d;
     memset(&d, 0, sizeof(d));
-    rd r = {raw, raw + raw_size, 0};
+    rd r = {raw, raw + raw_size, 0, 0, 0};
     rd cols[COL_COUNT];
     for (size_t k = 0; k < COL_COUNT; k++) {
         uint64_t len = rd_uv(&d, &r);
         if (d.err != 0 || len > rd_left(&r)) {
             return SL_ECORRUPT;
         }
-        cols[k] = (rd){r.p, r.p + len, 0};
+        cols[k] = (rd){r.p, r.p + len, 0, 0, 0};
         r.p += len;
     }
     for (size_t k = 0; k < COL_VAL_DATA; k++) {

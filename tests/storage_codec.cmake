@@ -12,6 +12,10 @@ target_include_directories(test_block_codec PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                                                     ${CMAKE_SOURCE_DIR}/storage)
 target_link_libraries(test_block_codec PRIVATE sl_common PkgConfig::ZSTD)
 sl_warnings(test_block_codec)
+# A block written by the version-1 encoder (kept in the fuzz corpus), which
+# the decoder must go on reading.
+target_compile_definitions(test_block_codec PRIVATE
+    SL_BLOCK_V1_SEED="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/fuzz_block_decode/v1-block-40")
 add_test(NAME test_block_codec COMMAND test_block_codec)
 set_tests_properties(test_block_codec PROPERTIES LABELS unit TIMEOUT 300)
 

@@ -1225,6 +1225,107 @@ static void test_realistic_block(void) {
     sl_arena_free(&a);
 }
 
+/* Version 1 blocks (written before dictionary sections, decimal doubles
+ * and shape-predicted start times) decode to the spans they were made of:
+ * the seed "v1-block-40" is gen_block(40, sorted) from a fresh generator. */
+static void test_version1_block(void) {
+    FILE *f = fopen(SL_BLOCK_V1_SEED, "rb");
+    ASSERT_TRUE(f != NULL);
+    if (f == NULL) {
+        return;
+    }
+    static uint8_t buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    ASSERT_TRUE(len > 10 && len < sizeof(buf));
+    ASSERT_EQ(buf[4], 1);
+    sl_arena a;
+    sl_arena_init(&a, 0);
+    uint64_t saved = rng_state;
+    rng_state = 0x9e3779b97f4a7c15ULL;
+    gen g = {&a, NULL, 0, 0};
+    const sl_span **p = gen_block(&g, 40, 1);
+    rng_state = saved;
+    sl_span *got = NULL;
+    size_t n = 0;
+    ASSERT_EQ(stg_block_decode(buf, len, &a, &got, &n), 0);
+    ASSERT_EQ(n, g.n);
+    for (size_t i = 0; i < n && i < g.n; i++) {
+        const char *d = span_diff(p[i], &got[i]);
+        if (d != NULL) {
+            fprintf(stderr, "span %zu differs: %s\n", i, d);
+            ASSERT_TRUE(d == NULL);
+            break;
+        }
+    }
+    /* The same spans encode to a version 2 block that decodes alike. */
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(stg_block_encode(p, g.n, 1, &b), 0);
+    ASSERT_EQ(b.data[4], 2);
+    ASSERT_EQ(stg_block_decode(b.data, b.len, &a, &got, &n), 0);
+    ASSERT_EQ(n, g.n);
+    for (size_t i = 0; i < n && i < g.n; i++) {
+        ASSERT_TRUE(span_diff(p[i], &got[i]) == NULL);
+    }
+    sl_buf_free(&b);
+    sl_arena_free(&a);
+}
+
+/* Doubles that are short decimals take the decimal form, everything else
+ * the raw bits; either way every value comes back bit for bit. */
+static void test_decimal_doubles(void) {
+    static const double vals[] = {0.0,       -0.0,
+                                  0.1,       0.3,
+                                  1.5,       -2.25,
+                                  123.456,   1e-15,
+                                  1e15,      9.007199254740991e15,
+                                  1e16,      1e300,
+                                  -1e-300,   4.9406564584124654e-324,
+                                  0.1 + 0.2, 3.141592653589793,
+                                  2.0 / 3.0, 1234.5678e-3};
+    size_t nv = sizeof(vals) / sizeof(vals[0]);
+    for (size_t i = 0; i < nv; i++) {
+        uint64_t code = dbl_decimal(vals[i]);
+        if (code != DBL_RAW) {
+            uint64_t m = (code - 1) >> 4;
+            double back = dbl_from_decimal(sl_unzigzag(m), (unsigned)((code - 1) & 15));
+            ASSERT_TRUE(memcmp(&back, &vals[i], 8) == 0);
+        }
+    }
+    ASSERT_TRUE(dbl_decimal(0.1) != DBL_RAW);
+    ASSERT_TRUE(dbl_decimal(123.456) != DBL_RAW);
+    ASSERT_TRUE(dbl_decimal(-0.0) == DBL_RAW);
+    ASSERT_TRUE(dbl_decimal(1e300) == DBL_RAW);
+    ASSERT_TRUE(dbl_decimal(2.0 / 3.0) == DBL_RAW);
+    /* Through a block. */
+    sl_arena a;
+    sl_arena_init(&a, 0);
+    sl_attr at[sizeof(vals) / sizeof(vals[0])];
+    for (size_t i = 0; i < nv; i++) {
+        at[i] = (sl_attr){SL_STR_LIT("d"), {SL_VAL_DOUBLE, {.d = vals[i]}}};
+    }
+    sl_span s;
+    memset(&s, 0, sizeof(s));
+    s.trace_id[0] = 1;
+    s.span_id[0] = 2;
+    s.attrs = at;
+    s.nattrs = (uint32_t)nv;
+    const sl_span *one[1] = {&s};
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(stg_block_encode(one, 1, 1, &b), 0);
+    sl_span *got = NULL;
+    size_t n = 0;
+    ASSERT_EQ(stg_block_decode(b.data, b.len, &a, &got, &n), 0);
+    ASSERT_EQ(n, 1);
+    for (size_t i = 0; n == 1 && i < nv; i++) {
+        ASSERT_TRUE(memcmp(&got[0].attrs[i].val.v.d, &vals[i], 8) == 0);
+    }
+    sl_buf_free(&b);
+    sl_arena_free(&a);
+}
+
 /* ---- fuzz seeds ----------------------------------------------------------- */
 
 static int write_file(const char *dir, const char *name, const uint8_t *p, size_t len) {
@@ -1312,6 +1413,8 @@ int main(int argc, char **argv) {
         return write_seeds(argv[2]);
     }
     RUN(test_xxh64_vectors);
+    RUN(test_version1_block);
+    RUN(test_decimal_doubles);
     RUN(test_empty_block);
     RUN(test_all_fields_roundtrip);
     RUN(test_shared_resources);
