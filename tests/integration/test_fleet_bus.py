@@ -8,7 +8,8 @@ nats-server (JetStream) and the real Sightline binary:
 - NATS down: events still commit (201), /ready reports nats; NATS back: the
   pending events are published and consumed, each once;
 - a killed upstream opens the caller's circuit breaker within 5 s
-  (http_client_circuit_breaker_state on /metrics).
+  (http_client_circuit_breaker_state on /metrics), and /ready, which requires
+  that upstream, answers 503 naming it.
 
 usage: test_fleet_bus.py SIGHTLINE_BINARY FLEET_ECHO_BINARY"""
 
@@ -36,7 +37,7 @@ def fleet(name, args):
 
 try:
     producer = fleet("producer", ["--db", os.path.join(nats.dir, "producer.db"),
-                                  "--nats", nats.url])
+                                  "--nats", nats.url, "--require", "echo-upstream"])
     consumer = fleet("consumer", ["--nats", nats.url, "--consume", "notifications"])
     upstream = fleet("upstream", [])
 
@@ -149,6 +150,9 @@ try:
     st, _, body = producer.request("GET", "/v1/echo/proxy?url=" + target)
     check_eq((st, json_of(body).get("error")), (502, "circuit breaker open"),
              "calls refused at once while open")
+    st, _, body = producer.request("GET", "/ready")
+    check_eq((st, json_of(body).get("checks", {}).get("echo-upstream")),
+             (503, "circuit breaker open"), "/ready names the required upstream")
     print("breaker opened %.3f s after the upstream was killed" % (opened_after or -1))
 
     for p in procs:

@@ -254,6 +254,17 @@ static int setup(sf_app *app, void *ud) {
             return rc;
         }
     }
+    const char *req = sf_app_flag(app, "require");
+    for (const char *p = req; p != NULL && *p != '\0';) {
+        char name[64];
+        size_t n = strcspn(p, ",");
+        snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p);
+        int rc = n > 0 ? sf_app_require_upstream(app, name) : 0;
+        if (rc != 0) {
+            return rc;
+        }
+        p += n + (p[n] == ',');
+    }
     sf_route routes[] = {
         {"GET", "/v1/echo/hello", hello, NULL, true, NULL, NULL},
         {"POST", "/v1/echo/messages", post_message, NULL, false, "gateway tester", "echo.write"},
@@ -277,12 +288,13 @@ int main(int argc, char **argv) {
     static echo e = {.mu = PTHREAD_MUTEX_INITIALIZER};
     e.received = json_object();
     static const sf_flag flags[] = {
-        {"consume", "ECHO_CONSUME", "consume events.> as this durable queue consumer", NULL}};
+        {"consume", "ECHO_CONSUME", "consume events.> as this durable queue consumer", NULL},
+        {"require", "ECHO_REQUIRE", "upstreams /ready depends on (a,b)", NULL}};
     sf_app_options o = {0};
     o.service = "echo";
     o.description = "A minimal service on the fleet runtime.";
     o.flags = flags;
-    o.flag_count = 1;
+    o.flag_count = 2;
     o.on_stop = on_stop;
     o.userdata = &e;
     int rc = sf_app_main(&o, argc, argv, setup, &e);

@@ -22,6 +22,12 @@
 #include <time.h>
 
 #define MAX_FLAGS 32
+#define MAX_REQUIRED 16
+
+typedef struct required {
+    struct sf_app *app;
+    char name[64];
+} required;
 
 struct sf_app {
     sf_app_options o;
@@ -34,6 +40,8 @@ struct sf_app {
     sf_client *client;
     sf_registry *registry;
     sf_bus *bus;
+    required required[MAX_REQUIRED];
+    size_t nrequired;
     char address[64];
     atomic_bool stop;
 };
@@ -233,6 +241,35 @@ static int check_db(void *ud, char *err, size_t cap) {
     return 0;
 }
 
+static int check_upstream(void *ud, char *err, size_t cap) {
+    required *r = ud;
+    if (sf_client_breaker_state(r->app->client, r->name) == SF_BREAKER_OPEN) {
+        snprintf(err, cap, "circuit breaker open");
+        return SF_EOPEN;
+    }
+    char addr[256];
+    if (r->app->registry != NULL &&
+        sf_registry_pick(r->app->registry, r->name, NULL, NULL, addr, sizeof addr) != 0) {
+        snprintf(err, cap, "no passing instance in the registry");
+        return SF_ENOINSTANCE;
+    }
+    return 0;
+}
+
+int sf_app_require_upstream(sf_app *a, const char *service) {
+    if (a->nrequired == MAX_REQUIRED || strlen(service) >= sizeof a->required[0].name) {
+        return SL_EINVAL;
+    }
+    required *r = &a->required[a->nrequired];
+    r->app = a;
+    snprintf(r->name, sizeof r->name, "%s", service);
+    int rc = sf_server_add_check(a->server, service, check_upstream, r);
+    if (rc == 0) {
+        a->nrequired++;
+    }
+    return rc;
+}
+
 int sf_app_create(const sf_app_options *o, int argc, char **argv, sf_app **out) {
     *out = NULL;
     if (o == NULL || o->service == NULL) {
@@ -309,6 +346,21 @@ int sf_app_create(const sf_app_options *o, int argc, char **argv, sf_app **out) 
     if ((rc = sf_client_create(&co, &a->client)) != 0) {
         goto fail;
     }
+    if (a->cfg.registry != NULL) {
+        /* Made before the server starts (its threads read these pointers);
+         * the address is filled in once the port is known. */
+        sf_registry_options ro;
+        sf_registry_options_init(&ro);
+        ro.url = a->cfg.registry;
+        ro.client = a->client;
+        ro.service = o->service;
+        ro.version = a->cfg.version;
+        ro.tags = a->cfg.tags;
+        if ((rc = sf_registry_create(&ro, &a->registry)) != 0) {
+            goto fail;
+        }
+        sf_client_set_registry(a->client, a->registry);
+    }
     if (a->cfg.nats != NULL) {
         sf_bus_options bo;
         sf_bus_options_init(&bo);
@@ -328,7 +380,7 @@ fail:
 }
 
 int sf_app_run(sf_app *a) {
-    int rc = sf_server_start(a->server);
+    int rc = sf_server_bind(a->server);
     if (rc != 0) {
         sf_log(SL_SEVERITY_ERROR, "cannot listen on %s: %s", a->cfg.listen, sf_strerror(rc));
         return rc;
@@ -344,25 +396,17 @@ int sf_app_run(sf_app *a) {
     }
     snprintf(a->address, sizeof a->address, "http://%s:%u", host,
              (unsigned)sf_server_port(a->server));
+    /* The address is known before the server's threads start (they may read it). */
+    if ((rc = sf_server_start(a->server)) != 0) {
+        sf_log(SL_SEVERITY_ERROR, "cannot serve on %s: %s", a->address, sf_strerror(rc));
+        return rc;
+    }
     sf_log(SL_SEVERITY_INFO, "version %s serving on %s%s", a->cfg.version, a->address,
            sf_telemetry_exporting(a->tel) ? "" : " (telemetry export off)");
     printf("listening on %s\n", a->address);
     fflush(stdout);
-    if (a->cfg.registry != NULL) {
-        sf_registry_options ro;
-        sf_registry_options_init(&ro);
-        ro.url = a->cfg.registry;
-        ro.client = a->client;
-        ro.service = a->o.service;
-        ro.version = a->cfg.version;
-        ro.address = a->address;
-        ro.tags = a->cfg.tags;
-        if ((rc = sf_registry_create(&ro, &a->registry)) != 0) {
-            sf_log(SL_SEVERITY_ERROR, "registry client: %s", sf_strerror(rc));
-            sf_server_drain(a->server, 0);
-            return rc;
-        }
-        sf_client_set_registry(a->client, a->registry);
+    if (a->registry != NULL) {
+        sf_registry_set_address(a->registry, a->address);
         sf_registry_register(a->registry); /* failures are retried by its thread */
     }
 

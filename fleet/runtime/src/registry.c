@@ -203,6 +203,16 @@ static void *heartbeat_main(void *arg) {
     return NULL;
 }
 
+int sf_registry_set_address(sf_registry *r, const char *address) {
+    char *a = strdup(address);
+    if (a == NULL) {
+        return SL_ENOMEM;
+    }
+    free(r->address);
+    r->address = a;
+    return 0;
+}
+
 int sf_registry_register(sf_registry *r) {
     int rc = register_once(r);
     if (rc != 0) {

@@ -57,6 +57,7 @@ struct sf_server {
     check_entry *checks;
     size_t nchecks, checks_cap;
     struct MHD_Daemon *daemon;
+    int listen_fd; /* bound, not yet handed to the daemon; -1 otherwise */
     uint16_t port;
     atomic_uint in_flight;
     atomic_bool draining;
@@ -852,6 +853,7 @@ int sf_server_create(const sf_server_options *o, sf_server **out) {
         return SL_ENOMEM;
     }
     s->o = *o;
+    s->listen_fd = -1;
     s->service = strdup(o->service);
     s->listen = strdup(o->listen != NULL ? o->listen : "127.0.0.1:0");
     if (s->service == NULL || s->listen == NULL) {
@@ -932,14 +934,17 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa) {
     return 0;
 }
 
-int sf_server_start(sf_server *s) {
+int sf_server_bind(sf_server *s) {
+    if (s->listen_fd >= 0 || s->daemon != NULL) {
+        return 0;
+    }
     struct sockaddr_in sa;
     int rc = parse_listen(s->listen, &sa);
     if (rc != 0) {
         return rc;
     }
-    /* The socket is bound here, before the daemon's threads exist, so that
-     * the port is known (and s->port written) before any request reads it. */
+    /* Bound before the daemon's threads exist, so that the port is known
+     * (and s->port written) before any request reads it. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return -errno;
@@ -954,20 +959,28 @@ int sf_server_start(sf_server *s) {
         return rc;
     }
     s->port = ntohs(sa.sin_port);
+    s->listen_fd = fd;
+    return 0;
+}
+
+int sf_server_start(sf_server *s) {
+    int rc = sf_server_bind(s);
+    if (rc != 0 || s->daemon != NULL) {
+        return rc;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     errno = 0;
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-                                 MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET,
+                                 s->listen_fd, MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
                                  MHD_OPTION_CONNECTION_TIMEOUT,
                                  s->o.connection_timeout_s != 0 ? s->o.connection_timeout_s : 60u,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        rc = errno != 0 ? -errno : SL_EINVAL;
-        close(fd);
-        return rc;
+        return errno != 0 ? -errno : SL_EINVAL;
     }
+    s->listen_fd = -1; /* the daemon owns it now */
     return 0;
 }
 
@@ -1005,6 +1018,9 @@ void sf_server_destroy(sf_server *s) {
     }
     if (s->daemon != NULL) {
         MHD_stop_daemon(s->daemon);
+    }
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd);
     }
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i]);

@@ -138,6 +138,12 @@ sf_bus *sf_app_bus(sf_app *app);
  * the server started). */
 const char *sf_app_address(const sf_app *app);
 
+/* Declares that this service cannot serve without `service`: /ready then
+ * checks it (503 naming it) — with --registry, that discovery finds a passing
+ * instance of it; in any case, that its circuit breaker is not open. Call
+ * from the setup function. Errors: SL_ENOMEM. */
+int sf_app_require_upstream(sf_app *app, const char *service);
+
 /* Opens (creating) a SQLite database the way sf_app does. Errors: SF_EDB. */
 int sf_db_open(const char *path, sqlite3 **out);
 

@@ -44,6 +44,11 @@ void sf_registry_options_init(sf_registry_options *o);
 /* Copies the strings. The caller owns *out. Errors: SL_EINVAL, SL_ENOMEM. */
 int sf_registry_create(const sf_registry_options *o, sf_registry **out);
 
+/* Sets (copies) the address registered for this instance, when it was not
+ * known at creation (the port is chosen when the server binds). Call before
+ * sf_registry_register, from the thread that registers. */
+int sf_registry_set_address(sf_registry *r, const char *address);
+
 /* Registers this instance and starts the heartbeat thread. A registry that
  * cannot be reached is retried by the heartbeat thread: the error is
  * returned (and logged) but the thread runs. Errors: the client's, SF_EUPSTREAM

@@ -83,10 +83,13 @@ int sf_server_route(sf_server *s, const sf_route *r);
 /* Adds a readiness check named name (copied). */
 int sf_server_add_check(sf_server *s, const char *name, sf_check_fn fn, void *userdata);
 
-/* Binds and starts serving. Errors: -errno (address in use...), SL_EINVAL
- * (unparsable listen address). */
+/* Binds the listening socket without serving yet (the port is then known;
+ * connections wait in the backlog). Errors: -errno (address in use...),
+ * SL_EINVAL (unparsable listen address). */
+int sf_server_bind(sf_server *s);
+/* Binds (if not done) and starts serving. Errors: as sf_server_bind. */
 int sf_server_start(sf_server *s);
-/* The bound port (after start). */
+/* The bound port (after bind). */
 uint16_t sf_server_port(const sf_server *s);
 
 /* Stops accepting connections, answers new requests on open connections
