@@ -203,21 +203,12 @@ class Fleet:
         return http(method, self.url + path, body, headers, timeout)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Signals the process and waits; returns its exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                check(False, f"{self.name} did not stop within {timeout}s")
-        rc = self.proc.returncode
-        self.proc.stdout.close()
-        self.proc = None
-        self.log.close()
+        """Signals the process and waits (as harness.Server does); returns its
+        exit status."""
+        out = self.proc.stdout if self.proc is not None else None
+        rc = Server.stop(self, sig, timeout)
+        if out is not None:
+            out.close()
         return rc
 
     def cleanup(self):

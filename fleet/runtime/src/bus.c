@@ -499,6 +499,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     natsMsg_Destroy(msg);
 }
 
+/* Keeps a new subscription for sf_bus_close; on failure undoes it. */
 static int add_sub(sf_bus *b, sub_ctx *sc) {
     pthread_mutex_lock(&b->mu);
     int rc = sl_array_grow(&b->subs, &b->subs_cap, b->nsubs + 1, sizeof(sub_ctx *));
@@ -506,7 +507,13 @@ static int add_sub(sf_bus *b, sub_ctx *sc) {
         b->subs[b->nsubs++] = sc;
     }
     pthread_mutex_unlock(&b->mu);
-    return rc;
+    if (rc != 0) {
+        natsSubscription_Unsubscribe(sc->sub);
+        natsSubscription_Destroy(sc->sub);
+        free(sc);
+        return SL_ENOMEM;
+    }
+    return 0;
 }
 
 int sf_bus_subscribe(sf_bus *b, const char *subject, const char *queue, sf_bus_handler h,
@@ -527,13 +534,7 @@ int sf_bus_subscribe(sf_bus *b, const char *subject, const char *queue, sf_bus_h
         free(sc);
         return SF_EBUS;
     }
-    if (add_sub(b, sc) != 0) {
-        natsSubscription_Unsubscribe(sc->sub);
-        natsSubscription_Destroy(sc->sub);
-        free(sc);
-        return SL_ENOMEM;
-    }
-    return 0;
+    return add_sub(b, sc);
 }
 
 int sf_bus_consume(sf_bus *b, const char *subject, const char *durable, sf_bus_handler h,
@@ -571,13 +572,7 @@ int sf_bus_consume(sf_bus *b, const char *subject, const char *durable, sf_bus_h
     /* Deliveries pile up in the client while a handler is slow: a generous
      * bound, the server redelivers what is dropped. */
     natsSubscription_SetPendingLimits(sc->sub, 65536, 256 * 1024 * 1024);
-    if (add_sub(b, sc) != 0) {
-        natsSubscription_Unsubscribe(sc->sub);
-        natsSubscription_Destroy(sc->sub);
-        free(sc);
-        return SL_ENOMEM;
-    }
-    return 0;
+    return add_sub(b, sc);
 }
 
 const char *sf_bus_msg_subject(const sf_bus_msg *m) {

@@ -266,13 +266,10 @@ int sf_client_create(const sf_client_options *o, sf_client **out) {
     pthread_mutex_init(&c->tok_mu, NULL);
     pthread_mutex_init(&c->pool_mu, NULL);
     sl_meter *m = sf_telemetry_meter(o->telemetry);
+    rt_seconds_histogram(m, "http.client.request.duration",
+                         "Duration of HTTP client requests (one attempt).", NULL, 0,
+                         &c->otel_duration);
     sl_instrument_options io;
-    sl_instrument_options_init(&io);
-    io.kind = SL_INSTRUMENT_HISTOGRAM;
-    io.name = "http.client.request.duration";
-    io.unit = "s";
-    io.description = "Duration of HTTP client requests (one attempt).";
-    sl_meter_create(m, &io, &c->otel_duration);
     sl_instrument_options_init(&io);
     io.kind = SL_INSTRUMENT_OBSERVABLE_GAUGE;
     io.name = "http.client.circuit_breaker.state";

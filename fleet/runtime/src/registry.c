@@ -112,6 +112,18 @@ static int call(sf_registry *r, const char *method, const char *path, const json
     return sf_client_json(r->o.client, &c, body, status, json);
 }
 
+/* A call on this instance's registration: /v1/registry/instances/{id}{suffix}
+ * (no answer body wanted). */
+static int instance_call(sf_registry *r, const char *method, const char *id, const char *suffix,
+                         long *status) {
+    char path[256];
+    snprintf(path, sizeof path, "/v1/registry/instances/%s%s", id, suffix);
+    json_t *ans = NULL;
+    int rc = call(r, method, path, NULL, status, &ans);
+    json_decref(ans);
+    return rc;
+}
+
 static int register_once(sf_registry *r) {
     json_t *tags = json_array();
     if (tags == NULL) {
@@ -156,12 +168,8 @@ static int beat(sf_registry *r) {
     if (id[0] == '\0') {
         return register_once(r);
     }
-    char path[256];
-    snprintf(path, sizeof path, "/v1/registry/instances/%s/heartbeat", id);
     long status = 0;
-    json_t *ans = NULL;
-    int rc = call(r, "PUT", path, NULL, &status, &ans);
-    json_decref(ans);
+    int rc = instance_call(r, "PUT", id, "/heartbeat", &status);
     if (rc == 0 && status == 404) {
         sf_log(SL_SEVERITY_WARN, "the registry forgot instance %s: registering again", id);
         pthread_mutex_lock(&r->mu);
@@ -251,12 +259,8 @@ int sf_registry_deregister(sf_registry *r) {
     if (id[0] == '\0') {
         return 0;
     }
-    char path[256];
-    snprintf(path, sizeof path, "/v1/registry/instances/%s", id);
     long status = 0;
-    json_t *ans = NULL;
-    int rc = call(r, "DELETE", path, NULL, &status, &ans);
-    json_decref(ans);
+    int rc = instance_call(r, "DELETE", id, "", &status);
     if (rc == 0 && status != 204 && status != 200 && status != 404) {
         rc = SF_EUPSTREAM;
     }

@@ -5,6 +5,7 @@
 #ifndef RT_INT_H
 #define RT_INT_H
 
+#include <sightline/sightline.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,11 @@ int64_t rt_unix_s(void);
 /* xorshift-style random numbers for jitter and sampling, per thread, seeded
  * from the OS; uniform in [0, 1). */
 double rt_random01(void);
+
+/* Creates an sdk-c histogram in seconds on meter (NULL meter: *out NULL,
+ * which the SDK's record calls accept). bounds NULL = the SDK's default. */
+void rt_seconds_histogram(sl_meter *meter, const char *name, const char *description,
+                          const double *bounds, size_t nbounds, sl_instrument **out);
 
 /* True when the space-separated list contains word exactly. */
 bool rt_word_in(const char *list, const char *word, size_t word_len);

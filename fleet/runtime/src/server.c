@@ -870,17 +870,11 @@ int sf_server_create(const sf_server_options *o, sf_server **out) {
     route_metrics(&s->unmatched, "ANY", "");
     s->faults_injected =
         sl_counter("fleet_faults_injected_total", "", "Requests answered 500 by fault injection.");
-    sl_instrument_options io;
-    sl_instrument_options_init(&io);
-    io.kind = SL_INSTRUMENT_HISTOGRAM;
-    io.name = "http.server.request.duration";
-    io.unit = "s";
-    io.description = "Duration of HTTP server requests.";
     static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
                                     0.5,   0.75, 1,     2.5,  5,     7.5, 10};
-    io.buckets = bounds;
-    io.bucket_count = sizeof bounds / sizeof bounds[0];
-    sl_meter_create(sf_telemetry_meter(o->telemetry), &io, &s->otel_duration);
+    rt_seconds_histogram(sf_telemetry_meter(o->telemetry), "http.server.request.duration",
+                         "Duration of HTTP server requests.", bounds,
+                         sizeof bounds / sizeof bounds[0], &s->otel_duration);
 
     sf_route builtins[] = {
         {"GET", "/health", h_health, NULL, true, NULL, NULL},

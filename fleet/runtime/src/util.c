@@ -4,6 +4,8 @@
  */
 #include "rt_int.h"
 
+#include <sightline/sightline.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -132,4 +134,18 @@ uint64_t rt_mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void rt_seconds_histogram(sl_meter *meter, const char *name, const char *description,
+                          const double *bounds, size_t nbounds, sl_instrument **out) {
+    sl_instrument_options io;
+    sl_instrument_options_init(&io);
+    io.kind = SL_INSTRUMENT_HISTOGRAM;
+    io.name = name;
+    io.unit = "s";
+    io.description = description;
+    io.buckets = bounds;
+    io.bucket_count = nbounds;
+    *out = NULL;
+    sl_meter_create(meter, &io, out);
 }
