@@ -5,6 +5,8 @@ nats-server (JetStream) and the real Sightline binary:
 - an event committed with its state change (outbox) is relayed to JetStream
   and consumed by a durable queue consumer in another process: PRODUCER and
   CONSUMER spans in the request's trace, with correct parents;
+- core NATS publish/subscribe with a queue group: each message to one member,
+  CONSUMER spans children of PRODUCER spans;
 - NATS down: events still commit (201), /ready reports nats; NATS back: the
   pending events are published and consumed, each once;
 - a killed upstream opens the caller's circuit breaker within 5 s
@@ -38,7 +40,9 @@ def fleet(name, args):
 try:
     producer = fleet("producer", ["--db", os.path.join(nats.dir, "producer.db"),
                                   "--nats", nats.url, "--require", "echo-upstream"])
-    consumer = fleet("consumer", ["--nats", nats.url, "--consume", "notifications"])
+    consumer = fleet("consumer", ["--nats", nats.url, "--consume", "notifications",
+                                  "--subscribe", "chat.>"])
+    consumer2 = fleet("consumer2", ["--nats", nats.url, "--subscribe", "chat.>"])
     upstream = fleet("upstream", [])
 
     # --- a call through the runtime's client -----------------------------------
@@ -103,6 +107,33 @@ try:
         check_eq(tags_of(cons).get("messaging.destination.name"), "events.t1.user.created",
                  "destination on the consumer")
 
+    # --- core NATS: a queue group shares the messages -----------------------------
+    trace_id = os.urandom(16).hex()
+    root = os.urandom(8).hex()
+    core_ids = [f"core-{i}" for i in range(20)]
+    for cid in core_ids:
+        st, _, _ = producer.request("POST", "/v1/echo/publish", {"subject": "chat.room1", "id": cid},
+                                    headers={"traceparent": f"00-{trace_id}-{root}-01"})
+        check_eq(st, 202, "core publication")
+
+    def core_got(p):
+        st, _, body = p.request("GET", "/v1/echo/received")
+        return {k for k in json_of(body).get("events", {}) if k.startswith("core-")}
+
+    check(wait_for(lambda: len(core_got(consumer) | core_got(consumer2)) == 20, timeout=10),
+          "the queue group received all 20 core messages")
+    a, b = core_got(consumer), core_got(consumer2)
+    check(not (a & b), "each core message went to one member of the queue group")
+    check(a and b, "both members got a share: %d and %d" % (len(a), len(b)))
+    spans, services = get_trace(srv, trace_id, min_spans=60)
+    kinds = sorted(tags_of(s).get("span.kind") for s in spans)
+    check_eq((kinds.count("server"), kinds.count("producer"), kinds.count("consumer")),
+             (20, 20, 20), "SERVER, PRODUCER and CONSUMER spans of the core messages")
+    by_id = {s["spanID"]: s for s in spans}
+    check(all(tags_of(by_id.get(parent_of(s), {})).get("span.kind") == "producer"
+              for s in spans if tags_of(s).get("span.kind") == "consumer"),
+          "every CONSUMER span is a child of a PRODUCER span")
+
     # --- NATS outage: events commit, wait in the outbox, go out once back -------
     nats.stop()
     st, _, body = producer.request("GET", "/ready")
@@ -123,12 +154,14 @@ try:
     got = wait_for(lambda: all(i in received().get("events", {}) for i in ids), timeout=30)
     check(got, "the pending events were published and consumed once NATS came back")
     r = received()
-    check_eq(len(r.get("events", {})), 4, "four distinct events consumed")
-    check_eq(r.get("deliveries"), 4, "each delivered once")
+    jet = {k: v for k, v in r.get("events", {}).items() if not k.startswith("core-")}
+    check_eq(len(jet), 4, "four distinct events consumed")
+    check_eq(r.get("deliveries"), 4 + len(core_got(consumer)), "each delivered once")
     check(wait_for(lambda: producer.request("GET", "/ready")[0] == 200, timeout=10),
           "/ready again once NATS is back")
     st, _, body = producer.request("GET", "/metrics")
-    check("bus_messages_published_total 4" in body.decode(), "four publications counted")
+    check("bus_messages_published_total 24" in body.decode(),
+          "publications counted (4 JetStream, 20 core)")
 
     # --- a killed upstream opens the breaker within 5 s ---------------------------
     target = urllib.parse.quote(upstream.url + "/v1/echo/hello", safe="")

@@ -12,8 +12,10 @@
  *   POST /v1/echo/events         public; with --db and --nats: stores the item
  *                                and its event (events.<tenant>.<type>) in one
  *                                transaction; the outbox relay publishes it
- *   GET  /v1/echo/received       public; with --consume NAME: the events this
- *                                instance consumed (deduplicated by event id)
+ *   POST /v1/echo/publish        public; with --nats: {"subject","id"} published on
+ *                                core NATS (at most once)
+ *   GET  /v1/echo/received       public; with --consume NAME or --subscribe SUBJECT:
+ *                                the events this instance got (deduplicated by id)
  */
 #include <sf/sf_app.h>
 #include <sf/sf_outbox.h>
@@ -205,6 +207,33 @@ static int on_event(const sf_bus_msg *m, void *ud) {
     return 0;
 }
 
+static void publish(sf_req *r, void *ud) {
+    echo *e = ud;
+    static const sf_json_field fields[] = {{"subject", SF_JSON_STRING, true, 1, 128},
+                                           {"id", SF_JSON_STRING, true, 1, 64}};
+    json_t *body;
+    if (sf_app_bus(e->app) == NULL) {
+        sf_reply_error(r, 503, "publishing needs --nats");
+        return;
+    }
+    if (sf_req_json(r, fields, 2, false, &body) != 0) {
+        return;
+    }
+    json_t *msg = json_pack("{s:s}", "id", sf_json_str(body, "id", ""));
+    char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
+    int rc = text != NULL ? sf_bus_publish(sf_app_bus(e->app), sf_json_str(body, "subject", ""),
+                                           text, strlen(text), NULL)
+                          : SF_EBUS;
+    if (rc == 0) {
+        sf_reply_json(r, 202, sf_json_pack("{s:s}", "id", sf_json_str(body, "id", "")));
+    } else {
+        sf_reply_error(r, 503, "%s", sf_strerror(rc));
+    }
+    free(text);
+    json_decref(msg);
+    json_decref(body);
+}
+
 static void received(sf_req *r, void *ud) {
     echo *e = ud;
     pthread_mutex_lock(&e->mu);
@@ -254,6 +283,15 @@ static int setup(sf_app *app, void *ud) {
             return rc;
         }
     }
+    const char *core = sf_app_flag(app, "subscribe");
+    if (core != NULL) {
+        int rc = sf_app_bus(app) == NULL
+                     ? SF_EUSAGE
+                     : sf_bus_subscribe(sf_app_bus(app), core, "echo-core", on_event, e);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     const char *req = sf_app_flag(app, "require");
     for (const char *p = req; p != NULL && *p != '\0';) {
         char name[64];
@@ -274,6 +312,7 @@ static int setup(sf_app *app, void *ud) {
         {"GET", "/v1/echo/call/{service}/*", call_service, e, true, NULL, NULL},
         {"POST", "/v1/echo/events", post_event, e, true, NULL, NULL},
         {"GET", "/v1/echo/received", received, e, true, NULL, NULL},
+        {"POST", "/v1/echo/publish", publish, e, true, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int rc = sf_server_route(s, &routes[i]);
@@ -289,12 +328,14 @@ int main(int argc, char **argv) {
     e.received = json_object();
     static const sf_flag flags[] = {
         {"consume", "ECHO_CONSUME", "consume events.> as this durable queue consumer", NULL},
-        {"require", "ECHO_REQUIRE", "upstreams /ready depends on (a,b)", NULL}};
+        {"require", "ECHO_REQUIRE", "upstreams /ready depends on (a,b)", NULL},
+        {"subscribe", "ECHO_SUBSCRIBE", "core NATS subject to take in queue group echo-core",
+         NULL}};
     sf_app_options o = {0};
     o.service = "echo";
     o.description = "A minimal service on the fleet runtime.";
     o.flags = flags;
-    o.flag_count = 2;
+    o.flag_count = 3;
     o.on_stop = on_stop;
     o.userdata = &e;
     int rc = sf_app_main(&o, argc, argv, setup, &e);
