@@ -359,10 +359,10 @@ static void *relay_main(void *arg) {
 int sf_outbox_start(const sf_outbox_options *o, sf_outbox **out) {
     *out = NULL;
     const char *table = o != NULL && o->table != NULL ? o->table : "outbox";
-    if (o == NULL || o->db == NULL || o->bus == NULL || !table_ok(table)) {
+    if (o == NULL || (o->db == NULL && o->path == NULL) || o->bus == NULL || !table_ok(table)) {
         return SL_EINVAL;
     }
-    const char *file = sqlite3_db_filename(o->db, "main");
+    const char *file = o->db != NULL ? sqlite3_db_filename(o->db, "main") : o->path;
     if (file == NULL || file[0] == '\0') {
         return SL_EINVAL; /* an in-memory database has no second connection */
     }
@@ -371,6 +371,8 @@ int sf_outbox_start(const sf_outbox_options *o, sf_outbox **out) {
         return SL_ENOMEM;
     }
     ob->o = *o;
+    ob->o.db = NULL; /* the relay uses its own connection only */
+    ob->o.path = NULL;
     snprintf(ob->table, sizeof ob->table, "%s", table);
     ob->o.table = ob->table;
     if (ob->o.batch == 0) {
@@ -426,7 +428,7 @@ int64_t sf_outbox_pending(sf_outbox *ob) {
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE sent_ms IS NULL", ob->table);
     sqlite3 *db = NULL;
     /* A connection of the caller's own: the relay's belongs to its thread. */
-    if (sf_db_open(sqlite3_db_filename(ob->o.db, "main"), &db) != 0) {
+    if (sf_db_open(sqlite3_db_filename(ob->db, "main"), &db) != 0) {
         return SF_EDB;
     }
     sqlite3_stmt *st = NULL;

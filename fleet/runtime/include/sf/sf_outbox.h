@@ -54,7 +54,8 @@ int sf_outbox_add(sqlite3 *db, const char *table, const char *subject, const cha
                   const void *payload, size_t len, char *id_out);
 
 typedef struct sf_outbox_options {
-    sqlite3 *db;           /* required, borrowed */
+    sqlite3 *db;           /* the service's connection (only its file name is used), */
+    const char *path;      /* or the database file's path: one of the two is required */
     sf_bus *bus;           /* required, borrowed */
     const char *table;     /* "outbox" */
     unsigned batch;        /* rows per round: 256 */
