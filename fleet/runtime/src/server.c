@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #define MAX_PARAMS 8
+#define TOKEN_CACHE 256 /* verified service tokens remembered, direct-mapped */
 #define MAX_HEADERS 16
 #define STATUS_SLOTS 600
 
@@ -40,6 +42,15 @@ typedef struct route_entry {
     sl_metric *duration;
     _Atomic(sl_metric *) by_status[STATUS_SLOTS];
 } route_entry;
+
+/* A verified token and its claims (shared, read-only: jansson's reference
+ * counts are atomic), valid until its exp. */
+typedef struct token_entry {
+    uint64_t hash;
+    char *token;
+    json_t *claims;
+    int64_t valid_until;
+} token_entry;
 
 typedef struct check_entry {
     char *name;
@@ -66,6 +77,8 @@ struct sf_server {
     atomic_uint fault_error_ppm; /* error ratio in millionths */
     sl_instrument *otel_duration;
     sl_metric *faults_injected;
+    pthread_mutex_t tok_mu;
+    token_entry tokens[TOKEN_CACHE];
 };
 
 typedef struct resp_header {
@@ -505,6 +518,53 @@ static const char *carrier_get(void *carrier, const char *name) {
     return MHD_lookup_connection_value(carrier, MHD_HEADER_KIND, name);
 }
 
+static uint64_t fnv1a(const char *p) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *p != '\0'; p++) {
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* Verifies a service token for this server (audience = the service), or
+ * finds it among the recently verified ones: a caller sends the same token
+ * for about a minute, and a hit skips the HMAC and both JSON parses. */
+static int verify_token(sf_server *s, const char *tok, json_t **claims) {
+    uint64_t h = fnv1a(tok);
+    token_entry *e = &s->tokens[h % TOKEN_CACHE];
+    int64_t now = rt_unix_s();
+    pthread_mutex_lock(&s->tok_mu);
+    if (e->token != NULL && e->hash == h && now < e->valid_until && strcmp(e->token, tok) == 0) {
+        *claims = json_incref(e->claims);
+        pthread_mutex_unlock(&s->tok_mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&s->tok_mu);
+    sf_jwt_verify_options vo;
+    sf_jwt_verify_options_init(&vo);
+    vo.audience = s->service;
+    int rc = sf_jwt_verify(s->o.service_key, tok, strlen(tok), &vo, claims);
+    int64_t exp;
+    if (rc != 0 || sf_claims_int(*claims, "exp", &exp) != 0) {
+        return rc;
+    }
+    char *copy = strdup(tok);
+    if (copy == NULL) {
+        return 0; /* verified; just not remembered */
+    }
+    pthread_mutex_lock(&s->tok_mu);
+    char *old_tok = e->token;
+    json_t *old_claims = e->claims;
+    e->hash = h;
+    e->token = copy;
+    e->claims = json_incref(*claims);
+    e->valid_until = exp + vo.leeway_s; /* as sf_jwt_verify's own exp check */
+    pthread_mutex_unlock(&s->tok_mu);
+    free(old_tok);
+    json_decref(old_claims);
+    return 0;
+}
+
 /* Checks the service token against the route; 0 or the HTTP status. */
 static unsigned authorize(sf_req *req, const sf_route *r, char *why, size_t cap) {
     const sf_jwt_key *key = req->srv->o.service_key;
@@ -520,10 +580,7 @@ static unsigned authorize(sf_req *req, const sf_route *r, char *why, size_t cap)
     while (*tok == ' ') {
         tok++;
     }
-    sf_jwt_verify_options vo;
-    sf_jwt_verify_options_init(&vo);
-    vo.audience = req->srv->service;
-    int rc = sf_jwt_verify(key, tok, strlen(tok), &vo, &req->claims);
+    int rc = verify_token(req->srv, tok, &req->claims);
     if (rc != 0) {
         snprintf(why, cap, "invalid service token: %s", sf_strerror(rc));
         return 401;
@@ -854,6 +911,7 @@ int sf_server_create(const sf_server_options *o, sf_server **out) {
     }
     s->o = *o;
     s->listen_fd = -1;
+    pthread_mutex_init(&s->tok_mu, NULL);
     s->service = strdup(o->service);
     s->listen = strdup(o->listen != NULL ? o->listen : "127.0.0.1:0");
     if (s->service == NULL || s->listen == NULL) {
@@ -1024,6 +1082,11 @@ void sf_server_destroy(sf_server *s) {
         free(s->checks[i].name);
     }
     free(s->checks);
+    for (size_t i = 0; i < TOKEN_CACHE; i++) {
+        free(s->tokens[i].token);
+        json_decref(s->tokens[i].claims);
+    }
+    pthread_mutex_destroy(&s->tok_mu);
     free(s->service);
     free(s->listen);
     free(s);
