@@ -280,6 +280,16 @@ static void test_client_wire(void) {
     ASSERT_TRUE(json_is_null(json_object_get(q, "flag")));
     json_decref(ans);
 
+    /* A client without telemetry still passes the caller's context on. */
+    sf_client *bare = make_client(NULL, g_key);
+    sl_context_push(&parent);
+    ASSERT_EQ(sf_client_json(bare, &call, NULL, &status, &ans), 0);
+    sl_context_pop();
+    ASSERT_STR_EQ(json_string_value(json_object_get(ans, "traceparent")),
+                  "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    json_decref(ans);
+    sf_client_destroy(bare);
+
     /* No current context: the client span starts a trace, still on the wire. */
     sf_response r;
     ASSERT_EQ(sf_client_do(c, &call, &r), 0);

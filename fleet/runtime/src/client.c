@@ -405,6 +405,8 @@ static attempt_result attempt(sf_client *c, const sf_call *call, const char *met
     int hrc = 0;
     if (span != NULL && sl_span_get_context(span, &ctx) == 0) {
         hrc = sl_propagation_inject(&ctx, add_header, &hl);
+    } else if (!call->untraced && sl_propagation_inject(NULL, add_header, &hl) == SL_ENOMEM) {
+        hrc = SL_ENOMEM; /* no tracer: the caller's context still travels */
     }
     char *token = NULL;
     if (hrc == 0 && c->o.service_key != NULL) {
