@@ -29,7 +29,8 @@ CC=clang cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
     >/dev/null
 cmake --build build-tsan --target sightline otlp-gen promql_eval_tool sdk-it-driver \
-    sl-example-server sl-example-client fleet-echo fleet-registry fleet-gateway fleet-loadgen
+    sl-example-server sl-example-client fleet-echo fleet-registry fleet-gateway fleet-loadgen \
+    fleet-auth fleet-users fleet-tenants fleet-notifications fleet-analytics
 TSAN_OPTIONS=halt_on_error=0 ctest --test-dir build-tsan --output-on-failure -L integration \
     --timeout 600
 

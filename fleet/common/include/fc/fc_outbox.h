@@ -2,8 +2,7 @@
  * The transactional outbox. A service that changes state and must announce
  * it writes the event into its own database's `outbox` table in the same
  * transaction as the change, so the two commit or vanish together; a relay
- * (the runtime's sf_outbox, or fc_outbox_pending/fc_outbox_mark_sent here)
- * then publishes pending rows to JetStream in seq order, with the stored
+ * (the runtime's sf_outbox) then publishes pending rows to JetStream in seq order, with the stored
  * trace context as message headers, and marks a row sent only after
  * JetStream acknowledged it. Consumers deduplicate by event id, so a row
  * published twice (crash between ack and mark) is harmless.
@@ -30,18 +29,6 @@
     " traceparent TEXT, tracestate TEXT, created_ms INTEGER NOT NULL, sent_ms INTEGER);"           \
     "CREATE INDEX outbox_pending ON outbox(seq) WHERE sent_ms IS NULL;"
 
-/* An outbox row as the relay sees it (borrowed views, valid during the
- * callback only). */
-typedef struct fc_outbox_row {
-    int64_t seq;
-    const char *event_id;
-    const char *subject;
-    const char *payload;
-    const char *traceparent; /* NULL when none was stored */
-    const char *tracestate;  /* NULL when none */
-    int64_t created_ms;
-} fc_outbox_row;
-
 /* Appends an event inside the caller's write transaction. tenant must pass
  * fc_id_valid; type is dot-separated words of [a-z0-9_] ("user.created");
  * data_json a JSON object (text) or NULL for {}. traceparent / tracestate
@@ -50,21 +37,5 @@ typedef struct fc_outbox_row {
  * SL_ESTORAGE. */
 int fc_outbox_add(fc_db *db, const char *tenant, const char *type, const char *data_json,
                   const char *traceparent, const char *tracestate, char *event_id);
-
-/* Calls fn for up to limit pending rows in seq order (inside the caller's
- * transaction); stops early when fn returns non-zero and returns that value.
- * Returns 0, fn's value or SL_ESTORAGE. */
-int fc_outbox_pending(fc_db *db, int limit, int (*fn)(void *arg, const fc_outbox_row *row),
-                      void *arg);
-
-/* Marks row seq sent at now_ms. Returns 0 or SL_ESTORAGE. */
-int fc_outbox_mark_sent(fc_db *db, int64_t seq, int64_t now_ms);
-
-/* Deletes rows sent before cutoff_ms (the table would otherwise grow
- * forever). Returns the number deleted, or SL_ESTORAGE. */
-int fc_outbox_prune(fc_db *db, int64_t cutoff_ms);
-
-/* Number of rows not yet sent, or SL_ESTORAGE. */
-int fc_outbox_backlog(fc_db *db);
 
 #endif

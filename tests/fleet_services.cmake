@@ -1,0 +1,14 @@
+# The fleet's business services (fleet/auth, users, tenants, notifications,
+# analytics) as real processes against a real nats-server, and the fleet's
+# end-to-end test. Included by tests/CMakeLists.txt.
+if(TARGET fleet-users)
+    find_package(Python3 REQUIRED COMPONENTS Interpreter)
+    add_test(NAME integration_fleet_services
+             COMMAND ${Python3_EXECUTABLE}
+                     ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fleet_services.py
+                     $<TARGET_FILE:fleet-users> $<TARGET_FILE:fleet-auth>
+                     $<TARGET_FILE:fleet-tenants> $<TARGET_FILE:fleet-notifications>
+                     $<TARGET_FILE:fleet-analytics>)
+    set_tests_properties(integration_fleet_services PROPERTIES
+                         LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
+endif()
