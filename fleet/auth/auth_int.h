@@ -10,7 +10,7 @@
 
 #include <sf/sf_jwt.h>
 
-#define AUTH_ISSUER "auth"
+#define AUTH_ISSUER "fleet-auth"
 #define AUTH_AUDIENCE "fleet"
 
 /* A credentials row. */

@@ -260,7 +260,7 @@ try:
     head, body, sig = at.split(".")
     claims = json.loads(b64d(body))
     check_eq((json.loads(b64d(head))["alg"], claims["sub"], claims["tenant"], claims["iss"],
-              claims["aud"], claims["scope"]), ("EdDSA", zoe, "t1", "auth", "fleet", "user"),
+              claims["aud"], claims["scope"]), ("EdDSA", zoe, "t1", "fleet-auth", "fleet", "user"),
              "access token claims")
     check(claims["exp"] - claims["iat"] == 900, "access token lives 15 minutes")
     der = bytes.fromhex("302a300506032b6570032100") + b64d(jwk["x"])
