@@ -9,6 +9,10 @@ const TENANT = 'bulk';
 const SERVICES = ['api', 'worker', 'db-proxy', 'mailer'];
 const SEV = [[9, 'INFO'], [9, 'INFO'], [13, 'WARN'], [5, 'DEBUG'], [17, 'ERROR']];
 let t0 = 0;
+// Records 98,980 to 99,019 share one nanosecond: the first page (the newest
+// 1,000) ends among them, so the next page must neither lose nor repeat one.
+const TIE = [BULK - 1020, BULK - 980];
+const timeIndex = i => i >= TIE[0] && i < TIE[1] ? TIE[0] : i;
 
 export async function seedBulkLogs(s) {
     // One record every 30 ms over the last 50 minutes, oldest first.
@@ -18,7 +22,7 @@ export async function seedBulkLogs(s) {
         const by = new Map(SERVICES.map(x => [x, []]));
         for (let i = part * BULK / 4; i < (part + 1) * BULK / 4; i++) {
             const [n, text] = SEV[i % SEV.length];
-            by.get(SERVICES[i % SERVICES.length]).push({timeUnixNano: nsOf(t0 + i * 30), severityNumber: n, severityText: text,
+            by.get(SERVICES[i % SERVICES.length]).push({timeUnixNano: nsOf(t0 + timeIndex(i) * 30), severityNumber: n, severityText: text,
                 body: {stringValue: `bulk record ${i} handled order ${(i * 7919) % 100000}`},
                 traceId: i % 10 === 0 ? hex(0xb0000000 + i, 32) : '', spanId: i % 10 === 0 ? hex(0xb000 + i, 16) : '',
                 attributes: [attr('record.index', i), attr('customer', `c-${i % 977}`)]});
@@ -51,6 +55,21 @@ export async function checkBulkLogs(page, s) {
         maxDom = Math.max(maxDom, await page.locator('.log-row').count());
     }
     const ms = Date.now() - started;
+    // Around the end of the first page: each of the records sharing one
+    // nanosecond shown exactly once.
+    const around = new Map();
+    for (const top of [960, 990, 1020]) {
+        await page.$eval('.loglist', (el, y) => { el.scrollTop = y; }, 24 * top);
+        await page.waitForSelector(`.log-row[data-index="${top + 10}"]`, {state: 'attached'});
+        for (const [i, rec] of await page.$$eval('.log-row', rs => rs.map(r => [+r.dataset.index, +/bulk record (\d+)/.exec(r.textContent)[1]]))) {
+            if (i >= 960 && i < 1040) around.set(i, rec);
+        }
+    }
+    const want = [];
+    for (let i = BULK - 961; i > BULK - 1041; i--) want.push(i);
+    const got = [...around.values()].sort((a, b) => b - a);
+    check(around.size === 80 && JSON.stringify(got) === JSON.stringify(want),
+          `records at the first page's boundary, each once: ${got.slice(10, 70)}`);
     check(last === BULK, `scrolling to the end loads all ${BULK} records (got ${last} after ${loads} pages)`);
     console.log(`note: 100,000 records paged in by scrolling in ${ms} ms (${loads} pages, at most ${maxDom} rows in the DOM)`);
     await page.$eval('.loglist', el => { el.scrollTop = el.scrollHeight; });

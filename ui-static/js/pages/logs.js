@@ -84,26 +84,43 @@ export async function render(root, route, {signal, navigate}) {
     }
 
     // Older records: the button, or scrolling near the end of the list
-    // (infinite scroll), fetch the next page before the oldest shown.
-    let loadingOlder = false;
+    // (infinite scroll), fetch the next page ending at the oldest time shown,
+    // inclusive: records sharing that nanosecond with the last row may not all
+    // have fit in the page before. The ones already shown come first (the
+    // server's order is stable) and are skipped. After a failure, only the
+    // button retries (no request per scrolled frame).
+    let loadingOlder = false, autoOlder = true;
     async function loadOlder() {
         if (!rows.length || loadingOlder || more.hidden) return;
         const oldest = rows[rows.length - 1].timestamp;
+        let shown = 0;
+        for (let i = rows.length - 1; i >= 0 && rows[i].timestamp === oldest; i--) shown++;
         const my = gen;
         loadingOlder = true;
         more.disabled = true;
         more.textContent = 'Loading older…';
         try {
-            const j = await api('/api/logs', params({start: `${range.startMs}000000`, end: (BigInt(oldest) - 1n).toString(),
-                                                     direction: 'backward', limit: OLDER_PAGE}), {signal});
+            const page = end => api('/api/logs', params({start: `${range.startMs}000000`, end, direction: 'backward', limit: OLDER_PAGE}), {signal});
+            let got = (await page(oldest)).data || [];
+            let skip = 0;
+            while (skip < got.length && skip < shown && got[skip].timestamp === oldest) skip++;
+            if (skip === got.length && got.length >= OLDER_PAGE) {
+                // A whole page at one nanosecond: go on before it.
+                got = (await page((BigInt(oldest) - 1n).toString())).data || [];
+                skip = 0;
+            }
             if (my !== gen) return;
-            rows = rows.concat((j.data || []).filter(keep)).slice(0, MAX_ROWS);
-            more.hidden = (j.data || []).length < OLDER_PAGE || rows.length >= MAX_ROWS;
+            rows = rows.concat(got.slice(skip).filter(keep)).slice(0, MAX_ROWS);
+            more.hidden = got.length < OLDER_PAGE || rows.length >= MAX_ROWS;
+            autoOlder = true;
             showStatus();
             vlist.refresh();
             drawHisto();
         } catch (e) {
-            if (!isAbort(e)) clear(status, notice('error', 'Could not load older records', e.message));
+            if (!isAbort(e)) {
+                autoOlder = false;
+                clear(status, notice('error', 'Could not load older records', e.message));
+            }
         } finally {
             loadingOlder = false;
             more.disabled = false;
@@ -111,7 +128,7 @@ export async function render(root, route, {signal, navigate}) {
         }
     }
     more.addEventListener('click', loadOlder);
-    vlist.onNearEnd(() => { if (!more.hidden) loadOlder(); });
+    vlist.onNearEnd(() => { if (!more.hidden && autoOlder) loadOlder(); });
 
     function drawHisto() {
         if (!range) return;
