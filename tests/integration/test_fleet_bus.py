@@ -9,6 +9,8 @@ nats-server (JetStream) and the real Sightline binary:
   CONSUMER spans children of PRODUCER spans;
 - NATS down: events still commit (201), /ready reports nats; NATS back: the
   pending events are published and consumed, each once;
+- events committed while NATS is down by a producer then killed with SIGKILL
+  are published by the restarted producer (the outbox is the database);
 - a killed upstream opens the caller's circuit breaker within 5 s
   (http_client_circuit_breaker_state on /metrics), and /ready, which requires
   that upstream, answers 503 naming it.
@@ -162,6 +164,21 @@ try:
     st, _, body = producer.request("GET", "/metrics")
     check("bus_messages_published_total 24" in body.decode(),
           "publications counted (4 JetStream, 20 core)")
+
+    # --- a producer killed with events still in its outbox publishes them on restart
+    nats.stop()
+    crash_ids = []
+    for i in range(2):
+        st, _, body = producer.request("POST", "/v1/echo/events",
+                                       {"tenant": "t3", "type": "user.deleted", "data": {"i": i}})
+        check_eq(st, 201, "event %d committed before the crash" % i)
+        crash_ids.append(json_of(body).get("id"))
+    producer.proc.send_signal(signal.SIGKILL)
+    producer.proc.wait()
+    nats.start()
+    producer = fleet("producer-restarted", producer.args)
+    got = wait_for(lambda: all(i in received().get("events", {}) for i in crash_ids), timeout=30)
+    check(got, "events committed before a SIGKILL were published after the restart")
 
     # --- a killed upstream opens the breaker within 5 s ---------------------------
     target = urllib.parse.quote(upstream.url + "/v1/echo/hello", safe="")
