@@ -12,6 +12,7 @@
 #define SL_COL_INT_H
 
 #include "collector.h"
+#include "series_limit.h"
 
 #include "sl_arena.h"
 #include "sl_buf.h"
@@ -33,6 +34,7 @@ typedef struct col_req col_req;
 /* What a signal's convert function produces from one decoded request. */
 typedef struct col_records {
     const sl_tenant_limits *limits; /* input: the tenant's limits (attributes) */
+    col_series_gate series;         /* input: the active series limit; output: refusals */
     uint64_t limited;               /* output: attributes dropped or values cut */
     sl_buf primary;                 /* record of the route's signal (empty: nothing to store) */
     sl_buf derived;                 /* optional STG_METRICS record derived from the request
@@ -184,6 +186,7 @@ struct col_collector {
     /* per-tenant rate buckets (limits.c; loop thread) */
     struct col_bucket *buckets;
     size_t nbuckets, buckets_cap;
+    col_series_limiter *series; /* active series per tenant (decode pool) */
     sl_metric *m_limited[STG_NSIGNALS], *m_truncated;
     sl_metric *m_accepted[STG_NSIGNALS], *m_rejected[STG_NSIGNALS], *m_req_latency[STG_NSIGNALS];
     sl_metric *m_commit_latency, *m_queue_depth, *m_batch_size, *m_bytes_received, *m_timeouts,
@@ -215,17 +218,6 @@ void col_reply_error(col_req *r, int status, const char *msg);
 void col_after_commit(col_collector *col, col_req *r, int rc); /* loop thread */
 void col_count_status(const col_route *route, int status);     /* route may be NULL */
 void col_maybe_close_wake(col_collector *col);                 /* loop thread, at shutdown */
-
-/* limits.c */
-/* Takes the request's accepted items from its tenant's bucket. Returns 0, or
- * 429 with *retry_after_s. Loop thread. */
-int col_rate_take(col_collector *col, const col_req *r, uint32_t *retry_after_s);
-void col_limits_free(col_collector *col);
-/* Attribute limits; return how many attributes were dropped or cut. */
-uint64_t col_limit_attrs(sl_attr *attrs, uint32_t *n, uint32_t *dropped,
-                         const sl_tenant_limits *lim);
-uint64_t col_limit_spans(sl_span *spans, size_t n, const sl_tenant_limits *lim);
-uint64_t col_limit_logs(sl_log_record *recs, size_t n, const sl_tenant_limits *lim);
 
 /* limits.c */
 /* Takes the request's accepted items from its tenant's bucket. Returns 0, or

@@ -38,7 +38,9 @@ typedef struct col_options {
     const char *tls_key;         /* PEM private key */
     const char *tls_client_ca;   /* PEM CA: clients must present a certificate it signed */
     sl_limits *limits;           /* per-tenant limits (borrowed); NULL: none */
-    sl_auth *auth;               /* bearer tokens (borrowed); NULL: the tenant is X-Scope-OrgID */
+    uint64_t active_series_window_ns; /* a series idle this long stops counting towards
+                                       * max_active_series; 0: 10 minutes */
+    sl_auth *auth; /* bearer tokens (borrowed); NULL: the tenant is X-Scope-OrgID */
 } col_options;
 
 void col_options_init(col_options *o);

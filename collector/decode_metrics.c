@@ -429,6 +429,23 @@ static void dm_reject(dm_ctx *c, sl_str metric, size_t point, const char *why) {
     }
 }
 
+/* The active series limit over the series one point produced (from first
+ * on): all of them are stored or none. */
+static bool dm_gate(dm_ctx *c, size_t first, sl_str metric, size_t point) {
+    col_mbatch *b = c->out;
+    if (col_series_admit(b->gate, b->series + first, b->nseries - first)) {
+        return true;
+    }
+    b->nseries = first;
+    char why[128];
+    snprintf(why, sizeof(why),
+             "tenant's active series limit (max_active_series %llu) reached; new series are "
+             "refused until idle ones expire",
+             (unsigned long long)b->gate->max);
+    dm_reject(c, metric, point, why);
+    return false;
+}
+
 static int dm_point_attrs(dm_ctx *c, pb_kv *const *kvs, size_t n) {
     c->attrs = sl_arena_alloc(c->a, (n + c->nbase + 2) * sizeof(dm_label));
     if (c->attrs == NULL) {
@@ -627,6 +644,7 @@ static int dm_numbers(dm_ctx *c, const pb_metric *m, sl_str mname, pb_num *const
             continue;
         }
         size_t idx;
+        size_t first = c->out->nseries;
         int rc = dm_point_attrs(c, p->attributes, p->n_attributes);
         if (rc == 0) {
             rc = dm_series(c, name, NULL, (sl_str){"", 0}, delta ? STG_MS_DELTA : STG_MS_CUMULATIVE,
@@ -641,6 +659,9 @@ static int dm_numbers(dm_ctx *c, const pb_metric *m, sl_str mname, pb_num *const
         }
         if (rc != 0) {
             return rc;
+        }
+        if (!dm_gate(c, first, mname, i)) {
+            continue;
         }
         c->out->points++;
         meta = true;
@@ -733,6 +754,7 @@ static int dm_histograms(dm_ctx *c, const pb_metric *m, sl_str mname, int tempor
             acc += (double)p->bucket_counts[j];
             cum[j] = acc;
         }
+        size_t first = c->out->nseries;
         int rc = dm_point_attrs(c, p->attributes, p->n_attributes);
         if (rc == 0) {
             rc =
@@ -747,6 +769,9 @@ static int dm_histograms(dm_ctx *c, const pb_metric *m, sl_str mname, int tempor
         }
         if (rc != 0) {
             return rc;
+        }
+        if (!dm_gate(c, first, mname, i)) {
+            continue;
         }
         c->out->points++;
         meta = true;
@@ -825,6 +850,7 @@ static int dm_exp_histograms(dm_ctx *c, const pb_metric *m, sl_str mname, int te
             bounds[nb] = b;
             cum[nb++] = acc;
         }
+        size_t first = c->out->nseries;
         int rc = dm_point_attrs(c, p->attributes, p->n_attributes);
         if (rc == 0) {
             rc = dm_classic(
@@ -838,6 +864,9 @@ static int dm_exp_histograms(dm_ctx *c, const pb_metric *m, sl_str mname, int te
         }
         if (rc != 0) {
             return rc;
+        }
+        if (!dm_gate(c, first, mname, i)) {
+            continue;
         }
         c->out->points++;
         meta = true;
@@ -872,6 +901,7 @@ static int dm_summaries(dm_ctx *c, const pb_metric *m, sl_str mname) {
         }
         int64_t t = dm_ms(p->time_unix_nano);
         size_t idx;
+        size_t first = c->out->nseries;
         int rc = dm_point_attrs(c, p->attributes, p->n_attributes);
         for (size_t j = 0; j < p->n_quantile_values && rc == 0; j++) {
             char q[SL_FMT_DOUBLE_MAX];
@@ -896,6 +926,9 @@ static int dm_summaries(dm_ctx *c, const pb_metric *m, sl_str mname) {
         }
         if (rc != 0) {
             return rc;
+        }
+        if (!dm_gate(c, first, mname, i)) {
+            continue;
         }
         c->out->points++;
         meta = true;
@@ -1005,9 +1038,14 @@ static int dm_target_info(dm_ctx *c, const Opentelemetry__Proto__Resource__V1__R
     }
     int rc = dm_point_attrs(c, kvs, n);
     size_t idx;
+    size_t first = c->out->nseries;
     if (rc == 0) {
         rc = dm_series(c, SL_STR_LIT("target_info"), NULL, (sl_str){"", 0}, STG_MS_CUMULATIVE,
                        c->res_max_t, 1.0, &idx);
+    }
+    if (rc == 0 && !col_series_admit(c->out->gate, c->out->series + first, 1)) {
+        c->out->nseries = first; /* counted by the gate; not a data point of the request */
+        return 0;
     }
     if (rc == 0) {
         rc = dm_meta(c, SL_STR_LIT("target_info"), "gauge", NULL);

@@ -42,13 +42,15 @@
 #ifndef COL_DECODE_METRICS_H
 #define COL_DECODE_METRICS_H
 
+#include "series_limit.h"
 #include "sl_arena.h"
 #include "storage.h"
 
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 
 typedef struct col_mbatch {
-    stg_mseries *series; /* in the arena */
+    col_series_gate *gate; /* input: the tenant's active series limit; NULL: none */
+    stg_mseries *series;   /* in the arena */
     size_t nseries, cap;
     stg_metric_meta *meta; /* one per metric family */
     size_t nmeta, mcap;
@@ -57,7 +59,8 @@ typedef struct col_mbatch {
 } col_mbatch;
 
 /*
- * Converts req into out (zero it first). Returns 0, also when points were
+ * Converts req into out (zero it first, then set gate). Points whose series
+ * the gate refuses are rejected like invalid ones. Returns 0, also when points were
  * rejected (err then describes the first, e.g. "metric \"x\" point 2: sum
  * without aggregation temporality"), or SL_ENOMEM when the arena's cap was
  * reached. Everything in out lives in a or is borrowed from req.

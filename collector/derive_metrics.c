@@ -85,7 +85,7 @@ static int dv_add(dv_list *l, const stg_label *labels, size_t nl, double v) {
 }
 
 int col_span_metrics(const sl_span *spans, size_t n, uint64_t now_unix_nano, sl_arena *a,
-                     sl_buf *out) {
+                     col_series_gate *gate, sl_buf *out) {
     if (n == 0) {
         return 0;
     }
@@ -130,6 +130,7 @@ int col_span_metrics(const sl_span *spans, size_t n, uint64_t now_unix_nano, sl_
         };
         /* Series without le: skip slot 2. */
         stg_label nole[6] = {lab[0], lab[1], lab[3], lab[4], lab[5], lab[6]};
+        size_t first = l.n;
         rc = dv_add(&l, nole, 6, (double)(j - i));
         double cum = 0;
         lab[0].value = SL_STR_LIT("traces_span_metrics_duration_seconds_bucket");
@@ -146,6 +147,9 @@ int col_span_metrics(const sl_span *spans, size_t n, uint64_t now_unix_nano, sl_
         if (rc == 0) {
             rc = dv_add(&l, nole, 6, (double)(j - i));
         }
+        if (rc == 0 && !col_series_admit(gate, l.series + first, l.n - first)) {
+            l.n = first; /* over the tenant's series limit: the spans are kept, not the series */
+        }
         i = j;
     }
     stg_metric_meta meta[2] = {
@@ -157,7 +161,7 @@ int col_span_metrics(const sl_span *spans, size_t n, uint64_t now_unix_nano, sl_
          SL_STR_LIT("Span durations, by service, span name, kind and status"),
          SL_STR_LIT("seconds")},
     };
-    return rc != 0 ? rc : stg_metrics_encode(l.series, l.n, meta, 2, out);
+    return rc != 0 || l.n == 0 ? rc : stg_metrics_encode(l.series, l.n, meta, 2, out);
 }
 
 static const char *dv_severity(int32_t num) {
@@ -175,7 +179,7 @@ static int dv_cmp_log(const void *a, const void *b) {
 }
 
 int col_log_metrics(const sl_log_record *logs, size_t n, uint64_t now_unix_nano, sl_arena *a,
-                    sl_buf *out) {
+                    col_series_gate *gate, sl_buf *out) {
     if (n == 0) {
         return 0;
     }
@@ -203,11 +207,14 @@ int col_log_metrics(const sl_log_record *logs, size_t n, uint64_t now_unix_nano,
             {SL_STR_LIT("severity"), sl_str_c(dv_severity(order[i]->severity_number))},
         };
         rc = dv_add(&l, lab, 4, (double)(j - i));
+        if (rc == 0 && !col_series_admit(gate, l.series + l.n - 1, 1)) {
+            l.n--;
+        }
         i = j;
     }
     stg_metric_meta meta = {SL_STR_LIT("logs_records_total"),
                             SL_STR_LIT("counter"),
                             SL_STR_LIT("Log records received, by service and severity"),
                             {"", 0}};
-    return rc != 0 ? rc : stg_metrics_encode(l.series, l.n, &meta, 1, out);
+    return rc != 0 || l.n == 0 ? rc : stg_metrics_encode(l.series, l.n, &meta, 1, out);
 }

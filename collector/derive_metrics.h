@@ -22,6 +22,7 @@
 #ifndef COL_DERIVE_METRICS_H
 #define COL_DERIVE_METRICS_H
 
+#include "series_limit.h"
 #include "sl_arena.h"
 #include "sl_buf.h"
 #include "sl_model.h"
@@ -30,12 +31,14 @@
 #include <stdint.h>
 
 /* Appends the metrics WAL record of n spans' RED deltas to out (nothing when
- * n == 0). Scratch memory comes from a. Returns 0, SL_ENOMEM or SL_ETOOBIG. */
+ * n == 0 or the gate refuses every series). The series of one (service,
+ * span name, kind, status) group pass the gate together. Scratch memory comes
+ * from a. Returns 0, SL_ENOMEM or SL_ETOOBIG. */
 int col_span_metrics(const sl_span *spans, size_t n, uint64_t now_unix_nano, sl_arena *a,
-                     sl_buf *out);
+                     col_series_gate *gate, sl_buf *out);
 
 /* Appends the metrics WAL record of n log records' count deltas to out. */
 int col_log_metrics(const sl_log_record *logs, size_t n, uint64_t now_unix_nano, sl_arena *a,
-                    sl_buf *out);
+                    col_series_gate *gate, sl_buf *out);
 
 #endif

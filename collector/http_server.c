@@ -584,6 +584,8 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
             goto fail;
         }
     }
+    /* NULL (out of memory) leaves series unlimited rather than refuse ingest. */
+    col->series = col_series_limiter_new(o->active_series_window_ns);
     if ((rc = col_writer_start(col)) != 0) {
         goto fail;
     }
@@ -605,6 +607,7 @@ fail:
     uv_loop_close(&col->loop);
     pthread_mutex_destroy(&col->mu);
     pthread_cond_destroy(&col->cond);
+    col_series_limiter_free(col->series);
     col_tls_ctx_free(col->tls_http);
     col_tls_ctx_free(col->tls_grpc);
     free(col);

@@ -76,6 +76,8 @@ int col_rate_take(col_collector *col, const col_req *r, uint32_t *retry_after_s)
 void col_limits_free(col_collector *col) {
     free(col->buckets);
     col->buckets = NULL;
+    col_series_limiter_free(col->series);
+    col->series = NULL;
     col->nbuckets = col->buckets_cap = 0;
 }
 

@@ -329,6 +329,8 @@ static void decode_work(uv_work_t *w) {
     }
     r->msg[0] = '\0';
     r->recs.limits = &r->limits;
+    r->recs.series = (col_series_gate){
+        .lim = col->series, .tenant = r->tenant, .max = r->limits.max_active_series};
     int rc = r->route->convert(msg, a, &r->recs, r->msg, sizeof(r->msg));
     if (rc == SL_ENOMEM) {
         r->status = 413;
@@ -420,14 +422,14 @@ static int convert_traces(const ProtobufCMessage *req, sl_arena *a, col_records 
         return SL_EFULL; /* malloc failed: the server's condition, not the request's */
     }
     /* Span RED metrics ride in the same durable batch. */
-    rc = col_span_metrics(spans, n, sl_now_unix_nano(), a, &out->derived);
+    rc = col_span_metrics(spans, n, sl_now_unix_nano(), a, &out->series, &out->derived);
     return rc == SL_ENOMEM ? SL_EFULL : rc;
 }
 
 /* metrics: data points -> Prometheus series -> one metrics WAL record. */
 static int convert_metrics(const ProtobufCMessage *req, sl_arena *a, col_records *out, char *err,
                            size_t err_size) {
-    col_mbatch b = {0};
+    col_mbatch b = {.gate = &out->series};
     int rc = col_metrics_to_series(
         (const Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *)req, a,
         &b, err, err_size);
@@ -461,7 +463,7 @@ static int convert_logs(const ProtobufCMessage *req, sl_arena *a, col_records *o
         return SL_EFULL; /* malloc failed: the server's condition, not the request's */
     }
     /* logs_records_total{service_name, severity} rides in the same batch. */
-    rc = col_log_metrics(recs, n, sl_now_unix_nano(), a, &out->derived);
+    rc = col_log_metrics(recs, n, sl_now_unix_nano(), a, &out->series, &out->derived);
     return rc == SL_ENOMEM ? SL_EFULL : rc;
 }
 

@@ -54,6 +54,7 @@ typedef struct config {
     const char *ports_file;
     const char *auth_tokens;
     const char *limits;
+    uint64_t active_series_window_ns;
     const char *tls_cert;
     const char *tls_key;
     const char *tls_client_ca;
@@ -85,6 +86,7 @@ enum {
     OPT_PORTS_FILE,
     OPT_AUTH_TOKENS,
     OPT_LIMITS,
+    OPT_ACTIVE_SERIES_WINDOW,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_TLS_CLIENT_CA,
@@ -194,6 +196,10 @@ static const struct flag {
      "YAML file of per-tenant limits (defaults: and tenants:): ingestion rates per signal, "
      "attribute limits, active series, retention per signal (reloaded on SIGHUP)",
      STR(limits)},
+    {OPT_ACTIVE_SERIES_WINDOW, "active-series-window", "SIGHTLINE_ACTIVE_SERIES_WINDOW", "DURATION",
+     "a series without samples for this long stops counting towards its tenant's "
+     "max_active_series (default 10m)",
+     NUM(V_DURATION, active_series_window_ns, SEC, ANY)},
     {OPT_TLS_CERT, "tls-cert", "SIGHTLINE_TLS_CERT", "FILE",
      "PEM certificate (chain): TLS 1.2+ on every port (OTLP/HTTP, OTLP/gRPC with ALPN h2, "
      "query and UI); needs --tls-key",
@@ -488,6 +494,7 @@ static int configure(config *c, int argc, char **argv) {
                   .max_inflight_bytes = 256ull << 20,
                   .request_timeout_ns = 30ull * 1000000000ull,
                   .idle_timeout_ns = 60ull * 1000000000ull,
+                  .active_series_window_ns = 600ull * 1000000000ull,
                   .query_port = 16686,
                   .data_dir = "./data",
                   .partition_ns = 3600ull * 1000000000ull,
@@ -690,6 +697,7 @@ static int serve(const config *c) {
     co.tls_key = c->tls_key;
     co.tls_client_ca = c->tls_client_ca;
     co.limits = limits;
+    co.active_series_window_ns = c->active_series_window_ns;
     if ((rc = col_start(&co, store, &col)) != 0) {
         SL_LOG_E("main", "cannot start the OTLP receiver on port %u: %s", co.http_port,
                  sl_strerror(rc));

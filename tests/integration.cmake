@@ -13,6 +13,10 @@ add_test(NAME integration_config
 add_test(NAME integration_grpc
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_grpc.py $<TARGET_FILE:sightline>
                  $<TARGET_FILE:otlp-gen> ${CMAKE_CURRENT_SOURCE_DIR}/grpc)
+add_test(NAME integration_grpc_zstd
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_grpc_zstd.py $<TARGET_FILE:sightline>
+                 $<TARGET_FILE:otlp-gen>)
+set_tests_properties(integration_grpc_zstd PROPERTIES SKIP_RETURN_CODE 77)
 add_test(NAME integration_disk_full
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_disk_full.py $<TARGET_FILE:sightline>
                  $<TARGET_FILE:otlp-gen>)
@@ -23,6 +27,8 @@ add_test(NAME integration_auth
 add_test(NAME integration_limits
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_limits.py $<TARGET_FILE:sightline>
                  $<TARGET_FILE:otlp-gen> ${CMAKE_CURRENT_SOURCE_DIR}/grpc)
+add_test(NAME integration_series_limit
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_series_limit.py $<TARGET_FILE:sightline>)
 add_test(NAME integration_backpressure
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_backpressure.py $<TARGET_FILE:sightline>
                  $<TARGET_FILE:otlp-gen>)
@@ -32,8 +38,10 @@ add_test(NAME integration_tls
 add_test(NAME integration_slow_clients
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_slow_clients.py $<TARGET_FILE:sightline>)
 set_tests_properties(integration_traces_api integration_durability integration_config
-                     integration_grpc integration_disk_full integration_slow_clients
-                     integration_auth integration_limits integration_backpressure
+                     integration_grpc integration_grpc_zstd integration_disk_full
+                     integration_slow_clients
+                     integration_auth integration_limits integration_series_limit
+                     integration_backpressure
                      integration_tls PROPERTIES
     LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
 

@@ -39,6 +39,12 @@ target_sources(fuzz_logs_params PRIVATE ${SL_LOGS_PARAMS_SRCS})
 target_include_directories(fuzz_logs_params PRIVATE ${CMAKE_SOURCE_DIR}/query
                                                     ${CMAKE_SOURCE_DIR}/storage)
 
+# The OTLP logs protobuf path of the collector: depth check, unpack, records,
+# limits, the WAL record read back.
+sl_fuzz_target(fuzz_otlp_logs fuzz_otlp_logs.c LIBS sl_collector sl_storage sl_otlp PkgConfig::UV)
+target_include_directories(fuzz_otlp_logs PRIVATE ${CMAKE_SOURCE_DIR}/collector
+                           ${HTTP_PARSER_INCLUDE})
+
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME integration_logs_api
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_logs_api.py

@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -539,7 +540,7 @@ static void test_span_metrics(void) {
     }
     sl_buf out;
     sl_buf_init(&out, 0);
-    ASSERT_EQ(col_span_metrics(sp, 4, 1700000000000000000ull, &g_a, &out), 0);
+    ASSERT_EQ(col_span_metrics(sp, 4, 1700000000000000000ull, &g_a, NULL, &out), 0);
     ms_record r;
     ASSERT_EQ(ms_record_decode(out.data, out.len, &g_a, &r), 0);
     ASSERT_EQ(r.nseries, 2 * 20);
@@ -584,10 +585,82 @@ static void test_span_metrics(void) {
         logs[i].severity_number = i == 2 ? 17 : 9;
     }
     out.len = 0;
-    ASSERT_EQ(col_log_metrics(logs, 3, 1700000000000000000ull, &g_a, &out), 0);
+    ASSERT_EQ(col_log_metrics(logs, 3, 1700000000000000000ull, &g_a, NULL, &out), 0);
     ASSERT_EQ(ms_record_decode(out.data, out.len, &g_a, &r), 0);
     ASSERT_EQ(r.nseries, 2);
     sl_buf_free(&out);
+    sl_arena_free(&g_a);
+}
+
+/* max_active_series: whole points and whole span groups are admitted or
+ * refused; known series always pass; idle series expire. */
+static void test_series_limit(void) {
+    sl_arena_init(&g_a, 0);
+    col_series_limiter *lim = col_series_limiter_new(1000000000ull); /* 1 s window */
+    ASSERT_TRUE(lim != NULL);
+    col_series_gate gate = {.lim = lim, .tenant = "acme", .max = 25};
+    /* Span RED series: 20 per (service, name, kind, status) group. */
+    sl_resource res = {SL_STR_INIT("checkout"), NULL, 0, 0};
+    sl_span sp[2];
+    memset(sp, 0, sizeof(sp));
+    for (int i = 0; i < 2; i++) {
+        sp[i].resource = &res;
+        sp[i].name = SL_STR_LIT("GET /cart");
+        sp[i].kind = SL_KIND_SERVER;
+        sp[i].status_code = i == 1 ? SL_STATUS_ERROR : SL_STATUS_UNSET;
+        sp[i].end_unix_nano = 1000000;
+    }
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    ASSERT_EQ(col_span_metrics(sp, 2, 1700000000000000000ull, &g_a, &gate, &out), 0);
+    ms_record r;
+    ASSERT_EQ(ms_record_decode(out.data, out.len, &g_a, &r), 0);
+    ASSERT_EQ(r.nseries, 20); /* the second group would make 40 > 25 */
+    ASSERT_EQ(gate.refused_points, 1);
+    ASSERT_EQ(gate.refused_series, 20);
+    ASSERT_EQ(col_series_active(lim, "acme"), 20);
+    ASSERT_EQ(col_series_active(lim, "other"), 0);
+    /* Known series pass again; a second tenant has its own count. */
+    out.len = 0;
+    ASSERT_EQ(col_span_metrics(sp, 1, 1700000000001000000ull, &g_a, &gate, &out), 0);
+    ASSERT_TRUE(out.len > 0);
+    col_series_gate other = {.lim = lim, .tenant = "other", .max = 25};
+    out.len = 0;
+    ASSERT_EQ(col_span_metrics(sp + 1, 1, 1700000000001000000ull, &g_a, &other, &out), 0);
+    ASSERT_EQ(other.refused_points, 0);
+    /* OTLP points: 5 more series fit, the sixth point is refused with a
+     * clear partial-success message; a histogram point is all or nothing. */
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *pts[6];
+    for (int i = 0; i < 6; i++) {
+        pts[i] = num(2000000000, i, 0);
+        static const char *const shards[] = {"0", "1", "2", "3", "4", "5"};
+        pb_kv **kvs = sl_arena_calloc(&g_a, 1, sizeof(*kvs));
+        kvs[0] = kv("shard", shards[i]);
+        pts[i]->attributes = kvs;
+        pts[i]->n_attributes = 1;
+    }
+    pb_metric *ms[] = {sum_metric("jobs", 2, true, pts, 6)}; /* cumulative, monotonic */
+    req_t *req = mkreq(ms, 1);
+    col_mbatch b = {.gate = &gate};
+    char err[256];
+    ASSERT_EQ(col_metrics_to_series(req, &g_a, &b, err, sizeof(err)), 0);
+    ASSERT_EQ(b.points, 5); /* 20 + 5 = 25; shard 5 and target_info do not fit */
+    ASSERT_EQ(b.rejected, 1);
+    ASSERT_TRUE(strstr(err, "max_active_series 25") != NULL);
+    ASSERT_TRUE(find(&b, "jobs_seconds_total{instance=i-1,job=api,shard=4}") != NULL);
+    ASSERT_TRUE(find(&b, "jobs_seconds_total{instance=i-1,job=api,shard=5}") == NULL);
+    ASSERT_TRUE(find(&b, "target_info{host_name=h1,instance=i-1,job=api}") == NULL);
+    ASSERT_EQ(col_series_active(lim, "acme"), 25);
+    /* After the window every series is idle: new ones fit again. */
+    struct timespec ts = {1, 200000000};
+    nanosleep(&ts, NULL);
+    ASSERT_EQ(col_series_active(lim, "acme"), 0);
+    col_mbatch b2 = {.gate = &gate};
+    ASSERT_EQ(col_metrics_to_series(req, &g_a, &b2, err, sizeof(err)), 0);
+    ASSERT_EQ(b2.points, 6);
+    ASSERT_EQ(b2.rejected, 0);
+    sl_buf_free(&out);
+    col_series_limiter_free(lim);
     sl_arena_free(&g_a);
 }
 
@@ -600,5 +673,6 @@ int main(void) {
     RUN(test_histograms);
     RUN(test_summary);
     RUN(test_span_metrics);
+    RUN(test_series_limit);
     return SL_TEST_RESULT();
 }
