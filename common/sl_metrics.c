@@ -173,6 +173,9 @@ static int render_one(sl_buf *out, const sl_metric *m, const char *prev_name) {
 int sl_metrics_render(sl_buf *out) {
     int rc = 0;
     const char *prev = NULL;
+    /* Registration appends under g_mu (a tail's next pointer, the new
+     * metric's fields): walk the list under it too. Rare on both sides. */
+    pthread_mutex_lock(&g_mu);
     /* Families were registered together in practice; render in list order but
      * emit each family's header once by walking families in first-seen order. */
     for (sl_metric *f = atomic_load(&g_head); f != NULL; f = f->next) {
@@ -194,5 +197,6 @@ int sl_metrics_render(sl_buf *out) {
             }
         }
     }
+    pthread_mutex_unlock(&g_mu);
     return rc != 0 ? -1 : 0;
 }
