@@ -457,8 +457,8 @@ static void restore_state(al_engine *e) {
                     a.fired_at = json_integer_value(json_object_get(j, "firedAt"));
                     a.resolved_at = json_integer_value(json_object_get(j, "resolvedAt"));
                     a.keep_firing_since = json_integer_value(json_object_get(j, "keepFiringSince"));
-                    /* Sent again at once: the notifier's groups did not
-                     * survive the restart, so they must learn of it anew. */
+                    /* Sent again at once: the notifier rebuilds its groups
+                     * from them (its notification log keeps it from repeating what it sent). */
                     a.last_sent = 0;
                     a.valid_until = json_integer_value(json_object_get(j, "validUntil"));
                     rs->alerts[rs->n++] = a;

@@ -7,6 +7,13 @@
  * passed. Or, when forwarding, alerts go as they come to a real
  * Alertmanager's POST /api/v2/alerts.
  *
+ * What each group last notified (its firing and resolved fingerprints and
+ * when: Alertmanager's notification log) is written to options.state_file
+ * after every tick that changed it, and read back at start: a group formed
+ * again after a restart finds its entry and is not notified again before
+ * something changes or repeat_interval passes. Entries of groups that do not
+ * come back are kept until their repeat_interval has passed.
+ *
  * Threads: put() and tick() run on the evaluator's thread (or a test's) and
  * only touch memory under the mutex; one sender thread owns libcurl and does
  * every HTTP attempt, with retries and backoff, so a slow or failing
@@ -27,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct galert {
     uint64_t fp;
@@ -52,6 +60,14 @@ typedef struct agroup {
     int64_t last_notify_ms;
 } agroup;
 
+/* A notification log entry read at start and not yet claimed by a group. */
+typedef struct nflog_entry {
+    char *tenant, *key;
+    uint64_t *firing, *resolved;
+    size_t nfiring, nresolved;
+    int64_t at_ms;
+} nflog_entry;
+
 typedef struct job {
     char *url;
     char *body;
@@ -69,11 +85,15 @@ struct al_notifier {
     pthread_cond_t idle_cv; /* drain waits for an empty queue */
     agroup *groups;
     size_t ngroups, groups_cap;
+    char *state_file;
+    nflog_entry *nflog; /* unclaimed entries of the state file */
+    size_t nnflog, nflog_cap;
+    bool nflog_dirty;
     job *head, *tail;
     size_t queued;
     bool busy, stop;
     pthread_t thread;
-    sl_metric *m_sent, *m_failed, *m_retries, *m_dropped, *m_alerts;
+    sl_metric *m_sent, *m_failed, *m_retries, *m_dropped, *m_alerts, *m_truncated;
 };
 
 static void kvs_free(al_kv *kv, size_t n) {
@@ -117,6 +137,140 @@ static void agroup_free(agroup *g) {
     free(g->key);
     free(g->last_firing);
     free(g->last_resolved);
+}
+
+static void nflog_entry_free(nflog_entry *e) {
+    free(e->tenant);
+    free(e->key);
+    free(e->firing);
+    free(e->resolved);
+}
+
+static json_t *fps_json(const uint64_t *fps, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)fps[i]);
+        json_array_append_new(a, json_string(hex));
+    }
+    return a;
+}
+
+static int fps_from_json(const json_t *a, uint64_t **out, size_t *n) {
+    size_t len = json_array_size(a), i;
+    *n = 0;
+    *out = calloc(len ? len : 1, sizeof(uint64_t));
+    if (*out == NULL) {
+        return SL_ENOMEM;
+    }
+    json_t *v;
+    json_array_foreach(a, i, v) {
+        const char *hex = json_string_value(v);
+        char *end = NULL;
+        unsigned long long fp = hex != NULL ? strtoull(hex, &end, 16) : 0;
+        if (hex != NULL && end != hex && *end == '\0') {
+            (*out)[(*n)++] = fp;
+        }
+    }
+    return 0;
+}
+
+/* Reads the notification log (start-up, before the sender runs). */
+static void nflog_load(al_notifier *n) {
+    json_error_t jerr;
+    json_t *root = json_load_file(n->state_file, 0, &jerr);
+    if (root == NULL) {
+        if (access(n->state_file, F_OK) == 0) {
+            SL_LOG_W("alerting", "notification log %s unreadable (%s); starting without it",
+                     n->state_file, jerr.text);
+        }
+        return;
+    }
+    size_t i;
+    json_t *j;
+    json_array_foreach(json_object_get(root, "groups"), i, j) {
+        const char *tenant = json_string_value(json_object_get(j, "tenant"));
+        const char *key = json_string_value(json_object_get(j, "groupKey"));
+        if (tenant == NULL || key == NULL ||
+            sl_array_grow(&n->nflog, &n->nflog_cap, n->nnflog + 1, sizeof(nflog_entry)) != 0) {
+            continue;
+        }
+        nflog_entry e = {.tenant = strdup(tenant),
+                         .key = strdup(key),
+                         .at_ms = json_integer_value(json_object_get(j, "notifiedAt"))};
+        if (e.tenant == NULL || e.key == NULL ||
+            fps_from_json(json_object_get(j, "firing"), &e.firing, &e.nfiring) != 0 ||
+            fps_from_json(json_object_get(j, "resolved"), &e.resolved, &e.nresolved) != 0) {
+            nflog_entry_free(&e);
+            continue;
+        }
+        n->nflog[n->nnflog++] = e;
+    }
+    json_decref(root);
+}
+
+/* A new group takes over its entry of the log, if there is one. Mutex held. */
+static void nflog_claim(al_notifier *n, agroup *g) {
+    for (size_t i = 0; i < n->nnflog; i++) {
+        nflog_entry *e = &n->nflog[i];
+        if (strcmp(e->tenant, g->tenant) == 0 && strcmp(e->key, g->key) == 0) {
+            g->notified = true;
+            g->last_firing = e->firing;
+            g->nlast_firing = e->nfiring;
+            g->last_resolved = e->resolved;
+            g->nlast_resolved = e->nresolved;
+            g->last_notify_ms = e->at_ms;
+            e->firing = e->resolved = NULL;
+            nflog_entry_free(e);
+            n->nflog[i] = n->nflog[--n->nnflog];
+            return;
+        }
+    }
+}
+
+/* Writes the log (mutex held): every group that notified, and the unclaimed
+ * entries whose repeat_interval has not passed yet. */
+static void nflog_save(al_notifier *n, int64_t now_ms) {
+    if (n->state_file == NULL || !n->nflog_dirty) {
+        return;
+    }
+    json_t *root = json_object(), *arr = json_array();
+    json_object_set_new(root, "version", json_integer(1));
+    json_object_set(root, "groups", arr);
+    for (size_t i = 0; i < n->ngroups; i++) {
+        const agroup *g = &n->groups[i];
+        if (g->notified) {
+            json_array_append_new(
+                arr, json_pack("{s:s,s:s,s:o,s:o,s:I}", "tenant", g->tenant, "groupKey", g->key,
+                               "firing", fps_json(g->last_firing, g->nlast_firing), "resolved",
+                               fps_json(g->last_resolved, g->nlast_resolved), "notifiedAt",
+                               (json_int_t)g->last_notify_ms));
+        }
+    }
+    for (size_t i = 0; i < n->nnflog;) {
+        nflog_entry *e = &n->nflog[i];
+        if (e->at_ms + n->o.repeat_interval_ms <= now_ms) {
+            nflog_entry_free(e);
+            n->nflog[i] = n->nflog[--n->nnflog];
+            continue;
+        }
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:s,s:o,s:o,s:I}", "tenant", e->tenant, "groupKey",
+                                        e->key, "firing", fps_json(e->firing, e->nfiring),
+                                        "resolved", fps_json(e->resolved, e->nresolved),
+                                        "notifiedAt", (json_int_t)e->at_ms));
+        i++;
+    }
+    json_decref(arr);
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", n->state_file);
+    if (json_dump_file(root, tmp, JSON_COMPACT) != 0 || rename(tmp, n->state_file) != 0) {
+        SL_LOG_W("alerting", "cannot write the notification log %s: %s", n->state_file,
+                 strerror(errno));
+    } else {
+        n->nflog_dirty = false;
+    }
+    json_decref(root);
 }
 
 void al_global_init(void) {
@@ -450,6 +604,7 @@ int al_notifier_put(al_notifier *n, const al_alert_msg *alerts, size_t nalerts, 
                               .next_flush_ms = now_ms + n->o.group_wait_ms};
                 gl = NULL;
                 ngl = 0;
+                nflog_claim(n, g);
             }
         }
         kvs_free(gl, ngl);
@@ -539,16 +694,22 @@ static void flush(al_notifier *n, agroup *g, int64_t now_ms) {
                 }
             }
         }
+        /* max_alerts as Alertmanager's webhook notifier applies it: the
+         * payload (its status and common labels too) is made of the first
+         * max_alerts alerts; the dedup state above still covers them all. */
+        size_t nsend = n->o.max_alerts > 0 && g->n > n->o.max_alerts ? n->o.max_alerts : g->n;
+        size_t truncated = g->n - nsend;
+        sl_metric_add(n->m_truncated, truncated);
         json_t *alerts = json_array();
-        for (size_t i = 0; i < g->n; i++) {
+        for (size_t i = 0; i < nsend; i++) {
             json_array_append_new(alerts, alert_v4(order[i], i < nf));
         }
-        json_t *root = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:s,s:s,s:i}", "receiver",
-                                 n->receiver, "status", nf > 0 ? "firing" : "resolved", "alerts",
-                                 alerts, "groupLabels", kv_obj(g->glabels, g->nglabels),
-                                 "commonLabels", common_kv(order, g->n, false), "commonAnnotations",
-                                 common_kv(order, g->n, true), "externalURL", n->external_url,
-                                 "version", "4", "groupKey", g->key, "truncatedAlerts", 0);
+        json_t *root = json_pack(
+            "{s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:s,s:s,s:I}", "receiver", n->receiver, "status",
+            nf > 0 ? "firing" : "resolved", "alerts", alerts, "groupLabels",
+            kv_obj(g->glabels, g->nglabels), "commonLabels", common_kv(order, nsend, false),
+            "commonAnnotations", common_kv(order, nsend, true), "externalURL", n->external_url,
+            "version", "4", "groupKey", g->key, "truncatedAlerts", (json_int_t)truncated);
         char *body = root ? json_dumps(root, JSON_COMPACT) : NULL;
         json_decref(root);
         if (body != NULL) {
@@ -563,6 +724,7 @@ static void flush(al_notifier *n, agroup *g, int64_t now_ms) {
         firing = resolved = NULL;
         g->notified = true;
         g->last_notify_ms = now_ms;
+        n->nflog_dirty = true;
         /* resolved alerts were notified: they leave the group */
         for (size_t i = 0; i < g->n;) {
             if (g->alerts[i].ends_ms > 0 && g->alerts[i].ends_ms <= now_ms) {
@@ -589,12 +751,14 @@ void al_notifier_tick(al_notifier *n, int64_t now_ms) {
         }
         /* a group whose alerts all resolved and were notified is gone */
         if (g->n == 0) {
+            n->nflog_dirty |= g->notified;
             agroup_free(g);
             n->groups[i] = n->groups[--n->ngroups];
             continue;
         }
         i++;
     }
+    nflog_save(n, now_ms);
     pthread_mutex_unlock(&n->mu);
 }
 
@@ -629,6 +793,9 @@ int al_notifier_create(const al_notifier_options *o, al_notifier **out) {
     n->am_url = o->alertmanager_url && *o->alertmanager_url ? strdup(o->alertmanager_url) : NULL;
     n->receiver = strdup(o->receiver ? o->receiver : "webhook");
     n->external_url = strdup(o->external_url ? o->external_url : "");
+    if (o->state_file != NULL && (n->state_file = strdup(o->state_file)) != NULL) {
+        nflog_load(n);
+    }
     const char *gb = o->group_by ? o->group_by : "alertname";
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
@@ -663,6 +830,8 @@ int al_notifier_create(const al_notifier_options *o, al_notifier **out) {
                               "Notifications dropped because the queue was full.");
     n->m_alerts = sl_counter("sightline_alerts_received_total", "",
                              "Alerts handed to the notifier by the evaluator.");
+    n->m_truncated = sl_counter("sightline_notification_alerts_truncated_total", "",
+                                "Alerts left out of notifications by --alert-max-alerts.");
     if (rc == 0 && (rc = -pthread_create(&n->thread, NULL, sender_main, n)) != 0) {
         n->thread = 0;
     }
@@ -699,6 +868,11 @@ void al_notifier_destroy(al_notifier *n) {
         agroup_free(&n->groups[i]);
     }
     free(n->groups);
+    for (size_t i = 0; i < n->nnflog; i++) {
+        nflog_entry_free(&n->nflog[i]);
+    }
+    free(n->nflog);
+    free(n->state_file);
     for (size_t i = 0; i < n->ngroup_by; i++) {
         free(n->group_by[i]);
     }

@@ -131,6 +131,12 @@ typedef struct al_notifier_options {
     int64_t retry_max_ms;         /* give a notification up after this; default 5 min */
     int64_t backoff_ms;           /* first retry delay, doubled up to 30 s; default 500 ms */
     size_t queue_max;             /* notifications waiting to be sent; default 1024 */
+    const char *state_file;       /* the notification log (what each group last notified,
+                                   * as Alertmanager's nflog), kept across restarts;
+                                   * NULL: memory only */
+    size_t max_alerts;            /* alerts in one webhook notification, firing ones first
+                                   * (Alertmanager's webhook max_alerts; the rest are
+                                   * counted in truncatedAlerts); 0: all */
 } al_notifier_options;
 
 void al_notifier_options_init(al_notifier_options *o);

@@ -103,6 +103,10 @@ int alerting_create(const alerting_settings *s, stg_store *store, const char *da
         no.group_wait_ms = (int64_t)(s->group_wait_ns / 1000000u);
         no.group_interval_ms = (int64_t)(s->group_interval_ns / 1000000u);
         no.repeat_interval_ms = (int64_t)(s->repeat_interval_ns / 1000000u);
+        no.max_alerts = (size_t)s->max_alerts;
+        char nflog[4200];
+        snprintf(nflog, sizeof(nflog), "%s/.alerting-notifications.json", data_dir);
+        no.state_file = nflog;
         no.external_url = s->external_url;
         if ((rc = al_notifier_create(&no, &rt->notifier)) != 0) {
             goto fail;

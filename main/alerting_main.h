@@ -21,6 +21,7 @@ typedef struct alerting_settings {
     uint64_t group_wait_ns;
     uint64_t group_interval_ns;
     uint64_t repeat_interval_ns;
+    uint64_t max_alerts; /* per notification; 0: all */
     const char *external_url;
     const char *checks; /* "service=url,..." probed every check_interval_ns */
     uint64_t check_interval_ns;

@@ -99,6 +99,7 @@ enum {
     OPT_ALERT_GROUP_WAIT,
     OPT_ALERT_GROUP_INTERVAL,
     OPT_ALERT_REPEAT,
+    OPT_ALERT_MAX_ALERTS,
     OPT_EXTERNAL_URL,
     OPT_HEALTH_ERROR_RATIO,
     OPT_HEALTH_P95,
@@ -239,6 +240,10 @@ static const struct flag {
     {OPT_ALERT_REPEAT, "alert-repeat-interval", "SIGHTLINE_ALERT_REPEAT_INTERVAL", "DURATION",
      "wait before repeating an unchanged notification (default 4h)",
      NUM(V_DURATION, al.repeat_interval_ns, SEC / 1000, ANY)},
+    {OPT_ALERT_MAX_ALERTS, "alert-max-alerts", "SIGHTLINE_ALERT_MAX_ALERTS", "N",
+     "alerts in one webhook notification, firing ones first; the payload's truncatedAlerts "
+     "counts the rest (Alertmanager's max_alerts; default 0: all)",
+     NUM(V_UINT, al.max_alerts, 0, 1000000)},
     {OPT_EXTERNAL_URL, "external-url", "SIGHTLINE_EXTERNAL_URL", "URL",
      "this server's URL as users reach it, for links in alerts (default "
      "http://<host>:<query port>)",

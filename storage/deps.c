@@ -12,12 +12,16 @@
  * service) and children waiting for an unknown parent are kept, both in
  * bounded open-addressing tables that are emptied when full, so memory is
  * bounded whatever the load; an edge whose parent never comes is not
- * counted. Thread-safety: one mutex per graph; the cutter writes, query
+ * counted. The graph is memory only; at start the background thread
+ * rebuilds it from the spans stored in the last 24 hours' windows
+ * (stg_deps_rebuild) before it cuts anything. Thread-safety: one mutex per
+ * graph; the cutter (and the rebuild, on the same thread) writes, query
  * threads read.
  */
 #include "storage_int.h"
 
 #include "sl_err.h"
+#include "sl_log.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -31,6 +35,7 @@
 #define MAX_SERVICES 1024
 #define MAX_EDGES 2048
 #define MAX_INSTANCES 256
+#define DAY_NS (86400ull * 1000000000ull)
 
 typedef struct counts {
     uint32_t minute[MIN_SLOTS]; /* the minute (unix / 60) each slot holds */
@@ -338,7 +343,9 @@ static const sl_str *instance_of(const sl_span *sp) {
 static void note_instance(service *sv, sl_str name, uint64_t now_ns) {
     for (size_t i = 0; i < sv->ninst; i++) {
         if (sl_str_eqc(name, sv->inst[i].name)) {
-            sv->inst[i].last_seen_ns = now_ns;
+            if (now_ns > sv->inst[i].last_seen_ns) {
+                sv->inst[i].last_seen_ns = now_ns;
+            }
             return;
         }
     }
@@ -352,7 +359,10 @@ static void note_instance(service *sv, sl_str name, uint64_t now_ns) {
     }
 }
 
-void stg_deps_observe(stg_store *s, const char *tenant, sl_span *const *spans, size_t n) {
+/* Counts n spans into the tenant's graph. Live, a service was last seen when
+ * its span was stored (now); replayed from storage, when the span ended. */
+static void observe(stg_store *s, const char *tenant, sl_span *const *spans, size_t n,
+                    bool replay) {
     deps *d = s->deps;
     if (d == NULL || n == 0) {
         return;
@@ -377,10 +387,16 @@ void stg_deps_observe(stg_store *s, const char *tenant, sl_span *const *spans, s
         }
         seen_put(g, sp->span_id, svc[i]);
         service *sv = g->svcs[svc[i]];
-        sv->last_seen_ns = now;
+        uint64_t seen = now;
+        if (replay) {
+            uint64_t end =
+                sp->end_unix_nano > sp->start_unix_nano ? sp->end_unix_nano : sp->start_unix_nano;
+            seen = end < now ? end : now;
+        }
+        sv->last_seen_ns = seen > sv->last_seen_ns ? seen : sv->last_seen_ns;
         const sl_str *inst = instance_of(sp);
         if (inst != NULL && inst->len > 0) {
-            note_instance(sv, *inst, now);
+            note_instance(sv, *inst, seen);
         }
         bool root = sl_is_zero(sp->parent_span_id, 8);
         if (root || sp->kind == SL_KIND_SERVER || sp->kind == SL_KIND_CONSUMER) {
@@ -416,6 +432,67 @@ void stg_deps_observe(stg_store *s, const char *tenant, sl_span *const *spans, s
     free(svc);
 out:
     pthread_mutex_unlock(&d->mu);
+}
+
+void stg_deps_observe(stg_store *s, const char *tenant, sl_span *const *spans, size_t n) {
+    observe(s, tenant, spans, n, false);
+}
+
+typedef struct rebuild_ctx {
+    stg_store *s;
+    const char *tenant;
+    uint64_t spans;
+} rebuild_ctx;
+
+static int rebuild_batch(void *ud, const sl_span *spans, size_t n) {
+    rebuild_ctx *c = ud;
+    sl_span **ptrs = malloc(n * sizeof(*ptrs));
+    if (ptrs == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = (sl_span *)(uintptr_t)&spans[i];
+    }
+    observe(c->s, c->tenant, ptrs, n, true);
+    free(ptrs);
+    c->spans += n;
+    return c->spans >= STG_DEPS_REBUILD_MAX ? SL_ETOOBIG : 0;
+}
+
+void stg_deps_rebuild(stg_store *s) {
+    uint64_t t0 = sl_mono_nano(), now = sl_now_unix_nano();
+    uint64_t from = now > DAY_NS ? now - DAY_NS : 0;
+    stg_partition **parts = NULL;
+    size_t np = 0;
+    if (s->deps == NULL || stg_parts_list(s, NULL, &parts, &np) != 0) {
+        return;
+    }
+    sl_arena tmp;
+    sl_arena_init(&tmp, 256u << 20);
+    rebuild_ctx c = {s, NULL, 0};
+    int rc = 0;
+    /* Each tenant's list is newest first: walk it backwards, oldest first,
+     * as the cutter saw the spans. */
+    for (size_t i = np; i > 0 && rc == 0; i--) {
+        stg_partition *p = parts[i - 1];
+        if (p->window_start_ns + s->opt.partition_ns <= from) {
+            continue;
+        }
+        c.tenant = p->tenant;
+        rc = stg_scan_partition(p, from, UINT64_MAX, &tmp, rebuild_batch, &c);
+    }
+    sl_arena_free(&tmp);
+    stg_parts_release(s, parts, np);
+    if (rc == SL_ETOOBIG) {
+        SL_LOG_W("storage", "service graph rebuilt from the first %llu stored spans only",
+                 (unsigned long long)c.spans);
+    } else if (rc != 0) {
+        SL_LOG_W("storage", "service graph rebuild stopped: %s", sl_strerror(rc));
+    } else if (c.spans > 0) {
+        SL_LOG_I("storage", "service graph rebuilt from %llu stored spans in %llu ms",
+                 (unsigned long long)c.spans,
+                 (unsigned long long)((sl_mono_nano() - t0) / 1000000u));
+    }
 }
 
 /* Sums c over [start_ns, end_ns]: calls, errors and latency quantiles

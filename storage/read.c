@@ -696,8 +696,8 @@ static int emit_range(sl_span *spans, size_t n, uint64_t lo, uint64_t hi, stg_sp
     return w > 0 ? cb(ud, spans, w) : 0;
 }
 
-static int scan_partition(stg_partition *p, uint64_t lo, uint64_t hi, sl_arena *tmp, stg_span_cb cb,
-                          void *ud) {
+int stg_scan_partition(stg_partition *p, uint64_t lo, uint64_t hi, sl_arena *tmp, stg_span_cb cb,
+                       void *ud) {
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
     if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn) != 0) {
@@ -741,7 +741,8 @@ static int scan_from_spans(void *ud, sl_span *spans, size_t n) {
 
 static int scan_from_window(stg_partition *p, sl_arena *tmp, void *ud) {
     scan_ctx *c = ud;
-    return part_overlaps(p, c->lo, c->hi) ? scan_partition(p, c->lo, c->hi, tmp, c->cb, c->ud) : 0;
+    return part_overlaps(p, c->lo, c->hi) ? stg_scan_partition(p, c->lo, c->hi, tmp, c->cb, c->ud)
+                                          : 0;
 }
 
 int stg_scan_spans(stg_store *s, const char *tenant, uint64_t start_min, uint64_t start_max,

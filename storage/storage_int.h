@@ -165,6 +165,16 @@ struct stg_store {
 int stg_deps_open(stg_store *s);
 void stg_deps_close(stg_store *s);
 void stg_deps_observe(stg_store *s, const char *tenant, sl_span *const *spans, size_t n);
+/* Fills the graphs from the spans already cut into windows of the last 24
+ * hours (at most STG_DEPS_REBUILD_MAX of them), so that a restart loses
+ * nothing of the graph. The background thread runs it once, before its first
+ * cut: spans still in the WAL are observed when they are cut, so none counts
+ * twice. */
+#define STG_DEPS_REBUILD_MAX 5000000u
+void stg_deps_rebuild(stg_store *s);
+/* Calls cb with the spans of p's blocks starting in [lo, hi] (read.c). */
+int stg_scan_partition(stg_partition *p, uint64_t lo, uint64_t hi, sl_arena *tmp, stg_span_cb cb,
+                       void *ud);
 
 /* partition.c */
 int stg_part_open(stg_store *s, const char *tenant, uint64_t window_start_ns, bool create,

@@ -102,6 +102,8 @@ int stg_maintain(stg_store *s, uint64_t now_unix_nano) {
 static void *bg_main(void *arg) {
     stg_store *s = arg;
     uint64_t last_full = sl_mono_nano();
+    /* Before the first cut, so that no span is observed twice. */
+    stg_deps_rebuild(s);
     pthread_mutex_lock(&s->bg_mu);
     while (!s->stopping) {
         struct timespec ts;

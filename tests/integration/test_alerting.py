@@ -7,11 +7,13 @@ small HTTP server started here that records what it gets):
   webhook payload (version 4, exact fields) for the group of two alerts, even
   though it answers the first attempt with 500;
 - an unchanged group is notified again only after repeat_interval;
-- a restart keeps the alert state (same activeAt, still firing);
+- a restart keeps the alert state (same activeAt, still firing) and the
+  notification log (no duplicate notification before repeat_interval);
 - POST /-/reload with a broken file is refused with the line and keeps the
   rules; a reload where the condition no longer holds resolves the alert and
   the receiver gets the resolved notification;
-- delivery failures and retries are counted in /metrics.
+- delivery failures and retries are counted in /metrics;
+- --alert-max-alerts truncates a notification and reports truncatedAlerts.
 
 Rules here use expressions over constants so that they need no stored
 samples; the rules over span-derived series are exercised through the same
@@ -257,11 +259,15 @@ try:
     st, body = srv.get_json("/api/v1/alerts")
     check_eq(len(body["data"]["alerts"]), 2, "old rules and alerts kept after a failed reload")
 
-    # The notifier's groups start empty after a restart: the firing alerts
-    # are sent to the receiver again before they can be resolved.
+    # The notification log survives the restart: the rebuilt group is not
+    # notified again before repeat_interval (6 s) since the last notification.
     t_again, _ = rcv.wait_for(lambda b: b["status"] == "firing" and
                               any(t > t_restart for t, x in rcv.accepted() if x is b))
-    check(t_again is not None, "firing notification after the restart")
+    check(t_again is not None, "firing notification after the restart (repeat_interval)")
+    if t_again is not None:
+        before = [t for t, b in rcv.accepted() if t < t_restart]
+        gap = t_again - before[-1] if before else 0
+        check(gap >= 5.0, f"no duplicate notification after the restart (gap {gap:.1f}s)")
 
     # --- reload: condition gone -> resolved notification ---
     with open(rules_file, "w") as f:
@@ -292,6 +298,23 @@ try:
     st, body = srv.get_json("/api/v1/rules")
     check(st == 200 and body["data"]["groups"][0]["rules"][0]["health"] == "ok",
           f"evaluation goes on while deliveries fail: {body}")
+    srv.cleanup()
+
+    # --- --alert-max-alerts: Alertmanager's max_alerts, truncation reported ---
+    small = Receiver(fail_first=0)
+    args3 = ["--rules-dir", rules_dir, "--alert-webhook-url",
+             f"http://127.0.0.1:{small.port}/hook", "--alert-group-wait", "0s",
+             "--alert-max-alerts", "1"]
+    srv = Server(binary, args3).start()
+    _, note = small.wait_for(lambda b: b["status"] == "firing")
+    check(note is not None, "a notification with max_alerts 1")
+    if note is not None:
+        check_eq(len(note["alerts"]), 1, "one alert in the notification")
+        check_eq(note["truncatedAlerts"], 1, "the other one is reported as truncated")
+        check_eq(note["commonLabels"], note["alerts"][0]["labels"],
+                 "common labels are those of the alerts sent")
+    check(metric(srv, "sightline_notification_alerts_truncated_total") >= 1,
+          "truncated alerts counted in /metrics")
     srv.cleanup()
 finally:
     shutil.rmtree(work, ignore_errors=True)

@@ -7,6 +7,7 @@
   request rate, error ratio, latency quantiles and instance count;
 - cart's error ratio crossing --health-max-error-ratio turns it degraded,
   with the reason;
+- a restart keeps the graph (rebuilt from the stored spans);
 - a firing alert labelled service_name=cart is listed and degrades it;
 - a failing active check (a /health endpoint served by this test answering
   503) makes its service down, with the reason;
@@ -146,6 +147,13 @@ try:
     srv = Server(binary, ["--cut-interval", "200ms", "--rules-dir", rules,
                           "--health-down-after", "4s", "--health-checks", f"cart={check_url}",
                           "--health-check-interval", "200ms"], data_dir=srv.data_dir).start()
+    # The graph is rebuilt from the stored spans: a restart loses none of it.
+    got = wait(lambda: deps().get(("frontend", "cart")) == 20 and deps())
+    check_eq(got, {("frontend", "cart"): 20}, "dependencies survive a restart")
+    st, doc = srv.get_json(f"/api/service-map?endTs={end_ms()}&lookback=600000")
+    edges = doc.get("data", {}).get("edges", []) if st == 200 else []
+    check_eq([(e["parent"], e["child"], e["callCount"], e["errors"]) for e in edges],
+             [("frontend", "cart", 20, 8)], "service-map edge counts after the restart")
     send_calls(srv, 3)
     h = wait(lambda: (lambda h: h if h.get("cart", {}).get("firingAlerts") else None)(
         health(srv)))
