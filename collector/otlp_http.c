@@ -396,7 +396,8 @@ void col_after_commit(col_collector *col, col_req *r, int status) {
         r->answer(r, 200, NULL);
     } else {
         /* Disk or map full: the operator must act, the client retries. */
-        bool full = r->commit_rc == -ENOSPC || r->commit_rc == -EDQUOT || r->commit_rc == SL_EFULL;
+        bool full = r->commit_rc == -ENOSPC || r->commit_rc == -EDQUOT ||
+                    r->commit_rc == SL_EFULL || r->commit_rc == SL_EMAPFULL;
         r->answer(r, 503,
                   full ? "storage is full; retry later" : "storage is unavailable; retry later");
     }

@@ -17,7 +17,8 @@
     X(STORAGE, -10007, "storage error")                                                            \
     X(CORRUPT, -10008, "stored data is corrupt")                                                   \
     X(SHUTDOWN, -10009, "shutting down")                                                           \
-    X(UNSUPPORTED, -10010, "unsupported")
+    X(UNSUPPORTED, -10010, "unsupported")                                                          \
+    X(MAPFULL, -10011, "storage map full")
 
 enum {
 #define SL_ERR_ENUM(name, code, msg) SL_E##name = (code),

@@ -49,6 +49,8 @@ typedef struct config {
     uint64_t idle_timeout_ns;
     uint64_t cut_interval_ns;
     uint64_t block_level;
+    uint64_t map_size;
+    uint64_t wal_map_size;
     const char *log_level;
     const char *ui_dir;
     const char *ports_file;
@@ -81,6 +83,8 @@ enum {
     OPT_IDLE_TIMEOUT,
     OPT_CUT_INTERVAL,
     OPT_BLOCK_LEVEL,
+    OPT_MAP_SIZE,
+    OPT_WAL_MAP_SIZE,
     OPT_LOG_LEVEL,
     OPT_UI_DIR,
     OPT_PORTS_FILE,
@@ -182,6 +186,14 @@ static const struct flag {
      NUM(V_DURATION, cut_interval_ns, SEC / 1000, ANY)},
     {OPT_BLOCK_LEVEL, "block-level", "SIGHTLINE_BLOCK_LEVEL", "N",
      "zstd level of stored blocks, 1-19 (default 3)", NUM(V_UINT, block_level, 1, 19)},
+    {OPT_MAP_SIZE, "map-size", "SIGHTLINE_MAP_SIZE", "BYTES",
+     "LMDB map of a storage window being written (address space, not disk; metrics windows "
+     "get a 32nd) (default 256GiB)",
+     NUM(V_SIZE, map_size, 1u << 20, ANY)},
+    {OPT_WAL_MAP_SIZE, "wal-map-size", "SIGHTLINE_WAL_MAP_SIZE", "BYTES",
+     "LMDB map of a tenant's write-ahead log; writes past it are answered 503 until the "
+     "cutter drains it (default 8GiB)",
+     NUM(V_SIZE, wal_map_size, 1u << 20, ANY)},
     {OPT_LOG_LEVEL, "log-level", "SIGHTLINE_LOG_LEVEL", "LEVEL",
      "error, warn, info or debug (default info)", OTHER},
     {OPT_UI_DIR, "ui-dir", "SIGHTLINE_UI_DIR", "DIR",
@@ -508,6 +520,8 @@ static int configure(config *c, int argc, char **argv) {
                   .queue_max = 256,
                   .cut_interval_ns = 2000000000ull,
                   .block_level = 3,
+                  .map_size = 256ull << 30,
+                  .wal_map_size = 8ull << 30,
                   .log_level = "info",
                   .al = {.rule_interval_ns = 60ull * 1000000000ull,
                          .group_by = "alertname",
@@ -651,6 +665,8 @@ static int serve(const config *c) {
     so.retention_ns = c->retention_ns;
     so.cut_interval_ms = (uint32_t)(c->cut_interval_ns / 1000000u);
     so.block_level = (int)c->block_level;
+    so.map_size = c->map_size;
+    so.wal_map_size = c->wal_map_size;
     if ((rc = stg_open(&so, &store)) != 0) {
         SL_LOG_E("main", "cannot open storage in %s: %s", c->data_dir, sl_strerror(rc));
         goto out;

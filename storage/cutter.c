@@ -634,6 +634,9 @@ out:
 
 /* Maps an LMDB or errno code from the cutter to SL_ESTORAGE, logging it. */
 static int cut_err(const char *path, int rc) {
+    if (rc == MDB_MAP_FULL) {
+        return SL_EMAPFULL; /* the caller grows the map and tries again */
+    }
     if (rc > 0 || (rc <= -30780 && rc >= -30999)) {
         SL_LOG_E("storage", "%s: cut failed: %s", path, mdb_strerror(rc));
         return SL_ESTORAGE;
@@ -842,7 +845,8 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
     uint64_t rec_bytes = 0, now = sl_now_unix_nano();
     uint64_t cutoff = stg_retention_cutoff(s, w->tenant, STG_TRACES, now);
 
-    if ((rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+    /* While txn is open, w->resize is held shared (stg_wal_txn_begin). */
+    if ((rc = stg_wal_txn_begin(w, MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur)) != 0) {
         goto out;
     }
@@ -930,14 +934,30 @@ int stg_cut_wal(stg_store *s, stg_wal *w) {
     mdb_cursor_close(cur);
     cur = NULL;
     mdb_txn_abort(txn);
+    stg_wal_txn_done(w);
     txn = NULL;
     if (nrecords == 0 || busy) {
         goto out;
     }
     for (size_t i = 0; i < ngroups; i++) {
-        if (groups[i].p != NULL && groups[i].n > 0 &&
-            (rc = cut_window(s, groups[i].p, groups[i].spans, groups[i].n, groups[i].max_seq)) !=
-                0) {
+        win_group *g = &groups[i];
+        if (g->p != NULL && g->n > 0 &&
+            (rc = cut_window(s, g->p, g->spans, g->n, g->max_seq)) == SL_EMAPFULL) {
+            /* The window's map is full: grow it while it is ours alone (no
+             * reader can take it under s->mu) and try once more; readers
+             * holding it make the next pass try again. */
+            pthread_mutex_lock(&s->mu);
+            int grc = g->p->refs == 1 ? stg_env_grow(g->p->env, g->p->path) : SL_EMAPFULL;
+            pthread_mutex_unlock(&s->mu);
+            rc = grc == 0 ? cut_window(s, g->p, g->spans, g->n, g->max_seq) : grc;
+            if (rc == SL_EMAPFULL) {
+                SL_LOG_W("storage",
+                         "%s: map full; its spans stay in the write-ahead log until "
+                         "it can grow",
+                         g->p->path);
+            }
+        }
+        if (rc != 0) {
             goto out;
         }
         /* Durable in its window: the live service graph counts it. */
@@ -952,6 +972,7 @@ out:
     }
     if (txn != NULL) {
         mdb_txn_abort(txn);
+        stg_wal_txn_done(w);
     }
     for (size_t i = 0; i < ngroups; i++) {
         free(groups[i].spans);

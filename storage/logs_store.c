@@ -678,7 +678,8 @@ static int logs_cut(stg_store *s, stg_wal *wal) {
     uint64_t bytes = 0, now = sl_now_unix_nano();
     uint64_t cutoff = stg_retention_cutoff(s, wal->tenant, STG_LOGS, now);
 
-    if ((rc = stg_lmdb_err(mdb_txn_begin(wal->env, NULL, MDB_RDONLY, &txn))) != 0 ||
+    /* While txn is open, wal->resize is held shared (stg_wal_txn_begin). */
+    if ((rc = stg_lmdb_err(stg_wal_txn_begin(wal, MDB_RDONLY, &txn))) != 0 ||
         (rc = stg_lmdb_err(mdb_cursor_open(txn, wal->dbs[STG_LOGS], &cur))) != 0) {
         goto out;
     }
@@ -757,14 +758,25 @@ static int logs_cut(stg_store *s, stg_wal *wal) {
     mdb_cursor_close(cur);
     cur = NULL;
     mdb_txn_abort(txn);
+    stg_wal_txn_done(wal);
     txn = NULL;
     if (nrecords == 0 || busy) {
         goto out;
     }
     for (size_t i = 0; i < ngroups; i++) {
-        if (groups[i].w != NULL && groups[i].n > 0 &&
-            (rc = cut_window(s, groups[i].w, groups[i].recs, groups[i].n, groups[i].max_seq)) !=
-                0) {
+        cut_group *g = &groups[i];
+        if (g->w != NULL && g->n > 0 &&
+            (rc = cut_window(s, g->w, g->recs, g->n, g->max_seq)) == SL_EMAPFULL) {
+            /* Grow the full map while the window is ours alone, then retry
+             * (a failed cut leaves nothing behind); readers holding it make
+             * the next pass try again. */
+            logs_state *ls = state(s);
+            pthread_mutex_lock(&ls->mu);
+            int grc = g->w->refs == 1 ? stg_env_grow(g->w->env, g->w->path) : SL_EMAPFULL;
+            pthread_mutex_unlock(&ls->mu);
+            rc = grc == 0 ? cut_window(s, g->w, g->recs, g->n, g->max_seq) : grc;
+        }
+        if (rc != 0) {
             goto out;
         }
     }
@@ -779,6 +791,7 @@ out:
     }
     if (txn != NULL) {
         mdb_txn_abort(txn);
+        stg_wal_txn_done(wal);
     }
     for (size_t i = 0; i < ngroups; i++) {
         free(groups[i].recs);

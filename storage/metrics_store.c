@@ -1004,7 +1004,8 @@ static int metrics_cut(stg_store *s, stg_wal *wal) {
     uint64_t cutoff = stg_retention_cutoff(s, wal->tenant, STG_METRICS, now);
     MDB_dbi dbi = wal->dbs[STG_METRICS];
 
-    if ((rc = stg_lmdb_err(mdb_txn_begin(wal->env, NULL, MDB_RDONLY, &txn))) != 0 ||
+    /* While txn is open, wal->resize is held shared (stg_wal_txn_begin). */
+    if ((rc = stg_lmdb_err(stg_wal_txn_begin(wal, MDB_RDONLY, &txn))) != 0 ||
         (rc = stg_lmdb_err(mdb_cursor_open(txn, dbi, &cur))) != 0) {
         goto out;
     }
@@ -1076,15 +1077,25 @@ static int metrics_cut(stg_store *s, stg_wal *wal) {
         goto out;
     }
     for (size_t i = 0; i < ngroups; i++) {
-        if (groups[i].w != NULL && groups[i].max_seq > groups[i].w->mark &&
-            (rc = cut_window(s, groups[i].w, groups[i].recs, groups[i].n, groups[i].max_seq, &a)) !=
-                0) {
+        cut_group *g = &groups[i];
+        if (g->w != NULL && g->max_seq > g->w->mark &&
+            (rc = cut_window(s, g->w, g->recs, g->n, g->max_seq, &a)) == SL_EMAPFULL) {
+            /* As for logs and traces: grow the full map while the window is
+             * ours alone, then retry once. */
+            ms_state *st = state(s);
+            pthread_mutex_lock(&st->mu);
+            int grc = g->w->refs == 1 ? stg_env_grow(g->w->env, g->w->path) : SL_EMAPFULL;
+            pthread_mutex_unlock(&st->mu);
+            rc = grc == 0 ? cut_window(s, g->w, g->recs, g->n, g->max_seq, &a) : grc;
+        }
+        if (rc != 0) {
             goto out;
         }
     }
     mdb_cursor_close(cur);
     cur = NULL;
     mdb_txn_abort(txn);
+    stg_wal_txn_done(wal);
     txn = NULL;
 
     rc = stg_lmdb_err(stg_wal_trim(s, wal, STG_METRICS, last_key, nrecords, rec_bytes));
@@ -1094,6 +1105,7 @@ out:
     }
     if (txn != NULL) {
         mdb_txn_abort(txn);
+        stg_wal_txn_done(wal);
     }
     for (size_t i = 0; i < ngroups; i++) {
         free(groups[i].recs);

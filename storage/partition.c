@@ -64,7 +64,31 @@ int stg_lmdb_err(int rc) {
         /* The caller reports "storage error"; the log says which. */
         SL_LOG_W("storage", "lmdb: %s", mdb_strerror(rc));
     }
-    return SL_ESTORAGE;
+    return rc == MDB_MAP_FULL ? SL_EMAPFULL : SL_ESTORAGE;
+}
+
+int stg_env_grow(MDB_env *env, const char *path) {
+    MDB_envinfo info;
+    MDB_stat st;
+    int mrc = mdb_env_info(env, &info);
+    if (mrc == 0) {
+        mrc = mdb_env_stat(env, &st);
+    }
+    if (mrc == 0) {
+        uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+        uint64_t size = info.me_mapsize * 2;
+        size = size < used + (64u << 20) ? used + (64u << 20) : size;
+        size = (size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+        mrc = mdb_env_set_mapsize(env, (size_t)size);
+        if (mrc == 0) {
+            SL_LOG_W("storage", "%s: map was full; grown from %llu to %llu MiB", path,
+                     (unsigned long long)(info.me_mapsize >> 20), (unsigned long long)(size >> 20));
+        }
+    }
+    if (mrc != 0) {
+        SL_LOG_E("storage", "%s: map is full and cannot grow: %s", path, mdb_strerror(mrc));
+    }
+    return mrc == 0 ? 0 : SL_EMAPFULL;
 }
 
 /* Free bytes on the file system of path (or of its nearest existing

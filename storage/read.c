@@ -122,12 +122,13 @@ static void list_sort_unique(span_list *l) {
 static int collect_trace_wal(stg_wal *w, const uint8_t id[16], sl_arena *tmp, span_list *out) {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
+    if (stg_wal_txn_begin(w, MDB_RDONLY, &txn) != 0) {
         return SL_ESTORAGE;
     }
     int rc = 0;
     if (mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur) != 0) {
         mdb_txn_abort(txn);
+        stg_wal_txn_done(w);
         return SL_ESTORAGE;
     }
     MDB_val k, v;
@@ -146,6 +147,7 @@ static int collect_trace_wal(stg_wal *w, const uint8_t id[16], sl_arena *tmp, sp
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    stg_wal_txn_done(w);
     return rc;
 }
 
@@ -464,11 +466,12 @@ static int search_wal(stg_wal *w, const stg_trace_query *q, sl_arena *tmp, found
     }
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
+    if (stg_wal_txn_begin(w, MDB_RDONLY, &txn) != 0) {
         return SL_ESTORAGE;
     }
     if (mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur) != 0) {
         mdb_txn_abort(txn);
+        stg_wal_txn_done(w);
         return SL_ESTORAGE;
     }
     MDB_val k, v;
@@ -492,6 +495,7 @@ static int search_wal(stg_wal *w, const stg_trace_query *q, sl_arena *tmp, found
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    stg_wal_txn_done(w);
     return 0;
 }
 
@@ -607,11 +611,12 @@ typedef int (*wal_fn)(void *ud, sl_span *spans, size_t n);
 static int wal_each(stg_wal *w, sl_arena *tmp, wal_fn fn, void *ud) {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
+    if (stg_wal_txn_begin(w, MDB_RDONLY, &txn) != 0) {
         return SL_ESTORAGE;
     }
     if (mdb_cursor_open(txn, w->dbs[STG_TRACES], &cur) != 0) {
         mdb_txn_abort(txn);
+        stg_wal_txn_done(w);
         return SL_ESTORAGE;
     }
     int rc = 0;
@@ -628,6 +633,7 @@ static int wal_each(stg_wal *w, sl_arena *tmp, wal_fn fn, void *ud) {
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    stg_wal_txn_done(w);
     return rc;
 }
 

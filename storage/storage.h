@@ -83,7 +83,7 @@ typedef struct stg_write {
  * the batch may be assumed durable (some tenants' records may be, so a retry
  * can store them twice). Calls from several threads (the collector's writer,
  * the rule evaluator, the active checks) are serialized by a mutex.
- * Returns 0, SL_EFULL (a WAL map is full), -errno (e.g. -ENOSPC: the disk is
+ * Returns 0, SL_EMAPFULL (a WAL map is full and could not grow), -errno (e.g. -ENOSPC: the disk is
  * full), SL_ESTORAGE, SL_ENOMEM or SL_EINVAL (an unknown signal). */
 int stg_write_batch(stg_store *s, const stg_write *w, size_t n);
 

@@ -94,6 +94,10 @@ typedef struct stg_wal {
     atomic_uint_least64_t records[STG_NSIGNALS]; /* uncut records per signal */
     atomic_uint_least64_t min_start;             /* span start bounds of the trace records */
     atomic_uint_least64_t max_start;
+    /* Held shared by every transaction on env, exclusively by the writer
+     * while it grows the map (mdb_env_set_mapsize needs no transaction
+     * open in the process). */
+    pthread_rwlock_t resize;
 } stg_wal;
 
 typedef struct stg_block_meta {
@@ -206,6 +210,12 @@ int stg_lmdb_err(int rc);
 /* Opens (creating the directory when create) an LMDB environment with the
  * project's flags. On failure nothing is left open. */
 int stg_env_open(const char *path, bool create, unsigned maxdbs, uint64_t map_size, MDB_env **out);
+/* Doubles the map of env (at least to its file and 64 MiB more) after a
+ * MDB_MAP_FULL: the map is address space, the disk is the real limit. The
+ * caller guarantees that no transaction is open on env in the process (it
+ * holds the window's only reference under the lock that hands them out).
+ * 0 or SL_EMAPFULL; path is for the log. */
+int stg_env_grow(MDB_env *env, const char *path);
 int stg_rmtree(const char *path);
 void stg_widen_bounds(stg_partition *p, uint64_t min_start, uint64_t max_start);
 
@@ -221,6 +231,11 @@ void stg_wal_bounds(const uint8_t *v, size_t size, uint64_t *min_start, uint64_t
 /* The tenant's WAL, opened or created (create) on first use; NULL tenant
  * never. Returns 0, SL_ENOTFOUND (!create and none on disk) or an error. */
 int stg_wal_get(stg_store *s, const char *tenant, bool create, stg_wal **out);
+/* Every transaction on a WAL environment begins here (taking w->resize
+ * shared; returns LMDB's code, the lock released on failure) and calls
+ * stg_wal_txn_done once it committed or aborted. */
+int stg_wal_txn_begin(stg_wal *w, unsigned flags, MDB_txn **txn);
+void stg_wal_txn_done(stg_wal *w);
 /* Calls cb for each uncut record of one signal of the tenant, oldest first,
  * inside one read transaction (the record is borrowed for the call). A
  * tenant without a WAL has no records (returns 0). A nonzero return from cb

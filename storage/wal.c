@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/statvfs.h>
 
 #define WAL_HDR 24u
@@ -126,9 +127,67 @@ void stg_wal_close(stg_wal *w) {
     if (w->env != NULL) {
         mdb_env_close(w->env);
     }
+    pthread_rwlock_destroy(&w->resize);
     free(w->tenant);
     free(w->path);
     free(w);
+}
+
+int stg_wal_txn_begin(stg_wal *w, unsigned flags, MDB_txn **txn) {
+    pthread_rwlock_rdlock(&w->resize);
+    int rc = mdb_txn_begin(w->env, NULL, flags, txn);
+    if (rc != 0) {
+        pthread_rwlock_unlock(&w->resize);
+    }
+    return rc;
+}
+
+void stg_wal_txn_done(stg_wal *w) {
+    pthread_rwlock_unlock(&w->resize);
+}
+
+/* Grows w's map, before the writer opens its transaction, when the file's
+ * high-water mark plus twice what is about to be written (and 1 MiB) would
+ * not fit: LMDB answers MDB_MAP_FULL, not a larger file, past the map, and a
+ * large record needs contiguous pages the free list of a small map may not
+ * have. The map is address space, not disk, so it doubles. Waits at most 5 s
+ * for readers to let go; then the write is tried as it is. Writer thread
+ * (under write_mu). */
+static void wal_ensure_room(stg_wal *w, uint64_t incoming) {
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(w->env, &info) != 0 || mdb_env_stat(w->env, &st) != 0) {
+        return;
+    }
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    uint64_t need = used + 2 * incoming + (1u << 20);
+    if (need <= info.me_mapsize) {
+        return;
+    }
+    uint64_t size = info.me_mapsize;
+    while (size < need) {
+        size *= 2;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    if (pthread_rwlock_timedwrlock(&w->resize, &dl) != 0) {
+        SL_LOG_W("storage",
+                 "write-ahead log of tenant %s is nearly full and readers hold it: "
+                 "not grown",
+                 w->tenant);
+        return;
+    }
+    int mrc = mdb_env_set_mapsize(w->env, (size_t)size);
+    pthread_rwlock_unlock(&w->resize);
+    if (mrc != 0) {
+        SL_LOG_E("storage", "write-ahead log of tenant %s: cannot grow its map to %llu MiB: %s",
+                 w->tenant, (unsigned long long)(size >> 20), mdb_strerror(mrc));
+    } else {
+        SL_LOG_W("storage", "write-ahead log of tenant %s: map grown from %llu to %llu MiB",
+                 w->tenant, (unsigned long long)(info.me_mapsize >> 20),
+                 (unsigned long long)(size >> 20));
+    }
 }
 
 /* The WAL database of each signal (traces keep the original name). */
@@ -147,6 +206,7 @@ static int wal_open(stg_store *s, const char *tenant, bool create, stg_wal **out
     if (w == NULL) {
         return SL_ENOMEM;
     }
+    pthread_rwlock_init(&w->resize, NULL);
     w->tenant = strdup(tenant);
     w->path = strdup(path);
     w->next_seq = 1;
@@ -242,7 +302,7 @@ uint64_t stg_wal_oldest_window_of(stg_wal *w, stg_signal sig) {
     uint64_t win = UINT64_MAX;
     MDB_txn *txn;
     MDB_cursor *cur;
-    if (mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn) != 0) {
+    if (stg_wal_txn_begin(w, MDB_RDONLY, &txn) != 0) {
         return 0; /* unknown: as if everything were pending */
     }
     if (mdb_cursor_open(txn, w->dbs[sig], &cur) == 0) {
@@ -253,6 +313,7 @@ uint64_t stg_wal_oldest_window_of(stg_wal *w, stg_signal sig) {
         mdb_cursor_close(cur);
     }
     mdb_txn_abort(txn);
+    stg_wal_txn_done(w);
     return win;
 }
 
@@ -269,7 +330,8 @@ int stg_wal_trim(stg_store *s, stg_wal *w, stg_signal sig, const uint8_t *last_k
                  uint64_t nrecords, uint64_t bytes) {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    int rc = mdb_txn_begin(w->env, NULL, 0, &txn);
+    int rc = stg_wal_txn_begin(w, 0, &txn);
+    bool locked = rc == 0;
     if (rc == 0) {
         rc = mdb_cursor_open(txn, w->dbs[sig], &cur);
     }
@@ -288,6 +350,9 @@ int stg_wal_trim(stg_store *s, stg_wal *w, stg_signal sig, const uint8_t *last_k
         rc = mdb_txn_commit(txn);
     } else if (txn != NULL) {
         mdb_txn_abort(txn);
+    }
+    if (locked) {
+        stg_wal_txn_done(w);
     }
     if (rc == 0) {
         sub_clamped(&w->bytes[sig], bytes);
@@ -370,11 +435,12 @@ int stg_wal_scan(stg_store *s, const char *tenant, stg_signal sig, stg_wal_cb cb
     }
     MDB_txn *txn;
     MDB_cursor *cur;
-    if ((rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn))) != 0) {
+    if ((rc = stg_lmdb_err(stg_wal_txn_begin(w, MDB_RDONLY, &txn))) != 0) {
         return rc;
     }
     if ((rc = stg_lmdb_err(mdb_cursor_open(txn, w->dbs[sig], &cur))) != 0) {
         mdb_txn_abort(txn);
+        stg_wal_txn_done(w);
         return rc;
     }
     MDB_val k, v;
@@ -391,6 +457,7 @@ int stg_wal_scan(stg_store *s, const char *tenant, stg_signal sig, stg_wal_cb cb
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    stg_wal_txn_done(w);
     return rc;
 }
 
@@ -398,9 +465,9 @@ int stg_wal_scan(stg_store *s, const char *tenant, stg_signal sig, stg_wal_cb cb
  * the middle of a transaction as MDB_BAD_TXN afterwards): any write error
  * with almost no free space left where the log lives is a full disk. */
 static int commit_err(const stg_wal *log, int mrc) {
-    int rc = mrc == MDB_MAP_FULL ? SL_EFULL : stg_lmdb_err(mrc);
+    int rc = mrc == MDB_MAP_FULL ? SL_EMAPFULL : stg_lmdb_err(mrc);
     struct statvfs vfs;
-    if (rc != SL_EFULL && statvfs(log->path, &vfs) == 0 &&
+    if (rc != SL_EMAPFULL && statvfs(log->path, &vfs) == 0 &&
         (uint64_t)vfs.f_bavail * vfs.f_frsize < STG_DISK_LOW) {
         rc = -ENOSPC;
     }
@@ -408,6 +475,21 @@ static int commit_err(const stg_wal *log, int mrc) {
 }
 
 /* --- group commit ------------------------------------------------------- */
+
+/* The log line of a failed WAL write: a full map says so and what follows. */
+static void log_write_err(const stg_wal *log, const char *what, int rc, int mrc) {
+    if (mrc == MDB_MAP_FULL) {
+        MDB_envinfo info;
+        uint64_t map = mdb_env_info(log->env, &info) == 0 ? info.me_mapsize : 0;
+        SL_LOG_E("storage",
+                 "wal %s for tenant %s: the write-ahead log's map (%llu MiB) is full and could "
+                 "not grow; writes are answered 503 until the cutter drains it",
+                 what, log->tenant, (unsigned long long)(map >> 20));
+    } else {
+        SL_LOG_E("storage", "wal %s for tenant %s: %s (%s)", what, log->tenant, sl_strerror(rc),
+                 mdb_strerror(mrc));
+    }
+}
 
 typedef struct batch_wal {
     stg_wal *w;
@@ -441,7 +523,12 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
             if ((rc = stg_wal_get(s, w[i].tenant, true, &bw->w)) != 0) {
                 break;
             }
-            int mrc = mdb_txn_begin(bw->w->env, NULL, 0, &bw->txn);
+            uint64_t incoming = 0;
+            for (size_t j = i; j < n; j++) {
+                incoming += !done[j] && strcmp(w[j].tenant, w[i].tenant) == 0 ? w[j].rec_size : 0;
+            }
+            wal_ensure_room(bw->w, incoming);
+            int mrc = stg_wal_txn_begin(bw->w, 0, &bw->txn);
             if (mrc != 0) {
                 rc = commit_err(bw->w, mrc);
                 SL_LOG_E("storage", "wal transaction for tenant %s: %s (%s)", bw->w->tenant,
@@ -465,8 +552,7 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
         int mrc = mdb_put(bw->txn, log->dbs[w[i].signal], &k, &v, MDB_APPEND);
         if (mrc != 0) {
             rc = commit_err(log, mrc);
-            SL_LOG_E("storage", "wal append for tenant %s: %s (%s)", log->tenant, sl_strerror(rc),
-                     mdb_strerror(mrc));
+            log_write_err(log, "append", rc, mrc);
         }
         done[i] = true;
     }
@@ -478,12 +564,12 @@ static int write_round(stg_store *s, const stg_write *w, size_t n, uint64_t wind
             int mrc = mdb_txn_commit(logs[j].txn);
             if (mrc != 0) {
                 rc = commit_err(log, mrc);
-                SL_LOG_E("storage", "wal commit for tenant %s: %s (%s)", log->tenant,
-                         sl_strerror(rc), mdb_strerror(mrc));
+                log_write_err(log, "commit", rc, mrc);
             }
         } else {
             mdb_txn_abort(logs[j].txn);
         }
+        stg_wal_txn_done(log);
         if (rc == 0) {
             for (size_t i = 0; i < n; i++) {
                 if (strcmp(log->tenant, w[i].tenant) == 0) {

@@ -17,6 +17,8 @@ add_test(NAME integration_grpc_zstd
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_grpc_zstd.py $<TARGET_FILE:sightline>
                  $<TARGET_FILE:otlp-gen>)
 set_tests_properties(integration_grpc_zstd PROPERTIES SKIP_RETURN_CODE 77)
+add_test(NAME integration_map_full
+         COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_map_full.py $<TARGET_FILE:sightline>)
 add_test(NAME integration_disk_full
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_disk_full.py $<TARGET_FILE:sightline>
                  $<TARGET_FILE:otlp-gen>)
@@ -38,7 +40,8 @@ add_test(NAME integration_tls
 add_test(NAME integration_slow_clients
          COMMAND ${Python3_EXECUTABLE} ${SL_IT_DIR}/test_slow_clients.py $<TARGET_FILE:sightline>)
 set_tests_properties(integration_traces_api integration_durability integration_config
-                     integration_grpc integration_grpc_zstd integration_disk_full
+                     integration_grpc integration_grpc_zstd integration_map_full
+                     integration_disk_full
                      integration_slow_clients
                      integration_auth integration_limits integration_series_limit
                      integration_backpressure
