@@ -23,3 +23,12 @@ add_test(NAME integration_alerting_red
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_alerting_red.py
                  $<TARGET_FILE:sightline>)
 set_tests_properties(integration_alerting_red PROPERTIES LABELS integration TIMEOUT 300)
+
+# The same rule file in Prometheus 2.42 and in Sightline over the same data;
+# skipped when prometheus is not installed.
+add_test(NAME integration_alerting_prom_diff
+         COMMAND ${Python3_EXECUTABLE}
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_alerting_prom_diff.py
+                 $<TARGET_FILE:sightline>)
+set_tests_properties(integration_alerting_prom_diff PROPERTIES LABELS integration TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
