@@ -36,6 +36,7 @@
 #define MAX_EDGES 2048
 #define MAX_INSTANCES 256
 #define DAY_NS (86400ull * 1000000000ull)
+#define STG_DEPS_SCAN_MAX 2000000u /* spans read for a range before the last 24 h */
 
 typedef struct counts {
     uint32_t minute[MIN_SLOTS]; /* the minute (unix / 60) each slot holds */
@@ -85,6 +86,7 @@ typedef struct graph {
     size_t nseen;
     pending_slot *pending;
     size_t npending;
+    bool totals; /* a range scan's graph: every call in slot 0, whatever its time */
     struct graph *next;
 } graph;
 
@@ -112,6 +114,40 @@ static char *arena_strdup(sl_arena *a, const char *s) {
     return d;
 }
 
+static void graph_free(graph *g) {
+    if (g == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < g->nsvcs; i++) {
+        for (size_t k = 0; k < g->svcs[i]->ninst; k++) {
+            free(g->svcs[i]->inst[k].name);
+        }
+        free(g->svcs[i]->inst);
+        free(g->svcs[i]->name);
+        free(g->svcs[i]);
+    }
+    for (size_t i = 0; i < g->nedges; i++) {
+        free(g->edges[i]);
+    }
+    free(g->svcs);
+    free(g->edges);
+    free(g->seen);
+    free(g->pending);
+    free(g->tenant);
+    free(g);
+}
+
+static graph *graph_new(const char *tenant) {
+    graph *g = calloc(1, sizeof(*g));
+    if (g == NULL || (g->tenant = strdup(tenant)) == NULL ||
+        (g->seen = calloc(SEEN_CAP, sizeof(seen_slot))) == NULL ||
+        (g->pending = calloc(PENDING_CAP, sizeof(pending_slot))) == NULL) {
+        graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
 void stg_deps_close(stg_store *s) {
     deps *d = s->deps;
     if (d == NULL) {
@@ -120,23 +156,7 @@ void stg_deps_close(stg_store *s) {
     graph *g = d->graphs;
     while (g != NULL) {
         graph *n = g->next;
-        for (size_t i = 0; i < g->nsvcs; i++) {
-            for (size_t k = 0; k < g->svcs[i]->ninst; k++) {
-                free(g->svcs[i]->inst[k].name);
-            }
-            free(g->svcs[i]->inst);
-            free(g->svcs[i]->name);
-            free(g->svcs[i]);
-        }
-        for (size_t i = 0; i < g->nedges; i++) {
-            free(g->edges[i]);
-        }
-        free(g->svcs);
-        free(g->edges);
-        free(g->seen);
-        free(g->pending);
-        free(g->tenant);
-        free(g);
+        graph_free(g);
         g = n;
     }
     pthread_mutex_destroy(&d->mu);
@@ -153,15 +173,8 @@ static graph *graph_get(deps *d, const char *tenant, bool create) {
     if (!create) {
         return NULL;
     }
-    graph *g = calloc(1, sizeof(*g));
-    if (g == NULL || (g->tenant = strdup(tenant)) == NULL ||
-        (g->seen = calloc(SEEN_CAP, sizeof(seen_slot))) == NULL ||
-        (g->pending = calloc(PENDING_CAP, sizeof(pending_slot))) == NULL) {
-        if (g != NULL) {
-            free(g->tenant);
-            free(g->seen);
-        }
-        free(g);
+    graph *g = graph_new(tenant);
+    if (g == NULL) {
         return NULL;
     }
     g->next = d->graphs;
@@ -208,7 +221,14 @@ static int lat_bucket(uint64_t dur_ns) {
 }
 
 /* Counts one call at start_ns (clamped to now: clocks of clients drift). */
-static void count(counts *c, uint64_t start_ns, uint64_t now_ns, uint64_t dur_ns, bool error) {
+static void count(const graph *g, counts *c, uint64_t start_ns, uint64_t now_ns, uint64_t dur_ns,
+                  bool error) {
+    if (g->totals) {
+        c->calls[0]++;
+        c->errors[0] += error;
+        c->lat[0][lat_bucket(dur_ns)]++;
+        return;
+    }
     uint64_t t = start_ns > now_ns || start_ns == 0 ? now_ns : start_ns;
     if (now_ns - t > 86400ull * 1000000000ull) {
         return; /* older than the graph keeps */
@@ -251,7 +271,7 @@ static void add_edge(graph *g, uint32_t parent, uint32_t child, uint64_t start_n
         e->child = child;
         g->edges[g->nedges++] = e;
     }
-    count(&e->c, start_ns, now_ns, dur_ns, error);
+    count(g, &e->c, start_ns, now_ns, dur_ns, error);
 }
 
 static void seen_put(graph *g, const uint8_t *id, uint32_t svc) {
@@ -359,6 +379,8 @@ static void note_instance(service *sv, sl_str name, uint64_t now_ns) {
     }
 }
 
+static void observe_into(graph *g, sl_span *const *spans, size_t n, bool replay);
+
 /* Counts n spans into the tenant's graph. Live, a service was last seen when
  * its span was stored (now); replayed from storage, when the span ended. */
 static void observe(stg_store *s, const char *tenant, sl_span *const *spans, size_t n,
@@ -367,15 +389,20 @@ static void observe(stg_store *s, const char *tenant, sl_span *const *spans, siz
     if (d == NULL || n == 0) {
         return;
     }
-    uint64_t now = sl_now_unix_nano();
     pthread_mutex_lock(&d->mu);
     graph *g = graph_get(d, tenant, true);
-    if (g == NULL) {
-        goto out;
+    if (g != NULL) {
+        observe_into(g, spans, n, replay);
     }
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Counts n spans into g (its mutex held, or g private to the caller). */
+static void observe_into(graph *g, sl_span *const *spans, size_t n, bool replay) {
+    uint64_t now = sl_now_unix_nano();
     uint32_t *svc = malloc(n * sizeof(uint32_t));
     if (svc == NULL) {
-        goto out;
+        return;
     }
     /* 1: every span's service is known by its id; requests are counted */
     for (size_t i = 0; i < n; i++) {
@@ -400,7 +427,7 @@ static void observe(stg_store *s, const char *tenant, sl_span *const *spans, siz
         }
         bool root = sl_is_zero(sp->parent_span_id, 8);
         if (root || sp->kind == SL_KIND_SERVER || sp->kind == SL_KIND_CONSUMER) {
-            count(&sv->c, sp->start_unix_nano, now,
+            count(g, &sv->c, sp->start_unix_nano, now,
                   sp->end_unix_nano > sp->start_unix_nano ? sp->end_unix_nano - sp->start_unix_nano
                                                           : 0,
                   sp->status_code == SL_STATUS_ERROR);
@@ -430,8 +457,6 @@ static void observe(stg_store *s, const char *tenant, sl_span *const *spans, siz
         }
     }
     free(svc);
-out:
-    pthread_mutex_unlock(&d->mu);
 }
 
 void stg_deps_observe(stg_store *s, const char *tenant, sl_span *const *spans, size_t n) {
@@ -441,6 +466,7 @@ void stg_deps_observe(stg_store *s, const char *tenant, sl_span *const *spans, s
 typedef struct rebuild_ctx {
     stg_store *s;
     const char *tenant;
+    graph *g; /* range scans */
     uint64_t spans;
 } rebuild_ctx;
 
@@ -469,7 +495,7 @@ void stg_deps_rebuild(stg_store *s) {
     }
     sl_arena tmp;
     sl_arena_init(&tmp, 256u << 20);
-    rebuild_ctx c = {s, NULL, 0};
+    rebuild_ctx c = {.s = s};
     int rc = 0;
     /* Each tenant's list is newest first: walk it backwards, oldest first,
      * as the cutter saw the spans. */
@@ -495,27 +521,47 @@ void stg_deps_rebuild(stg_store *s) {
     }
 }
 
-/* Sums c over [start_ns, end_ns]: calls, errors and latency quantiles
- * (seconds; NaN without calls). */
-static void summarize(const counts *c, uint64_t start_ns, uint64_t end_ns, stg_dep_stats *out) {
+/* Calls, errors and the latency histogram of one service or edge, summed
+ * over a range from the live graph and from a range scan. */
+typedef struct acc {
+    uint64_t calls, errors;
+    uint64_t hist[LAT_BUCKETS];
+} acc;
+
+/* Adds c's slots in [start_ns, end_ns] to a (a scan graph's slot 0 whole). */
+static void acc_add(acc *a, const counts *c, bool totals, uint64_t start_ns, uint64_t end_ns) {
+    if (totals) {
+        a->calls += c->calls[0];
+        a->errors += c->errors[0];
+        for (size_t b = 0; b < LAT_BUCKETS; b++) {
+            a->hist[b] += c->lat[0][b];
+        }
+        return;
+    }
     uint32_t m0 = (uint32_t)(start_ns / 60000000000ull), m1 = (uint32_t)(end_ns / 60000000000ull);
-    uint64_t hist[LAT_BUCKETS] = {0};
-    uint64_t total = 0;
-    out->calls = out->errors = 0;
     for (size_t i = 0; i < MIN_SLOTS; i++) {
         if (c->minute[i] >= m0 && c->minute[i] <= m1 && c->calls[i] > 0) {
-            out->calls += c->calls[i];
-            out->errors += c->errors[i];
+            a->calls += c->calls[i];
+            a->errors += c->errors[i];
         }
     }
     for (size_t l = 0; l < LAT_SLOTS; l++) {
         if (c->lat_slot[l] >= m0 / 30 && c->lat_slot[l] <= m1 / 30) {
             for (size_t b = 0; b < LAT_BUCKETS; b++) {
-                hist[b] += c->lat[l][b];
-                total += c->lat[l][b];
+                a->hist[b] += c->lat[l][b];
             }
         }
     }
+}
+
+/* Calls, errors and latency quantiles (seconds; NaN without calls). */
+static void acc_finish(const acc *a, stg_dep_stats *out) {
+    uint64_t total = 0;
+    for (size_t b = 0; b < LAT_BUCKETS; b++) {
+        total += a->hist[b];
+    }
+    out->calls = a->calls;
+    out->errors = a->errors;
     double qs[3] = {0.5, 0.95, 0.99};
     double *outs[3] = {&out->p50_s, &out->p95_s, &out->p99_s};
     for (int q = 0; q < 3; q++) {
@@ -523,16 +569,78 @@ static void summarize(const counts *c, uint64_t start_ns, uint64_t end_ns, stg_d
         if (total == 0) {
             continue;
         }
-        uint64_t rank = (uint64_t)ceil(qs[q] * (double)total), acc = 0;
+        uint64_t rank = (uint64_t)ceil(qs[q] * (double)total), sum = 0;
         for (size_t b = 0; b < LAT_BUCKETS; b++) {
-            acc += hist[b];
-            if (acc >= rank) {
+            sum += a->hist[b];
+            if (sum >= rank) {
                 /* the bucket's upper bound, 2^(b/2) microseconds */
                 *outs[q] = pow(2.0, (double)b / 2.0) / 1e6;
                 break;
             }
         }
     }
+}
+
+static int scan_batch(void *ud, const sl_span *spans, size_t n) {
+    rebuild_ctx *c = ud;
+    sl_span **ptrs = malloc(n * sizeof(*ptrs));
+    if (ptrs == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = (sl_span *)(uintptr_t)&spans[i];
+    }
+    observe_into(c->g, ptrs, n, true);
+    free(ptrs);
+    c->spans += n;
+    return c->spans >= STG_DEPS_SCAN_MAX ? SL_ETOOBIG : 0;
+}
+
+/* The part of a range older than the live graph keeps (24 h): a graph of
+ * totals from the stored spans that start in it, at most STG_DEPS_SCAN_MAX
+ * of them (what the graph was before it was kept live). NULL when empty. */
+static int scan_range(stg_store *s, const char *tenant, uint64_t start_ns, uint64_t end_ns,
+                      graph **out) {
+    *out = NULL;
+    graph *g = graph_new(tenant);
+    if (g == NULL) {
+        return SL_ENOMEM;
+    }
+    g->totals = true;
+    rebuild_ctx c = {.s = s, .g = g};
+    int rc = stg_scan_spans(s, tenant, start_ns, end_ns, scan_batch, &c);
+    if (rc == SL_ETOOBIG) {
+        SL_LOG_W("storage",
+                 "dependencies of tenant %s before the last 24 h: the first %llu spans "
+                 "of the range only",
+                 tenant, (unsigned long long)c.spans);
+        rc = 0;
+    }
+    if (rc != 0 || g->nsvcs == 0) {
+        graph_free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+static size_t find_svc(const graph *g, const char *name) {
+    for (size_t i = 0; g != NULL && i < g->nsvcs; i++) {
+        if (strcmp(g->svcs[i]->name, name) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static const edge *find_edge(const graph *g, const char *parent, const char *child) {
+    size_t p = find_svc(g, parent), c = find_svc(g, child);
+    for (size_t i = 0; p != SIZE_MAX && c != SIZE_MAX && i < g->nedges; i++) {
+        if (g->edges[i]->parent == p && g->edges[i]->child == c) {
+            return g->edges[i];
+        }
+    }
+    return NULL;
 }
 
 int stg_deps_get(stg_store *s, const char *tenant, uint64_t start_ns, uint64_t end_ns, sl_arena *a,
@@ -544,50 +652,85 @@ int stg_deps_get(stg_store *s, const char *tenant, uint64_t start_ns, uint64_t e
     if (d == NULL) {
         return 0;
     }
+    uint64_t now = sl_now_unix_nano();
+    uint64_t cutoff = now > DAY_NS ? now - DAY_NS : 0;
+    graph *old = NULL; /* [start, cutoff): from stored spans */
     int rc = 0;
+    if (start_ns < cutoff &&
+        (rc = scan_range(s, tenant, start_ns, end_ns < cutoff ? end_ns : cutoff - 1, &old)) != 0) {
+        return rc;
+    }
+    uint64_t live_start = start_ns > cutoff ? start_ns : cutoff;
     pthread_mutex_lock(&d->mu);
     graph *g = graph_get(d, tenant, false);
-    if (g == NULL) {
-        goto out;
-    }
-    uint64_t now = sl_now_unix_nano();
-    *edges = sl_arena_alloc(a, (g->nedges ? g->nedges : 1) * sizeof(stg_dep_edge));
-    *svcs = sl_arena_alloc(a, (g->nsvcs ? g->nsvcs : 1) * sizeof(stg_dep_service));
+    const graph *both[2] = {g, old};
+    size_t max_edges = (g ? g->nedges : 0) + (old ? old->nedges : 0);
+    size_t max_svcs = (g ? g->nsvcs : 0) + (old ? old->nsvcs : 0);
+    *edges = sl_arena_alloc(a, (max_edges ? max_edges : 1) * sizeof(stg_dep_edge));
+    *svcs = sl_arena_alloc(a, (max_svcs ? max_svcs : 1) * sizeof(stg_dep_service));
     if (*edges == NULL || *svcs == NULL) {
         rc = SL_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < g->nedges; i++) {
-        stg_dep_edge *e = &(*edges)[*nedges];
-        summarize(&g->edges[i]->c, start_ns, end_ns, &e->stats);
-        if (e->stats.calls == 0) {
-            continue;
+    /* Edges and services of the live graph (with the scan's of the same
+     * names), then those only the scan has. */
+    for (int k = 0; k < 2; k++) {
+        const graph *x = both[k];
+        for (size_t i = 0; x != NULL && i < x->nedges; i++) {
+            const char *pn = x->svcs[x->edges[i]->parent]->name;
+            const char *cn = x->svcs[x->edges[i]->child]->name;
+            if (k == 1 && find_edge(g, pn, cn) != NULL) {
+                continue; /* counted with the live edge */
+            }
+            acc sum = {0};
+            acc_add(&sum, &x->edges[i]->c, x->totals, live_start, end_ns);
+            const edge *o = k == 0 ? find_edge(old, pn, cn) : NULL;
+            if (o != NULL) {
+                acc_add(&sum, &o->c, true, 0, 0);
+            }
+            if (sum.calls == 0) {
+                continue;
+            }
+            stg_dep_edge *e = &(*edges)[(*nedges)++];
+            acc_finish(&sum, &e->stats);
+            e->parent = arena_strdup(a, pn);
+            e->child = arena_strdup(a, cn);
+            if (e->parent == NULL || e->child == NULL) {
+                rc = SL_ENOMEM;
+                goto out;
+            }
         }
-        e->parent = arena_strdup(a, g->svcs[g->edges[i]->parent]->name);
-        e->child = arena_strdup(a, g->svcs[g->edges[i]->child]->name);
-        if (e->parent == NULL || e->child == NULL) {
-            rc = SL_ENOMEM;
-            goto out;
+        for (size_t i = 0; x != NULL && i < x->nsvcs; i++) {
+            const service *sv = x->svcs[i];
+            if (k == 1 && find_svc(g, sv->name) != SIZE_MAX) {
+                continue;
+            }
+            acc sum = {0};
+            acc_add(&sum, &sv->c, x->totals, live_start, end_ns);
+            size_t oi = k == 0 ? find_svc(old, sv->name) : SIZE_MAX;
+            const service *osv = oi != SIZE_MAX ? old->svcs[oi] : NULL;
+            if (osv != NULL) {
+                acc_add(&sum, &osv->c, true, 0, 0);
+            }
+            stg_dep_service *o = &(*svcs)[(*nsvcs)++];
+            acc_finish(&sum, &o->stats);
+            o->name = arena_strdup(a, sv->name);
+            if (o->name == NULL) {
+                rc = SL_ENOMEM;
+                goto out;
+            }
+            o->last_seen_unix_nano = sv->last_seen_ns;
+            if (osv != NULL && osv->last_seen_ns > o->last_seen_unix_nano) {
+                o->last_seen_unix_nano = osv->last_seen_ns;
+            }
+            o->instances = 0;
+            for (size_t j = 0; j < sv->ninst; j++) {
+                o->instances += x->totals || sv->inst[j].last_seen_ns + (end_ns - start_ns) >= now;
+            }
         }
-        (*nedges)++;
-    }
-    for (size_t i = 0; i < g->nsvcs; i++) {
-        service *sv = g->svcs[i];
-        stg_dep_service *o = &(*svcs)[*nsvcs];
-        summarize(&sv->c, start_ns, end_ns, &o->stats);
-        o->name = arena_strdup(a, sv->name);
-        if (o->name == NULL) {
-            rc = SL_ENOMEM;
-            goto out;
-        }
-        o->last_seen_unix_nano = sv->last_seen_ns;
-        o->instances = 0;
-        for (size_t k = 0; k < sv->ninst; k++) {
-            o->instances += sv->inst[k].last_seen_ns + (end_ns - start_ns) >= now;
-        }
-        (*nsvcs)++;
     }
 out:
     pthread_mutex_unlock(&d->mu);
+    graph_free(old);
     return rc;
 }

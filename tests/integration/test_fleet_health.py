@@ -7,7 +7,8 @@
   request rate, error ratio, latency quantiles and instance count;
 - cart's error ratio crossing --health-max-error-ratio turns it degraded,
   with the reason;
-- a restart keeps the graph (rebuilt from the stored spans);
+- a restart keeps the graph (rebuilt from the stored spans), and a range
+  before the last 24 hours is answered from the stored spans;
 - a firing alert labelled service_name=cart is listed and degrades it;
 - a failing active check (a /health endpoint served by this test answering
   503) makes its service down, with the reason;
@@ -62,11 +63,11 @@ def inst(name):
     return [{"key": "service.instance.id", "value": {"stringValue": name}}]
 
 
-def send_calls(srv, n, cart_errors=0):
+def send_calls(srv, n, cart_errors=0, ago_ns=0):
     for i in range(n):
         tid = rand_hex(16)
         root, client, server = rand_hex(8), rand_hex(8), rand_hex(8)
-        now = time.time_ns()
+        now = time.time_ns() - ago_ns
         err = {"code": 2} if i < cart_errors else None
         # the child first: its parent is stored in a later request
         st, _, _ = srv.post_json(request("cart", [
@@ -107,6 +108,24 @@ try:
         return {(d["parent"], d["child"]): d["callCount"] for d in doc.get("data") or []}
     got = wait(lambda: deps().get(("frontend", "cart")) == 10 and deps())
     check_eq(got, {("frontend", "cart"): 10}, "live dependency frontend -> cart (Jaeger shape)")
+
+    # Spans of three days ago: outside the live graph's 24 hours, a range
+    # there is answered from the stored spans.
+    day_ms = 86_400_000
+    send_calls(srv, 4, cart_errors=1, ago_ns=3 * day_ms * 1_000_000)
+
+    def old_deps():
+        st, doc = srv.get_json(f"/api/dependencies?endTs={end_ms() - 2 * day_ms}"
+                               f"&lookback={2 * day_ms}")
+        return {(d["parent"], d["child"]): d["callCount"] for d in doc.get("data") or []}
+    got = wait(lambda: old_deps().get(("frontend", "cart")) == 4 and old_deps())
+    check_eq(got, {("frontend", "cart"): 4}, "dependencies of a range before the last 24 h")
+    st, doc = srv.get_json(f"/api/service-map?endTs={end_ms() - 2 * day_ms}"
+                           f"&lookback={2 * day_ms}")
+    old_edges = doc.get("data", {}).get("edges", []) if st == 200 else []
+    check_eq([(e["callCount"], e["errors"]) for e in old_edges], [(4, 1)],
+             "old range: calls and errors of the edge")
+    check_eq(deps(), {("frontend", "cart"): 10}, "old spans stay out of the live range")
 
     st, doc = srv.get_json(f"/api/service-map?endTs={end_ms()}&lookback=600000")
     check_eq(st, 200, "/api/service-map")
