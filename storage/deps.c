@@ -467,10 +467,12 @@ typedef struct rebuild_ctx {
     stg_store *s;
     const char *tenant;
     graph *g; /* range scans */
-    uint64_t spans;
+    uint64_t spans, max;
 } rebuild_ctx;
 
-static int rebuild_batch(void *ud, const sl_span *spans, size_t n) {
+/* Replays a batch of stored spans: into c->g (a range scan's private graph)
+ * or, at start, into the tenant's live graph; stops past c->max spans. */
+static int replay_batch(void *ud, const sl_span *spans, size_t n) {
     rebuild_ctx *c = ud;
     sl_span **ptrs = malloc(n * sizeof(*ptrs));
     if (ptrs == NULL) {
@@ -479,10 +481,14 @@ static int rebuild_batch(void *ud, const sl_span *spans, size_t n) {
     for (size_t i = 0; i < n; i++) {
         ptrs[i] = (sl_span *)(uintptr_t)&spans[i];
     }
-    observe(c->s, c->tenant, ptrs, n, true);
+    if (c->g != NULL) {
+        observe_into(c->g, ptrs, n, true);
+    } else {
+        observe(c->s, c->tenant, ptrs, n, true);
+    }
     free(ptrs);
     c->spans += n;
-    return c->spans >= STG_DEPS_REBUILD_MAX ? SL_ETOOBIG : 0;
+    return c->spans >= c->max ? SL_ETOOBIG : 0;
 }
 
 void stg_deps_rebuild(stg_store *s) {
@@ -495,7 +501,7 @@ void stg_deps_rebuild(stg_store *s) {
     }
     sl_arena tmp;
     sl_arena_init(&tmp, 256u << 20);
-    rebuild_ctx c = {.s = s};
+    rebuild_ctx c = {.s = s, .max = STG_DEPS_REBUILD_MAX};
     int rc = 0;
     /* Each tenant's list is newest first: walk it backwards, oldest first,
      * as the cutter saw the spans. */
@@ -505,7 +511,7 @@ void stg_deps_rebuild(stg_store *s) {
             continue;
         }
         c.tenant = p->tenant;
-        rc = stg_scan_partition(p, from, UINT64_MAX, &tmp, rebuild_batch, &c);
+        rc = stg_scan_partition(p, from, UINT64_MAX, &tmp, replay_batch, &c);
     }
     sl_arena_free(&tmp);
     stg_parts_release(s, parts, np);
@@ -581,21 +587,6 @@ static void acc_finish(const acc *a, stg_dep_stats *out) {
     }
 }
 
-static int scan_batch(void *ud, const sl_span *spans, size_t n) {
-    rebuild_ctx *c = ud;
-    sl_span **ptrs = malloc(n * sizeof(*ptrs));
-    if (ptrs == NULL) {
-        return SL_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        ptrs[i] = (sl_span *)(uintptr_t)&spans[i];
-    }
-    observe_into(c->g, ptrs, n, true);
-    free(ptrs);
-    c->spans += n;
-    return c->spans >= STG_DEPS_SCAN_MAX ? SL_ETOOBIG : 0;
-}
-
 /* The part of a range older than the live graph keeps (24 h): a graph of
  * totals from the stored spans that start in it, at most STG_DEPS_SCAN_MAX
  * of them (what the graph was before it was kept live). NULL when empty. */
@@ -607,8 +598,8 @@ static int scan_range(stg_store *s, const char *tenant, uint64_t start_ns, uint6
         return SL_ENOMEM;
     }
     g->totals = true;
-    rebuild_ctx c = {.s = s, .g = g};
-    int rc = stg_scan_spans(s, tenant, start_ns, end_ns, scan_batch, &c);
+    rebuild_ctx c = {.s = s, .g = g, .max = STG_DEPS_SCAN_MAX};
+    int rc = stg_scan_spans(s, tenant, start_ns, end_ns, replay_batch, &c);
     if (rc == SL_ETOOBIG) {
         SL_LOG_W("storage",
                  "dependencies of tenant %s before the last 24 h: the first %llu spans "

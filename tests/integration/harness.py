@@ -193,3 +193,33 @@ def load(srv, seconds, threads=6, spans_per_req=20, acked=None, statuses=None):
     for t in ts:
         t.start()
     return ts
+
+
+def free_port():
+    """A loopback port free right now (for servers the test starts itself)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pb_varint(v):
+    """Protobuf base-128 varint of a non-negative integer."""
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def pb_field(n, wire, payload):
+    """One protobuf field: wire 0 (varint: payload an int), 1 (payload 8 bytes),
+    2 (payload bytes, length-delimited)."""
+    if wire == 2:
+        return pb_varint(n << 3 | 2) + pb_varint(len(payload)) + payload
+    if wire == 1:
+        return pb_varint(n << 3 | 1) + payload
+    return pb_varint(n << 3) + pb_varint(payload)

@@ -17,7 +17,6 @@ Exits 77 (skipped) when prometheus is not installed."""
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -28,7 +27,9 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, check, check_eq, finish  # noqa: E402
+from harness import (Server, check, check_eq, finish, free_port, pb_field,  # noqa: E402
+                     pb_varint)
+from test_promql_diff import stop_process  # noqa: E402
 
 # keep_firing_for is left out: Prometheus 2.42 predates it.
 RULES = """groups:
@@ -64,22 +65,6 @@ PHASES = [
 ]
 
 
-def varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def field(n, wire, payload):
-    if wire == 2:
-        return varint(n << 3 | 2) + varint(len(payload)) + payload
-    if wire == 1:
-        return varint(n << 3 | 1) + payload
-    return varint(n << 3) + varint(payload)
 
 
 def remote_write_body(temps, t_ms):
@@ -87,11 +72,11 @@ def remote_write_body(temps, t_ms):
     series = b""
     for room, v in sorted(temps.items()):
         labels = [("__name__", "temp_celsius"), ("room", room)]
-        ts = b"".join(field(1, 2, field(1, 2, k.encode()) + field(2, 2, val.encode()))
+        ts = b"".join(pb_field(1, 2, pb_field(1, 2, k.encode()) + pb_field(2, 2, val.encode()))
                       for k, val in labels)
-        ts += field(2, 2, field(1, 1, struct.pack("<d", v)) + field(2, 0, t_ms))
-        series += field(1, 2, ts)
-    lit = varint(len(series)) + bytes([63 << 2]) + struct.pack("<I", len(series) - 1) + series
+        ts += pb_field(2, 2, pb_field(1, 1, struct.pack("<d", v)) + pb_field(2, 0, t_ms))
+        series += pb_field(1, 2, ts)
+    lit = pb_varint(len(series)) + bytes([63 << 2]) + struct.pack("<I", len(series) - 1) + series
     return lit
 
 
@@ -102,13 +87,6 @@ def otlp_body(temps, t_ns):
     return json.dumps({"resourceMetrics": [{"resource": {}, "scopeMetrics": [{"metrics": [
         {"name": "temp_celsius", "gauge": {"dataPoints": points}}]}]}]}).encode()
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get_json(url):
@@ -214,12 +192,7 @@ def main():
     finally:
         if srv is not None:
             srv.cleanup()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         plog.close()
         shutil.rmtree(work, ignore_errors=True)
     finish()

@@ -19,54 +19,38 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, check, check_eq, finish  # noqa: E402
+from harness import Server, check, check_eq, finish, pb_field  # noqa: E402
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LOGS = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 METRICS = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 
 
-def varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def field(n, wire, payload):
-    if wire == 2:
-        return varint(n << 3 | 2) + varint(len(payload)) + payload
-    if wire == 1:
-        return varint(n << 3 | 1) + payload
-    return varint(n << 3) + varint(payload)
 
 
 def any_str(s):
-    return field(1, 2, s.encode())
+    return pb_field(1, 2, s.encode())
 
 
 def resource(service):
-    kv = field(1, 2, b"service.name") + field(2, 2, any_str(service))
-    return field(1, 2, field(1, 2, kv))
+    kv = pb_field(1, 2, b"service.name") + pb_field(2, 2, any_str(service))
+    return pb_field(1, 2, pb_field(1, 2, kv))
 
 
 def logs_request(service, n):
     """ExportLogsServiceRequest: one resource, n records with string bodies."""
     now = time.time_ns()
-    recs = b"".join(field(2, 2, field(1, 1, struct.pack("<Q", now)) +
-                         field(5, 2, any_str(f"zstd log line {i}")))
+    recs = b"".join(pb_field(2, 2, pb_field(1, 1, struct.pack("<Q", now)) +
+                         pb_field(5, 2, any_str(f"zstd log line {i}")))
                     for i in range(n))
-    return field(1, 2, resource(service) + field(2, 2, recs))
+    return pb_field(1, 2, resource(service) + pb_field(2, 2, recs))
 
 
 def metrics_request(service, name, value):
     """ExportMetricsServiceRequest: one gauge with one double point."""
-    point = field(3, 1, struct.pack("<Q", time.time_ns())) + field(4, 1, struct.pack("<d", value))
-    metric = field(1, 2, name.encode()) + field(5, 2, field(1, 2, point))
-    return field(1, 2, resource(service) + field(2, 2, field(2, 2, metric)))
+    point = pb_field(3, 1, struct.pack("<Q", time.time_ns())) + pb_field(4, 1, struct.pack("<d", value))
+    metric = pb_field(1, 2, name.encode()) + pb_field(5, 2, pb_field(1, 2, point))
+    return pb_field(1, 2, resource(service) + pb_field(2, 2, pb_field(2, 2, metric)))
 
 
 def zstd(data, work):

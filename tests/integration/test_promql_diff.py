@@ -29,13 +29,15 @@ import math
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port  # noqa: E402
 
 STEP_S = 15
 HOURS = 2
@@ -356,13 +358,6 @@ def stop_process(proc):
         proc.kill()
         proc.wait()
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def prom_get(port, path, params):

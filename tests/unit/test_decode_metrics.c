@@ -524,20 +524,26 @@ static void test_summary(void) {
     sl_arena_free(&g_a);
 }
 
+/* n server spans "GET /cart" of res starting at 1000 ns with the given
+ * durations; the last one is an error. */
+static void cart_spans(sl_span *sp, size_t n, const sl_resource *res, const uint64_t *durs) {
+    memset(sp, 0, n * sizeof(*sp));
+    for (size_t i = 0; i < n; i++) {
+        sp[i].resource = res;
+        sp[i].name = SL_STR_LIT("GET /cart");
+        sp[i].kind = SL_KIND_SERVER;
+        sp[i].status_code = i == n - 1 ? SL_STATUS_ERROR : SL_STATUS_UNSET;
+        sp[i].start_unix_nano = 1000;
+        sp[i].end_unix_nano = 1000 + durs[i];
+    }
+}
+
 static void test_span_metrics(void) {
     sl_arena_init(&g_a, 0);
     sl_resource res = {SL_STR_INIT("checkout"), NULL, 0, 0};
     sl_span sp[4];
-    memset(sp, 0, sizeof(sp));
     uint64_t durs[] = {1000000, 3000000, 2000000000, 1000000};
-    for (int i = 0; i < 4; i++) {
-        sp[i].resource = &res;
-        sp[i].name = SL_STR_LIT("GET /cart");
-        sp[i].kind = SL_KIND_SERVER;
-        sp[i].status_code = i == 3 ? SL_STATUS_ERROR : SL_STATUS_UNSET;
-        sp[i].start_unix_nano = 1000;
-        sp[i].end_unix_nano = 1000 + durs[i];
-    }
+    cart_spans(sp, 4, &res, durs);
     sl_buf out;
     sl_buf_init(&out, 0);
     ASSERT_EQ(col_span_metrics(sp, 4, 1700000000000000000ull, &g_a, NULL, &out), 0);
@@ -602,14 +608,8 @@ static void test_series_limit(void) {
     /* Span RED series: 20 per (service, name, kind, status) group. */
     sl_resource res = {SL_STR_INIT("checkout"), NULL, 0, 0};
     sl_span sp[2];
-    memset(sp, 0, sizeof(sp));
-    for (int i = 0; i < 2; i++) {
-        sp[i].resource = &res;
-        sp[i].name = SL_STR_LIT("GET /cart");
-        sp[i].kind = SL_KIND_SERVER;
-        sp[i].status_code = i == 1 ? SL_STATUS_ERROR : SL_STATUS_UNSET;
-        sp[i].end_unix_nano = 1000000;
-    }
+    uint64_t durs[] = {1000000, 1000000};
+    cart_spans(sp, 2, &res, durs);
     sl_buf out;
     sl_buf_init(&out, 0);
     ASSERT_EQ(col_span_metrics(sp, 2, 1700000000000000000ull, &g_a, &gate, &out), 0);
