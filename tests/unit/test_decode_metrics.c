@@ -647,9 +647,12 @@ static void test_series_limit(void) {
     ASSERT_EQ(b.points, 5); /* 20 + 5 = 25; shard 5 and target_info do not fit */
     ASSERT_EQ(b.rejected, 1);
     ASSERT_TRUE(strstr(err, "max_active_series 25") != NULL);
-    ASSERT_TRUE(find(&b, "jobs_seconds_total{instance=i-1,job=api,shard=4}") != NULL);
-    ASSERT_TRUE(find(&b, "jobs_seconds_total{instance=i-1,job=api,shard=5}") == NULL);
-    ASSERT_TRUE(find(&b, "target_info{host_name=h1,instance=i-1,job=api}") == NULL);
+    ASSERT_TRUE(find(&b, "jobs_seconds_total{instance=i-1,job=api,service_name=api,shard=4}") !=
+                NULL);
+    ASSERT_TRUE(find(&b, "jobs_seconds_total{instance=i-1,job=api,service_name=api,shard=5}") ==
+                NULL);
+    ASSERT_TRUE(find(&b, "target_info{host_name=h1,instance=i-1,job=api,service_name=api}") ==
+                NULL);
     ASSERT_EQ(col_series_active(lim, "acme"), 25);
     /* After the window every series is idle: new ones fit again. */
     struct timespec ts = {1, 200000000};
