@@ -412,6 +412,150 @@ static bool is_cmp(pq_binop op) {
     return op >= PQ_OP_EQL && op <= PQ_OP_LTE;
 }
 
+/* --- label sets that stay put across steps ------------------------------------------ */
+
+/* Whether every label set a node yields lives for the whole evaluation and
+ * is the same pointer at every step for the same series: selectors, range
+ * functions over range selectors (range_noname or the series' own), and
+ * binary operators over
+ * such operands (set operators pass them through, the others memoize their
+ * results in bin_memo). Other nodes may build label sets per step. */
+static bool stable_lsets(const pq_node *n) {
+    while (n->kind == PQ_N_PAREN) {
+        n = n->a;
+    }
+    switch (n->kind) {
+    case PQ_N_SEL:
+        return true;
+    case PQ_N_BIN:
+        if (n->a->type == PQ_SCALAR && n->b->type == PQ_SCALAR) {
+            return false;
+        }
+        return (n->a->type == PQ_SCALAR || stable_lsets(n->a)) &&
+               (n->b->type == PQ_SCALAR || stable_lsets(n->b));
+    case PQ_N_CALL:
+        if (n->fn->id == PQ_F_ABSENT_OVER_TIME) {
+            return false; /* labels made from the selector's matchers */
+        }
+        for (size_t i = 0; i < n->nargs; i++) {
+            const pq_node *a = n->args[i];
+            while (a->kind == PQ_N_PAREN) {
+                a = a->a;
+            }
+            if (a->type == PQ_MATRIX) {
+                return a->kind == PQ_N_SEL;
+            }
+        }
+        return false;
+    default:
+        return false;
+    }
+}
+
+/* A map from one or two pointers to a 64-bit value (a hash or a label set's
+ * address), in the query arena for the whole evaluation. */
+typedef struct ls_cache {
+    pq_map m;
+    const void **ka, **kb;
+    uint64_t *val;
+    size_t n, cap;
+} ls_cache;
+
+static uint64_t ptr_hash(const void *a, const void *b) {
+    return ((uint64_t)(uintptr_t)a * 0x9e3779b97f4a7c15ull) ^
+           ((uint64_t)(uintptr_t)b * 0xc2b2ae3d27d4eb4full);
+}
+
+static void cache_init(pq_ev *ev, ls_cache *c) {
+    memset(c, 0, sizeof(*c));
+    if (pq_map_init(&c->m, pq_ev_query_arena(ev), 64) != 0) {
+        fail_nomem(ev);
+    }
+}
+
+static bool cache_get(const ls_cache *c, const void *a, const void *b, uint64_t *v) {
+    size_t it = 0;
+    uint32_t j;
+    while ((j = pq_map_next(&c->m, ptr_hash(a, b), &it)) != UINT32_MAX) {
+        if (c->ka[j] == a && c->kb[j] == b) {
+            *v = c->val[j];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void cache_put(pq_ev *ev, ls_cache *c, const void *a, const void *b, uint64_t v) {
+    if (c->n == c->cap) {
+        sl_arena *qa = pq_ev_query_arena(ev);
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        const void **na = sl_arena_alloc(qa, cap * sizeof(*na));
+        const void **nb = sl_arena_alloc(qa, cap * sizeof(*nb));
+        uint64_t *nv = sl_arena_alloc(qa, cap * sizeof(*nv));
+        if (na == NULL || nb == NULL || nv == NULL) {
+            fail_nomem(ev);
+        }
+        if (c->n > 0) {
+            memcpy(na, c->ka, c->n * sizeof(*na));
+            memcpy(nb, c->kb, c->n * sizeof(*nb));
+            memcpy(nv, c->val, c->n * sizeof(*nv));
+        }
+        c->ka = na;
+        c->kb = nb;
+        c->val = nv;
+        c->cap = cap;
+    }
+    if (pq_map_put(&c->m, ptr_hash(a, b), (uint32_t)c->n) != 0) {
+        fail_nomem(ev);
+    }
+    c->ka[c->n] = a;
+    c->kb[c->n] = b;
+    c->val[c->n++] = v;
+}
+
+/* A binary operator's per-evaluation memo (when stable_lsets holds): the
+ * matching signature hash of each operand label set, the result labels of
+ * each (left, right) pair, the name-less copy of each label set. Results
+ * are made in the query arena, so they are stable too. */
+typedef struct bin_memo {
+    ls_cache sig, res, noname;
+} bin_memo;
+
+static bin_memo *bin_memo_get(pq_ev *ev, pq_node *n) {
+    if (!stable_lsets(n)) {
+        return NULL;
+    }
+    if (n->memo == NULL || n->memo_eval != ev->q->evals) {
+        bin_memo *mm = sl_arena_calloc(pq_ev_query_arena(ev), 1, sizeof(*mm));
+        if (mm == NULL) {
+            fail_nomem(ev);
+        }
+        cache_init(ev, &mm->sig);
+        cache_init(ev, &mm->res);
+        cache_init(ev, &mm->noname);
+        n->memo = mm;
+        n->memo_eval = ev->q->evals;
+    }
+    return n->memo;
+}
+
+/* ls without __name__: memoized in the query arena, else in the step's. */
+static const pq_lset *bin_noname(pq_ev *ev, bin_memo *mm, const pq_lset *ls) {
+    uint64_t v;
+    if (mm == NULL) {
+        return pq_ev_noname(ev, ls);
+    }
+    if (cache_get(&mm->noname, ls, NULL, &v)) {
+        return (const pq_lset *)(uintptr_t)v;
+    }
+    const pq_lset *r = pq_lset_drop_name(pq_ev_query_arena(ev), ls);
+    if (r == NULL) {
+        fail_nomem(ev);
+    }
+    cache_put(ev, &mm->noname, ls, NULL, (uint64_t)(uintptr_t)r);
+    return r;
+}
+
 /* Prometheus's vectorElemBinop: the value and whether to keep it. */
 static double elem_binop(pq_binop op, double l, double r, bool *keep) {
     *keep = true;
@@ -458,6 +602,7 @@ static pq_val eval_vs_binop(pq_ev *ev, pq_node *n, pq_val vec, double scalar, bo
                             int64_t t) {
     pq_val out = {.type = PQ_VECTOR};
     out.e = pq_ev_alloc(ev, vec.n * sizeof(pq_elem));
+    bin_memo *mm = bin_memo_get(ev, n);
     for (size_t i = 0; i < vec.n; i++) {
         double l = vec.e[i].v, r = scalar;
         if (swap) {
@@ -478,7 +623,7 @@ static pq_val eval_vs_binop(pq_ev *ev, pq_node *n, pq_val vec, double scalar, bo
         }
         const pq_lset *ls = vec.e[i].ls;
         if (drops_name(n->op) || n->bool_mod) {
-            ls = pq_ev_noname(ev, ls);
+            ls = bin_noname(ev, mm, ls);
         }
         out.e[out.n++] = (pq_elem){ls, t, value};
     }
@@ -494,8 +639,16 @@ typedef struct sig {
     uint64_t hash;
 } sig;
 
-static sig signature(const pq_node *n, const pq_lset *ls) {
-    return (sig){ls, pq_lset_sig_hash(ls, n->matchls, n->nmatchls, n->on)};
+static sig signature(pq_ev *ev, bin_memo *mm, const pq_node *n, const pq_lset *ls) {
+    uint64_t h;
+    if (mm != NULL && cache_get(&mm->sig, ls, NULL, &h)) {
+        return (sig){ls, h};
+    }
+    h = pq_lset_sig_hash(ls, n->matchls, n->nmatchls, n->on);
+    if (mm != NULL) {
+        cache_put(ev, &mm->sig, ls, NULL, h);
+    }
+    return (sig){ls, h};
 }
 
 static bool sig_eq(const pq_node *n, sig a, sig b) {
@@ -522,14 +675,15 @@ typedef struct sig_index {
     sig *sig;
 } sig_index;
 
-static void sig_index_build(pq_ev *ev, const pq_node *n, const pq_val *v, sig_index *ix) {
+static void sig_index_build(pq_ev *ev, bin_memo *mm, const pq_node *n, const pq_val *v,
+                            sig_index *ix) {
     if (pq_map_init(&ix->m, &ev->step, v->n) != 0) {
         fail_nomem(ev);
     }
     ix->n = n;
     ix->sig = pq_ev_alloc(ev, v->n * sizeof(*ix->sig));
     for (size_t i = 0; i < v->n; i++) {
-        ix->sig[i] = signature(n, v->e[i].ls);
+        ix->sig[i] = signature(ev, mm, n, v->e[i].ls);
     }
 }
 
@@ -552,6 +706,7 @@ static void sig_add(pq_ev *ev, sig_index *ix, uint32_t i) {
 }
 
 static pq_val eval_setop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t) {
+    bin_memo *mm = bin_memo_get(ev, n);
     pq_val out = {.type = PQ_VECTOR};
     out.e = pq_ev_alloc(ev, (l.n + r.n) * sizeof(pq_elem));
     if (n->op == PQ_OP_AND && (l.n == 0 || r.n == 0)) {
@@ -559,25 +714,25 @@ static pq_val eval_setop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t) {
     }
     if (n->op == PQ_OP_OR) {
         sig_index li;
-        sig_index_build(ev, n, &l, &li);
+        sig_index_build(ev, mm, n, &l, &li);
         for (size_t i = 0; i < l.n; i++) {
             sig_add(ev, &li, (uint32_t)i);
             out.e[out.n++] = (pq_elem){l.e[i].ls, t, l.e[i].v};
         }
         for (size_t i = 0; i < r.n; i++) {
-            if (sig_find(&li, signature(n, r.e[i].ls)) == UINT32_MAX) {
+            if (sig_find(&li, signature(ev, mm, n, r.e[i].ls)) == UINT32_MAX) {
                 out.e[out.n++] = (pq_elem){r.e[i].ls, t, r.e[i].v};
             }
         }
         return out;
     }
     sig_index ri;
-    sig_index_build(ev, n, &r, &ri);
+    sig_index_build(ev, mm, n, &r, &ri);
     for (size_t i = 0; i < r.n; i++) {
         sig_add(ev, &ri, (uint32_t)i);
     }
     for (size_t i = 0; i < l.n; i++) {
-        bool found = sig_find(&ri, signature(n, l.e[i].ls)) != UINT32_MAX;
+        bool found = sig_find(&ri, signature(ev, mm, n, l.e[i].ls)) != UINT32_MAX;
         if (found == (n->op == PQ_OP_AND)) {
             out.e[out.n++] = (pq_elem){l.e[i].ls, t, l.e[i].v};
         }
@@ -585,13 +740,18 @@ static pq_val eval_setop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t) {
     return out;
 }
 
-/* Prometheus's resultMetric: the labels of a vector-vector result. */
-static const pq_lset *result_labels(pq_ev *ev, const pq_node *n, const pq_lset *ls,
+/* Prometheus's resultMetric: the labels of a vector-vector result (made
+ * once per pair for the whole evaluation with a memo). */
+static const pq_lset *result_labels(pq_ev *ev, bin_memo *mm, const pq_node *n, const pq_lset *ls,
                                     const pq_lset *rs) {
-    sl_arena *a = &ev->step;
+    uint64_t v;
+    if (mm != NULL && cache_get(&mm->res, ls, rs, &v)) {
+        return (const pq_lset *)(uintptr_t)v;
+    }
+    sl_arena *a = mm != NULL ? pq_ev_query_arena(ev) : &ev->step;
     const pq_lset *m = ls;
     if (drops_name(n->op)) {
-        m = pq_ev_noname(ev, m);
+        m = bin_noname(ev, mm, m);
     }
     if (n->card == PQ_CARD_ONE_ONE && (n->on || n->nmatchls > 0)) {
         m = pq_lset_project(a, m, n->matchls, n->nmatchls, n->on, false);
@@ -601,6 +761,9 @@ static const pq_lset *result_labels(pq_ev *ev, const pq_node *n, const pq_lset *
     }
     if (m == NULL) {
         fail_nomem(ev);
+    }
+    if (mm != NULL) {
+        cache_put(ev, &mm->res, ls, rs, (uint64_t)(uintptr_t)m);
     }
     return m;
 }
@@ -617,8 +780,9 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
     }
     pq_val out = {.type = PQ_VECTOR};
     out.e = pq_ev_alloc(ev, (l.n ? l.n : 1) * sizeof(pq_elem));
+    bin_memo *mm = bin_memo_get(ev, n);
     sig_index ri;
-    sig_index_build(ev, n, &r, &ri);
+    sig_index_build(ev, mm, n, &r, &ri);
     for (size_t i = 0; i < r.n; i++) {
         uint32_t dup = sig_find(&ri, ri.sig[i]);
         if (dup != UINT32_MAX) {
@@ -647,7 +811,7 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
     }
     sig *msig = pq_ev_alloc(ev, (l.n ? l.n : 1) * sizeof(*msig));
     for (size_t i = 0; i < l.n; i++) {
-        sig ls = signature(n, l.e[i].ls);
+        sig ls = signature(ev, mm, n, l.e[i].ls);
         uint32_t j = sig_find(&ri, ls);
         if (j == UINT32_MAX) {
             continue;
@@ -664,9 +828,9 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
         } else if (!keep) {
             continue;
         }
-        const pq_lset *m = result_labels(ev, n, l.e[i].ls, r.e[j].ls);
+        const pq_lset *m = result_labels(ev, mm, n, l.e[i].ls, r.e[j].ls);
         if (n->bool_mod) {
-            m = pq_ev_noname(ev, m);
+            m = bin_noname(ev, mm, m);
         }
         /* One-to-one: a signature may match once. Many-to-one: the result
          * labels must differ within a signature. */
@@ -795,31 +959,6 @@ static int cmp_asc(const void *a, const void *b) {
     return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-/* Whether the label sets a node yields are the loaded series' own (query
- * arena, the same pointer at every step): selectors, and range functions
- * over range selectors (range_noname). Others may build them per step. */
-static bool stable_lsets(const pq_node *n) {
-    while (n->kind == PQ_N_PAREN) {
-        n = n->a;
-    }
-    if (n->kind == PQ_N_SEL) {
-        return true;
-    }
-    if (n->kind != PQ_N_CALL || n->nargs == 0) {
-        return false;
-    }
-    for (size_t i = 0; i < n->nargs; i++) {
-        const pq_node *a = n->args[i];
-        while (a->kind == PQ_N_PAREN) {
-            a = a->a;
-        }
-        if (a->type == PQ_MATRIX) {
-            return a->kind == PQ_N_SEL;
-        }
-    }
-    return false;
-}
-
 /* An aggregation's groups by input label set, kept for the whole evaluation
  * when its input's label sets are stable: the signature hash and projected
  * key of each are computed once, not at every step, and a key is shared by
@@ -834,15 +973,11 @@ typedef struct pq_agg_memo {
     size_t nkeys, keycap;
 } pq_agg_memo;
 
-static uint64_t ptr_hash(const void *p) {
-    return (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
-}
-
 static void memo_group(pq_ev *ev, pq_agg_memo *mm, const pq_lset *ls, const sl_str *names,
                        size_t nnames, bool keep, uint64_t *h, const pq_lset **key) {
     size_t it = 0;
     uint32_t j;
-    uint64_t ph = ptr_hash(ls);
+    uint64_t ph = ptr_hash(ls, NULL);
     while ((j = pq_map_next(&mm->byls, ph, &it)) != UINT32_MAX) {
         if (mm->in[j] == ls) {
             *h = mm->h[j];

@@ -190,9 +190,9 @@ struct pq_node {
     size_t ninclude;
 
     /* evaluation state */
-    pq_regex *call_re;        /* label_replace: its compiled pattern (tracked by the query) */
-    struct pq_agg_memo *memo; /* AGG: each input label set's group (pq_eval.c) */
-    unsigned memo_eval;       /* the evaluation (pq_query.evals) the memo belongs to */
+    pq_regex *call_re;  /* label_replace: its compiled pattern (tracked by the query) */
+    void *memo;         /* AGG, BIN: per-evaluation caches by label set (pq_eval.c) */
+    unsigned memo_eval; /* the evaluation (pq_query.evals) the memo belongs to */
     pq_sel_series *series;
     size_t nseries;
 };
