@@ -171,71 +171,182 @@ static bool fits(int64_t v, int nbits) {
     return v >= -lim && v < lim;
 }
 
-int ms_chunk_encode(const stg_sample *s, size_t n, sl_buf *out) {
-    int rc;
-    if (n == 0) {
-        return sl_buf_put_uvarint(out, 0);
+/* The encoder's state after a sample: what appending to a chunk needs. */
+typedef struct chunk_enc {
+    bitw w;
+    uint64_t prev_t, prev_delta, prev_v;
+    int lead, trail;
+} chunk_enc;
+
+static void enc_first(chunk_enc *e, const stg_sample *s) {
+    bw_put(&e->w, (uint64_t)s->t_ms, 64);
+    bw_put(&e->w, ms_f2u(s->v), 64);
+    e->prev_t = (uint64_t)s->t_ms;
+    e->prev_delta = 0;
+    e->prev_v = ms_f2u(s->v);
+    e->lead = -1;
+    e->trail = 0;
+}
+
+static void enc_next(chunk_enc *e, const stg_sample *s) {
+    bitw *w = &e->w;
+    /* Wrapping arithmetic: any two int64 times have a representable
+     * difference modulo 2^64, and the 64-bit escape carries it. */
+    uint64_t delta = (uint64_t)s->t_ms - e->prev_t;
+    int64_t dod = (int64_t)(delta - e->prev_delta);
+    if (dod == 0) {
+        bw_put(w, 0, 1);
+    } else if (fits(dod, 14)) {
+        bw_put(w, 2, 2);
+        bw_put(w, (uint64_t)dod, 14);
+    } else if (fits(dod, 17)) {
+        bw_put(w, 6, 3);
+        bw_put(w, (uint64_t)dod, 17);
+    } else if (fits(dod, 20)) {
+        bw_put(w, 14, 4);
+        bw_put(w, (uint64_t)dod, 20);
+    } else {
+        bw_put(w, 15, 4);
+        bw_put(w, (uint64_t)dod, 64);
     }
+    e->prev_delta = delta;
+    e->prev_t = (uint64_t)s->t_ms;
+    uint64_t v = ms_f2u(s->v), x = v ^ e->prev_v;
+    if (x == 0) {
+        bw_put(w, 0, 1);
+    } else {
+        int l = clz64(x), t = ctz64(x);
+        if (l > 31) {
+            l = 31;
+        }
+        if (e->lead >= 0 && l >= e->lead && t >= e->trail) {
+            bw_put(w, 2, 2);
+            bw_put(w, x >> e->trail, 64 - e->lead - e->trail);
+        } else {
+            int sig = 64 - l - t;
+            bw_put(w, 3, 2);
+            bw_put(w, (uint64_t)l, 5);
+            bw_put(w, (uint64_t)(sig & 63), 6); /* 64 is written as 0 */
+            bw_put(w, x >> t, sig);
+            e->lead = l;
+            e->trail = t;
+        }
+    }
+    e->prev_v = v;
+}
+
+/* Flushes the stream and, for an open chunk, appends the trailer: u64 last
+ * value bits (little-endian), uvarint last delta, u8 lead + 1, u8 trail, u8
+ * bits used in the stream's last byte (0: all 8), u8 the trailer's size. */
+static int enc_finish(chunk_enc *e, bool open) {
+    int used = e->w.nacc;
+    bw_flush(&e->w);
+    if (!open || e->w.rc != 0) {
+        return e->w.rc;
+    }
+    uint8_t t[24];
+    size_t n = 0;
+    for (int i = 0; i < 8; i++) {
+        t[n++] = (uint8_t)(e->prev_v >> (8 * i));
+    }
+    uint64_t d = e->prev_delta;
+    while (d >= 0x80) {
+        t[n++] = (uint8_t)(d | 0x80);
+        d >>= 7;
+    }
+    t[n++] = (uint8_t)d;
+    t[n++] = (uint8_t)(e->lead + 1);
+    t[n++] = (uint8_t)e->trail;
+    t[n++] = (uint8_t)used;
+    t[n] = (uint8_t)(n + 1);
+    return sl_buf_append(e->w.b, t, n + 1);
+}
+
+static int chunk_put_header(sl_buf *out, size_t n, int64_t mint, int64_t maxt) {
+    int rc;
     if ((rc = sl_buf_put_uvarint(out, n)) != 0 ||
-        (rc = sl_buf_put_uvarint(out, sl_zigzag(s[0].t_ms))) != 0 ||
-        (rc = sl_buf_put_uvarint(out, sl_zigzag(s[n - 1].t_ms))) != 0) {
+        (rc = sl_buf_put_uvarint(out, sl_zigzag(mint))) != 0) {
         return rc;
     }
     /* A sample takes at most 4 + 64 + 2 + 5 + 6 + 64 bits; room reserved
      * up front keeps bw_byte a store (a bounded buffer just grows per byte). */
-    (void)sl_buf_reserve(out, n * 19 + 16);
-    bitw w = {out, 0, 0, 0};
-    bw_put(&w, (uint64_t)s[0].t_ms, 64);
-    bw_put(&w, ms_f2u(s[0].v), 64);
-    uint64_t prev_t = (uint64_t)s[0].t_ms, prev_delta = 0, prev_v = ms_f2u(s[0].v);
-    int lead = -1, trail = 0;
-    for (size_t i = 1; i < n; i++) {
-        /* Wrapping arithmetic: any two int64 times have a representable
-         * difference modulo 2^64, and the 64-bit escape carries it. */
-        uint64_t delta = (uint64_t)s[i].t_ms - prev_t;
-        int64_t dod = (int64_t)(delta - prev_delta);
-        if (dod == 0) {
-            bw_put(&w, 0, 1);
-        } else if (fits(dod, 14)) {
-            bw_put(&w, 2, 2);
-            bw_put(&w, (uint64_t)dod, 14);
-        } else if (fits(dod, 17)) {
-            bw_put(&w, 6, 3);
-            bw_put(&w, (uint64_t)dod, 17);
-        } else if (fits(dod, 20)) {
-            bw_put(&w, 14, 4);
-            bw_put(&w, (uint64_t)dod, 20);
-        } else {
-            bw_put(&w, 15, 4);
-            bw_put(&w, (uint64_t)dod, 64);
-        }
-        prev_delta = delta;
-        prev_t = (uint64_t)s[i].t_ms;
-        uint64_t v = ms_f2u(s[i].v), x = v ^ prev_v;
-        if (x == 0) {
-            bw_put(&w, 0, 1);
-        } else {
-            int l = clz64(x), t = ctz64(x);
-            if (l > 31) {
-                l = 31;
-            }
-            if (lead >= 0 && l >= lead && t >= trail) {
-                bw_put(&w, 2, 2);
-                bw_put(&w, x >> trail, 64 - lead - trail);
-            } else {
-                int sig = 64 - l - t;
-                bw_put(&w, 3, 2);
-                bw_put(&w, (uint64_t)l, 5);
-                bw_put(&w, (uint64_t)(sig & 63), 6); /* 64 is written as 0 */
-                bw_put(&w, x >> t, sig);
-                lead = l;
-                trail = t;
-            }
-        }
-        prev_v = v;
+    rc = sl_buf_put_uvarint(out, sl_zigzag(maxt));
+    (void)sl_buf_reserve(out, n * 19 + 40);
+    return rc;
+}
+
+static int chunk_encode(const stg_sample *s, size_t n, bool open, sl_buf *out) {
+    if (n == 0) {
+        return sl_buf_put_uvarint(out, 0);
     }
-    bw_flush(&w);
-    return w.rc;
+    int rc = chunk_put_header(out, n, s[0].t_ms, s[n - 1].t_ms);
+    if (rc != 0) {
+        return rc;
+    }
+    chunk_enc e = {.w = {out, 0, 0, 0}};
+    enc_first(&e, &s[0]);
+    for (size_t i = 1; i < n; i++) {
+        enc_next(&e, &s[i]);
+    }
+    return enc_finish(&e, open);
+}
+
+int ms_chunk_encode(const stg_sample *s, size_t n, sl_buf *out) {
+    return chunk_encode(s, n, false, out);
+}
+
+int ms_chunk_encode_open(const stg_sample *s, size_t n, sl_buf *out) {
+    return chunk_encode(s, n, true, out);
+}
+
+int ms_chunk_append(const uint8_t *p, size_t size, const stg_sample *add, size_t nadd, bool open,
+                    sl_buf *out) {
+    const uint8_t *end = p + size;
+    uint64_t cnt, zmin, zmax;
+    if (nadd == 0 || sl_get_uvarint(&p, end, &cnt) != 0 || cnt == 0 ||
+        sl_get_uvarint(&p, end, &zmin) != 0 || sl_get_uvarint(&p, end, &zmax) != 0 || p >= end) {
+        return SL_ECORRUPT;
+    }
+    size_t tl = end[-1];
+    if (tl < 13 || tl > 22 || tl > (size_t)(end - p)) {
+        return SL_ECORRUPT;
+    }
+    const uint8_t *t = end - tl, *tend = end - 4;
+    chunk_enc e = {.w = {out, 0, 0, 0}};
+    for (int i = 0; i < 8; i++) {
+        e.prev_v |= (uint64_t)t[i] << (8 * i);
+    }
+    const uint8_t *q = t + 8;
+    if (sl_get_uvarint(&q, tend, &e.prev_delta) != 0 || q != tend) {
+        return SL_ECORRUPT;
+    }
+    e.lead = tend[0] - 1;
+    e.trail = tend[1];
+    int used = tend[2];
+    size_t stream = (size_t)(t - p);
+    if (e.lead < -1 || e.lead > 31 || e.trail > 63 || used > 7 || stream < 16 ||
+        (cnt * 2 + 126) / 8 > stream) {
+        return SL_ECORRUPT;
+    }
+    e.prev_t = (uint64_t)sl_unzigzag(zmax);
+    int rc = chunk_put_header(out, (size_t)cnt + nadd, sl_unzigzag(zmin), add[nadd - 1].t_ms);
+    if (rc == 0) {
+        /* The stream minus a partly used last byte, whose bits go back
+         * into the writer. */
+        size_t whole = used > 0 ? stream - 1 : stream;
+        rc = sl_buf_append(out, p, whole);
+        if (used > 0) {
+            e.w.acc = (uint64_t)(p[whole] >> (8 - used));
+            e.w.nacc = used;
+        }
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < nadd; i++) {
+        enc_next(&e, &add[i]);
+    }
+    return enc_finish(&e, open);
 }
 
 static int chunk_header(const uint8_t **p, const uint8_t *end, size_t *n, int64_t *mint,

@@ -35,6 +35,11 @@
  * delta-of-delta timestamp ('0' | '10'+14 bits | '110'+17 | '1110'+20 |
  * '1111'+64) and an XOR-coded value ('0' same | '10' within the previous
  * leading/trailing window | '11' + 5 bits leading + 6 bits length + bits).
+ * A window's open chunk (fewer than MS_CHUNK_SAMPLES samples) is followed by
+ * the encoder's state, which decoders never reach: u64le last value bits |
+ * uvarint last delta | u8 lead + 1 | u8 trail | u8 bits used in the stream's
+ * last byte | u8 the trailer's size; the cutter appends to the stream
+ * through it (ms_chunk_append) when the series' head says so (tail).
  */
 #ifndef SL_METRICS_INT_H
 #define SL_METRICS_INT_H
@@ -47,6 +52,7 @@
 #define MS_WAL_MAGIC 0x314d4c53u /* "SLM1" */
 #define MS_CHUNK_SAMPLES 240     /* a chunk is sealed at this many samples */
 #define MS_STALE_BITS 0x7ff0000000000002ull
+#define MS_HEAD_TAIL 0xa7 /* ms_head.tail (older builds left the byte zero) */
 /* Delta samples of one series within one cut are summed into one cumulative
  * sample per this many milliseconds (stamped with the latest time among them). */
 #define MS_DELTA_MERGE_MS 10000
@@ -83,6 +89,15 @@ uint64_t ms_hash(const void *p, size_t len);
 
 /* Appends the chunk of n samples (ascending times) to out. */
 int ms_chunk_encode(const stg_sample *s, size_t n, sl_buf *out);
+/* The same for a window's open chunk, followed by the encoder's state
+ * (a trailer that decoders ignore: they stop after the chunk's count). */
+int ms_chunk_encode_open(const stg_sample *s, size_t n, sl_buf *out);
+/* Writes to out the open chunk [p, p + size) (made by the two functions here,
+ * with a trailer) with the nadd samples add appended, as encoding all the
+ * samples at once would (open: with a trailer again). Returns 0, SL_ECORRUPT
+ * (no usable trailer: decode and encode instead) or SL_ENOMEM. */
+int ms_chunk_append(const uint8_t *p, size_t size, const stg_sample *add, size_t nadd, bool open,
+                    sl_buf *out);
 /* Reads a chunk's count and time bounds without decoding it. */
 int ms_chunk_info(const uint8_t *p, size_t size, size_t *n, int64_t *mint, int64_t *maxt);
 /* Decodes a chunk into out (room for the count ms_chunk_info reports; at most
@@ -132,7 +147,8 @@ typedef struct ms_head {
     uint32_t chunk; /* number of the open chunk */
     uint32_t nopen; /* samples in it */
     uint8_t has;    /* any sample yet */
-    uint8_t pad[7];
+    uint8_t tail;   /* MS_HEAD_TAIL: the open chunk has the encoder's trailer */
+    uint8_t pad[6];
 } ms_head;
 
 typedef struct ms_append_stats {

@@ -578,6 +578,7 @@ static int carry_head(stg_store *s, ms_window *w, const ms_sitem *c, ms_head *h)
             ms_cblock_free(&cb);
             h->chunk = 0;
             h->nopen = 0;
+            h->tail = 0;
         } else if (frc != SL_ENOTFOUND) {
             rc = frc;
         }
@@ -729,17 +730,49 @@ static int put_postings(ms_window *w, MDB_txn *txn, sl_arena *a, const uint32_t 
     return rc;
 }
 
-/* Appends samples to series id's chunks starting from head h. */
+/* Appends samples to series id's chunks starting from head h. The open
+ * chunk carries the encoder's state (ms_chunk_encode_open), so new samples
+ * are appended to its bits without decoding it; an open chunk without that
+ * trailer (older builds) is decoded and encoded again once. */
 static int append_chunks(ms_window *w, MDB_txn *txn, uint32_t id, ms_head *h, const stg_sample *add,
                          size_t nadd, sl_buf *buf) {
+    uint8_t ck[8];
+    sl_put_be32(ck, id);
+    int rc = 0;
+    if (h->nopen > 0 && h->tail == MS_HEAD_TAIL && nadd > 0) {
+        sl_put_be32(ck + 4, h->chunk);
+        MDB_val k = {8, ck}, v;
+        size_t take = MS_CHUNK_SAMPLES - h->nopen < nadd ? MS_CHUNK_SAMPLES - h->nopen : nadd;
+        bool open = h->nopen + take < MS_CHUNK_SAMPLES;
+        size_t n;
+        int64_t lo, hi;
+        buf->len = 0;
+        if (mdb_get(txn, w->db_chunks, &k, &v) == 0 &&
+            ms_chunk_info(v.mv_data, v.mv_size, &n, &lo, &hi) == 0 && n == h->nopen &&
+            ms_chunk_append(v.mv_data, v.mv_size, add, take, open, buf) == 0) {
+            v = (MDB_val){buf->len, buf->data};
+            if ((rc = stg_lmdb_err(mdb_put(txn, w->db_chunks, &k, &v, 0))) != 0) {
+                return rc;
+            }
+            if (open) {
+                h->nopen += (uint32_t)take;
+            } else {
+                h->chunk++;
+                h->nopen = 0;
+                h->tail = 0;
+            }
+            add += take;
+            nadd -= take;
+            if (nadd == 0) {
+                return 0;
+            }
+        }
+    }
     size_t total = h->nopen + nadd;
     stg_sample *all = malloc((total ? total : 1) * sizeof(*all));
     if (all == NULL) {
         return SL_ENOMEM;
     }
-    int rc = 0;
-    uint8_t ck[8];
-    sl_put_be32(ck, id);
     size_t have = 0;
     if (h->nopen > 0) {
         sl_put_be32(ck + 4, h->chunk);
@@ -754,8 +787,9 @@ static int append_chunks(ms_window *w, MDB_txn *txn, uint32_t id, ms_head *h, co
     size_t off = 0;
     while (rc == 0 && off < total) {
         size_t take = total - off > MS_CHUNK_SAMPLES ? MS_CHUNK_SAMPLES : total - off;
+        bool open = take < MS_CHUNK_SAMPLES;
         buf->len = 0;
-        if ((rc = ms_chunk_encode(all + off, take, buf)) != 0) {
+        if ((rc = (open ? ms_chunk_encode_open : ms_chunk_encode)(all + off, take, buf)) != 0) {
             break;
         }
         sl_put_be32(ck + 4, h->chunk);
@@ -764,11 +798,13 @@ static int append_chunks(ms_window *w, MDB_txn *txn, uint32_t id, ms_head *h, co
             break;
         }
         off += take;
-        if (take == MS_CHUNK_SAMPLES) {
+        if (!open) {
             h->chunk++;
             h->nopen = 0;
+            h->tail = 0;
         } else {
             h->nopen = (uint32_t)take;
+            h->tail = MS_HEAD_TAIL;
         }
     }
     free(all);

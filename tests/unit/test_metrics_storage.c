@@ -492,6 +492,21 @@ static void test_store_postings_mixed_pass(void) {
     rm_dir();
 }
 
+typedef struct all_samples {
+    stg_sample s[1000];
+    size_t n;
+} all_samples;
+
+static int all_cb(void *ud, const stg_label *l, size_t nl, const stg_sample *s, size_t n) {
+    all_samples *a = ud;
+    (void)l;
+    (void)nl;
+    for (size_t i = 0; i < n && a->n < 1000; i++) {
+        a->s[a->n++] = s[i];
+    }
+    return 0;
+}
+
 static void test_store_many_chunks(void) {
     fresh_dir();
     stg_store *s = open_store();
@@ -500,11 +515,53 @@ static void test_store_many_chunks(void) {
     for (int i = 0; i < N; i++) {
         smp[i] = (stg_sample){(int64_t)i * 15000, i % 7 == 0 ? stale() : (double)i};
     }
-    /* In several cuts, so that open chunks are reopened and sealed. */
-    for (int part = 0; part < 4; part++) {
-        write_series(s, "default", "g", "api", "200", STG_MS_CUMULATIVE, smp + part * (N / 4),
-                     N / 4);
+    /* In cuts of uneven sizes, so that open chunks are appended to (through
+     * their trailers), sealed mid-cut, reopened after a restart, and once
+     * taken as an older build left them (no trailer: decoded and encoded). */
+    static const int parts[] = {1, 1, 3, 250, 7, 238, 500};
+    int off = 0;
+    for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++) {
+        write_series(s, "default", "g", "api", "200", STG_MS_CUMULATIVE, smp + off, parts[p]);
+        off += parts[p];
         ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+        if (p == 2) {
+            stg_close(s);
+            s = open_store();
+        }
+        if (p == 4) {
+            ms_window **ws;
+            size_t nw;
+            ASSERT_EQ(ms_windows_list(s, "default", &ws, &nw), 0);
+            MDB_txn *txn;
+            ASSERT_EQ(mdb_txn_begin(ws[0]->env, NULL, 0, &txn), 0);
+            MDB_cursor *cur;
+            ASSERT_EQ(mdb_cursor_open(txn, ws[0]->db_head, &cur), 0);
+            MDB_val k, v;
+            int tails = 0;
+            while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+                ms_head h;
+                ASSERT_EQ(v.mv_size, sizeof(h));
+                memcpy(&h, v.mv_data, sizeof(h));
+                tails += h.tail == MS_HEAD_TAIL;
+                h.tail = 0;
+                v = (MDB_val){sizeof(h), &h};
+                ASSERT_EQ(mdb_cursor_put(cur, &k, &v, MDB_CURRENT), 0);
+            }
+            mdb_cursor_close(cur);
+            ASSERT_EQ(mdb_txn_commit(txn), 0);
+            ms_windows_release(s, ws, nw);
+            ASSERT_EQ(tails, 1);
+        }
+    }
+    ASSERT_EQ(off, N);
+    static all_samples every;
+    every.n = 0;
+    stg_matcher mg = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("g")};
+    ASSERT_EQ(stg_select_series(s, "default", &mg, 1, INT64_MIN, INT64_MAX, all_cb, &every), 0);
+    ASSERT_EQ(every.n, N);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(every.s[i].t_ms, smp[i].t_ms);
+        ASSERT_TRUE(same_bits(every.s[i].v, smp[i].v));
     }
     stg_matcher m = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("g")};
     got g = select1(s, "default", &m, 1);
@@ -643,6 +700,57 @@ static void test_store_compaction(void) {
     rm_dir();
 }
 
+/* Appending to an open chunk (its trailer holds the encoder's state) gives
+ * the bytes of encoding every sample at once, whatever the split. */
+static void test_chunk_append(void) {
+    enum { N = 240 };
+    static stg_sample s[N];
+    uint64_t r = 99;
+    int64_t t = 1700000000000;
+    double v = 0;
+    for (int i = 0; i < N; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        t += i % 17 == 0 ? (int64_t)(r >> 40) : (i % 5 == 0 ? 15001 : 15000);
+        if (i % 3 != 0) {
+            v = i % 7 == 0 ? stale() : (i % 11 == 0 ? (double)(r >> 11) : v + 0.25 * (r % 9));
+        }
+        s[i] = (stg_sample){t, v};
+    }
+    sl_buf all, all_open, a, b;
+    sl_buf_init(&all, 0);
+    sl_buf_init(&all_open, 0);
+    sl_buf_init(&a, 0);
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(ms_chunk_encode(s, N, &all), 0);
+    size_t splits[][2] = {{1, 2}, {1, 239}, {5, 6}, {100, 101}, {100, 200}, {238, 239}, {3, 120}};
+    for (size_t k = 0; k < sizeof(splits) / sizeof(splits[0]); k++) {
+        size_t x = splits[k][0], y = splits[k][1];
+        a.len = b.len = all_open.len = 0;
+        ASSERT_EQ(ms_chunk_encode_open(s, x, &a), 0);
+        ASSERT_EQ(ms_chunk_append(a.data, a.len, s + x, y - x, true, &b), 0);
+        ASSERT_EQ(ms_chunk_encode_open(s, y, &all_open), 0);
+        ASSERT_EQ(b.len, all_open.len);
+        ASSERT_TRUE(memcmp(b.data, all_open.data, b.len) == 0);
+        a.len = 0;
+        ASSERT_EQ(ms_chunk_append(b.data, b.len, s + y, N - y, false, &a), 0);
+        ASSERT_EQ(a.len, all.len);
+        ASSERT_TRUE(memcmp(a.data, all.data, a.len) == 0);
+        /* Readers ignore the trailer. */
+        stg_sample out[N];
+        size_t n;
+        ASSERT_EQ(ms_chunk_decode(b.data, b.len, out, N, &n), 0);
+        ASSERT_EQ(n, y);
+        ASSERT_EQ(out[y - 1].t_ms, s[y - 1].t_ms);
+        ASSERT_TRUE(same_bits(out[y - 1].v, s[y - 1].v));
+    }
+    /* A chunk without a trailer (older builds) is refused, not misread. */
+    ASSERT_EQ(ms_chunk_append(all.data, all.len, s, 1, true, &b), SL_ECORRUPT);
+    sl_buf_free(&all);
+    sl_buf_free(&all_open);
+    sl_buf_free(&a);
+    sl_buf_free(&b);
+}
+
 static void test_samples_codec(void) {
     stg_sample in[] = {{-5, 0.1}, {10, 100000.48}, {25, -3}, {40, 1e15}, {41, 2.5}};
     sl_buf b;
@@ -762,6 +870,7 @@ int main(void) {
     RUN(test_read_during_cut_bounds);
     RUN(test_store_postings_mixed_pass);
     RUN(test_store_many_chunks);
+    RUN(test_chunk_append);
     RUN(test_samples_codec);
     RUN(test_store_compaction);
     return SL_TEST_RESULT();
