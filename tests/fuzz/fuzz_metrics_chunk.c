@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the metrics engine's decoders (storage/metrics_codec.c):
- * a Gorilla chunk, a compacted sample run, a postings list and a metrics WAL
- * record, all from the same
+ * a Gorilla chunk, an open chunk's append trailer, a compacted sample run, a
+ * postings list and a metrics WAL record, all from the same
  * input. Anything must decode or be rejected, never crash or over-read. What
  * decodes as a chunk is a round-trip oracle: encoding the samples again and
  * decoding that must give the same times and value bits, else abort().
@@ -60,6 +60,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         sl_buf_free(&b);
     }
+    /* An open chunk's trailer: appending must parse it or refuse it; what
+     * it appends to must still decode to the old count plus one. */
+    sl_buf ab;
+    sl_buf_init(&ab, 0);
+    stg_sample one = {1700000000000, 1.5};
+    if (ms_chunk_append(data, size, &one, 1, true, &ab) == 0) {
+        size_t cnt, dn;
+        int64_t amin, amax;
+        if (ms_chunk_info(ab.data, ab.len, &cnt, &amin, &amax) != 0 || cnt < 2 ||
+            amax != one.t_ms) {
+            abort();
+        }
+        if (cnt <= 4096) {
+            stg_sample *as = malloc(cnt * sizeof(*as));
+            if (as != NULL) {
+                (void)ms_chunk_decode(ab.data, ab.len, as, cnt, &dn);
+            }
+            free(as);
+        }
+    }
+    sl_buf_free(&ab);
     if (ms_postings_count(data, size, &n) == 0) {
         uint32_t *ids = malloc((n ? n : 1) * sizeof(*ids));
         if (ids != NULL) {

@@ -829,10 +829,12 @@ static void write_corpus(void) {
         double v = round((1000 + i * 12.37 + (i * 7919 % 13) / 100.0) * 100) / 100;
         dense[i] = (stg_sample){1700000000000 + i * 15000, v};
     }
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 7; k++) {
         sl_buf b;
         sl_buf_init(&b, 0);
-        if (k == 5) {
+        if (k == 6) {
+            ms_chunk_encode_open(s, 100, &b); /* with the append trailer */
+        } else if (k == 5) {
             ms_samples_encode(dense, 100, &b); /* bit-packed decimals */
         } else if (k == 4) {
             ms_samples_encode(s, 100, &b);
