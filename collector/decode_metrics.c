@@ -360,7 +360,20 @@ static int dm_value_text(sl_arena *a, const Opentelemetry__Proto__Common__V1__An
  * for attributes alone their values joined with ';' in key order. Empty
  * values are dropped (Prometheus has no empty labels). */
 static int dm_finish_labels(sl_arena *a, dm_label *in, size_t n, stg_label **out, size_t *nout) {
-    qsort(in, n, sizeof(*in), dm_cmp_label);
+    if (n > 16) {
+        qsort(in, n, sizeof(*in), dm_cmp_label);
+    } else {
+        /* A point's few labels: insertion sort, no calls through qsort. */
+        for (size_t i = 1; i < n; i++) {
+            dm_label x = in[i];
+            size_t j = i;
+            while (j > 0 && dm_cmp_label(&in[j - 1], &x) > 0) {
+                in[j] = in[j - 1];
+                j--;
+            }
+            in[j] = x;
+        }
+    }
     stg_label *l = sl_arena_alloc(a, (n ? n : 1) * sizeof(*l));
     if (l == NULL) {
         return SL_ENOMEM;

@@ -516,23 +516,28 @@ static uint64_t get_u64le(const uint8_t *p) {
     return v;
 }
 
-/* Appends labels as a length-prefixed canonical encoding. */
+static size_t uvarint_size(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Appends labels as a length-prefixed canonical encoding (the size is known
+ * up front: no staging buffer). */
 static int put_labels(sl_buf *b, const stg_label *l, size_t n) {
     size_t size = 0;
     for (size_t i = 0; i < n; i++) {
-        size += l[i].name.len + l[i].value.len + 4;
+        size += uvarint_size(l[i].name.len) + l[i].name.len + uvarint_size(l[i].value.len) +
+                l[i].value.len;
     }
-    sl_buf tmp;
-    sl_buf_init(&tmp, 0);
-    int rc = sl_buf_reserve(&tmp, size);
+    int rc = sl_buf_reserve(b, size + 10);
     if (rc == 0) {
-        rc = ms_labels_encode(l, n, &tmp);
+        rc = sl_buf_put_uvarint(b, size);
     }
-    if (rc == 0) {
-        rc = put_str(b, (sl_str){(const char *)tmp.data, tmp.len});
-    }
-    sl_buf_free(&tmp);
-    return rc;
+    return rc == 0 ? ms_labels_encode(l, n, b) : rc;
 }
 
 int stg_metrics_encode(const stg_mseries *series, size_t n, const stg_metric_meta *meta,
