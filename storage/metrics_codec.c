@@ -155,6 +155,24 @@ static bool br_get(bitr *r, int nbits, uint64_t *out) {
     return true;
 }
 
+/* The next nbits (<= 8) without consuming them, zeros past the end. */
+static unsigned br_peek8(const bitr *r, int nbits) {
+    size_t byte = r->pos >> 3, nbytes = r->nbits >> 3;
+    int off = (int)(r->pos & 7);
+    unsigned w = (byte < nbytes ? (unsigned)r->p[byte] << 8 : 0u) |
+                 (byte + 1 < nbytes ? r->p[byte + 1] : 0u);
+    return (w >> (16 - off - nbits)) & ((1u << nbits) - 1);
+}
+
+/* Consumes n bits that br_peek8 showed; false when they are not all there. */
+static bool br_skip(bitr *r, int n) {
+    if ((size_t)n > r->nbits - r->pos) {
+        return false;
+    }
+    r->pos += (size_t)n;
+    return true;
+}
+
 /* --- chunks ----------------------------------------------------------------- */
 
 static int clz64(uint64_t v) {
@@ -386,25 +404,22 @@ int ms_chunk_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, 
         return 0;
     }
     bitr r = {p, (size_t)(end - p) * 8, 0};
-    uint64_t t, v, delta = 0, bit;
+    uint64_t t, v, delta = 0;
     if (!br_get(&r, 64, &t) || !br_get(&r, 64, &v)) {
         return SL_ECORRUPT;
     }
     out[0] = (stg_sample){(int64_t)t, ms_u2f(v)};
     int lead = -1, trail = 0;
     for (size_t i = 1; i < cnt; i++) {
-        int nb = 0, ones = 0;
-        while (ones < 4) {
-            if (!br_get(&r, 1, &bit)) {
-                return SL_ECORRUPT;
-            }
-            if (bit == 0) {
-                break;
-            }
-            ones++;
-        }
+        /* The delta-of-delta's prefix ('0', '10', '110', '1110', '1111')
+         * from one peek of four bits. */
         static const int widths[5] = {0, 14, 17, 20, 64};
-        nb = widths[ones];
+        unsigned pre = br_peek8(&r, 4);
+        int ones = pre < 8 ? 0 : pre < 12 ? 1 : pre < 14 ? 2 : pre < 15 ? 3 : 4;
+        if (!br_skip(&r, ones < 4 ? ones + 1 : 4)) {
+            return SL_ECORRUPT;
+        }
+        int nb = widths[ones];
         int64_t dod = 0;
         if (nb > 0) {
             uint64_t raw;
@@ -418,15 +433,13 @@ int ms_chunk_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, 
         }
         delta += (uint64_t)dod;
         t += delta;
-        if (!br_get(&r, 1, &bit)) {
+        unsigned vpre = br_peek8(&r, 2);
+        if (!br_skip(&r, vpre < 2 ? 1 : 2)) {
             return SL_ECORRUPT;
         }
-        if (bit == 1) {
-            if (!br_get(&r, 1, &bit)) {
-                return SL_ECORRUPT;
-            }
+        if (vpre >= 2) {
             uint64_t x;
-            if (bit == 0) {
+            if (vpre == 2) {
                 if (lead < 0 || !br_get(&r, 64 - lead - trail, &x)) {
                     return SL_ECORRUPT;
                 }
