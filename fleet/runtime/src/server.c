@@ -535,11 +535,16 @@ static int verify_token(sf_server *s, const char *tok, json_t **claims) {
     int64_t now = rt_unix_s();
     pthread_mutex_lock(&s->tok_mu);
     if (e->token != NULL && e->hash == h && now < e->valid_until && strcmp(e->token, tok) == 0) {
-        *claims = json_incref(e->claims);
+        /* A copy of its own for the request: jansson's reference counts are
+         * not atomic, so the cache's object is never shared across threads. */
+        *claims = json_deep_copy(e->claims);
         pthread_mutex_unlock(&s->tok_mu);
-        return 0;
+        if (*claims != NULL) {
+            return 0;
+        }
+    } else {
+        pthread_mutex_unlock(&s->tok_mu);
     }
-    pthread_mutex_unlock(&s->tok_mu);
     sf_jwt_verify_options vo;
     sf_jwt_verify_options_init(&vo);
     vo.audience = s->service;
@@ -549,7 +554,10 @@ static int verify_token(sf_server *s, const char *tok, json_t **claims) {
         return rc;
     }
     char *copy = strdup(tok);
-    if (copy == NULL) {
+    json_t *cached = json_deep_copy(*claims);
+    if (copy == NULL || cached == NULL) {
+        free(copy);
+        json_decref(cached);
         return 0; /* verified; just not remembered */
     }
     pthread_mutex_lock(&s->tok_mu);
@@ -557,7 +565,7 @@ static int verify_token(sf_server *s, const char *tok, json_t **claims) {
     json_t *old_claims = e->claims;
     e->hash = h;
     e->token = copy;
-    e->claims = json_incref(*claims);
+    e->claims = cached;
     e->valid_until = exp + vo.leeway_s; /* as sf_jwt_verify's own exp check */
     pthread_mutex_unlock(&s->tok_mu);
     free(old_tok);
