@@ -508,6 +508,9 @@ static int auth_setup(sf_app *app, void *ud) {
         rc = load_user_key(s, sf_app_flag(app, "user-key-file"));
     }
     s->users_url = sf_app_flag(app, "users-url");
+    if (rc == 0) {
+        rc = sf_app_require_upstream(app, "users");
+    }
     if (rc != 0) {
         return rc;
     }

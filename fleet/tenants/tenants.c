@@ -498,6 +498,9 @@ static int tenants_setup(sf_app *app, void *ud) {
     if (rc == 0) {
         rc = fc_api_relay_start(app, &s->relay);
     }
+    if (rc == 0 && (rc = sf_app_require_upstream(app, "users")) == 0) {
+        rc = sf_app_require_upstream(app, "notifications");
+    }
     if (rc != 0) {
         return rc;
     }

@@ -97,6 +97,10 @@ try:
         st, h, data = target.request(method, path, body, hdrs)
         return st, h, json_of(data) if data else None
 
+    # /ready names the upstreams a service cannot serve without.
+    st, _, rd = tenants.request("GET", "/ready")
+    check_eq(st, 200, f"tenants is ready with users and notifications up ({rd})")
+
     # --- users -------------------------------------------------------------
     st, h, u = call(users, "POST", "/v2/users",
                     {"email": "ann@example.com", "display_name": "Ann"}, tenant="t0")
