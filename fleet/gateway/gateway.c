@@ -643,11 +643,40 @@ void gw_gateway_destroy(gw_gateway *g) {
     free(g);
 }
 
+/* /ready: the registry must answer (without it no new instance is found). */
+static int check_registry(void *ud, char *err, size_t cap) {
+    gw_gateway *g = ud;
+    char url[300];
+    snprintf(url, sizeof(url), "%s/v1/registry/services", g->registry);
+    sf_call c;
+    sf_call_init(&c);
+    c.upstream = "registry";
+    c.url = url;
+    c.scope = "registry";
+    c.untraced = true;
+    c.timeout_ms = 1000;
+    c.idempotent = 0;
+    sf_response resp;
+    int rc = sf_client_do(g->client, &c, &resp);
+    if (rc == 0 && resp.status != 200) {
+        rc = SF_EUPSTREAM;
+    }
+    if (rc != 0) {
+        snprintf(err, cap, "registry %s: %s (HTTP %ld)", g->registry, sf_strerror(rc), resp.status);
+    }
+    sf_response_free(&resp);
+    return rc;
+}
+
 int gw_gateway_routes(gw_gateway *g, sf_server *s) {
+    int rc = sf_server_add_check(s, "registry", check_registry, g);
+    if (rc != 0) {
+        return rc;
+    }
     static const char *const patterns[] = {"/v1/*", "/v2/*"};
     for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
         sf_route r = {NULL, patterns[i], handle, g, true, NULL, NULL};
-        int rc = sf_server_route(s, &r);
+        rc = sf_server_route(s, &r);
         if (rc != 0) {
             return rc;
         }

@@ -28,7 +28,8 @@ void gw_gateway_options_init(gw_gateway_options *o);
 int gw_gateway_create(const gw_gateway_options *o, gw_gateway **out);
 /* After the server stopped. NULL harmless. */
 void gw_gateway_destroy(gw_gateway *g);
-/* Adds the catch-all routes to the server (before it starts). */
+/* Adds the catch-all routes and the /ready check of the registry to the
+ * server (before it starts). */
 int gw_gateway_routes(gw_gateway *g, sf_server *s);
 
 #endif

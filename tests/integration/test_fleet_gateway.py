@@ -122,6 +122,9 @@ try:
         st, hdrs, data = http(method, gw.url + path, body, h)
         return st, hdrs, json_of(data) if data else None
 
+    st, _, body = http("GET", gw.url + "/ready")
+    check_eq(st, 200, f"ready while the registry answers: {body[:200]}")
+
     # Routing through the registry, with the deprecation headers of the route.
     st, hdrs, doc = get("/v1/echo/hello")
     check_eq(st, 200, "GET through the gateway")
@@ -232,6 +235,9 @@ try:
     check(all(s in (502, 503, 504) for s, _ in seen), f"failures are 5xx JSON errors: {seen}")
     check_eq(metric_sum(gw.url, "http_client_circuit_breaker_state", 'upstream="echo"'), 1.0,
              "breaker state on /metrics")
+    reg.stop()
+    st, _, body = http("GET", gw.url + "/ready")
+    check(st == 503 and b"registry" in body, f"not ready without the registry: {st} {body[:200]}")
     check_eq(gw.stop(), 0, "gateway exits 0 on SIGTERM")
 finally:
     for p in procs:
