@@ -32,7 +32,8 @@ for cmd in nats-server; do
     command -v "$cmd" >/dev/null || { echo "run.sh --fleet: $cmd is missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 
-# Keys made once: the shared HS256 service key and auth's Ed25519 user-token seed.
+# Keys made once: the shared HS256 service key and auth's Ed25519 user-token
+# seed (only auth reads it; the gateway fetches auth's public key).
 [ -s "$fleet_dir/service.key" ] || (umask 077; openssl rand -base64 32 > "$fleet_dir/service.key")
 [ -s "$fleet_dir/user.key" ] || (umask 077; openssl rand -hex 32 > "$fleet_dir/user.key")
 
@@ -146,8 +147,7 @@ start_service tenants "$bin/fleet/tenants/fleet-tenants" 8103 1.0.0
 start_service notifications "$bin/fleet/notifications/fleet-notifications" 8104 1.0.0
 start_service analytics "$bin/fleet/analytics/fleet-analytics" 8105 1.0.0
 supervise gateway env OTEL_SERVICE_NAME=gateway "$bin/fleet/gateway/fleet-gateway" \
-    --listen 127.0.0.1:8080 --routes fleet/gateway/routes.yaml \
-    --user-key-file "$fleet_dir/user.key" "${common[@]}"
+    --listen 127.0.0.1:8080 --routes fleet/gateway/routes.yaml "${common[@]}"
 for s in "${started[@]}" gateway; do wait_port "$s" "${port[$s]}"; done
 
 cat >&2 <<MSG

@@ -90,3 +90,44 @@ int edge_url_encode(const char *s, sl_buf *out) {
     }
     return 0;
 }
+
+static int b64val(char c) {
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+int edge_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap) {
+    while (len > 0 && in[len - 1] == '=') {
+        len--;
+    }
+    if (len % 4 == 1) {
+        return SL_EINVAL;
+    }
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64val(in[i]);
+        if (v < 0) {
+            return SL_EINVAL;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == cap) {
+                return SL_ETOOBIG;
+            }
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (int)o;
+}

@@ -10,6 +10,7 @@
 #include "sl_buf.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Percent-decodes src[0..len) into dst (room for cap bytes including the
  * NUL). Returns 0, SL_EINVAL (bad escape or an embedded NUL) or SL_ETOOBIG. */
@@ -23,5 +24,10 @@ int edge_query_next(const char **q, char *key, size_t key_cap, char *value, size
 /* Appends s percent-encoded for a query component (RFC 3986 unreserved
  * characters stay, everything else is %XX). Returns 0 or an sl_buf error. */
 int edge_url_encode(const char *s, sl_buf *out);
+
+/* Decodes unpadded base64url (RFC 4648 section 5; '=' padding tolerated)
+ * into out (cap bytes). Returns the decoded length, or SL_EINVAL (bad
+ * character or length) / SL_ETOOBIG. */
+int edge_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap);
 
 #endif

@@ -41,6 +41,8 @@
 
 #define MAX_INSTANCES 256
 #define EJECT_MS 5000
+#define JWKS_MIN_INTERVAL_MS 10000
+#define MAX_RETIRED_KEYS 16
 
 /* One service's instances as the registry listed them, and when to ask again. */
 typedef struct gw_svc {
@@ -58,7 +60,15 @@ struct gw_gateway {
     gw_balancer *balancers; /* one per route */
     gw_limiter *per_key, *per_tenant;
     sf_client *client;
+    /* The user-token key: fixed (--user-key-file) or auth's published key
+     * (GET /v1/auth/jwks), replaced when a signature stops verifying. Keys
+     * replaced are kept to the end: a handler may still be using one. */
+    pthread_mutex_t key_mu;
     sf_jwt_key *user_key;
+    bool key_fixed;
+    uint64_t jwks_fetched_ms;
+    sf_jwt_key *retired[MAX_RETIRED_KEYS];
+    size_t n_retired;
     char registry[256];
     unsigned cache_ms;
     pthread_mutex_t mu;
@@ -290,23 +300,90 @@ static int add_arg(void *ud, const char *key, const char *value) {
     return q->rc;
 }
 
+/* Fetches auth's key set and installs its Ed25519 key, at most once per
+ * JWKS_MIN_INTERVAL_MS. Returns 0 when a (possibly new) key is in place. */
+static int refresh_jwks(gw_gateway *g) {
+    uint64_t now = now_ms();
+    pthread_mutex_lock(&g->key_mu);
+    bool due = !g->key_fixed && g->n_retired < MAX_RETIRED_KEYS &&
+               (g->jwks_fetched_ms == 0 || now - g->jwks_fetched_ms >= JWKS_MIN_INTERVAL_MS);
+    if (due) {
+        g->jwks_fetched_ms = now;
+    }
+    pthread_mutex_unlock(&g->key_mu);
+    if (!due) {
+        return SL_EINVAL;
+    }
+    sf_call c;
+    sf_call_init(&c);
+    c.upstream = "auth";
+    c.path = "/v1/auth/jwks";
+    c.timeout_ms = 2000;
+    c.untraced = true;
+    long status = 0;
+    json_t *doc = NULL;
+    int rc = sf_client_json(g->client, &c, NULL, &status, &doc);
+    sf_jwt_key *key = NULL;
+    if (rc == 0 && status == 200) {
+        size_t i;
+        json_t *k;
+        json_array_foreach(json_object_get(doc, "keys"), i, k) {
+            const char *kty = json_string_value(json_object_get(k, "kty"));
+            const char *crv = json_string_value(json_object_get(k, "crv"));
+            const char *x = json_string_value(json_object_get(k, "x"));
+            uint8_t pub[33];
+            if (key == NULL && kty != NULL && strcmp(kty, "OKP") == 0 && crv != NULL &&
+                strcmp(crv, "Ed25519") == 0 && x != NULL &&
+                edge_b64url_decode(x, strlen(x), pub, sizeof(pub)) == 32) {
+                sf_jwt_key_ed25519_public(pub, &key);
+            }
+        }
+    }
+    json_decref(doc);
+    if (key == NULL) {
+        sf_log(SL_SEVERITY_WARN, "cannot fetch auth's user-token key (GET /v1/auth/jwks): %s",
+               rc != 0 ? sf_strerror(rc) : "no Ed25519 key in the answer");
+        return rc != 0 ? rc : SL_EINVAL;
+    }
+    pthread_mutex_lock(&g->key_mu);
+    if (g->user_key != NULL) {
+        g->retired[g->n_retired++] = g->user_key;
+    }
+    g->user_key = key;
+    pthread_mutex_unlock(&g->key_mu);
+    sf_log(SL_SEVERITY_INFO, "user-token key loaded from auth's key set");
+    return 0;
+}
+
+static sf_jwt_key *user_key(gw_gateway *g) {
+    pthread_mutex_lock(&g->key_mu);
+    sf_jwt_key *k = g->user_key;
+    pthread_mutex_unlock(&g->key_mu);
+    return k;
+}
+
 /* Verifies "Authorization: Bearer <token>"; on success *claims (owned). */
 static int verify_user(gw_gateway *g, sf_req *r, json_t **claims, const char **why) {
     const char *h = sf_req_header(r, "Authorization");
     *claims = NULL;
-    if (g->user_key == NULL) {
-        *why = "the gateway has no user key configured";
-        return SF_ECLAIMS;
-    }
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
         *why = "a bearer token is required";
         return SF_ETOKEN;
+    }
+    sf_jwt_key *key = user_key(g);
+    if (key == NULL && (refresh_jwks(g) != 0 || (key = user_key(g)) == NULL)) {
+        *why = "the user-token key is not available (auth's key set cannot be fetched)";
+        return SF_ECLAIMS;
     }
     sf_jwt_verify_options o;
     sf_jwt_verify_options_init(&o);
     o.audience = "fleet";
     o.issuer = "fleet-auth";
-    int rc = sf_jwt_verify(g->user_key, h + 7, strlen(h + 7), &o, claims);
+    int rc = sf_jwt_verify(key, h + 7, strlen(h + 7), &o, claims);
+    if (rc == SF_ESIGNATURE && refresh_jwks(g) == 0) {
+        /* Auth may have a new key since the last fetch. */
+        rc = sf_jwt_verify(user_key(g), h + 7, strlen(h + 7), &o, claims);
+    }
     if (rc != 0) {
         *why = sf_strerror(rc);
         return rc;
@@ -568,6 +645,7 @@ int gw_gateway_create(const gw_gateway_options *o, gw_gateway **out) {
         return SL_ENOMEM;
     }
     pthread_mutex_init(&g->mu, NULL);
+    pthread_mutex_init(&g->key_mu, NULL);
     g->cache_ms = o->cache_ms;
     g->client = o->client;
     snprintf(g->registry, sizeof(g->registry), "%s", o->registry_url ? o->registry_url : "");
@@ -597,6 +675,7 @@ int gw_gateway_create(const gw_gateway_options *o, gw_gateway **out) {
                                 &g->per_tenant)) != 0) {
         goto fail;
     }
+    g->key_fixed = o->user_key_file != NULL;
     if (o->user_key_file != NULL && (rc = load_user_key(o->user_key_file, &g->user_key)) != 0) {
         snprintf(o->err, o->err_size, "%s: not an Ed25519 seed in 64 hex digits", o->user_key_file);
         goto fail;
@@ -637,6 +716,10 @@ void gw_gateway_destroy(gw_gateway *g) {
     gw_limiter_destroy(g->per_key);
     gw_limiter_destroy(g->per_tenant);
     sf_jwt_key_destroy(g->user_key);
+    for (size_t i = 0; i < g->n_retired; i++) {
+        sf_jwt_key_destroy(g->retired[i]);
+    }
+    pthread_mutex_destroy(&g->key_mu);
     free(g->balancers);
     gw_config_free(&g->cfg);
     pthread_mutex_destroy(&g->mu);

@@ -16,7 +16,7 @@ typedef struct gw_gateway gw_gateway;
 typedef struct gw_gateway_options {
     const char *routes_file;   /* required: the YAML route table */
     const char *registry_url;  /* required: "http://127.0.0.1:8500" */
-    const char *user_key_file; /* Ed25519 seed, 64 hex digits; NULL: protected routes 401 */
+    const char *user_key_file; /* Ed25519 seed, 64 hex digits; NULL: auth's GET /v1/auth/jwks */
     sf_client *client;         /* required, borrowed */
     unsigned cache_ms;         /* discovery cache lifetime: 1000 */
     char *err;                 /* a reason on failure */

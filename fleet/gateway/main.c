@@ -4,7 +4,10 @@
  * gateway's own flags:
  *   --routes FILE          the route table (YAML; fleet/gateway/routes.yaml)
  *   --user-key-file FILE   auth's Ed25519 seed (64 hex digits): user tokens
- *                          are verified with its public half
+ *                          are verified with its public half; without it the
+ *                          gateway fetches auth's public key (GET /v1/auth/jwks,
+ *                          auth found in the registry) and fetches it again
+ *                          when a signature stops verifying (at most every 10 s)
  *   --discovery-cache-ms N how long a service's instance list is reused (1000)
  * --registry is required: routes name services, the registry finds them.
  */
@@ -48,9 +51,6 @@ static int setup(sf_app *app, void *ud) {
         }
         o.cache_ms = (unsigned)v;
     }
-    if (o.user_key_file == NULL) {
-        fprintf(stderr, "fleet-gateway: no --user-key-file: routes with auth: user answer 401\n");
-    }
     int rc = gw_gateway_create(&o, &m->gw);
     if (rc != 0) {
         fprintf(stderr, "fleet-gateway: %s\n", err[0] ? err : sl_strerror(rc));
@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
     static const sf_flag flags[] = {
         {"routes", "FLEET_GATEWAY_ROUTES", "the route table (YAML)", NULL},
         {"user-key-file", "FLEET_USER_KEY_FILE",
-         "auth's Ed25519 seed (64 hex digits) to verify user tokens", NULL},
+         "auth's Ed25519 seed (64 hex digits); default: auth's GET /v1/auth/jwks", NULL},
         {"discovery-cache-ms", "FLEET_GATEWAY_DISCOVERY_CACHE_MS",
          "reuse a service's instance list this long (1000)", NULL},
     };

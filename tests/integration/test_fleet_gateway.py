@@ -12,6 +12,7 @@ usage: test_fleet_gateway.py SIGHTLINE FLEET_REGISTRY FLEET_GATEWAY FLEET_ECHO
 """
 
 import base64
+import http.server as httpserver
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -84,6 +86,32 @@ def user_token(claims_extra=None, key_seed=seed, alg="EdDSA", ttl=300):
     return f"{head}.{body}.{b64(out)}"
 
 
+def public_key(key_seed):
+    der = os.path.join(work, "pk.der")
+    with open(der, "wb") as fh:
+        fh.write(bytes.fromhex("302e020100300506032b657004220420") + key_seed)
+    out = subprocess.run(["openssl", "pkey", "-inform", "DER", "-in", der, "-pubout", "-outform",
+                          "DER"], capture_output=True, check=True).stdout
+    return out[-32:]
+
+
+class FakeAuth(httpserver.BaseHTTPRequestHandler):
+    """Stands in for fleet-auth's public endpoints: its key set and /health."""
+
+    jwks = {}
+
+    def do_GET(self):
+        body = json.dumps(FakeAuth.jwks if self.path == "/v1/auth/jwks" else {"status": "ok"})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+
 def metric_sum(url, name, must=""):
     st, _, data = http("GET", url + "/metrics")
     total = 0.0
@@ -124,6 +152,29 @@ try:
 
     st, _, body = http("GET", gw.url + "/ready")
     check_eq(st, 200, f"ready while the registry answers: {body[:200]}")
+
+    # A second gateway without the seed: it verifies with auth's published key.
+    FakeAuth.jwks = {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64(public_key(seed)),
+                               "alg": "EdDSA", "use": "sig", "kid": "k1"}]}
+    fake_auth = httpserver.ThreadingHTTPServer(("127.0.0.1", 0), FakeAuth)
+    threading.Thread(target=fake_auth.serve_forever, daemon=True).start()
+    st, _, _ = http("POST", reg.url + "/v1/registry/instances",
+                    {"name": "auth", "version": "1.0.0",
+                     "address": f"http://127.0.0.1:{fake_auth.server_address[1]}"},
+                    {"Authorization": "Bearer " + service_token(key, "tester", "registry", "registry")})
+    check_eq(st, 201, "register the stand-in auth")
+    gw2 = Fleet(gateway_bin, ["--routes", routes, "--registry", reg.url, "--service-key-file",
+                              key_path], env=env("gateway"), name="gateway2").start()
+    procs.append(gw2)
+    st, _, data = http("GET", gw2.url + "/v1/echo/items/7",
+                       headers={"Authorization": "Bearer " + user_token(), "X-API-Key": "jwks"})
+    check_eq(st, 200, f"user token verified with the key from /v1/auth/jwks: {data[:200]}")
+    st, _, _ = http("GET", gw2.url + "/v1/echo/items/7", headers={
+        "Authorization": "Bearer " + user_token(key_seed=secrets.token_bytes(32)),
+        "X-API-Key": "jwks2"})
+    check_eq(st, 401, "a token of another key fails with the published key")
+    gw2.stop()
+    fake_auth.shutdown()
 
     # Routing through the registry, with the deprecation headers of the route.
     st, hdrs, doc = get("/v1/echo/hello")

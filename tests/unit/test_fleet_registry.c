@@ -91,6 +91,16 @@ static void test_query(void) {
     ASSERT_EQ(edge_url_decode((const char *)b.data, b.len - 1, back, sizeof(back)), 0);
     ASSERT_STR_EQ(back, "a b&c=d/é~-_.");
     sl_buf_free(&b);
+    uint8_t raw[8];
+    ASSERT_EQ(edge_b64url_decode("_-8", 3, raw, sizeof(raw)), 2);
+    ASSERT_EQ(raw[0], 0xff);
+    ASSERT_EQ(raw[1], 0xef);
+    ASSERT_EQ(edge_b64url_decode("aGVsbG8", 7, raw, sizeof(raw)), 5);
+    ASSERT_TRUE(memcmp(raw, "hello", 5) == 0);
+    ASSERT_EQ(edge_b64url_decode("aGVsbG8=", 8, raw, sizeof(raw)), 5);
+    ASSERT_EQ(edge_b64url_decode("a+b", 3, raw, sizeof(raw)), SL_EINVAL);
+    ASSERT_EQ(edge_b64url_decode("a", 1, raw, sizeof(raw)), SL_EINVAL);
+    ASSERT_EQ(edge_b64url_decode("aGVsbG8gd29ybGQ", 15, raw, 4), SL_ETOOBIG);
 }
 
 static reg_spec spec(const char *name, const char *version, const char *address, uint32_t ttl) {
