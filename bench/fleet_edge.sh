@@ -26,14 +26,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # NAME CMD... ; prints the port from the "listening on" line
+port=
+start() { # NAME CMD... ; sets $port from the "listening on" line (not in a subshell:
+          # the pid must reach the cleanup)
     local name="$1"; shift
     "$@" > "$work/$name.out" 2> "$work/$name.log" &
     pids+=($!)
     echo $! > "$work/$name.pid"
     for _ in $(seq 1 200); do
         if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
-            sed -n 's/.*:\([0-9]*\)$/\1/p' "$work/$name.out" | head -1
+            port=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$work/$name.out" | head -1)
             return 0
         fi
         sleep 0.05
@@ -53,13 +55,16 @@ rate_limits:
 YAML
 
 unset OTEL_EXPORTER_OTLP_ENDPOINT
-reg_port=$(start registry "$build/fleet/registry/fleet-registry" --listen 127.0.0.1:0 --db "$work/registry.db" \
-    --log-level warn --check-interval-ms 0)
+start registry "$build/fleet/registry/fleet-registry" --listen 127.0.0.1:0 --db "$work/registry.db" \
+    --log-level warn --check-interval-ms 0
+reg_port=$port
 # The echo registers itself and heartbeats (the runtime's registry client).
-echo_port=$(start echo "$build/fleet/runtime/fleet-echo" --listen 127.0.0.1:0 --log-level warn \
-    --registry "http://127.0.0.1:$reg_port")
-gw_port=$(start gateway "$build/fleet/gateway/fleet-gateway" --listen 127.0.0.1:0 --log-level warn \
-    --routes "$work/routes.yaml" --registry "http://127.0.0.1:$reg_port")
+start echo "$build/fleet/runtime/fleet-echo" --listen 127.0.0.1:0 --log-level warn \
+    --registry "http://127.0.0.1:$reg_port"
+echo_port=$port
+start gateway "$build/fleet/gateway/fleet-gateway" --listen 127.0.0.1:0 --log-level warn \
+    --routes "$work/routes.yaml" --registry "http://127.0.0.1:$reg_port"
+gw_port=$port
 
 echo "== machine: $(nproc) cores, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
 echo "== 1. gateway overhead ($n sequential requests each way)"

@@ -4,17 +4,21 @@
 # alert rules), the registry, every service (users twice: a 2.0.0 canary
 # beside 1.0.0), the gateway, and the load generator with its fault schedule.
 # Ctrl-C stops everything (the load generator prints its summary first).
-# Usage: scripts/run.sh --fleet [--rate N] [--no-chaos] [--no-loadgen]
+# Usage: scripts/run.sh --fleet [--rate N] [--chaos SPEC] [--chaos-period S]
+#                               [--no-chaos] [--no-loadgen]
 # Data: ./data (Sightline) and ./data/fleet (databases, keys, logs, pid files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rate=20
-chaos="60:latency:users:400:45,150:errors:auth:0.3:45,240:kill:tenants:0:30"
+chaos="60:latency:users:1500:45,150:errors:auth:0.3:45,240:kill:tenants:0:30"
+chaos_period=300
 loadgen=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --rate) rate="$2"; shift 2 ;;
+        --chaos) chaos="$2"; shift 2 ;;
+        --chaos-period) chaos_period="$2"; shift 2 ;;
         --no-chaos) chaos=""; shift ;;
         --no-loadgen) loadgen=0; shift ;;
         *) echo "run.sh --fleet: unknown option $1" >&2; exit 2 ;;
@@ -137,8 +141,9 @@ start_service() { # NAME BINARY PORT VERSION [extra args]
         return 0
     fi
     started+=("$name")
+    # The canary shares its service's database: same data, new code.
     supervise "$name" env OTEL_SERVICE_NAME="${name%-canary}" "$binary" --listen "127.0.0.1:$p" \
-        --db "$fleet_dir/$name.db" --version "$version" --enable-faults "${common[@]}" "$@"
+        --db "$fleet_dir/${name%-canary}.db" --version "$version" --enable-faults "${common[@]}" "$@"
 }
 start_service auth "$bin/fleet/auth/fleet-auth" 8101 1.0.0 --user-key-file "$fleet_dir/user.key"
 start_service users "$bin/fleet/users/fleet-users" 8102 1.0.0
@@ -162,7 +167,7 @@ MSG
 if [ "$loadgen" = 1 ]; then
     args=(--gateway http://127.0.0.1:8080 --rate "$rate" --registry "$registry"
           --service-key-file "$fleet_dir/service.key" --pid-dir "$run_dir")
-    [ -n "$chaos" ] && args+=(--chaos "$chaos")
+    [ -n "$chaos" ] && args+=(--chaos "$chaos" --chaos-period "$chaos_period")
     setsid "$bin/fleet/loadgen/fleet-loadgen" "${args[@]}" &
     echo $! > "$run_dir/loadgen.pid"
     wait $! || true

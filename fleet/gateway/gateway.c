@@ -378,7 +378,7 @@ static int verify_user(gw_gateway *g, sf_req *r, json_t **claims, const char **w
     sf_jwt_verify_options o;
     sf_jwt_verify_options_init(&o);
     o.audience = "fleet";
-    o.issuer = "fleet-auth";
+    o.issuer = "fleet-auth"; /* fleet/README.md, "User tokens" */
     int rc = sf_jwt_verify(key, h + 7, strlen(h + 7), &o, claims);
     if (rc == SF_ESIGNATURE && refresh_jwks(g) == 0) {
         /* Auth may have a new key since the last fetch. */
@@ -432,6 +432,11 @@ static void handle(sf_req *r, void *ud) {
     }
     sl_span *span = sf_req_span(r);
     if (span != NULL) {
+        /* Named by the gateway's route ("GET /v2/users"), not the catch-all
+         * pattern, so that span metrics tell the routes apart. */
+        char name[160];
+        snprintf(name, sizeof(name), "%s %s", method, rt->prefix);
+        sl_span_update_name(span, name);
         sl_span_set_str(span, "http.route", rt->prefix);
         sl_span_set_str(span, "gateway.upstream", rt->service);
     }

@@ -218,6 +218,7 @@ try:
     for name, tok in [("expired", user_token(ttl=-60)),
                       ("wrong key", user_token(key_seed=secrets.token_bytes(32))),
                       ("wrong audience", user_token({"aud": "other"})),
+                      ("wrong issuer", user_token({"iss": "auth"})),
                       ("alg none", b64(json.dumps({"alg": "none"}).encode()) + "." +
                        good.split(".")[1] + "."),
                       ("garbage", "abc.def")]:
@@ -261,6 +262,7 @@ try:
     gw_server = [s for s in spans if svc(s) == "gateway" and parent_of(s) == root]
     echo_server = [s for s in spans if svc(s) == "echo"]
     check(len(gw_server) == 1, f"the gateway's SERVER span continues the caller's trace: {spans}")
+    check_eq([s["operationName"] for s in gw_server], ["GET /v1/echo"], "named by the route")
     check(len(echo_server) == 1, "the echo's SERVER span is in the same trace")
     if gw_server and echo_server:
         client = by_id.get(parent_of(echo_server[0]))
