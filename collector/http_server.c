@@ -585,7 +585,7 @@ int col_start(const col_options *o, stg_store *store, col_collector **out) {
         }
     }
     /* NULL (out of memory) leaves series unlimited rather than refuse ingest. */
-    col->series = col_series_limiter_new(o->active_series_window_ns);
+    col->series = col_series_limiter_new(o->active_series_window_ns, store, o->limits);
     if ((rc = col_writer_start(col)) != 0) {
         goto fail;
     }

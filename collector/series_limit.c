@@ -5,16 +5,26 @@
  * it runs every eighth of the window, and before a refusal when the last one
  * is more than a second old, so a refusal never counts expired series.
  *
- * Thread: decode workers, under the limiter's mutex.
+ * A tenant's table starts from what storage holds: the first thread to meet
+ * the tenant marks it loading, reads its recent series back from the store
+ * (stg_metrics_recent_series) without the mutex, then fills the table; other
+ * threads wanting that tenant wait on a condition meanwhile, the others go
+ * on. A preload thread does this at start for every tenant on disk that has
+ * a limit, so /metrics shows the restored counts before anything arrives.
+ *
+ * Threads: decode workers and the preload thread, under the limiter's mutex
+ * (storage reads outside it).
  */
 #include "series_limit.h"
 
 #include "sl_buf.h"
 #include "sl_err.h"
+#include "sl_log.h"
 #include "sl_metrics.h"
 #include "sl_util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,25 +42,55 @@ typedef struct slim_tenant {
     size_t cap; /* a power of two, or 0 */
     size_t n;
     uint64_t last_sweep_ms;
+    bool loading; /* its series are being read back from storage */
     sl_metric *m_active, *m_discarded;
 } slim_tenant;
 
 struct col_series_limiter {
     pthread_mutex_t mu;
+    pthread_cond_t loaded; /* a tenant finished loading */
     uint64_t window_ms;
-    slim_tenant *tenants;
+    uint64_t clock_base_ms; /* added to the monotonic clock: now - window never wraps */
+    stg_store *store;
+    sl_limits *limits;
+    slim_tenant **tenants; /* each allocated alone: loaders keep pointers unlocked */
     size_t ntenants, cap;
+    pthread_t preload;
+    bool preload_started;
+    atomic_bool stop;
 };
 
-col_series_limiter *col_series_limiter_new(uint64_t window_ns) {
+/* A series read back from storage: its hash and when it was written. */
+typedef struct slim_seed {
+    uint64_t hash;
+    int64_t written_ms; /* unix ms */
+} slim_seed;
+
+typedef struct slim_seeds {
+    slim_seed *v;
+    size_t n, cap;
+} slim_seeds;
+
+static void *preload_main(void *arg);
+
+col_series_limiter *col_series_limiter_new(uint64_t window_ns, stg_store *store,
+                                           sl_limits *limits) {
     col_series_limiter *l = calloc(1, sizeof(*l));
     if (l == NULL) {
         return NULL;
     }
     pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->loaded, NULL);
     l->window_ms = (window_ns != 0 ? window_ns : SLIM_DEFAULT_WINDOW_NS) / 1000000u;
     if (l->window_ms == 0) {
         l->window_ms = 1;
+    }
+    l->clock_base_ms = l->window_ms + 1;
+    l->store = store;
+    l->limits = limits;
+    atomic_init(&l->stop, false);
+    if (store != NULL && limits != NULL) {
+        l->preload_started = pthread_create(&l->preload, NULL, preload_main, l) == 0;
     }
     return l;
 }
@@ -59,20 +99,26 @@ void col_series_limiter_free(col_series_limiter *l) {
     if (l == NULL) {
         return;
     }
+    atomic_store(&l->stop, true);
+    if (l->preload_started) {
+        pthread_join(l->preload, NULL);
+    }
     for (size_t i = 0; i < l->ntenants; i++) {
-        free(l->tenants[i].slots);
+        free(l->tenants[i]->slots);
+        free(l->tenants[i]);
     }
     free(l->tenants);
+    pthread_cond_destroy(&l->loaded);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
 
 /* FNV-1a over names and values with separators that cannot occur in UTF-8
  * text, then a final mix; 0 is kept for empty slots. */
-static uint64_t series_hash(const stg_mseries *s) {
+static uint64_t series_hash(const stg_label *labels, size_t nlabels) {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < s->nlabels; i++) {
-        const sl_str *parts[2] = {&s->labels[i].name, &s->labels[i].value};
+    for (size_t i = 0; i < nlabels; i++) {
+        const sl_str *parts[2] = {&labels[i].name, &labels[i].value};
         for (int p = 0; p < 2; p++) {
             for (size_t k = 0; k < parts[p]->len; k++) {
                 h = (h ^ (uint8_t)parts[p]->ptr[k]) * 0x100000001b3ull;
@@ -86,18 +132,22 @@ static uint64_t series_hash(const stg_mseries *s) {
     return h != 0 ? h : 1;
 }
 
+/* The tenant's entry, created (loading when there is a store) when missing;
+ * NULL when missing and !create, or out of memory. */
 static slim_tenant *find_tenant(col_series_limiter *l, const char *tenant, bool create) {
     for (size_t i = 0; i < l->ntenants; i++) {
-        if (strcmp(l->tenants[i].tenant, tenant) == 0) {
-            return &l->tenants[i];
+        if (strcmp(l->tenants[i]->tenant, tenant) == 0) {
+            return l->tenants[i];
         }
     }
-    if (!create || sl_array_grow(&l->tenants, &l->cap, l->ntenants + 1, sizeof(*l->tenants)) != 0) {
+    slim_tenant *t;
+    if (!create || sl_array_grow(&l->tenants, &l->cap, l->ntenants + 1, sizeof(*l->tenants)) != 0 ||
+        (t = calloc(1, sizeof(*t))) == NULL) {
         return NULL;
     }
-    slim_tenant *t = &l->tenants[l->ntenants++];
-    memset(t, 0, sizeof(*t));
+    l->tenants[l->ntenants++] = t;
     snprintf(t->tenant, sizeof(t->tenant), "%s", tenant);
+    t->loading = l->store != NULL;
     /* Tenant ids are validated (no quotes or backslashes): safe as label text. */
     char labels[160];
     snprintf(labels, sizeof(labels), "tenant=\"%s\"", t->tenant);
@@ -146,8 +196,100 @@ static int rebuild(col_series_limiter *l, slim_tenant *t, size_t want, uint64_t 
     return 0;
 }
 
-static uint64_t mono_ms(void) {
-    return sl_mono_nano() / 1000000u;
+/* The limiter's clock: monotonic, offset so that now - window never wraps. */
+static uint64_t clock_ms(const col_series_limiter *l) {
+    return sl_mono_nano() / 1000000u + l->clock_base_ms;
+}
+
+static int seed_cb(void *ud, const stg_label *labels, size_t nlabels, int64_t written_ms) {
+    slim_seeds *s = ud;
+    if (sl_array_grow(&s->v, &s->cap, s->n + 1, sizeof(*s->v)) != 0) {
+        return SL_ENOMEM;
+    }
+    s->v[s->n++] = (slim_seed){series_hash(labels, nlabels), written_ms};
+    return 0;
+}
+
+/* Fills t (loading, mu held; released meanwhile) with the series storage
+ * holds of the last window, each last seen when storage says it was
+ * written. A storage error leaves the table counting from what arrives. */
+static void load_tenant(col_series_limiter *l, slim_tenant *t) {
+    pthread_mutex_unlock(&l->mu);
+    slim_seeds seeds = {0};
+    uint64_t t0 = sl_mono_nano();
+    int64_t since = (int64_t)(sl_now_unix_nano() / 1000000u) - (int64_t)l->window_ms;
+    int rc = stg_metrics_recent_series(l->store, t->tenant, since, seed_cb, &seeds);
+    if (rc != 0) {
+        SL_LOG_W("collector",
+                 "active series of tenant %s could not be read back (%s); they are counted "
+                 "again as they arrive",
+                 t->tenant, sl_strerror(rc));
+    }
+    pthread_mutex_lock(&l->mu);
+    uint64_t now = clock_ms(l);
+    int64_t wall = (int64_t)(sl_now_unix_nano() / 1000000u);
+    if (rebuild(l, t, t->n + seeds.n, now) == 0) {
+        for (size_t i = 0; i < seeds.n; i++) {
+            int64_t age = wall - seeds.v[i].written_ms;
+            age = age < 0 ? 0 : age;
+            if ((uint64_t)age > l->window_ms) {
+                continue;
+            }
+            slim_slot *sl = lookup(t, seeds.v[i].hash);
+            if (sl->hash == 0) {
+                sl->hash = seeds.v[i].hash;
+                t->n++;
+            }
+            sl->seen_ms = sl->seen_ms > now - (uint64_t)age ? sl->seen_ms : now - (uint64_t)age;
+        }
+        sl_metric_set(t->m_active, t->n);
+    }
+    if (seeds.n > 0) {
+        SL_LOG_I("collector", "tenant %s: %zu active series read back from storage in %.1f ms",
+                 t->tenant, t->n, (double)(sl_mono_nano() - t0) / 1e6);
+    }
+    free(seeds.v);
+    t->loading = false;
+    pthread_cond_broadcast(&l->loaded);
+}
+
+/* The tenant's entry once it is loaded (mu held); NULL when missing and
+ * !create, or out of memory. */
+static slim_tenant *ready_tenant(col_series_limiter *l, const char *tenant, bool create) {
+    slim_tenant *t = find_tenant(l, tenant, false);
+    if (t == NULL && create && (t = find_tenant(l, tenant, true)) != NULL && t->loading) {
+        load_tenant(l, t);
+    }
+    while (t != NULL && t->loading) {
+        pthread_cond_wait(&l->loaded, &l->mu);
+    }
+    return t;
+}
+
+static int preload_one(void *ud, sl_str name) {
+    col_series_limiter *l = ud;
+    if (atomic_load(&l->stop)) {
+        return 1;
+    }
+    char tenant[65];
+    snprintf(tenant, sizeof(tenant), "%.*s", (int)name.len, name.ptr);
+    sl_tenant_limits lim;
+    sl_limits_lookup(l->limits, tenant, &lim);
+    if (lim.max_active_series > 0) {
+        pthread_mutex_lock(&l->mu);
+        ready_tenant(l, tenant, true);
+        pthread_mutex_unlock(&l->mu);
+    }
+    return 0;
+}
+
+static void *preload_main(void *arg) {
+    col_series_limiter *l = arg;
+    int rc = stg_list_tenants(l->store, preload_one, l);
+    if (rc < 0) {
+        SL_LOG_W("collector", "listing tenants for their active series: %s", sl_strerror(rc));
+    }
+    return NULL;
 }
 
 bool col_series_admit(col_series_gate *g, const stg_mseries *s, size_t n) {
@@ -157,8 +299,8 @@ bool col_series_admit(col_series_gate *g, const stg_mseries *s, size_t n) {
     col_series_limiter *l = g->lim;
     bool ok = true;
     pthread_mutex_lock(&l->mu);
-    uint64_t now = mono_ms(); /* under the lock: last-seen times never pass it */
-    slim_tenant *t = find_tenant(l, g->tenant, true);
+    slim_tenant *t = ready_tenant(l, g->tenant, true);
+    uint64_t now = clock_ms(l); /* under the lock: last-seen times never pass it */
     if (t == NULL) {
         goto out; /* out of memory for the table: do not refuse data over it */
     }
@@ -170,14 +312,14 @@ bool col_series_admit(col_series_gate *g, const stg_mseries *s, size_t n) {
     }
     size_t fresh = 0;
     for (size_t i = 0; i < n; i++) {
-        fresh += lookup(t, series_hash(&s[i]))->hash == 0;
+        fresh += lookup(t, series_hash(s[i].labels, s[i].nlabels))->hash == 0;
     }
     if (fresh > 0 && t->n + fresh > g->max && now - t->last_sweep_ms >= 1000) {
         /* Expire first: a refusal must not count series that went idle. */
         if (rebuild(l, t, t->n, now) == 0) {
             fresh = 0;
             for (size_t i = 0; i < n; i++) {
-                fresh += lookup(t, series_hash(&s[i]))->hash == 0;
+                fresh += lookup(t, series_hash(s[i].labels, s[i].nlabels))->hash == 0;
             }
         }
     }
@@ -192,7 +334,7 @@ bool col_series_admit(col_series_gate *g, const stg_mseries *s, size_t n) {
         goto out; /* cannot grow: admit without recording */
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t h = series_hash(&s[i]);
+        uint64_t h = series_hash(s[i].labels, s[i].nlabels);
         slim_slot *sl = lookup(t, h);
         if (sl->hash == 0) {
             sl->hash = h;
@@ -209,8 +351,8 @@ out:
 uint64_t col_series_active(col_series_limiter *l, const char *tenant) {
     uint64_t n = 0;
     pthread_mutex_lock(&l->mu);
-    slim_tenant *t = find_tenant(l, tenant, false);
-    if (t != NULL && rebuild(l, t, t->n, mono_ms()) == 0) {
+    slim_tenant *t = ready_tenant(l, tenant, false);
+    if (t != NULL && rebuild(l, t, t->n, clock_ms(l)) == 0) {
         n = t->n;
     }
     pthread_mutex_unlock(&l->mu);

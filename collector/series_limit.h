@@ -13,15 +13,24 @@
  * series at most, so the memory follows the configured limits. The limit is
  * the one copied at admission, so a SIGHUP that changes the limits file
  * applies to the next request; a lowered limit refuses new series until
- * enough old ones expire. The set lives in memory: after a restart it fills
- * again from what arrives. A series admitted by a request that is refused
+ * enough old ones expire. A series admitted by a request that is refused
  * later (rate limit, full disk) still counts until it expires.
+ *
+ * The set lives in memory and starts from storage: when a tenant is first
+ * tracked (at start for the tenants on disk with a limit, by a background
+ * thread; otherwise at its first request, or when a reload gives it a
+ * limit), the series it wrote within the window are read back from the
+ * metrics WAL and the current window(s) (stg_metrics_recent_series), each
+ * last seen when storage says it was written. So a restart neither resets
+ * the count nor lets a tenant add a second limit's worth of series.
+ * Requests of a tenant being read back wait for it; other tenants do not.
  *
  * /metrics: sightline_active_series{tenant} (tenants with a limit) and
  * sightline_discarded_samples_total{tenant, reason="per_tenant_series_limit"},
  * the samples (one per series of each refused point) not stored.
  *
- * Thread-safety: one mutex; decode workers call col_series_admit at once.
+ * Thread-safety: one mutex (never held while storage is read); decode
+ * workers call col_series_admit at once.
  */
 #ifndef COL_SERIES_LIMIT_H
 #define COL_SERIES_LIMIT_H
@@ -35,9 +44,14 @@
 typedef struct col_series_limiter col_series_limiter;
 
 /* window_ns: how long a series stays active without samples (0: 10 min).
- * Returns NULL when out of memory. */
-col_series_limiter *col_series_limiter_new(uint64_t window_ns);
-void col_series_limiter_free(col_series_limiter *l); /* NULL is fine */
+ * store (borrowed, must outlive the limiter): where tenants' recent series
+ * are read back from; NULL: every tenant starts empty. limits (borrowed):
+ * with a store, a thread reads back at once every tenant on disk that has a
+ * max_active_series. Returns NULL when out of memory. */
+col_series_limiter *col_series_limiter_new(uint64_t window_ns, stg_store *store, sl_limits *limits);
+/* Stops the read-back thread (after the tenant it is reading) and frees l.
+ * NULL is fine. */
+void col_series_limiter_free(col_series_limiter *l);
 
 /* What a decode worker checks one request's series against. A gate with
  * lim == NULL or max == 0 admits everything. */

@@ -296,36 +296,16 @@ void ms_cblock_free(ms_cblock *c) {
     memset(c, 0, sizeof(*c));
 }
 
-/* Loads the block holding id into c (unless it is already there). */
-static int cblock_load(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c) {
-    if (c->key != 0 && id <= c->key && id >= c->first) {
-        return 0;
-    }
-    MDB_cursor *cur;
-    int rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_blocks, &cur));
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t k8[4];
-    sl_put_be32(k8, id);
-    MDB_val k = {4, k8}, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (mrc != 0 || k.mv_size != 4) {
-        mdb_cursor_close(cur);
-        return mrc == MDB_NOTFOUND || mrc == 0 ? SL_ENOTFOUND : stg_lmdb_err(mrc);
-    }
-    uint32_t key = sl_get_be32(k.mv_data);
-    unsigned long long raw = ZSTD_getFrameContentSize(v.mv_data, v.mv_size);
+/* Decompresses block value v (key: its last series id) into c. */
+static int cblock_inflate(ms_cblock *c, uint32_t key, const MDB_val *v) {
+    unsigned long long raw = ZSTD_getFrameContentSize(v->mv_data, v->mv_size);
     if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > (64u << 20)) {
-        mdb_cursor_close(cur);
         return SL_ECORRUPT;
     }
     if (sl_array_grow(&c->raw, &c->cap, (size_t)raw + 1, 1) != 0) {
-        mdb_cursor_close(cur);
         return SL_ENOMEM;
     }
-    size_t got = ZSTD_decompress(c->raw, (size_t)raw, v.mv_data, v.mv_size);
-    mdb_cursor_close(cur);
+    size_t got = ZSTD_decompress(c->raw, (size_t)raw, v->mv_data, v->mv_size);
     if (ZSTD_isError(got) || got != raw) {
         c->key = 0;
         return SL_ECORRUPT;
@@ -343,6 +323,66 @@ static int cblock_load(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c) {
     return 0;
 }
 
+/* Loads the block holding id into c (unless it is already there). */
+static int cblock_load(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c) {
+    if (c->key != 0 && id <= c->key && id >= c->first) {
+        return 0;
+    }
+    MDB_cursor *cur;
+    int rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_blocks, &cur));
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t k8[4];
+    sl_put_be32(k8, id);
+    MDB_val k = {4, k8}, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (mrc != 0 || k.mv_size != 4) {
+        rc = mrc == MDB_NOTFOUND || mrc == 0 ? SL_ENOTFOUND : stg_lmdb_err(mrc);
+    } else {
+        rc = cblock_inflate(c, sl_get_be32(k.mv_data), &v);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Parses the section at *pp (its id: *id plus the delta it starts with) and
+ * moves *pp past it. Returns 0 or SL_ECORRUPT. */
+static int csection_next(const uint8_t **pp, const uint8_t *end, uint64_t *id, ms_csection *out) {
+    const uint8_t *p = *pp;
+    uint64_t d, lsize, lt, ssize;
+    if (sl_get_uvarint(&p, end, &d) != 0) {
+        return SL_ECORRUPT;
+    }
+    *id += d;
+    if (sl_get_uvarint(&p, end, &lsize) != 0 || lsize > (uint64_t)(end - p)) {
+        return SL_ECORRUPT;
+    }
+    out->labels = p;
+    out->labels_size = (size_t)lsize;
+    p += lsize;
+    if (sl_get_uvarint(&p, end, &lt) != 0 || end - p < 16) {
+        return SL_ECORRUPT;
+    }
+    ms_head h = {0};
+    h.last_t = sl_unzigzag(lt);
+    uint64_t b;
+    memcpy(&b, p, 8);
+    h.last_v = ms_u2f(b);
+    memcpy(&b, p + 8, 8);
+    h.total = ms_u2f(b);
+    h.has = 1;
+    p += 16;
+    if (sl_get_uvarint(&p, end, &ssize) != 0 || ssize > (uint64_t)(end - p)) {
+        return SL_ECORRUPT;
+    }
+    out->head = h;
+    out->samples = p;
+    out->samples_size = (size_t)ssize;
+    *pp = p + ssize;
+    return 0;
+}
+
 int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_csection *out) {
     int rc = cblock_load(w, txn, id, c);
     if (rc != 0) {
@@ -351,45 +391,52 @@ int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_cse
     const uint8_t *p = c->raw, *end = c->raw + c->len;
     uint64_t cur = 0;
     while (p < end) {
-        uint64_t d, lsize, lt, ssize;
-        if (sl_get_uvarint(&p, end, &d) != 0) {
-            return SL_ECORRUPT;
-        }
-        cur += d;
-        if (sl_get_uvarint(&p, end, &lsize) != 0 || lsize > (uint64_t)(end - p)) {
-            return SL_ECORRUPT;
-        }
-        const uint8_t *labels = p;
-        p += lsize;
-        if (sl_get_uvarint(&p, end, &lt) != 0 || end - p < 16) {
-            return SL_ECORRUPT;
-        }
-        ms_head h = {0};
-        h.last_t = sl_unzigzag(lt);
-        uint64_t b;
-        memcpy(&b, p, 8);
-        h.last_v = ms_u2f(b);
-        memcpy(&b, p + 8, 8);
-        h.total = ms_u2f(b);
-        h.has = 1;
-        p += 16;
-        if (sl_get_uvarint(&p, end, &ssize) != 0 || ssize > (uint64_t)(end - p)) {
+        ms_csection sec;
+        if (csection_next(&p, end, &cur, &sec) != 0) {
             return SL_ECORRUPT;
         }
         if (cur == id) {
-            out->labels = labels;
-            out->labels_size = (size_t)lsize;
-            out->head = h;
-            out->samples = p;
-            out->samples_size = (size_t)ssize;
+            *out = sec;
             return 0;
         }
         if (cur > id) {
             break;
         }
-        p += ssize;
     }
     return SL_ENOTFOUND;
+}
+
+int ms_cblock_each(ms_window *w, MDB_txn *txn, ms_csection_cb cb, void *ud) {
+    MDB_cursor *cur;
+    int rc = stg_lmdb_err(mdb_cursor_open(txn, w->db_blocks, &cur));
+    if (rc != 0) {
+        return rc;
+    }
+    ms_cblock c = {0};
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        if (k.mv_size != 4 || (rc = cblock_inflate(&c, sl_get_be32(k.mv_data), &v)) != 0) {
+            rc = rc != 0 ? rc : SL_ECORRUPT;
+            break;
+        }
+        const uint8_t *p = c.raw, *end = c.raw + c.len;
+        uint64_t id = 0;
+        while (p < end && rc == 0) {
+            ms_csection sec;
+            rc = csection_next(&p, end, &id, &sec);
+            if (rc == 0) {
+                rc = cb(ud, (uint32_t)id, &sec);
+            }
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND) {
+        rc = stg_lmdb_err(mrc);
+    }
+    mdb_cursor_close(cur);
+    ms_cblock_free(&c);
+    return rc;
 }
 
 /* --- compaction ------------------------------------------------------------------------ */

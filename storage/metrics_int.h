@@ -238,6 +238,12 @@ typedef struct ms_csection {
  * Returns 0, SL_ENOTFOUND, SL_ECORRUPT or SL_ENOMEM. */
 int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_csection *out);
 void ms_cblock_free(ms_cblock *c);
+/* Calls cb for every series section of compacted window w, in id order,
+ * read in txn (sections are borrowed for the call). A nonzero return from
+ * cb stops the walk and is returned; otherwise 0, SL_ECORRUPT, SL_ENOMEM or
+ * an LMDB error. */
+typedef int (*ms_csection_cb)(void *ud, uint32_t id, const ms_csection *sec);
+int ms_cblock_each(ms_window *w, MDB_txn *txn, ms_csection_cb cb, void *ud);
 /* True when the window's info says it was compacted. */
 bool ms_info_compacted(MDB_txn *txn, MDB_dbi info);
 /* The series index of a compacted window written by this build: n pairs of

@@ -192,6 +192,26 @@ typedef int (*stg_meta_cb)(void *ud, const stg_metric_meta *m);
 /* Metadata of every metric family of the tenant (metric empty), or of one. */
 int stg_metric_metadata(stg_store *s, const char *tenant, sl_str metric, stg_meta_cb cb, void *ud);
 
+/* One series a tenant wrote lately (stg_metrics_recent_series): its labels,
+ * sorted by name (including __name__) and borrowed for the call, and
+ * written_ms (unix ms), the latest time the store can vouch it was written:
+ * its newest sample's time, but not before the start of the ingest window it
+ * arrived in, nor after that window's end or now. */
+typedef int (*stg_recent_cb)(void *ud, const stg_label *labels, size_t nlabels, int64_t written_ms);
+
+/* Calls cb for each series of the tenant's metrics WAL and windows written at
+ * or after since_ms (unix ms) by that measure. Only the windows whose span
+ * reaches since_ms are read, so the cost follows the series of the last
+ * window or two, not the size of the store. A series may be reported more
+ * than once (from the WAL and a window, or from two windows). Returns 0,
+ * SL_ENOMEM, SL_ESTORAGE or cb's nonzero return. Thread-safe (reads only). */
+int stg_metrics_recent_series(stg_store *s, const char *tenant, int64_t since_ms, stg_recent_cb cb,
+                              void *ud);
+
+/* Calls cb with the id of every tenant that has a directory in the store (any
+ * order). Returns 0, -errno or cb's nonzero return. Thread-safe. */
+int stg_list_tenants(stg_store *s, stg_str_cb cb, void *ud);
+
 /* --- logs (logs_store.c, logs_read.c) --- */
 
 /* Encodes n log records as one STG_LOGS WAL record appended to out (the log

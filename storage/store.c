@@ -9,6 +9,7 @@
 #include "sl_err.h"
 #include "sl_log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,26 @@ void stg_options_init(stg_options *o) {
 
 int stg_tenant_valid(sl_str name) {
     return sl_tenant_valid(name);
+}
+
+int stg_list_tenants(stg_store *s, stg_str_cb cb, void *ud) {
+    DIR *top = opendir(s->data_dir);
+    if (top == NULL) {
+        return -errno;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(top)) != NULL) {
+        char path[4400];
+        struct stat sb;
+        snprintf(path, sizeof(path), "%s/%s", s->data_dir, e->d_name);
+        if (e->d_name[0] != '.' && stg_tenant_valid(sl_str_c(e->d_name)) && stat(path, &sb) == 0 &&
+            S_ISDIR(sb.st_mode)) {
+            rc = cb(ud, sl_str_c(e->d_name));
+        }
+    }
+    closedir(top);
+    return rc;
 }
 
 /* The signals plugged into the store. Traces are built in (their cut and

@@ -602,7 +602,7 @@ static void test_span_metrics(void) {
  * refused; known series always pass; idle series expire. */
 static void test_series_limit(void) {
     sl_arena_init(&g_a, 0);
-    col_series_limiter *lim = col_series_limiter_new(1000000000ull); /* 1 s window */
+    col_series_limiter *lim = col_series_limiter_new(1000000000ull, NULL, NULL); /* 1 s window */
     ASSERT_TRUE(lim != NULL);
     col_series_gate gate = {.lim = lim, .tenant = "acme", .max = 25};
     /* Span RED series: 20 per (service, name, kind, status) group. */
