@@ -408,12 +408,20 @@ static void copy_back_headers(sf_req *r, const sf_response *resp) {
     }
 }
 
+static int add_header_bytes(void *ud, const char *name, const char *value) {
+    size_t *total = ud;
+    *total += strlen(name) + 2 + (value != NULL ? strlen(value) : 0) + 2;
+    return 0;
+}
+
 static void handle(sf_req *r, void *ud) {
     gw_gateway *g = ud;
     const char *method = sf_req_method(r), *path = sf_req_path(r);
-    size_t path_len = strlen(path);
+    size_t path_len = strlen(path), header_bytes = 0;
     gw_verdict v;
-    if (!gw_check_path(path, path_len, g->cfg.max_path_bytes, &v)) {
+    sf_req_foreach_header(r, add_header_bytes, &header_bytes);
+    if (!gw_check_header_bytes(header_bytes, g->cfg.max_header_bytes, &v) ||
+        !gw_check_path(path, path_len, g->cfg.max_path_bytes, &v)) {
         reply_verdict(r, &v);
         return;
     }
@@ -441,10 +449,18 @@ static void handle(sf_req *r, void *ud) {
         sl_span_set_str(span, "gateway.upstream", rt->service);
     }
 
-    /* Per-key limit first: it protects the JWT check from floods too. */
+    /* Per-key limit first: it protects the JWT check from floods too.
+     * Callers without a key get a bucket per client address, so that one
+     * of them cannot starve the others. */
     const char *api_key = sf_req_header(r, "X-API-Key");
     char key[300];
-    snprintf(key, sizeof(key), "key:%.256s", api_key != NULL ? api_key : "anonymous");
+    if (api_key != NULL) {
+        snprintf(key, sizeof(key), "key:%.256s", api_key);
+    } else {
+        char client[64];
+        sf_req_client_address(r, client, sizeof(client));
+        snprintf(key, sizeof(key), "addr:%s", client[0] != '\0' ? client : "unknown");
+    }
     gw_limit_result lr = {.allowed = true};
     uint64_t mono = sl_mono_nano();
     if (g->per_key != NULL) {

@@ -54,6 +54,16 @@ bool gw_check_path(const char *path, size_t len, size_t max, gw_verdict *v) {
     return true;
 }
 
+bool gw_check_header_bytes(size_t bytes, size_t max, gw_verdict *v) {
+    v->status = 0;
+    if (bytes > max) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "the request headers exceed %zu bytes", max);
+        return reject(v, 431, "headers_too_large", msg);
+    }
+    return true;
+}
+
 bool gw_check_body_size(uint64_t declared, size_t max, gw_verdict *v) {
     v->status = 0;
     if (declared > max) {

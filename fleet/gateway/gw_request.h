@@ -28,6 +28,10 @@ typedef struct gw_verdict {
  * and returns false when it fails. */
 bool gw_check_path(const char *path, size_t len, size_t max, gw_verdict *v);
 
+/* Checks the request's header section, measured as on the wire ("name: value"
+ * and CRLF per field): over max bytes is 431 headers_too_large. */
+bool gw_check_header_bytes(size_t bytes, size_t max, gw_verdict *v);
+
 /* Checks a declared body size before reading it: 413 body_too_large. */
 bool gw_check_body_size(uint64_t declared, size_t max, gw_verdict *v);
 

@@ -64,9 +64,12 @@ def write_key(directory, name="service.key"):
     return path, key
 
 
-def http(method, url, body=None, headers=None, timeout=30):
+def http(method, url, body=None, headers=None, timeout=30, source=None):
+    """One request on a new connection; source: the local address to send
+    from (any 127.x.y.z works on loopback)."""
     u = urllib.parse.urlsplit(url)
-    c = httpclient.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    c = httpclient.HTTPConnection(u.hostname, u.port, timeout=timeout,
+                                  source_address=(source, 0) if source else None)
     path = u.path + ("?" + u.query if u.query else "")
     hdrs = dict(headers or {})
     if isinstance(body, (dict, list)):

@@ -11,6 +11,8 @@ nats-server (JetStream) and the real Sightline binary:
   pending events are published and consumed, each once;
 - events committed while NATS is down by a producer then killed with SIGKILL
   are published by the restarted producer (the outbox is the database);
+- a durable consumer started while NATS is down: /ready 503, then it
+  subscribes in the background once NATS is back and receives events;
 - a killed upstream opens the caller's circuit breaker within 5 s
   (http_client_circuit_breaker_state on /metrics), and /ready, which requires
   that upstream, answers 503 naming it.
@@ -179,6 +181,26 @@ try:
     producer = fleet("producer-restarted", producer.args)
     got = wait_for(lambda: all(i in received().get("events", {}) for i in crash_ids), timeout=30)
     check(got, "events committed before a SIGKILL were published after the restart")
+
+    # --- a durable consumer started while NATS is down subscribes once it is back
+    nats.stop()
+    late = fleet("late-consumer", ["--nats", nats.url, "--consume", "late"])
+    check(wait_for(lambda: late.request("GET", "/ready")[0] == 503, timeout=10),
+          "/ready of a consumer started without NATS is 503")
+    nats.start()
+    check(wait_for(lambda: late.request("GET", "/ready")[0] == 200, timeout=20),
+          "its /ready turns 200 once NATS is back and the consumer subscribed")
+    st, _, body = producer.request("POST", "/v1/echo/events",
+                                   {"tenant": "t4", "type": "user.created", "data": {}})
+    check_eq(st, 201, "an event for the late consumer")
+    late_id = json_of(body).get("id")
+
+    def late_got():
+        st, _, body = late.request("GET", "/v1/echo/received")
+        return json_of(body).get("events", {}) if st == 200 else {}
+
+    check(wait_for(lambda: late_id in late_got(), timeout=20),
+          "the consumer started while NATS was down receives events")
 
     # --- a killed upstream opens the breaker within 5 s ---------------------------
     target = urllib.parse.quote(upstream.url + "/v1/echo/hello", safe="")

@@ -2,7 +2,8 @@
 fleet-registry, three fleet-echo instances (two 1.0.0, one 2.0.0 canary)
 registered in the registry, and the gateway with a test route table. Checks
 routing through the registry, the canary share over 200 requests, round-robin,
-429 with Retry-After per key and per tenant, 401 on missing/bad/expired user
+429 with Retry-After per key, per client address without a key and per
+tenant, 431 over the header limit, 401 on missing/bad/expired user
 JWTs (EdDSA tokens signed with openssl), body checks (413/415/400), 404/405,
 Deprecation/Sunset/Link headers, that the gateway's spans are the parents of
 the upstream's, and that killing the upstream opens its circuit breaker
@@ -56,7 +57,7 @@ routes:
     auth: none
     methods: [POST]
     scope: echo.write
-limits: {max_body_bytes: 1024}
+limits: {max_body_bytes: 1024, max_header_bytes: 4096}
 rate_limits:
   per_key: {rate: 0.5, burst: 3}
   per_tenant: {rate: 0.5, burst: 2}
@@ -206,6 +207,20 @@ try:
     ra = hdrs.get("retry-after", "")
     check(ra.isdigit() and 1 <= int(ra) <= 2, f"Retry-After in whole seconds: {ra!r}")
     check_eq(((doc or {}).get("error") or {}).get("code"), "rate_limited", "429 body")
+
+    # Callers without a key: one bucket per client address, so that one of
+    # them cannot starve the others.
+    anon = [http("GET", gw.url + "/v1/echo/hello", source="127.0.0.2")[0] for _ in range(4)]
+    check_eq(anon, [200, 200, 200, 429], "no API key, from 127.0.0.2: the burst, then 429")
+    st, _, _ = http("GET", gw.url + "/v1/echo/hello", source="127.0.0.3")
+    check_eq(st, 200, "no API key, from 127.0.0.3: a bucket of its own")
+
+    # The header section's limit (max_header_bytes 4096 in the route table).
+    st, _, _ = get("/v1/echo/hello", {"X-Pad": "a" * 3000})
+    check_eq(st, 200, "headers under the limit")
+    st, _, doc = get("/v1/echo/hello", {"X-Pad": "a" * 5000})
+    check_eq(st, 431, "headers over the limit")
+    check_eq(((doc or {}).get("error") or {}).get("code"), "headers_too_large", "431 body")
 
     # User JWTs on a protected route.
     st, hdrs, doc = get("/v1/echo/items/42")

@@ -97,12 +97,15 @@ static void test_config_errors(void) {
         const char *yaml;
         const char *want;
     } cases[] = {
-        {"routes:\n  - prefix: /a\n    service: a\n    auht: none\n", "line 4: unknown route key auht"},
+        {"routes:\n  - prefix: /a\n    service: a\n    auht: none\n",
+         "line 4: unknown route key auht"},
         {"routes:\n  - prefix: /a\n", "line 2: a route needs prefix (or path) and service"},
-        {"routes:\n  - prefix: a\n    service: a\n", "line 2: prefix must be a clean absolute path"},
+        {"routes:\n  - prefix: a\n    service: a\n",
+         "line 2: prefix must be a clean absolute path"},
         {"routes:\n  - prefix: /a/../b\n    service: a\n", "line 2: prefix must be"},
         {"routes:\n  - prefix: /a\n    service: a\n    sunset: tomorrow\n", "line 4: sunset must"},
-        {"routes:\n  - prefix: /a\n    service: a\n    sunset: 2026-02-30\n", "line 4: sunset must"},
+        {"routes:\n  - prefix: /a\n    service: a\n    sunset: 2026-02-30\n",
+         "line 4: sunset must"},
         {"routes:\n  - prefix: /a\n    service: a\n    methods: [GET, FETCH]\n",
          "line 4: unknown method FETCH"},
         {"routes:\n  - prefix: /a\n    service: a\n    canary: {version: '2', percent: 101}\n",
@@ -288,10 +291,9 @@ static void test_request_checks(void) {
             SL_FAIL_AT("%s: %s", good[k], v.message);
         }
     }
-    static const char *const bad[] = {"",         "v1",        "/a//b",     "/a/./b",
-                                      "/a/../b",  "/a/..",     "/a/.",      "/a b",
-                                      "/a\\b",    "/a%2fb",    "/a%2E%2e/", "/a%00",
-                                      "/a\x7f",   "/a/\x01"};
+    static const char *const bad[] = {"",          "v1",    "/a//b",  "/a/./b", "/a/../b",
+                                      "/a/..",     "/a/.",  "/a b",   "/a\\b",  "/a%2fb",
+                                      "/a%2E%2e/", "/a%00", "/a\x7f", "/a/\x01"};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         if (gw_check_path(bad[k], strlen(bad[k]), 2048, &v) || v.status != 400) {
             SL_FAIL_AT("bad path %zu passed (%d)", k, v.status);
@@ -303,6 +305,11 @@ static void test_request_checks(void) {
     ASSERT_EQ(v.status, 413);
     ASSERT_STR_EQ(v.code, "body_too_large");
     ASSERT_TRUE(gw_check_body_size(100, 100, &v));
+    ASSERT_TRUE(gw_check_header_bytes(4096, 4096, &v));
+    ASSERT_EQ(v.status, 0);
+    ASSERT_TRUE(!gw_check_header_bytes(4097, 4096, &v));
+    ASSERT_EQ(v.status, 431);
+    ASSERT_STR_EQ(v.code, "headers_too_large");
     ASSERT_TRUE(gw_check_body(NULL, NULL, 0, 100, &v));
     ASSERT_TRUE(gw_check_body("application/json; charset=utf-8", "{\"a\":1}", 7, 100, &v));
     ASSERT_TRUE(gw_check_body("application/merge-patch+json", "[1]", 3, 100, &v));

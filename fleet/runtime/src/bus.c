@@ -27,7 +27,8 @@ typedef struct sub_ctx {
     sf_bus_handler h;
     void *userdata;
     bool jetstream;
-    natsSubscription *sub;
+    natsSubscription *sub;   /* NULL: a JetStream consumer not subscribed yet */
+    char *subject, *durable; /* JetStream consumers: kept for the retries */
 } sub_ctx;
 
 struct sf_bus_msg {
@@ -54,9 +55,16 @@ struct sf_bus {
     pthread_mutex_t closed_mu;
     pthread_cond_t closed_cv;
     bool closed;
-    pthread_mutex_t mu; /* subscriptions list, stream creation */
+    pthread_mutex_t mu; /* subscriptions list (and each sub_ctx's sub), stream creation */
     sub_ctx **subs;
     size_t nsubs, subs_cap;
+    /* Consumers that could not subscribe (NATS or JetStream unavailable) are
+     * retried every second by one thread, started with the first of them. */
+    pthread_mutex_t retry_mu;
+    pthread_cond_t retry_cv;
+    pthread_t retry_thread;
+    bool retry_started;
+    atomic_uint pending;
     pthread_mutex_t batch_serial; /* one batch at a time */
     pthread_mutex_t batch_mu;     /* the current batch's results */
     batch *cur;
@@ -187,6 +195,8 @@ int sf_bus_connect(const sf_bus_options *o, sf_bus **out) {
     pthread_mutex_init(&b->batch_mu, NULL);
     pthread_mutex_init(&b->closed_mu, NULL);
     pthread_cond_init(&b->closed_cv, NULL);
+    pthread_mutex_init(&b->retry_mu, NULL);
+    pthread_cond_init(&b->retry_cv, NULL);
     b->o = *o;
     b->url = strdup(o->url);
     b->service = strdup(o->service != NULL ? o->service : "fleet");
@@ -305,6 +315,19 @@ int sf_bus_check(void *bus, char *err, size_t cap) {
     }
     if (sf_bus_ensure_stream(b) != 0) {
         snprintf(err, cap, "stream %s unavailable", b->stream);
+        return SF_EBUS;
+    }
+    if (atomic_load(&b->pending) > 0) {
+        const char *durable = "?";
+        pthread_mutex_lock(&b->mu);
+        for (size_t i = 0; i < b->nsubs; i++) {
+            if (b->subs[i]->sub == NULL) {
+                durable = b->subs[i]->durable;
+                break;
+            }
+        }
+        snprintf(err, cap, "consumer %.64s not subscribed yet", durable);
+        pthread_mutex_unlock(&b->mu);
         return SF_EBUS;
     }
     return 0;
@@ -499,7 +522,14 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     natsMsg_Destroy(msg);
 }
 
-/* Keeps a new subscription for sf_bus_close; on failure undoes it. */
+static void free_sub(sub_ctx *sc) {
+    free(sc->subject);
+    free(sc->durable);
+    free(sc);
+}
+
+/* Keeps a new subscription (or a consumer still to subscribe) for
+ * sf_bus_close; on failure undoes it. */
 static int add_sub(sf_bus *b, sub_ctx *sc) {
     pthread_mutex_lock(&b->mu);
     int rc = sl_array_grow(&b->subs, &b->subs_cap, b->nsubs + 1, sizeof(sub_ctx *));
@@ -508,9 +538,11 @@ static int add_sub(sf_bus *b, sub_ctx *sc) {
     }
     pthread_mutex_unlock(&b->mu);
     if (rc != 0) {
-        natsSubscription_Unsubscribe(sc->sub);
-        natsSubscription_Destroy(sc->sub);
-        free(sc);
+        if (sc->sub != NULL) {
+            natsSubscription_Unsubscribe(sc->sub);
+            natsSubscription_Destroy(sc->sub);
+        }
+        free_sub(sc);
         return SL_ENOMEM;
     }
     return 0;
@@ -525,16 +557,90 @@ int sf_bus_subscribe(sf_bus *b, const char *subject, const char *queue, sf_bus_h
     if (sc == NULL) {
         return SL_ENOMEM;
     }
-    *sc = (sub_ctx){b, h, userdata, false, NULL};
+    *sc = (sub_ctx){b, h, userdata, false, NULL, NULL, NULL};
     natsStatus s = queue != NULL
                        ? natsConnection_QueueSubscribe(&sc->sub, b->nc, subject, queue, on_msg, sc)
                        : natsConnection_Subscribe(&sc->sub, b->nc, subject, on_msg, sc);
     if (s != NATS_OK) {
         sf_log(SL_SEVERITY_ERROR, "cannot subscribe to %s: %s", subject, nats_err(s));
-        free(sc);
+        free_sub(sc);
         return SF_EBUS;
     }
     return add_sub(b, sc);
+}
+
+/* Creates (or binds to) the durable consumer of sc and subscribes to it. */
+static natsStatus js_consume(sf_bus *b, sub_ctx *sc, natsSubscription **sub, bool quiet) {
+    *sub = NULL;
+    if (sf_bus_ensure_stream(b) != 0) {
+        return NATS_ERR;
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = b->stream;
+    so.Queue = sc->durable;
+    so.ManualAck = true;
+    so.Config.Durable = sc->durable;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.AckWait = (int64_t)b->o.ack_wait_ms * 1000000;
+    so.Config.MaxDeliver = b->o.max_deliver > 0 ? b->o.max_deliver : 10;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.MaxAckPending = 4096;
+    jsErrCode jerr = 0;
+    natsStatus s = js_Subscribe(sub, b->js, sc->subject, on_msg, sc, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        if (!quiet) {
+            sf_log(SL_SEVERITY_WARN, "cannot consume %s as %s yet: %s (code %d); retrying",
+                   sc->subject, sc->durable, nats_err(s), (int)jerr);
+        }
+        *sub = NULL;
+        return s;
+    }
+    /* Deliveries pile up in the client while a handler is slow: a generous
+     * bound, the server redelivers what is dropped. */
+    natsSubscription_SetPendingLimits(*sub, 65536, 256 * 1024 * 1024);
+    return NATS_OK;
+}
+
+/* The retry thread: every second, while the bus is open, subscribes the
+ * consumers that could not subscribe before. */
+static void *retry_main(void *arg) {
+    sf_bus *b = arg;
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_mutex_lock(&b->retry_mu);
+        while (!atomic_load(&b->closing) &&
+               pthread_cond_timedwait(&b->retry_cv, &b->retry_mu, &ts) == 0) {
+        }
+        pthread_mutex_unlock(&b->retry_mu);
+        if (atomic_load(&b->closing)) {
+            break;
+        }
+        if (atomic_load(&b->pending) == 0 || !sf_bus_connected(b)) {
+            continue;
+        }
+        pthread_mutex_lock(&b->mu);
+        size_t n = b->nsubs;
+        pthread_mutex_unlock(&b->mu);
+        for (size_t i = 0; i < n && !atomic_load(&b->closing); i++) {
+            pthread_mutex_lock(&b->mu);
+            sub_ctx *sc = b->subs[i];
+            bool waiting = sc->sub == NULL;
+            pthread_mutex_unlock(&b->mu);
+            natsSubscription *sub = NULL;
+            if (!waiting || js_consume(b, sc, &sub, true) != NATS_OK) {
+                continue;
+            }
+            pthread_mutex_lock(&b->mu);
+            sc->sub = sub;
+            pthread_mutex_unlock(&b->mu);
+            atomic_fetch_sub(&b->pending, 1);
+            sf_log(SL_SEVERITY_INFO, "consuming %s as %s", sc->subject, sc->durable);
+        }
+    }
+    return NULL;
 }
 
 int sf_bus_consume(sf_bus *b, const char *subject, const char *durable, sf_bus_handler h,
@@ -542,37 +648,35 @@ int sf_bus_consume(sf_bus *b, const char *subject, const char *durable, sf_bus_h
     if (b == NULL || subject == NULL || durable == NULL || h == NULL) {
         return SL_EINVAL;
     }
-    if (sf_bus_ensure_stream(b) != 0) {
-        return SF_EBUS;
-    }
     sub_ctx *sc = calloc(1, sizeof(*sc));
     if (sc == NULL) {
         return SL_ENOMEM;
     }
-    *sc = (sub_ctx){b, h, userdata, true, NULL};
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = b->stream;
-    so.Queue = durable;
-    so.ManualAck = true;
-    so.Config.Durable = durable;
-    so.Config.AckPolicy = js_AckExplicit;
-    so.Config.AckWait = (int64_t)b->o.ack_wait_ms * 1000000;
-    so.Config.MaxDeliver = b->o.max_deliver > 0 ? b->o.max_deliver : 10;
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.MaxAckPending = 4096;
-    jsErrCode jerr = 0;
-    natsStatus s = js_Subscribe(&sc->sub, b->js, subject, on_msg, sc, NULL, &so, &jerr);
-    if (s != NATS_OK) {
-        sf_log(SL_SEVERITY_ERROR, "cannot consume %s as %s: %s (code %d)", subject, durable,
-               nats_err(s), (int)jerr);
-        free(sc);
-        return SF_EBUS;
+    *sc = (sub_ctx){b, h, userdata, true, NULL, strdup(subject), strdup(durable)};
+    if (sc->subject == NULL || sc->durable == NULL) {
+        free_sub(sc);
+        return SL_ENOMEM;
     }
-    /* Deliveries pile up in the client while a handler is slow: a generous
-     * bound, the server redelivers what is dropped. */
-    natsSubscription_SetPendingLimits(sc->sub, 65536, 256 * 1024 * 1024);
-    return add_sub(b, sc);
+    if (js_consume(b, sc, &sc->sub, false) == NATS_OK) {
+        return add_sub(b, sc);
+    }
+    /* NATS or JetStream is not there yet: the retry thread subscribes it. */
+    pthread_mutex_lock(&b->retry_mu);
+    int rc = 0;
+    if (!b->retry_started) {
+        rc = pthread_create(&b->retry_thread, NULL, retry_main, b) == 0 ? 0 : SL_ENOMEM;
+        b->retry_started = rc == 0;
+    }
+    pthread_mutex_unlock(&b->retry_mu);
+    if (rc != 0) {
+        free_sub(sc);
+        return rc;
+    }
+    atomic_fetch_add(&b->pending, 1);
+    if ((rc = add_sub(b, sc)) != 0) {
+        atomic_fetch_sub(&b->pending, 1);
+    }
+    return rc;
 }
 
 const char *sf_bus_msg_subject(const sf_bus_msg *m) {
@@ -599,8 +703,17 @@ void sf_bus_close(sf_bus *b) {
         return;
     }
     atomic_store(&b->closing, true);
+    if (b->retry_started) {
+        pthread_mutex_lock(&b->retry_mu);
+        pthread_cond_broadcast(&b->retry_cv);
+        pthread_mutex_unlock(&b->retry_mu);
+        pthread_join(b->retry_thread, NULL);
+    }
     /* Stop deliveries and let running handlers finish, then close. */
     for (size_t i = 0; i < b->nsubs; i++) {
+        if (b->subs[i]->sub == NULL) {
+            continue;
+        }
         if (sf_bus_connected(b) && natsSubscription_Drain(b->subs[i]->sub) == NATS_OK) {
             natsSubscription_WaitForDrainCompletion(b->subs[i]->sub, 5000);
         } else {
@@ -619,8 +732,10 @@ void sf_bus_close(sf_bus *b) {
         pthread_mutex_unlock(&b->closed_mu);
     }
     for (size_t i = 0; i < b->nsubs; i++) {
-        natsSubscription_Destroy(b->subs[i]->sub);
-        free(b->subs[i]);
+        if (b->subs[i]->sub != NULL) {
+            natsSubscription_Destroy(b->subs[i]->sub);
+        }
+        free_sub(b->subs[i]);
     }
     free(b->subs);
     jsCtx_Destroy(b->js);
@@ -631,6 +746,8 @@ void sf_bus_close(sf_bus *b) {
     pthread_mutex_destroy(&b->batch_mu);
     pthread_mutex_destroy(&b->closed_mu);
     pthread_cond_destroy(&b->closed_cv);
+    pthread_mutex_destroy(&b->retry_mu);
+    pthread_cond_destroy(&b->retry_cv);
     free(b->url);
     free(b->service);
     free(b->stream);

@@ -391,6 +391,30 @@ int sf_req_foreach_query(const sf_req *r, sf_kv_fn fn, void *userdata) {
     return MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, kv_each, &it);
 }
 
+int sf_req_client_address(const sf_req *r, char *buf, size_t cap) {
+    if (cap > 0) {
+        buf[0] = '\0';
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL || cap == 0) {
+        return SL_EINVAL;
+    }
+    const struct sockaddr *sa = ci->client_addr;
+    const void *addr = NULL;
+    if (sa->sa_family == AF_INET) {
+        addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    }
+    if (addr == NULL || cap > (size_t)INT32_MAX ||
+        inet_ntop(sa->sa_family, addr, buf, (socklen_t)cap) == NULL) {
+        buf[0] = '\0';
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
 const char *sf_req_body(const sf_req *r, size_t *len) {
     if (len != NULL) {
         *len = r->body.len;
@@ -656,12 +680,7 @@ static void start_span(sf_req *req, const char *route) {
         snprintf(name, sizeof name, "%s", req->method);
     }
     char client[INET6_ADDRSTRLEN] = "";
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci != NULL && ci->client_addr != NULL && ci->client_addr->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr,
-                  client, sizeof client);
-    }
+    sf_req_client_address(req, client, sizeof client);
     const char *ua = sf_req_header(req, "User-Agent");
     sl_kv attrs[8];
     size_t n = 0;

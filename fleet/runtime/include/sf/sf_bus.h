@@ -103,7 +103,9 @@ int sf_bus_subscribe(sf_bus *b, const char *subject, const char *queue, sf_bus_h
 /* JetStream durable queue consumer on the stream: processes share the
  * consumer named durable (e.g. "notifications"), each message goes to one of
  * them, explicit acknowledgement, redelivery after a nak or ack_wait_ms.
- * Errors: SF_EBUS (e.g. NATS unreachable: call again later). */
+ * When NATS or JetStream is not reachable yet, the consumer is kept and a
+ * background thread subscribes it as soon as it can (every second; until
+ * then sf_bus_check names it, so /ready fails). Errors: SL_ENOMEM. */
 int sf_bus_consume(sf_bus *b, const char *subject, const char *durable, sf_bus_handler h,
                    void *userdata);
 

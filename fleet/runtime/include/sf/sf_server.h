@@ -120,6 +120,9 @@ const char *sf_req_param(const sf_req *r, const char *name);
 typedef int (*sf_kv_fn)(void *userdata, const char *name, const char *value);
 int sf_req_foreach_header(const sf_req *r, sf_kv_fn fn, void *userdata);
 int sf_req_foreach_query(const sf_req *r, sf_kv_fn fn, void *userdata);
+/* The peer's IP address as text (IPv4 or IPv6) into buf; returns 0, or
+ * SL_EINVAL (buf left empty) when the connection has no such address. */
+int sf_req_client_address(const sf_req *r, char *buf, size_t cap);
 
 /* The body (NUL-terminated for convenience; len excludes the NUL). */
 const char *sf_req_body(const sf_req *r, size_t *len);
