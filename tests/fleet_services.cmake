@@ -15,7 +15,7 @@ endif()
 
 # End to end: nats-server, Sightline, the registry, every service and the
 # gateway (once the edge's binaries are in the tree).
-if(TARGET fleet-users AND TARGET fleet-gateway AND TARGET fleet-registry)
+if(TARGET fleet-users AND TARGET fleet-gateway AND TARGET fleet-registry AND TARGET fleet-loadgen)
     add_test(NAME integration_fleet_e2e
              COMMAND ${Python3_EXECUTABLE}
                      ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_fleet_e2e.py
@@ -23,7 +23,7 @@ if(TARGET fleet-users AND TARGET fleet-gateway AND TARGET fleet-registry)
                      $<TARGET_FILE:fleet-gateway> $<TARGET_FILE:fleet-users>
                      $<TARGET_FILE:fleet-auth> $<TARGET_FILE:fleet-tenants>
                      $<TARGET_FILE:fleet-notifications> $<TARGET_FILE:fleet-analytics>
-                     ${CMAKE_SOURCE_DIR}/fleet/gateway/routes.yaml)
+                     ${CMAKE_SOURCE_DIR}/fleet/gateway/routes.yaml $<TARGET_FILE:fleet-loadgen>)
     set_tests_properties(integration_fleet_e2e PROPERTIES
                          LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
 endif()

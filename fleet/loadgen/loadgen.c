@@ -5,8 +5,11 @@
  *
  * Journeys (weights in parentheses): sign-up (10), login (15), profile read
  * (35: v2, one in ten through the deprecated v1), profile update (15), token
- * refresh (5), tenant sign-up (5), analytics read (15). Users signed up by
- * the run are remembered (at most --users) and reused by the other journeys.
+ * refresh (5), tenant sign-up (5), analytics read (15), and MFA (3: a new
+ * user enrols TOTP, confirms it with the current code and logs in with the
+ * next one; such users are not reused, since each code is good once).
+ * --journeys restricts the mix. Users signed up by the run are remembered
+ * (at most --users) and reused by the other journeys.
  * Each request is a CLIENT span (when OTEL_EXPORTER_OTLP_ENDPOINT is set)
  * whose traceparent the gateway continues.
  *
@@ -25,6 +28,7 @@
  * Threads: --concurrency workers share a pacer (an atomic next-slot time) and
  * the user pool (a mutex); the chaos thread runs the schedule.
  */
+#include <fc/fc_totp.h>
 #include <sf/sf_jwt.h>
 #include <sf/sf_telemetry.h>
 
@@ -45,10 +49,11 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { J_SIGNUP, J_LOGIN, J_READ, J_UPDATE, J_REFRESH, J_TENANT, J_ANALYTICS, J_COUNT };
-static const char *const JOURNEY[J_COUNT] = {
-    "signup", "login", "profile_read", "profile_update", "refresh", "tenant_signup", "analytics"};
-static const int WEIGHT[J_COUNT] = {10, 15, 35, 15, 5, 5, 15};
+enum { J_SIGNUP, J_LOGIN, J_READ, J_UPDATE, J_REFRESH, J_TENANT, J_ANALYTICS, J_MFA, J_COUNT };
+static const char *const JOURNEY[J_COUNT] = {"signup",         "login",   "profile_read",
+                                             "profile_update", "refresh", "tenant_signup",
+                                             "analytics",      "mfa"};
+static int weight[J_COUNT] = {10, 15, 35, 15, 5, 5, 15, 3}; /* --journeys zeroes the others */
 
 #define MAX_LAT 400000 /* latency samples kept per journey */
 #define MAX_CHAOS 32
@@ -275,28 +280,83 @@ static bool take_tokens(const reply *r, user *u) {
 
 #define PASSWORD "correct-horse-battery"
 
+static atomic_uint_fast64_t serial;
+
+/* Signs up a fresh user into *u (tokens included). */
+static bool sign_up(CURL *e, int j, unsigned *seed, user *u) {
+    reply r;
+    memset(u, 0, sizeof(*u));
+    snprintf(u->email, sizeof(u->email), "user%lu-%u@example.com",
+             (unsigned long)atomic_fetch_add(&serial, 1), (unsigned)rand_r(seed));
+    const char *tenant = TENANTS[(size_t)rand_r(seed) % 4];
+    json_t *b = json_pack("{ss ss ss ss}", "email", u->email, "password", PASSWORD, "name",
+                          "Load Tester", "tenant", tenant);
+    bool ok =
+        request(e, j, "POST", "/v1/auth/signup", NULL, NULL, b, &r) == 201 && take_tokens(&r, u);
+    json_decref(b);
+    return ok;
+}
+
+/* The TOTP code of the base32 secret at unix_s, as an authenticator app
+ * shows it. */
+static bool totp_code(const char *secret, int64_t unix_s, char code[8]) {
+    uint8_t key[64];
+    uint32_t v = 0;
+    int n = fc_base32_decode(secret, key, sizeof(key));
+    if (n <= 0 || fc_totp_at(key, (size_t)n, unix_s, FC_TOTP_DIGITS, &v) != 0) {
+        return false;
+    }
+    snprintf(code, 8, "%06u", (unsigned)v);
+    return true;
+}
+
+/* Sign-up, TOTP enrolment, its confirmation with the current code, then a
+ * login with password and the next step's code (the current one is spent:
+ * auth refuses a step at or before the last one used). */
+static void mfa_journey(CURL *e, int j, unsigned *seed) {
+    reply r;
+    user u;
+    char secret[128], code[8];
+    if (!sign_up(e, j, seed, &u) ||
+        request(e, j, "POST", "/v1/auth/totp/enroll", u.token, NULL, NULL, &r) != 200) {
+        return;
+    }
+    json_t *en = json_loads(r.body, 0, NULL);
+    const char *sv = json_string_value(json_object_get(en, "secret"));
+    snprintf(secret, sizeof(secret), "%s", sv ? sv : "");
+    json_decref(en);
+    int64_t now = (int64_t)time(NULL);
+    if (!totp_code(secret, now, code)) {
+        fprintf(stderr, "loadgen: mfa: no usable secret in the enrolment answer\n");
+        return;
+    }
+    json_t *b = json_pack("{ss}", "code", code);
+    long st_verify = request(e, j, "POST", "/v1/auth/totp/verify", u.token, NULL, b, &r);
+    json_decref(b);
+    if (st_verify != 200 || !totp_code(secret, now + FC_TOTP_STEP_S, code)) {
+        return;
+    }
+    b = json_pack("{ss ss ss}", "email", u.email, "password", PASSWORD, "totp_code", code);
+    request(e, j, "POST", "/v1/auth/login", NULL, NULL, b, &r);
+    json_decref(b);
+}
+
 static void journey(CURL *e, int j, unsigned *seed) {
     reply r;
     user u;
-    static atomic_uint_fast64_t serial;
+    if (j == J_MFA) {
+        mfa_journey(e, j, seed);
+        return;
+    }
     if (j != J_SIGNUP && j != J_TENANT && !random_user(&u, seed)) {
         j = J_SIGNUP; /* nobody to act as yet */
     }
     switch (j) {
-    case J_SIGNUP: {
-        memset(&u, 0, sizeof(u));
-        snprintf(u.email, sizeof(u.email), "user%lu-%u@example.com",
-                 (unsigned long)atomic_fetch_add(&serial, 1), (unsigned)rand_r(seed));
-        const char *tenant = TENANTS[(size_t)rand_r(seed) % 4];
-        json_t *b = json_pack("{ss ss ss ss}", "email", u.email, "password", PASSWORD, "name",
-                              "Load Tester", "tenant", tenant);
-        if (request(e, j, "POST", "/v1/auth/signup", NULL, NULL, b, &r) == 201 &&
-            take_tokens(&r, &u)) {
+    case J_SIGNUP:
+        if (sign_up(e, j, seed, &u)) {
             remember(&u);
         }
-        json_decref(b);
         break;
-    }
     case J_LOGIN: {
         json_t *b = json_pack("{ss ss}", "email", u.email, "password", PASSWORD);
         if (request(e, j, "POST", "/v1/auth/login", NULL, NULL, b, &r) == 200 &&
@@ -358,14 +418,14 @@ static void journey(CURL *e, int j, unsigned *seed) {
 static int pick_journey(unsigned *seed) {
     int total = 0;
     for (int j = 0; j < J_COUNT; j++) {
-        total += WEIGHT[j];
+        total += weight[j];
     }
     int x = rand_r(seed) % total;
     for (int j = 0; j < J_COUNT; j++) {
-        if (x < WEIGHT[j]) {
+        if (x < weight[j]) {
             return j;
         }
-        x -= WEIGHT[j];
+        x -= weight[j];
     }
     return J_READ;
 }
@@ -572,6 +632,29 @@ static int parse_chaos(const char *spec) {
     return rc;
 }
 
+/* Keeps the weights of the named journeys and zeroes the others. */
+static int parse_journeys(const char *list) {
+    bool keep[J_COUNT] = {false};
+    bool any = false;
+    for (const char *p = list; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        int j = 0;
+        while (j < J_COUNT && (strlen(JOURNEY[j]) != n || strncmp(JOURNEY[j], p, n) != 0)) {
+            j++;
+        }
+        if (j == J_COUNT) {
+            fprintf(stderr, "loadgen: unknown journey '%.*s'\n", (int)n, p);
+            return -1;
+        }
+        keep[j] = any = true;
+        p += n + (p[n] == ',');
+    }
+    for (int j = 0; j < J_COUNT; j++) {
+        weight[j] = keep[j] ? weight[j] : 0;
+    }
+    return any ? 0 : -1;
+}
+
 /* --- summary ------------------------------------------------------------------ */
 
 static int cmp_u32(const void *a, const void *b) {
@@ -652,6 +735,9 @@ static void usage(FILE *f) {
            "  --duration S            stop after S seconds (0 = until SIGINT/SIGTERM)\n"
            "  --concurrency N         worker threads (4)\n"
            "  --users N               signed-up users remembered for reuse (2000)\n"
+           "  --journeys LIST         only these journeys (comma-separated: signup, login,\n"
+           "                          profile_read, profile_update, refresh, tenant_signup,\n"
+           "                          analytics, mfa); default all, weighted\n"
            "  --report-s S            progress line every S seconds on stderr (10; 0 = off)\n"
            "  --chaos SPEC[,SPEC]     AT:KIND:SERVICE:ARG:FOR, KIND latency (ARG ms), errors\n"
            "                          (ARG ratio) or kill (ARG ignored); seconds into each period\n"
@@ -708,6 +794,8 @@ int main(int argc, char **argv) {
             bad = parse_uint(v, 1, 86400, &cfg.chaos_period_s);
         } else if (strcmp(a, "--chaos") == 0) {
             bad = parse_chaos(v) != 0;
+        } else if (strcmp(a, "--journeys") == 0) {
+            bad = parse_journeys(v) != 0;
         } else {
             fprintf(stderr, "fleet-loadgen: unknown option %s\n", a);
             usage(stderr);

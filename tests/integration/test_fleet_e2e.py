@@ -11,6 +11,8 @@ all real processes on loopback, driven through the gateway:
   CLIENT under notifications' CONSUMER;
 - login, and a protected route answering with the user's token and 401
   without it;
+- fleet-loadgen's MFA journey (sign-up, TOTP enrolment and confirmation,
+  login with the next code) answers 2xx at every step;
 - a tenant sign-up saga whose welcome step fails (faults injected into
   notifications) is compensated: 502, the tenant failed, the admin deleted;
 - the gateway's rate limit answers 429 with Retry-After;
@@ -18,12 +20,13 @@ all real processes on loopback, driven through the gateway:
   Sightline's /api/fleet/health marks it down.
 
 usage: test_fleet_e2e.py SIGHTLINE REGISTRY GATEWAY USERS AUTH TENANTS NOTIFICATIONS
-                         ANALYTICS ROUTES_YAML"""
+                         ANALYTICS ROUTES_YAML LOADGEN"""
 
 import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +37,7 @@ from fleet_harness import (Fleet, Nats, Server, check, check_eq, finish, free_po
                            write_key)
 
 (sightline_bin, registry_bin, gateway_bin, users_bin, auth_bin, tenants_bin, notif_bin,
- analytics_bin, routes_yaml) = sys.argv[1:10]
+ analytics_bin, routes_yaml, loadgen_bin) = sys.argv[1:11]
 work = tempfile.mkdtemp(prefix="fleet-e2e-")
 
 
@@ -175,6 +178,22 @@ try:
     check(st == 200 and "deprecation" in h and "sunset" in h, "v1 is deprecated with Sunset")
     st, _, a = gw("GET", "/v1/analytics/tenants/acme", token=token)
     check(st == 200 and (a or {}).get("total", 0) >= 1, f"analytics through the gateway ({a})")
+
+    # --- the load generator's MFA journey ---------------------------------------
+    # Each journey is four requests: sign-up 201, enrol 200, confirm 200, login
+    # with the next step's code 200 (a spent or wrong code would be 401).
+    lg = subprocess.run([loadgen_bin, "--gateway", gateway.url, "--journeys", "mfa",
+                         "--rate", "2", "--duration", "3", "--concurrency", "2",
+                         "--report-s", "0"], capture_output=True, text=True, timeout=120,
+                        env=otel_env(sightline, "fleet-loadgen"))
+    check_eq(lg.returncode, 0, f"loadgen exit status; stderr: {lg.stderr[-1000:]}")
+    m = re.search(r"^mfa\s+(\d+)\s", lg.stdout, re.M)
+    n_mfa = int(m.group(1)) if m else 0
+    statuses = dict(re.findall(r" (\d{3})=(\d+)", (re.search(r"^status:(.*)$", lg.stdout, re.M)
+                                                    or re.match("()", "")).group(1)))
+    check(n_mfa >= 4 and n_mfa % 4 == 0 and set(statuses) <= {"200", "201"},
+          f"MFA journeys all 2xx: {lg.stdout}")
+    check_eq(int(statuses.get("201", 0)) * 4, n_mfa, "one sign-up per MFA journey")
 
     # --- a failed saga step is compensated -----------------------------------
     admin = "Bearer " + service_token(key, "test", "notifications", "admin")
