@@ -191,6 +191,15 @@ async function run() {
     await page.click('.promql button[type=submit]');
     await page.waitForSelector('.metrics-out .chart .uplot canvas');
     check(await page.getAttribute('.metrics-out .chart', 'data-series') === '4', 'one series per service');
+    {
+        // The time axis spans the chosen range (1 h ending now), whatever
+        // the data covers (here: samples from a moment ago only).
+        const x = await page.$eval('.metrics-out .chart', el => ({min: el.uplot.scales.x.min, max: el.uplot.scales.x.max}));
+        const now = Date.now() / 1000;
+        check(Math.abs(x.max - now) < 120 && Math.abs(x.max - x.min - 3600) < 1, `the time axis spans the last hour: ${JSON.stringify(x)}`);
+        const red = await page.$$eval('.red-panels .panel .chart', els => els.map(el => el.uplot ? el.uplot.scales.x.max - el.uplot.scales.x.min : 0));
+        check(red.every(w => Math.abs(w - 3600) < 1), `RED panels span the last hour: ${red}`);
+    }
     await shot(page, 'metrics');
 
     // Service map: nodes and edges from the dependencies; a click shows health.

@@ -15,8 +15,11 @@ export function seriesName(metric) {
 
 // Draws a Prometheus matrix result into el; returns the uPlot instance
 // (destroy() it when the page goes away), also kept as el.uplot so that its
-// data can be read from the console (and by the browser tests).
-export function lineChart(el, matrix, {height = 300, unit = ''} = {}) {
+// data can be read from the console (and by the browser tests). range, the
+// query's [start, end] in seconds, fixes the time axis to what was asked
+// for, as Grafana does: without it uPlot fits the axis to the data, and a
+// single timestamp (data that began a moment ago) stretched it over years.
+export function lineChart(el, matrix, {height = 300, unit = '', range = null} = {}) {
     const ts = new Set();
     for (const s of matrix) for (const [t] of s.values) ts.add(+t);
     const xs = [...ts].sort((a, b) => a - b);
@@ -34,6 +37,7 @@ export function lineChart(el, matrix, {height = 300, unit = ''} = {}) {
         series: [{}, ...matrix.map((s, i) => ({label: seriesName(s.metric), stroke: COLORS[i % COLORS.length], width: 1.5,
                                                value: (u, v) => v == null ? '—' : fmtNumber(v) + unit, spanGaps: false}))],
         axes: [axis, Object.assign({values: (u, vals) => vals.map(v => fmtNumber(v) + unit), size: 60}, axis)],
+        scales: range ? {x: {time: true, auto: false, range: () => [range[0], range[1]]}} : {},
         cursor: {focus: {prox: 16}},
         legend: {live: true},
     };

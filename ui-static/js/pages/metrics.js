@@ -119,7 +119,7 @@ export async function render(root, route, {signal, navigate}) {
                 }
                 const box = h('div.chart', {'data-series': d.result.length});
                 clear(out, box);
-                charts.push(lineChart(box, d.result));
+                charts.push(lineChart(box, d.result, {range: [start, end]}));
             }
         } catch (err) {
             if (!isAbort(err)) clear(out, notice('error', err.status === 400 || err.status === 422 ? 'The query is not valid' : 'Query failed', err.message));
@@ -173,7 +173,7 @@ export async function render(root, route, {signal, navigate}) {
                     return;
                 }
                 clear(box);
-                redCharts.push(lineChart(box, matrix, {height: 160, unit}));
+                redCharts.push(lineChart(box, matrix, {height: 160, unit, range: [start, end]}));
             } catch (e) { if (!isAbort(e)) clear(box, notice('error', 'Query failed', e.message)); }
         }));
     }
