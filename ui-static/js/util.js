@@ -67,6 +67,18 @@ export function fmtNumber(v) {
     return String(+v.toFixed(a < 1 ? 4 : 2));
 }
 
+// A rate per second, in the unit that reads best: "12/s", "0.25/s",
+// "3.5/min", "2/h" (a service called twice in an hour is not "5.556e-4/s").
+export function fmtRate(perSec) {
+    if (perSec == null || isNaN(perSec)) return '—';
+    const r = +perSec;
+    const short = v => String(+v.toPrecision(v >= 100 ? 3 : 2));
+    if (r === 0) return '0/s';
+    if (r >= 0.1) return `${short(r)}/s`;
+    if (r * 60 >= 0.1) return `${short(r * 60)}/min`;
+    return `${short(r * 3600)}/h`;
+}
+
 // A stable colour per service name.
 const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2', '#edc948', '#ff9da7',
                  '#9c755f', '#6a9fd8', '#d37295', '#8cd17d', '#e0a84a', '#a0cbe8', '#86bcb6'];

@@ -5,7 +5,7 @@
 // metrics and map node. Refreshes every 15 s. A server answering 404 has no
 // health API: shown as "not available" rather than as an error.
 import {api, isAbort} from '../api.js';
-import {h, clear, notice, colorOf, link, fmtNumber} from '../util.js';
+import {h, clear, notice, colorOf, link, fmtNumber, fmtRate} from '../util.js';
 
 const ORDER = {down: 0, degraded: 1, unknown: 2, healthy: 3};
 const WINDOWS = ['5m', '15m', '1h', '6h'];
@@ -105,7 +105,7 @@ function card(s) {
         alerts.length ? h('div.firing', h('span.muted', 'Firing: '),
             alerts.map(a => link(`/alerts?service=${enc}`, (a.labels || {}).alertname || 'alert'))) : null,
         h('dl.facts',
-            h('dt', 'Requests'), h('dd', `${s.calls ?? 0} (${fmtNumber(s.requestRate ?? 0)}/s)`),
+            h('dt', 'Requests'), h('dd', `${s.calls ?? 0} (${fmtRate(s.requestRate ?? 0)})`),
             h('dt', 'Error ratio'), h('dd' + (s.errors ? '.errors' : ''), pct(s.errorRatio)),
             h('dt', 'p50 / p95 / p99'), h('dd', quantiles(s)),
             // 0: the spans carry no service.instance.id.

@@ -8,9 +8,9 @@
 // node (or ?service=) shows its health: status, reasons, firing alerts,
 // rates, callers and callees, links to its traces, logs and RED metrics.
 import {api, prom, isAbort} from '../api.js';
-import {h, clear, notice, colorOf, RANGES, parseSeconds, link, fmtNumber} from '../util.js';
+import {h, clear, notice, colorOf, RANGES, parseSeconds, link, fmtNumber, fmtRate} from '../util.js';
 
-const NW = 160, NH = 36, ROW = 46, LAYER_GAP = 80, SUB_GAP = 24, PAD = 20, MIN_SCALE = 0.8;
+const NW = 172, NH = 36, ROW = 46, LAYER_GAP = 110, SUB_GAP = 24, PAD = 20, MIN_SCALE = 0.8;
 
 export async function render(root, route, {signal, navigate}) {
     const range = h('select', {id: 'map-range', 'aria-label': 'Lookback'}, RANGES.map(([k]) => h('option', {value: k}, `Last ${k}`)));
@@ -68,7 +68,14 @@ export async function render(root, route, {signal, navigate}) {
     const svg = h('svg.map', {viewBox: `0 0 ${W} ${H}`, role: 'group', 'aria-label': `Service dependency graph: ${nodes.size} services, ${edges.length} call edges`},
         h('defs', h('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse'},
             h('path', {d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead'}))));
-    for (const e of edges) svg.append(edgeEl(nodes.get(e.parent), nodes.get(e.child), e));
+    // Labels of the edges into one callee end at the same point: spread
+    // them apart vertically, in the order of their callers' rows.
+    const dy = new Map();
+    for (const n of all) {
+        const ins = n.in.filter(e => nodes.get(e.parent).x < n.x).sort((p, q) => nodes.get(p.parent).y - nodes.get(q.parent).y);
+        ins.forEach((e, k) => dy.set(e, (k - (ins.length - 1) / 2) * 12));
+    }
+    for (const e of edges) svg.append(edgeEl(nodes.get(e.parent), nodes.get(e.child), e, dy.get(e) || 0));
     const els = new Map();
     const pick = (n, push) => {
         for (const x of svg.querySelectorAll('.node.selected')) x.classList.remove('selected');
@@ -86,8 +93,8 @@ export async function render(root, route, {signal, navigate}) {
             h('rect', {x: n.x, y: n.y, width: NW, height: NH, rx: 8, style: `stroke:${colorOf(n.name)}`}),
             h('text', {x: n.x + NW / 2, y: n.y + 15, 'text-anchor': 'middle'}, n.name.length > 22 ? n.name.slice(0, 21) + '…' : n.name),
             h('text.sub', {x: n.x + NW / 2, y: n.y + 29, 'text-anchor': 'middle'},
-              [hs && hs.status !== 'healthy' ? hs.status : '', st.requestRate != null ? `${fmtNumber(st.requestRate)}/s` : '',
-               er != null ? `${(er * 100).toFixed(1)}% err` : `${n.out.length} callee${n.out.length === 1 ? '' : 's'}`].filter(Boolean).join(' · ')));
+              [hs && hs.status !== 'healthy' ? hs.status : '', st.requestRate != null ? fmtRate(st.requestRate) : '',
+               er != null ? `${errPct(er)} err` : `${n.out.length} callee${n.out.length === 1 ? '' : 's'}`].filter(Boolean).join(' · ')));
         g.addEventListener('click', () => pick(n, true));
         g.addEventListener('keydown', e => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); pick(n, true); } });
         els.set(n.name, g);
@@ -131,20 +138,22 @@ async function loadGraph(lookbackMs, signal) {
             stats: new Map(), richer: false};
 }
 
-function edgeEl(a, b, e) {
-    let d, lx, ly;
+// An error ratio as a short percentage: "0.5%", "12%", "100%".
+const errPct = r => `${+(r * 100).toFixed(r < 0.1 ? 1 : 0)}%`;
+
+function edgeEl(a, b, e, dy) {
+    let d, lx, ly, anchor = 'middle';
     if (a === b) {
         d = `M ${a.x + NW} ${a.y + 10} c 40 -30 40 40 0 16`;
         lx = a.x + NW + 34; ly = a.y + 4;
     } else if (b.x > a.x) {
         // A cubic from the caller's right side to the callee's left side; the
-        // label sits at t = 0.75, near the callee, where labels of one
-        // caller's fan-out are spread apart by the callees' rows.
+        // label ends just before the arrowhead, on the callee's row, where
+        // labels of one caller's fan-out are spread apart by the callees'
+        // rows and no label runs under a node.
         const x1 = a.x + NW, y1 = a.y + NH / 2, x2 = b.x, y2 = b.y + NH / 2, mx = (x1 + x2) / 2;
         d = `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`;
-        const t = 0.75, u = 1 - t;
-        lx = u * u * u * x1 + 3 * u * u * t * mx + 3 * u * t * t * mx + t * t * t * x2;
-        ly = u * u * u * y1 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t * t * t * y2 - 4;
+        lx = x2 - 10; ly = y2 - 5 + dy; anchor = 'end';
     } else {
         const y1 = a.y + NH / 2, y2 = b.y + NH / 2;
         d = `M ${a.x} ${y1} C ${a.x - 60} ${y1 - 40}, ${b.x + NW + 60} ${y2 - 40}, ${b.x + NW} ${y2}`;
@@ -155,7 +164,7 @@ function edgeEl(a, b, e) {
     return h('g.edge-g' + (er ? '.err' : ''), {'data-parent': e.parent, 'data-child': e.child},
         h('title', title),
         h('path.edge', {d, 'marker-end': 'url(#arrow)', 'stroke-width': Math.min(6, 1 + Math.log10(1 + e.calls))}),
-        h('text.edge-label', {x: lx, y: ly, 'text-anchor': 'middle'}, `${e.calls}${er ? ` · ${(er * 100).toFixed(0)}% err` : ''}`));
+        h('text.edge-label', {x: lx, y: ly, 'text-anchor': anchor}, `${e.calls}${er ? ` · ${errPct(er)} err` : ''}`));
 }
 
 // Columns by longest path from the callers (cycles broken at back edges),
@@ -230,7 +239,7 @@ function showNode(side, n, st, hs) {
         hs && (hs.firingAlerts || []).length ? h('div.firing', h('span.muted', 'Firing: '),
             hs.firingAlerts.map(a => link(`/alerts?service=${enc}`, (a.labels || {}).alertname || 'alert'))) : null,
         h('dl.facts',
-            h('dt', 'Requests'), h('dd', st.calls != null ? `${st.calls} (${fmtNumber(st.requestRate || 0)}/s)` : '—'),
+            h('dt', 'Requests'), h('dd', st.calls != null ? `${st.calls} (${fmtRate(st.requestRate || 0)})` : '—'),
             h('dt', 'Error ratio'), h('dd' + (st.errorRatio > 0 ? '.errors' : ''), pct(st.errorRatio)),
             h('dt', 'p50 / p95 / p99'), h('dd', `${ms(st.p50)} / ${ms(st.p95)} / ${ms(st.p99)}`),
             h('dt', 'Calls in'), h('dd', n.in.reduce((a, e) => a + e.calls, 0)),
