@@ -105,6 +105,13 @@ async function run() {
     check(await page.locator('.span-row').count() === CHECKOUT_SPANS - 4, 'collapse hides the subtree');
     await page.click('.tabs button[data-tab="flame"]');
     check(await page.locator('svg.flame g.fl').count() === CHECKOUT_SPANS, 'flame graph has every span');
+    {
+        // Concurrent siblings (the SELECT and the cache lookup overlap in
+        // time) take rows of their own: no two boxes of one row overlap.
+        const boxes = await page.$$eval('svg.flame g.fl rect', rs => rs.map(r => [+r.getAttribute('x'), +r.getAttribute('width'), +r.getAttribute('y')]));
+        const clash = boxes.some((p, i) => boxes.some((q, j) => j > i && p[2] === q[2] && p[0] < q[0] + q[1] - 1e-6 && q[0] < p[0] + p[1] - 1e-6));
+        check(!clash, `flame graph boxes do not overlap: ${JSON.stringify(boxes)}`);
+    }
     await shot(page, 'flamegraph');
     await page.click('.tabs button[data-tab="logs"]');
     check(await page.locator('.trace-logs li').count() === 3, 'the trace\'s logs tab lists 3 records');

@@ -181,17 +181,38 @@ function logsTab(logs, err) {
     return logList(logs);
 }
 
-// An icicle chart: x is time within the trace, y is depth; click selects.
+// Rows of the icicle chart: a span sits below its parent, on the first row
+// where it overlaps no span already placed, so that concurrent siblings
+// (parallel calls) get rows of their own instead of drawing over each
+// other. Spans come in depth-first order. Very large traces keep one row
+// per depth (the search is quadratic in the worst case).
+function flameRows(m) {
+    const row = new Map();
+    if (m.spans.length > 3000) { for (const s of m.spans) row.set(s, s.depth); return row; }
+    const busy = []; // per row: [start, end) intervals placed
+    for (const s of m.spans) {
+        const a = s.startTime, b = s.startTime + Math.max(1, s.duration);
+        let r = s.parent && row.has(s.parent) ? row.get(s.parent) + 1 : 0;
+        while ((busy[r] || []).some(([x, y]) => a < y && x < b)) r++;
+        (busy[r] = busy[r] || []).push([a, b]);
+        row.set(s, r);
+    }
+    return row;
+}
+
+// An icicle chart: x is time within the trace, y is depth (concurrent
+// siblings on rows of their own); click selects.
 function flame(m, state, redraw, setUrl, logsBySpan) {
     const span = Math.max(1, m.end - m.start);
     const rowH = 22, W = 1000;
-    const depth = Math.max(...m.spans.map(s => s.depth)) + 1;
+    const rows = flameRows(m);
+    const depth = Math.max(...rows.values()) + 1;
     const svg = h('svg.flame', {viewBox: `0 0 ${W} ${depth * rowH}`, role: 'img', 'aria-label': 'Flame graph',
                                 preserveAspectRatio: 'none', style: {height: `${depth * rowH}px`}});
     for (const s of m.spans) {
         const x = (s.startTime - m.start) / span * W, w = Math.max(0.5, s.duration / span * W);
         const g = h('g.fl' + (state.selected === s.spanID ? '.selected' : '') + (s.error ? '.err' : ''), {'data-span-id': s.spanID},
-            h('rect', {x, y: s.depth * rowH, width: w, height: rowH - 2, fill: colorOf(s.service)}),
+            h('rect', {x, y: rows.get(s) * rowH, width: w, height: rowH - 2, fill: colorOf(s.service)}),
             h('title', `${s.service}: ${s.operationName} — ${fmtDurationUs(s.duration)}`));
         g.addEventListener('click', () => { state.selected = s.spanID; setUrl(); redraw(); });
         svg.append(g);
@@ -199,7 +220,7 @@ function flame(m, state, redraw, setUrl, logsBySpan) {
     // Labels are HTML so that the SVG may stretch without distorting text.
     const labels = h('div.flame-labels', {style: {height: `${depth * rowH}px`}}, m.spans.map(s => {
         const w = s.duration / span * 100;
-        return w < 4 ? null : h('span', {style: {left: `${(s.startTime - m.start) / span * 100}%`, width: `${w}%`, top: `${s.depth * rowH}px`}},
+        return w < 4 ? null : h('span', {style: {left: `${(s.startTime - m.start) / span * 100}%`, width: `${w}%`, top: `${rows.get(s) * rowH}px`}},
             `${s.operationName} (${fmtDurationUs(s.duration)})`);
     }));
     const sel = state.selected && m.byId.get(state.selected);
