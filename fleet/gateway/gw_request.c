@@ -54,24 +54,25 @@ bool gw_check_path(const char *path, size_t len, size_t max, gw_verdict *v) {
     return true;
 }
 
-bool gw_check_header_bytes(size_t bytes, size_t max, gw_verdict *v) {
+/* Refuses n > max with status and code, naming what (headers, body). */
+static bool check_size(uint64_t n, size_t max, int status, const char *code, const char *what,
+                       gw_verdict *v) {
     v->status = 0;
-    if (bytes > max) {
+    if (n > max) {
         char msg[96];
-        snprintf(msg, sizeof(msg), "the request headers exceed %zu bytes", max);
-        return reject(v, 431, "headers_too_large", msg);
+        snprintf(msg, sizeof(msg), "the request %s exceed%s %zu bytes", what,
+                 strcmp(what, "body") == 0 ? "s" : "", max);
+        return reject(v, status, code, msg);
     }
     return true;
 }
 
+bool gw_check_header_bytes(size_t bytes, size_t max, gw_verdict *v) {
+    return check_size(bytes, max, 431, "headers_too_large", "headers", v);
+}
+
 bool gw_check_body_size(uint64_t declared, size_t max, gw_verdict *v) {
-    v->status = 0;
-    if (declared > max) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "the request body exceeds %zu bytes", max);
-        return reject(v, 413, "body_too_large", msg);
-    }
-    return true;
+    return check_size(declared, max, 413, "body_too_large", "body", v);
 }
 
 static bool is_json_type(const char *ct) {
