@@ -4,30 +4,75 @@
 # alert rules), the registry, every service (users twice: a 2.0.0 canary
 # beside 1.0.0), the gateway, and the load generator with its fault schedule.
 # Ctrl-C stops everything (the load generator prints its summary first).
-# Usage: scripts/run.sh --fleet [--rate N] [--chaos SPEC] [--chaos-period S]
-#                               [--no-chaos] [--no-loadgen]
-# Data: ./data (Sightline) and ./data/fleet (databases, keys, logs, pid files).
+usage() {
+    cat <<'USAGE'
+Usage: scripts/run.sh --fleet [options]
+  --rate N              load generator requests per second (20)
+  --chaos SPEC          fault schedule AT:KIND:SERVICE:ARG:FOR,... (fleet/README.md)
+  --chaos-period S      the schedule repeats every S seconds (300)
+  --no-chaos            no faults
+  --no-loadgen          no load generator
+  --data-dir DIR        Sightline's data in DIR, the fleet's in DIR/fleet (./data)
+  --port-base N         consecutive ports from N: NATS, Sightline's OTLP/HTTP,
+                        OTLP/gRPC and query ports, the registry, the gateway, auth,
+                        users, the users canary, tenants, notifications, analytics
+                        (default: 4222 4318 4317 16686 8500 8080 8101 8102 8112
+                        8103 8104 8105)
+  --build-dir DIR       where the binaries are built (build)
+  --no-setup            do not run scripts/setup.sh (the build dir is up to date)
+  --rule-interval DUR   evaluate every rule group of fleet/rules every DUR
+  --rule-for DUR        every alert's `for` becomes DUR
+                        (both: a derived copy of the rules in DIR/fleet/rules; the
+                        files in fleet/rules are left as they are)
+Other settings of `sightline serve` come from its SIGHTLINE_* variables (e.g.
+SIGHTLINE_HEALTH_CHECK_INTERVAL), the services' telemetry from OTEL_* ones.
+USAGE
+}
 set -euo pipefail
+here=$PWD
 cd "$(dirname "$0")/.."
 
 rate=20
 chaos="60:latency:users:1500:45,150:errors:auth:0.3:45,240:kill:tenants:0:30"
 chaos_period=300
 loadgen=1
+data_dir=./data
+port_base=""
+bin=build
+setup=1
+rule_interval=""
+rule_for=""
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
+need() { [ $# -ge 2 ] || { echo "run.sh --fleet: $1 needs a value" >&2; exit 2; }; }
+is_duration() { [[ "$1" =~ ^[0-9]+(ms|s|m|h)$ ]] || { echo "run.sh --fleet: $2: '$1' is not a duration such as 500ms, 5s or 1m" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
-        --rate) rate="$2"; shift 2 ;;
-        --chaos) chaos="$2"; shift 2 ;;
-        --chaos-period) chaos_period="$2"; shift 2 ;;
+        --rate) need "$@"; rate="$2"; shift 2 ;;
+        --chaos) need "$@"; chaos="$2"; shift 2 ;;
+        --chaos-period) need "$@"; chaos_period="$2"; shift 2 ;;
         --no-chaos) chaos=""; shift ;;
         --no-loadgen) loadgen=0; shift ;;
-        *) echo "run.sh --fleet: unknown option $1" >&2; exit 2 ;;
+        --data-dir) need "$@"; data_dir=$(abs "$2"); shift 2 ;;
+        --port-base) need "$@"; port_base="$2"; shift 2
+            [[ "$port_base" =~ ^[0-9]+$ ]] && [ "$port_base" -ge 1024 ] && [ "$port_base" -le 65524 ] ||
+                { echo "run.sh --fleet: --port-base: a number from 1024 to 65524" >&2; exit 2; } ;;
+        --build-dir) need "$@"; bin=$(abs "$2"); shift 2 ;;
+        --no-setup) setup=0; shift ;;
+        --rule-interval) need "$@"; is_duration "$2" "$1"; rule_interval="$2"; shift 2 ;;
+        --rule-for) need "$@"; is_duration "$2" "$1"; rule_for="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run.sh --fleet: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
 done
 
-scripts/setup.sh
-bin=build
-fleet_dir=data/fleet
+if [ "$setup" = 1 ]; then
+    SIGHTLINE_BUILD_DIR="$bin" scripts/setup.sh
+fi
+for b in "$bin/sightline" "$bin/fleet/registry/fleet-registry" "$bin/fleet/gateway/fleet-gateway"; do
+    [ -x "$b" ] || { echo "run.sh --fleet: $b is not built (--build-dir?)" >&2; exit 2; }
+done
+command -v nats-server >/dev/null || { echo "run.sh --fleet: nats-server is not installed" >&2; exit 2; }
+fleet_dir="$data_dir/fleet"
 run_dir="$fleet_dir/run"
 mkdir -p "$fleet_dir" "$run_dir" "$fleet_dir/logs"
 rm -f "$run_dir"/*.pid "$run_dir"/*.hold "$run_dir/stopping"
@@ -41,15 +86,45 @@ done
 [ -s "$fleet_dir/service.key" ] || (umask 077; openssl rand -base64 32 > "$fleet_dir/service.key")
 [ -s "$fleet_dir/user.key" ] || (umask 077; openssl rand -hex 32 > "$fleet_dir/user.key")
 
-registry=http://127.0.0.1:8500
-nats=nats://127.0.0.1:4222
-otlp=http://127.0.0.1:4318
-declare -A port=([gateway]=8080 [registry]=8500 [auth]=8101 [users]=8102 [tenants]=8103
-                 [notifications]=8104 [analytics]=8105 [users-canary]=8112)
+# The rules: fleet/rules as they are, or a copy with a shorter evaluation
+# interval and `for` (tests that must see alerts fire and resolve quickly).
+rules_dir=fleet/rules
+if [ -n "$rule_interval$rule_for" ]; then
+    rules_dir="$fleet_dir/rules"
+    rm -rf "$rules_dir"
+    mkdir -p "$rules_dir"
+    for f in fleet/rules/*.yml; do
+        sed -E ${rule_interval:+-e "s/^([[:space:]]*)interval:.*/\1interval: $rule_interval/"} \
+            ${rule_for:+-e "s/^([[:space:]]*)for:.*/\1for: $rule_for/"} "$f" > "$rules_dir/${f##*/}"
+    done
+    "$bin/sightline" rules check "$rules_dir"/*.yml >/dev/null
+fi
+
+declare -A port
+if [ -n "$port_base" ]; then
+    names=(nats otlp grpc query registry gateway auth users users-canary tenants
+           notifications analytics)
+    for i in "${!names[@]}"; do port[${names[$i]}]=$((port_base + i)); done
+else
+    port=([nats]=4222 [otlp]=4318 [grpc]=4317 [query]=16686 [registry]=8500 [gateway]=8080
+          [auth]=8101 [users]=8102 [tenants]=8103 [notifications]=8104 [analytics]=8105
+          [users-canary]=8112)
+fi
+# A port something already listens on (another run, another program) would
+# pass the start checks below while the process meant for it fails.
+for name in "${!port[@]}"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/${port[$name]}") 2>/dev/null; then
+        echo "run.sh --fleet: port ${port[$name]} ($name) is in use${port_base:+ (--port-base $port_base)}; is another run going?" >&2
+        exit 2
+    fi
+done
+registry=http://127.0.0.1:${port[registry]}
+nats=nats://127.0.0.1:${port[nats]}
+otlp=http://127.0.0.1:${port[otlp]}
 
 # stop NAME...: SIGTERM to the current process of each, then wait (up to 20 s)
 # until they are gone, so that what they flush on the way out (telemetry,
-# deregistration) still finds the next layer up.
+# deregistration) still finds the next layer up; SIGKILL for what is left.
 stop() {
     local p left=()
     for name in "$@"; do
@@ -64,10 +139,18 @@ stop() {
         [ $alive = 0 ] && return 0
         sleep 0.1
     done
+    for p in "${left[@]}"; do
+        kill -KILL "$p" 2>/dev/null && echo "run.sh --fleet: pid $p did not stop within 20 s; killed" >&2
+    done
+    return 0
 }
 
-stop_all() {
-    trap - INT TERM EXIT
+stop_all() { # EXIT-STATUS
+    # A second Ctrl-C would leave the layers not yet stopped running (each
+    # runs in its own session): the stop goes on (each layer is SIGKILLed
+    # after 20 s at worst).
+    trap '' INT TERM
+    trap - EXIT
     touch "$run_dir/stopping"
     echo "run.sh --fleet: stopping" >&2
     # The load generator first (it prints its summary), then the gateway and
@@ -78,12 +161,22 @@ stop_all() {
     stop registry
     stop sightline
     stop nats
+    # A supervisor that was just restarting its process when the stop began
+    # may have started it after its layer went down: stop what is left.
+    local f rest=()
+    for f in "$run_dir"/*.pid; do
+        [ -e "$f" ] && f=${f##*/} && rest+=("${f%.pid}")
+    done
+    [ ${#rest[@]} -gt 0 ] && stop "${rest[@]}"
     wait 2>/dev/null || true
     rm -f "$run_dir"/*.pid "$run_dir"/*.hold
     echo "run.sh --fleet: stopped" >&2
-    exit 0
+    exit "$1"
 }
-trap stop_all INT TERM EXIT
+# Ctrl-C and SIGTERM are a normal stop (status 0); a failure at start (a
+# process that does not come up) keeps its status.
+trap 'stop_all 0' INT TERM
+trap 'stop_all $?' EXIT
 
 # supervise NAME CMD...: runs CMD in its own session (a Ctrl-C on the
 # terminal reaches only this script, which stops everything in order), keeps
@@ -95,11 +188,13 @@ supervise() {
     (
         while [ ! -e "$run_dir/stopping" ]; do
             setsid "$@" >>"$fleet_dir/logs/$name.out" 2>>"$fleet_dir/logs/$name.log" &
-            local child=$!
+            local child=$! rc=0
             echo "$child" > "$run_dir/$name.pid"
-            wait "$child" || true
+            # (bash's own "Killed" notice is silenced: the line below says it)
+            { wait "$child"; } 2>/dev/null || rc=$?
             [ -e "$run_dir/stopping" ] && break
-            echo "run.sh --fleet: $name exited; restarting" >&2
+            if [ $rc -gt 128 ]; then rc="killed by signal $((rc - 128))"; else rc="status $rc"; fi
+            echo "run.sh --fleet: $name exited ($rc); restarting" >&2
             while [ -e "$run_dir/$name.hold" ] && [ ! -e "$run_dir/stopping" ]; do sleep 0.5; done
             sleep 1
         done
@@ -115,23 +210,24 @@ wait_port() { # NAME PORT
     exit 1
 }
 
-supervise nats nats-server -a 127.0.0.1 -p 4222 -js -sd "$fleet_dir/nats"
-wait_port nats 4222
+supervise nats nats-server -a 127.0.0.1 -p "${port[nats]}" -js -sd "$fleet_dir/nats"
+wait_port nats "${port[nats]}"
 
 checks=""
 for s in gateway registry auth users tenants notifications analytics; do
     checks="${checks:+$checks,}$s=http://127.0.0.1:${port[$s]}/health"
 done
-supervise sightline "$bin/sightline" serve --data-dir ./data --ui-dir ./ui-static \
-    --rules-dir fleet/rules --health-checks "$checks"
-wait_port sightline 4318
+supervise sightline "$bin/sightline" serve --data-dir "$data_dir" --ui-dir ./ui-static \
+    --otlp-http-port "${port[otlp]}" --otlp-grpc-port "${port[grpc]}" \
+    --query-port "${port[query]}" --rules-dir "$rules_dir" --health-checks "$checks"
+wait_port sightline "${port[otlp]}"
 
 export OTEL_EXPORTER_OTLP_ENDPOINT="$otlp"
 common=(--registry "$registry" --nats "$nats" --service-key-file "$fleet_dir/service.key")
 
-supervise registry "$bin/fleet/registry/fleet-registry" --listen 127.0.0.1:8500 \
+supervise registry "$bin/fleet/registry/fleet-registry" --listen "127.0.0.1:${port[registry]}" \
     --db "$fleet_dir/registry.db" --service-key-file "$fleet_dir/service.key"
-wait_port registry 8500
+wait_port registry "${port[registry]}"
 
 started=()
 start_service() { # NAME BINARY PORT VERSION [extra args]
@@ -145,27 +241,27 @@ start_service() { # NAME BINARY PORT VERSION [extra args]
     supervise "$name" env OTEL_SERVICE_NAME="${name%-canary}" "$binary" --listen "127.0.0.1:$p" \
         --db "$fleet_dir/${name%-canary}.db" --version "$version" --enable-faults "${common[@]}" "$@"
 }
-start_service auth "$bin/fleet/auth/fleet-auth" 8101 1.0.0 --user-key-file "$fleet_dir/user.key"
-start_service users "$bin/fleet/users/fleet-users" 8102 1.0.0
-start_service users-canary "$bin/fleet/users/fleet-users" 8112 2.0.0 --tags canary
-start_service tenants "$bin/fleet/tenants/fleet-tenants" 8103 1.0.0
-start_service notifications "$bin/fleet/notifications/fleet-notifications" 8104 1.0.0
-start_service analytics "$bin/fleet/analytics/fleet-analytics" 8105 1.0.0
+start_service auth "$bin/fleet/auth/fleet-auth" "${port[auth]}" 1.0.0 --user-key-file "$fleet_dir/user.key"
+start_service users "$bin/fleet/users/fleet-users" "${port[users]}" 1.0.0
+start_service users-canary "$bin/fleet/users/fleet-users" "${port[users-canary]}" 2.0.0 --tags canary
+start_service tenants "$bin/fleet/tenants/fleet-tenants" "${port[tenants]}" 1.0.0
+start_service notifications "$bin/fleet/notifications/fleet-notifications" "${port[notifications]}" 1.0.0
+start_service analytics "$bin/fleet/analytics/fleet-analytics" "${port[analytics]}" 1.0.0
 supervise gateway env OTEL_SERVICE_NAME=gateway "$bin/fleet/gateway/fleet-gateway" \
-    --listen 127.0.0.1:8080 --routes fleet/gateway/routes.yaml "${common[@]}"
+    --listen "127.0.0.1:${port[gateway]}" --routes fleet/gateway/routes.yaml "${common[@]}"
 for s in "${started[@]}" gateway; do wait_port "$s" "${port[$s]}"; done
 
 cat >&2 <<MSG
 run.sh --fleet: everything is up.
-  Sightline UI     http://127.0.0.1:16686   (traces, logs, metrics, alerts, fleet health)
-  gateway          http://127.0.0.1:8080    (routes: fleet/gateway/routes.yaml)
-  registry         http://127.0.0.1:8500/v1/registry/services
+  Sightline UI     http://127.0.0.1:${port[query]}   (traces, logs, metrics, alerts, fleet health)
+  gateway          http://127.0.0.1:${port[gateway]}    (routes: fleet/gateway/routes.yaml)
+  registry         $registry/v1/registry/services
   logs             $fleet_dir/logs/
 Ctrl-C stops everything.
 MSG
 
 if [ "$loadgen" = 1 ]; then
-    args=(--gateway http://127.0.0.1:8080 --rate "$rate" --registry "$registry"
+    args=(--gateway "http://127.0.0.1:${port[gateway]}" --rate "$rate" --registry "$registry"
           --service-key-file "$fleet_dir/service.key" --pid-dir "$run_dir")
     [ -n "$chaos" ] && args+=(--chaos "$chaos" --chaos-period "$chaos_period")
     setsid "$bin/fleet/loadgen/fleet-loadgen" "${args[@]}" &

@@ -31,8 +31,9 @@ CC=clang cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 cmake --build build-tsan --target sightline otlp-gen promql_eval_tool sdk-it-driver \
     sl-example-server sl-example-client fleet-echo fleet-registry fleet-gateway fleet-loadgen \
     fleet-auth fleet-users fleet-tenants fleet-notifications fleet-analytics
+# (Tests labelled no_tsan are left out: tests/fleet_edge.cmake says why.)
 TSAN_OPTIONS=halt_on_error=0 ctest --test-dir build-tsan --output-on-failure -L integration \
-    --timeout 600
+    -LE no_tsan --timeout 600
 
 echo "== tests =="
 ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
