@@ -194,10 +194,8 @@ static const pq_lset *range_noname(pq_ev *ev, const pq_range *r) {
 
 /* --- range functions -------------------------------------------------------------- */
 
-static bool extrapolated_rate(const pq_range *r, int64_t range_start, int64_t range_end,
+static bool extrapolated_rate(const pq_sample *s, size_t n, int64_t range_start, int64_t range_end,
                               int64_t range_ms, bool counter, bool rate, double *out) {
-    const pq_sample *s = r->s;
-    size_t n = r->n;
     if (n < 2) {
         return false;
     }
@@ -233,11 +231,11 @@ static bool extrapolated_rate(const pq_range *r, int64_t range_start, int64_t ra
     return true;
 }
 
-static bool instant_value(const pq_range *r, bool rate, double *out) {
-    if (r->n < 2) {
+static bool instant_value(const pq_sample *s, size_t n, bool rate, double *out) {
+    if (n < 2) {
         return false;
     }
-    pq_sample last = r->s[r->n - 1], prev = r->s[r->n - 2];
+    pq_sample last = s[n - 1], prev = s[n - 2];
     double v = rate && last.v < prev.v ? last.v : last.v - prev.v;
     int64_t dt = last.t_ms - prev.t_ms;
     if (dt == 0) {
@@ -288,23 +286,21 @@ static double trend(size_t i, double tf, double s0, double s1, double b) {
     return tf * (s1 - s0) + (1 - tf) * b;
 }
 
-/* One range function over one series; false drops the series. */
-static bool range_func(pq_ev *ev, pq_func_id id, const pq_val *m, const pq_range *r, double p0,
-                       double p1, int64_t t, double *out) {
-    const pq_sample *s = r->s;
-    size_t n = r->n;
-    int64_t rs = m->ref_ms - m->range_ms, re = m->ref_ms;
+bool pq_range_value(pq_ev *ev, pq_func_id id, const pq_sample *s, size_t n, int64_t ref_ms,
+                    int64_t range_ms, double p0, double p1, int64_t t, double *scratch,
+                    double *out) {
+    int64_t rs = ref_ms - range_ms, re = ref_ms;
     switch (id) {
     case PQ_F_RATE:
-        return extrapolated_rate(r, rs, re, m->range_ms, true, true, out);
+        return extrapolated_rate(s, n, rs, re, range_ms, true, true, out);
     case PQ_F_INCREASE:
-        return extrapolated_rate(r, rs, re, m->range_ms, true, false, out);
+        return extrapolated_rate(s, n, rs, re, range_ms, true, false, out);
     case PQ_F_DELTA:
-        return extrapolated_rate(r, rs, re, m->range_ms, false, false, out);
+        return extrapolated_rate(s, n, rs, re, range_ms, false, false, out);
     case PQ_F_IRATE:
-        return instant_value(r, true, out);
+        return instant_value(s, n, true, out);
     case PQ_F_IDELTA:
-        return instant_value(r, false, out);
+        return instant_value(s, n, false, out);
     case PQ_F_RESETS: {
         double c = 0;
         for (size_t i = 1; i < n; i++) {
@@ -370,7 +366,7 @@ static bool range_func(pq_ev *ev, pq_func_id id, const pq_val *m, const pq_range
         *out = 1;
         return true;
     case PQ_F_QUANTILE_OVER_TIME: {
-        double *vals = pq_ev_alloc(ev, n * sizeof(double));
+        double *vals = scratch != NULL ? scratch : pq_ev_alloc(ev, n * sizeof(double));
         for (size_t i = 0; i < n; i++) {
             vals[i] = s[i].v;
         }
@@ -437,7 +433,7 @@ static bool range_func(pq_ev *ev, pq_func_id id, const pq_val *m, const pq_range
 
 /* --- instant functions ------------------------------------------------------------ */
 
-static double math_func(pq_func_id id, double v, double a, double b) {
+double pq_math_value(pq_func_id id, double v, double a, double b) {
     switch (id) {
     case PQ_F_ABS:
         return fabs(v);
@@ -563,17 +559,12 @@ static const pq_lset *absent_labels(pq_ev *ev, pq_node *arg) {
     return ls;
 }
 
-typedef struct bucket {
-    double upper, count;
-} bucket;
-
 static int cmp_bucket(const void *a, const void *b) {
-    double x = ((const bucket *)a)->upper, y = ((const bucket *)b)->upper;
+    double x = ((const pq_bucket *)a)->upper, y = ((const pq_bucket *)b)->upper;
     return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-/* Prometheus's bucketQuantile over classic (le) buckets. */
-static double bucket_quantile(double q, bucket *b, size_t n) {
+double pq_bucket_quantile(double q, pq_bucket *b, size_t n) {
     if (isnan(q)) {
         return NAN;
     }
@@ -583,7 +574,7 @@ static double bucket_quantile(double q, bucket *b, size_t n) {
     if (q > 1) {
         return INFINITY;
     }
-    qsort(b, n, sizeof(bucket), cmp_bucket);
+    qsort(b, n, sizeof(pq_bucket), cmp_bucket);
     if (!isinf(b[n - 1].upper) || b[n - 1].upper < 0) {
         return NAN;
     }
@@ -632,13 +623,40 @@ static double bucket_quantile(double q, bucket *b, size_t n) {
     return start + (end - start) * (rank / count);
 }
 
-static pq_val histogram_quantile(pq_ev *ev, double q, pq_val in, int64_t t) {
+int pq_hist_member(sl_arena *a, const pq_lset *ls, double *upper, const pq_lset **key,
+                   sl_str *metric, uint64_t *group_hash) {
     static const sl_str le = SL_STR_INIT("le");
     static const sl_str name = SL_STR_INIT("__name__");
+    sl_str les = pq_lset_get(ls, le);
+    char buf[64];
+    if (les.len == 0 || les.len >= sizeof(buf)) {
+        return 0;
+    }
+    memcpy(buf, les.ptr, les.len);
+    buf[les.len] = '\0';
+    char *end;
+    double u = strtod(buf, &end);
+    if (end != buf + les.len) {
+        return 0;
+    }
+    sl_str m = pq_lset_get(ls, name);
+    const sl_str drop[] = {le, name};
+    const pq_lset *k = pq_lset_project(a, ls, drop, 2, false, false);
+    if (k == NULL) {
+        return SL_ENOMEM;
+    }
+    *upper = u;
+    *key = k;
+    *metric = m;
+    *group_hash = k->hash ^ pq_hash_labels(&(pq_label){name, m}, 1);
+    return 1;
+}
+
+static pq_val histogram_quantile(pq_ev *ev, double q, pq_val in, int64_t t) {
     typedef struct hist {
         const pq_lset *key; /* labels without le and __name__ */
         sl_str metric;
-        bucket *b;
+        pq_bucket *b;
         size_t n, cap;
     } hist;
     hist *h = pq_ev_alloc(ev, (in.n ? in.n : 1) * sizeof(hist));
@@ -648,25 +666,17 @@ static pq_val histogram_quantile(pq_ev *ev, double q, pq_val in, int64_t t) {
         pq_ev_fail(ev, PQ_ERR_INTERNAL, "out of memory");
     }
     for (size_t i = 0; i < in.n; i++) {
-        sl_str les = pq_lset_get(in.e[i].ls, le);
-        char buf[64];
-        if (les.len == 0 || les.len >= sizeof(buf)) {
-            continue;
-        }
-        memcpy(buf, les.ptr, les.len);
-        buf[les.len] = '\0';
-        char *end;
-        double upper = strtod(buf, &end);
-        if (end != buf + les.len) {
-            continue;
-        }
-        sl_str metric = pq_lset_get(in.e[i].ls, name);
-        const sl_str drop[] = {le, name};
-        const pq_lset *key = pq_lset_project(pq_ev_arena(ev), in.e[i].ls, drop, 2, false, false);
-        if (key == NULL) {
+        double upper;
+        const pq_lset *key;
+        sl_str metric;
+        uint64_t hk;
+        int rc = pq_hist_member(pq_ev_arena(ev), in.e[i].ls, &upper, &key, &metric, &hk);
+        if (rc < 0) {
             pq_ev_fail(ev, PQ_ERR_INTERNAL, "out of memory");
         }
-        uint64_t hk = key->hash ^ pq_hash_labels(&(pq_label){name, metric}, 1);
+        if (rc == 0) {
+            continue;
+        }
         size_t it = 0;
         uint32_t j;
         while ((j = pq_map_next(&m, hk, &it)) != UINT32_MAX &&
@@ -681,18 +691,18 @@ static pq_val histogram_quantile(pq_ev *ev, double q, pq_val in, int64_t t) {
         }
         if (h[j].n == h[j].cap) {
             size_t cap = h[j].cap ? h[j].cap * 2 : 16;
-            bucket *b = pq_ev_alloc(ev, cap * sizeof(bucket));
+            pq_bucket *b = pq_ev_alloc(ev, cap * sizeof(pq_bucket));
             if (h[j].n > 0) {
-                memcpy(b, h[j].b, h[j].n * sizeof(bucket));
+                memcpy(b, h[j].b, h[j].n * sizeof(pq_bucket));
             }
             h[j].b = b;
             h[j].cap = cap;
         }
-        h[j].b[h[j].n++] = (bucket){upper, in.e[i].v};
+        h[j].b[h[j].n++] = (pq_bucket){upper, in.e[i].v};
     }
     pq_val out = new_vector(ev, nh);
     for (size_t i = 0; i < nh; i++) {
-        out.e[out.n++] = (pq_elem){h[i].key, t, bucket_quantile(q, h[i].b, h[i].n)};
+        out.e[out.n++] = (pq_elem){h[i].key, t, pq_bucket_quantile(q, h[i].b, h[i].n)};
     }
     return out;
 }
@@ -908,7 +918,8 @@ pq_val pq_call(pq_ev *ev, pq_node *n, int64_t t) {
         pq_val out = new_vector(ev, m.nr);
         for (size_t i = 0; i < m.nr; i++) {
             double v;
-            if (range_func(ev, id, &m, &m.r[i], p0, p1, t, &v)) {
+            if (pq_range_value(ev, id, m.r[i].s, m.r[i].n, m.ref_ms, m.range_ms, p0, p1, t, NULL,
+                               &v)) {
                 const pq_lset *ls =
                     id == PQ_F_LAST_OVER_TIME ? m.r[i].ls : range_noname(ev, &m.r[i]);
                 out.e[out.n++] = (pq_elem){ls, t, v};
@@ -930,7 +941,8 @@ pq_val pq_call(pq_ev *ev, pq_node *n, int64_t t) {
         return out;
     }
     for (size_t i = 0; i < v.n; i++) {
-        out.e[out.n++] = (pq_elem){pq_ev_noname(ev, v.e[i].ls), t, math_func(id, v.e[i].v, a, b)};
+        out.e[out.n++] =
+            (pq_elem){pq_ev_noname(ev, v.e[i].ls), t, pq_math_value(id, v.e[i].v, a, b)};
     }
     return out;
 }

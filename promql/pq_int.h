@@ -359,4 +359,29 @@ pq_val pq_call(pq_ev *ev, pq_node *n, int64_t t_ms);
 /* Prometheus's quantile over a sorted-in-place array of values. */
 double pq_quantile(double q, double *v, size_t n);
 
+/* One range function (rate, *_over_time, ...) over the samples s[0..n) of
+ * one series in the window [ref_ms - range_ms, ref_ms], evaluated at time t
+ * (predict_linear's intercept). p0 and p1 are its scalar parameters;
+ * scratch, when not NULL, holds n doubles (quantile_over_time). Returns false
+ * when the function yields no value for this window (the series drops). */
+bool pq_range_value(pq_ev *ev, pq_func_id id, const pq_sample *s, size_t n, int64_t ref_ms,
+                    int64_t range_ms, double p0, double p1, int64_t t, double *scratch,
+                    double *out);
+
+/* A classic histogram bucket: its upper bound (le) and cumulative count. */
+typedef struct pq_bucket {
+    double upper, count;
+} pq_bucket;
+
+/* Prometheus's bucketQuantile over classic (le) buckets; sorts b in place. */
+double pq_bucket_quantile(double q, pq_bucket *b, size_t n);
+/* How a series enters histogram_quantile: 1 with its le bound, its group key
+ * (labels without le and __name__, made in a), metric name and the group's
+ * hash; 0 when it has no parseable le (ignored); SL_ENOMEM. */
+int pq_hist_member(sl_arena *a, const pq_lset *ls, double *upper, const pq_lset **key,
+                   sl_str *metric, uint64_t *group_hash);
+/* An element-wise math function (abs, ceil, clamp, round, ...) with its
+ * scalar parameters a and b. */
+double pq_math_value(pq_func_id id, double v, double a, double b);
+
 #endif
