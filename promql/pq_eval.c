@@ -118,7 +118,7 @@ void pq_ev_track_regex(pq_ev *ev, pq_regex *re) {
     }
 }
 
-static void check_deadline(pq_ev *ev) {
+void pq_ev_check_deadline(pq_ev *ev) {
     if (ev->o.deadline_mono_ns != 0 && sl_mono_nano() > ev->o.deadline_mono_ns) {
         pq_ev_fail(ev, PQ_ERR_TIMEOUT, "query timed out in query execution");
     }
@@ -216,7 +216,7 @@ static int load_series(void *ud, const pq_label *labels, size_t nlabels, const p
     return 0;
 }
 
-static int64_t at_time(const pq_ev *ev, const pq_node *n, int64_t t) {
+int64_t pq_ev_at_time(const pq_ev *ev, const pq_node *n, int64_t t) {
     switch (n->at) {
     case PQ_AT_TS:
         return n->at_ms;
@@ -237,7 +237,7 @@ static void plan(pq_ev *ev, pq_node *n, int64_t tmin, int64_t tmax) {
         return;
     }
     if (n->kind == PQ_N_SEL || n->kind == PQ_N_SUBQ) {
-        int64_t r0 = n->at != PQ_AT_NONE ? at_time(ev, n, 0) : tmin;
+        int64_t r0 = n->at != PQ_AT_NONE ? pq_ev_at_time(ev, n, 0) : tmin;
         int64_t r1 = n->at != PQ_AT_NONE ? r0 : tmax;
         r0 -= n->offset_ms;
         r1 -= n->offset_ms;
@@ -290,7 +290,7 @@ static size_t lower_bound(const pq_sample *s, size_t n, int64_t x) {
 }
 
 static pq_val eval_vector_sel(pq_ev *ev, pq_node *n, int64_t t) {
-    int64_t ref = at_time(ev, n, t) - n->offset_ms;
+    int64_t ref = pq_ev_at_time(ev, n, t) - n->offset_ms;
     pq_val v = {.type = PQ_VECTOR};
     v.e = pq_ev_alloc(ev, n->nseries * sizeof(pq_elem));
     for (size_t i = 0; i < n->nseries; i++) {
@@ -309,7 +309,7 @@ static pq_val eval_vector_sel(pq_ev *ev, pq_node *n, int64_t t) {
 }
 
 static pq_val eval_matrix_sel(pq_ev *ev, pq_node *n, int64_t t) {
-    int64_t ref = at_time(ev, n, t) - n->offset_ms;
+    int64_t ref = pq_ev_at_time(ev, n, t) - n->offset_ms;
     pq_val v = {.type = PQ_MATRIX, .ref_ms = ref, .range_ms = n->range_ms};
     v.r = pq_ev_alloc(ev, n->nseries * sizeof(pq_range));
     for (size_t i = 0; i < n->nseries; i++) {
@@ -326,7 +326,7 @@ static pq_val eval_matrix_sel(pq_ev *ev, pq_node *n, int64_t t) {
 /* Evaluates the subquery's expression at every multiple of its step in
  * [ref - range, ref] (Prometheus aligns subquery steps to absolute time). */
 static pq_val eval_subquery(pq_ev *ev, pq_node *n, int64_t t) {
-    int64_t ref = at_time(ev, n, t) - n->offset_ms;
+    int64_t ref = pq_ev_at_time(ev, n, t) - n->offset_ms;
     int64_t step = n->step_ms > 0 ? n->step_ms : 60000;
     int64_t from = ref - n->range_ms;
     int64_t first = from / step * step;
@@ -343,7 +343,7 @@ static pq_val eval_subquery(pq_ev *ev, pq_node *n, int64_t t) {
         fail_nomem(ev);
     }
     for (int64_t ts = first; ts <= ref; ts += step) {
-        check_deadline(ev);
+        pq_ev_check_deadline(ev);
         /* Every inner step holds at least a sample's worth of memory. */
         if (++ev->loaded > ev->o.max_samples) {
             pq_ev_fail(ev, PQ_ERR_EXECUTION,
@@ -403,12 +403,12 @@ static pq_val eval_subquery(pq_ev *ev, pq_node *n, int64_t t) {
 
 /* --- binary operators ------------------------------------------------------------- */
 
-static bool drops_name(pq_binop op) {
+bool pq_binop_drops_name(pq_binop op) {
     return op == PQ_OP_ADD || op == PQ_OP_SUB || op == PQ_OP_MUL || op == PQ_OP_DIV ||
            op == PQ_OP_POW || op == PQ_OP_MOD;
 }
 
-static bool is_cmp(pq_binop op) {
+bool pq_binop_is_cmp(pq_binop op) {
     return op >= PQ_OP_EQL && op <= PQ_OP_LTE;
 }
 
@@ -557,7 +557,7 @@ static const pq_lset *bin_noname(pq_ev *ev, bin_memo *mm, const pq_lset *ls) {
 }
 
 /* Prometheus's vectorElemBinop: the value and whether to keep it. */
-static double elem_binop(pq_binop op, double l, double r, bool *keep) {
+double pq_elem_binop(pq_binop op, double l, double r, bool *keep) {
     *keep = true;
     switch (op) {
     case PQ_OP_ADD:
@@ -610,8 +610,8 @@ static pq_val eval_vs_binop(pq_ev *ev, pq_node *n, pq_val vec, double scalar, bo
             r = vec.e[i].v;
         }
         bool keep;
-        double value = elem_binop(n->op, l, r, &keep);
-        if (is_cmp(n->op) && swap) {
+        double value = pq_elem_binop(n->op, l, r, &keep);
+        if (pq_binop_is_cmp(n->op) && swap) {
             value = r;
         }
         if (n->bool_mod) {
@@ -622,7 +622,7 @@ static pq_val eval_vs_binop(pq_ev *ev, pq_node *n, pq_val vec, double scalar, bo
             continue;
         }
         const pq_lset *ls = vec.e[i].ls;
-        if (drops_name(n->op) || n->bool_mod) {
+        if (pq_binop_drops_name(n->op) || n->bool_mod) {
             ls = bin_noname(ev, mm, ls);
         }
         out.e[out.n++] = (pq_elem){ls, t, value};
@@ -750,7 +750,7 @@ static const pq_lset *result_labels(pq_ev *ev, bin_memo *mm, const pq_node *n, c
     }
     sl_arena *a = mm != NULL ? pq_ev_query_arena(ev) : &ev->step;
     const pq_lset *m = ls;
-    if (drops_name(n->op)) {
+    if (pq_binop_drops_name(n->op)) {
         m = bin_noname(ev, mm, m);
     }
     if (n->card == PQ_CARD_ONE_ONE && (n->on || n->nmatchls > 0)) {
@@ -822,7 +822,7 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
             vr = l.e[i].v;
         }
         bool keep;
-        double value = elem_binop(n->op, vl, vr, &keep);
+        double value = pq_elem_binop(n->op, vl, vr, &keep);
         if (n->bool_mod) {
             value = keep ? 1.0 : 0.0;
         } else if (!keep) {
@@ -865,8 +865,8 @@ static pq_val eval_binary(pq_ev *ev, pq_node *n, int64_t t) {
     pq_val r = pq_ev_eval(ev, n->b, t);
     if (l.type == PQ_SCALAR && r.type == PQ_SCALAR) {
         bool keep;
-        double v = elem_binop(n->op, l.num, r.num, &keep);
-        if (is_cmp(n->op)) {
+        double v = pq_elem_binop(n->op, l.num, r.num, &keep);
+        if (pq_binop_is_cmp(n->op)) {
             v = keep ? 1.0 : 0.0;
         }
         return (pq_val){.type = PQ_SCALAR, .num = v};
@@ -1402,10 +1402,7 @@ static void absorb(pq_ev *ev, const pq_lset *ls, int64_t t, double v) {
     }
     (*pts)[s->npoints++] = (pq_sample){t, v};
     s->points = *pts;
-    if (++ev->loaded > ev->o.max_samples) {
-        pq_ev_fail(ev, PQ_ERR_EXECUTION,
-                   "query processing would load too many samples into memory in query execution");
-    }
+    pq_ev_count_points(ev, 1);
 }
 
 static int cmp_series(const void *a, const void *b) {
@@ -1488,6 +1485,33 @@ static void instant_result(pq_ev *ev, pq_val v, int64_t t, pq_result *out) {
     out->nseries = q->nres;
 }
 
+/* A range query's result: q->res sorted by labels. */
+static void range_result(pq_ev *ev, pq_result *out) {
+    pq_query *q = ev->q;
+    if (q->nres > 1) {
+        qsort(q->res, q->nres, sizeof(pq_series), cmp_series);
+    }
+    out->type = PQ_MATRIX;
+    out->series = q->res;
+    out->nseries = q->nres;
+}
+
+void pq_ev_count_points(pq_ev *ev, size_t n) {
+    ev->loaded += n;
+    if (ev->loaded > ev->o.max_samples) {
+        pq_ev_fail(ev, PQ_ERR_EXECUTION,
+                   "query processing would load too many samples into memory in query execution");
+    }
+}
+
+const pq_eval_opts *pq_ev_opts(const pq_ev *ev) {
+    return &ev->o;
+}
+
+pq_query *pq_ev_query(pq_ev *ev) {
+    return ev->q;
+}
+
 static void run(pq_ev *ev, pq_result *out) {
     pq_query *q = ev->q;
     const pq_eval_opts *o = &ev->o;
@@ -1510,16 +1534,22 @@ static void run(pq_ev *ev, pq_result *out) {
     }
     plan(ev, q->root, o->start_ms, range ? o->end_ms : o->start_ms);
     if (!range) {
-        check_deadline(ev);
+        pq_ev_check_deadline(ev);
         pq_val v = pq_ev_eval(ev, q->root, o->start_ms);
         instant_result(ev, v, o->start_ms, out);
         return;
     }
+    if (!o->stepwise && pq_rollup(ev, q->root)) {
+        range_result(ev, out);
+        out->series_major = true;
+        return;
+    }
+    sl_arena_reset(&ev->step);
     if (pq_map_init(&ev->res_map, &q->arena, 64) != 0) {
         fail_nomem(ev);
     }
     for (int64_t t = o->start_ms; t <= o->end_ms; t += o->step_ms) {
-        check_deadline(ev);
+        pq_ev_check_deadline(ev);
         pq_val v = pq_ev_eval(ev, q->root, t);
         if (v.type == PQ_SCALAR) {
             absorb(ev, &pq_lset_empty, t, v.num);
@@ -1533,12 +1563,7 @@ static void run(pq_ev *ev, pq_result *out) {
             break;
         }
     }
-    if (q->nres > 1) {
-        qsort(q->res, q->nres, sizeof(pq_series), cmp_series);
-    }
-    out->type = PQ_MATRIX;
-    out->series = q->res;
-    out->nseries = q->nres;
+    range_result(ev, out);
 }
 
 int pq_eval(pq_query *q, const pq_querier *qr, const pq_eval_opts *o, pq_result *out,

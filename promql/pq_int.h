@@ -354,6 +354,31 @@ const pq_lset *pq_ev_noname(pq_ev *ev, const pq_lset *ls);
 /* Tracks a regex compiled during evaluation for freeing with the query. */
 void pq_ev_track_regex(pq_ev *ev, pq_regex *re);
 
+/* The time a selector or subquery is evaluated at for
+ * evaluation time t (its @ time, if any; offset not applied). */
+int64_t pq_ev_at_time(const pq_ev *ev, const pq_node *n, int64_t t);
+/* Raises a timeout when the query's deadline has passed. */
+void pq_ev_check_deadline(pq_ev *ev);
+/* Counts n result points against max_samples; raises when over. */
+void pq_ev_count_points(pq_ev *ev, size_t n);
+const pq_eval_opts *pq_ev_opts(const pq_ev *ev);
+pq_query *pq_ev_query(pq_ev *ev);
+
+/* Binary operators: Prometheus's vectorElemBinop (the value and whether
+ * a comparison keeps it), whether the result drops the metric name, and
+ * whether op is a comparison. */
+double pq_elem_binop(pq_binop op, double l, double r, bool *keep);
+bool pq_binop_drops_name(pq_binop op);
+bool pq_binop_is_cmp(pq_binop op);
+
+/* Series-major evaluation of a range query (pq_rollup.c): every node
+ * computes all steps of each of its series at once. Returns true with the
+ * result series in the query (q->res, unsorted), or false, having set
+ * nothing, when the expression holds a node the path does not cover (the
+ * caller then evaluates step by step; intermediate values are in the step
+ * arena, which the caller resets). */
+bool pq_rollup(pq_ev *ev, pq_node *root);
+
 /* Evaluates a function call (pq_funcs.c). */
 pq_val pq_call(pq_ev *ev, pq_node *n, int64_t t_ms);
 /* Prometheus's quantile over a sorted-in-place array of values. */

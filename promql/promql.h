@@ -107,6 +107,8 @@ typedef struct pq_eval_opts {
     size_t max_samples;        /* samples loaded and held; default 50 million */
     uint64_t deadline_mono_ns; /* sl_mono_nano() deadline; 0: none */
     size_t max_memory;         /* bytes for the evaluation; default 1 GiB */
+    bool stepwise;             /* range queries: evaluate every step on its own even where the
+                                  series-major path applies (tests compare the two) */
 } pq_eval_opts;
 
 void pq_eval_opts_init(pq_eval_opts *o);
@@ -125,8 +127,10 @@ typedef struct pq_result {
     pq_type type; /* PQ_MATRIX for every range query */
     const pq_series *series;
     size_t nseries;
-    pq_sample scalar; /* PQ_SCALAR (instant): time and value */
-    sl_str string;    /* PQ_STRING (instant) */
+    pq_sample scalar;  /* PQ_SCALAR (instant): time and value */
+    sl_str string;     /* PQ_STRING (instant) */
+    bool series_major; /* a range query evaluated series by series over all
+                          steps (else step by step) */
 } pq_result;
 
 /* Evaluates q once (an instant query when o->start_ms == o->end_ms and

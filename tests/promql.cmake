@@ -9,6 +9,8 @@ sl_warnings(sl_test_memq)
 
 sl_unit_test(test_promql LIBS sl_test_memq sl_promql)
 target_include_directories(test_promql PRIVATE ${CMAKE_SOURCE_DIR}/promql)
+# The series-major path of range queries against the step-wise one.
+sl_unit_test(test_promql_rollup LIBS sl_test_memq sl_promql)
 
 add_executable(promql_eval_tool promql/promql_eval_tool.c)
 target_link_libraries(promql_eval_tool PRIVATE sl_test_memq sl_promql sl_common)

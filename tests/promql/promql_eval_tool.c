@@ -9,12 +9,15 @@
  * compare the engine with a real Prometheus over the same samples.
  * With --repeat N every query is evaluated N times and the answer carries
  * "elapsed_ms": the median evaluation time (bench/promql_bench.py).
+ * --stepwise evaluates range queries step by step even where the
+ * series-major path applies (to compare the two).
  */
 #include "memq.h"
 
 #include "promql.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,10 +110,19 @@ static void put_result(const pq_result *r, double elapsed_ms) {
 
 int main(int argc, char **argv) {
     int repeat = 0;
-    if (argc == 4 && strcmp(argv[2], "--repeat") == 0) {
-        repeat = (int)strtol(argv[3], NULL, 10);
-    } else if (argc != 2) {
-        fprintf(stderr, "usage: %s DATA.om [--repeat N] < queries\n", argv[0]);
+    bool stepwise = false;
+    int argi = 2;
+    for (; argi < argc; argi++) {
+        if (strcmp(argv[argi], "--repeat") == 0 && argi + 1 < argc) {
+            repeat = (int)strtol(argv[++argi], NULL, 10);
+        } else if (strcmp(argv[argi], "--stepwise") == 0) {
+            stepwise = true;
+        } else {
+            break;
+        }
+    }
+    if (argc < 2 || argi != argc) {
+        fprintf(stderr, "usage: %s DATA.om [--repeat N] [--stepwise] < queries\n", argv[0]);
         return 2;
     }
     memq *mq = memq_create();
@@ -131,6 +143,7 @@ int main(int argc, char **argv) {
         }
         pq_eval_opts o;
         pq_eval_opts_init(&o);
+        o.stepwise = stepwise;
         int off = 0;
         if (strncmp(line, "instant ", 8) == 0 &&
             sscanf(line + 8, "%" SCNd64 " %n", &o.start_ms, &off) == 1) {

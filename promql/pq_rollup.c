@@ -1,0 +1,951 @@
+/*
+ * Series-major evaluation of range queries. Instead of evaluating the tree
+ * once per step (pq_eval.c), every node computes all the steps of each of
+ * its series at once, the way VictoriaMetrics rolls series up:
+ *
+ *   - a selector walks each loaded series forward once: the lookback sample
+ *     of an instant selector, the [ref - range, ref] window of a range
+ *     selector under a range function, both advancing with the steps (no
+ *     binary search per step);
+ *   - label sets are fixed per series, so grouping (aggregations,
+ *     histogram_quantile) and vector matching (binary operators) are
+ *     decided once for the query, then applied to the step arrays;
+ *   - values are arrays of steps per series with a presence flag per step.
+ *
+ * Semantics are those of the step-wise evaluator, which stays the reference:
+ * wherever a step-wise evaluation could raise an error or merge series (two
+ * series of a value with the same labels, a many-to-many match, ...) or the
+ * node is not covered (subqueries, topk, label_replace, holt_winters...),
+ * pq_rollup returns false and the query is evaluated step by step.
+ *
+ * Memory: a vector value holds 9 bytes per series and step, in the step
+ * arena (not reset until the end); pq_rollup declines when the estimate for
+ * the whole tree would take more than a quarter of the memory limit.
+ * Thread-safety: per query, as the evaluator.
+ */
+#include "pq_int.h"
+
+#include "sl_err.h"
+
+#include <math.h>
+#include <string.h>
+
+/* A scalar (one value per step) or an instant vector over all steps: series
+ * i has value v[i * nsteps + j] at step j when ok[i * nsteps + j]. Label sets
+ * are pairwise distinct. */
+typedef struct rv {
+    pq_type type;
+    double *num; /* SCALAR */
+    size_t n;
+    const pq_lset **ls;
+    double *v;
+    uint8_t *ok;
+} rv;
+
+typedef struct rctx {
+    pq_ev *ev;
+    size_t ns;        /* steps */
+    const int64_t *t; /* their evaluation times */
+} rctx;
+
+static bool eval_node(rctx *c, pq_node *n, rv *out);
+
+static void new_scalar(rctx *c, rv *out) {
+    *out = (rv){.type = PQ_SCALAR};
+    out->num = pq_ev_alloc(c->ev, c->ns * sizeof(double));
+}
+
+static void new_vector(rctx *c, rv *out, size_t n) {
+    *out = (rv){.type = PQ_VECTOR};
+    size_t cells = (n ? n : 1) * c->ns;
+    out->ls = pq_ev_alloc(c->ev, (n ? n : 1) * sizeof(*out->ls));
+    out->v = pq_ev_alloc(c->ev, cells * sizeof(double));
+    out->ok = pq_ev_alloc(c->ev, cells);
+}
+
+static _Noreturn void fail_nomem(rctx *c) {
+    pq_ev_fail(c->ev, PQ_ERR_INTERNAL, "out of memory");
+}
+
+static const pq_lset *noname(rctx *c, const pq_lset *ls) {
+    return pq_ev_noname(c->ev, ls);
+}
+
+/* Keeps series i as the next one when it has a value at some step. */
+static void keep_if_any(rctx *c, rv *out, size_t i) {
+    const uint8_t *ok = out->ok + i * c->ns;
+    for (size_t j = 0; j < c->ns; j++) {
+        if (ok[j]) {
+            if (i != out->n) {
+                out->ls[out->n] = out->ls[i];
+                memcpy(out->v + out->n * c->ns, out->v + i * c->ns, c->ns * sizeof(double));
+                memcpy(out->ok + out->n * c->ns, ok, c->ns);
+            }
+            out->n++;
+            return;
+        }
+    }
+}
+
+/* Whether the label sets of v are pairwise distinct. Where they are not, a
+ * step-wise evaluation raises "same labelset" at steps where two are present,
+ * or merges them into one result series: the caller declines. */
+static bool distinct(rctx *c, const rv *v) {
+    if (v->n < 2) {
+        return true;
+    }
+    pq_map m;
+    if (pq_map_init(&m, pq_ev_arena(c->ev), v->n) != 0) {
+        fail_nomem(c);
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        size_t it = 0;
+        uint32_t j;
+        while ((j = pq_map_next(&m, v->ls[i]->hash, &it)) != UINT32_MAX) {
+            if (pq_lset_eq(v->ls[j], v->ls[i])) {
+                return false;
+            }
+        }
+        if (pq_map_put(&m, v->ls[i]->hash, (uint32_t)i) != 0) {
+            fail_nomem(c);
+        }
+    }
+    return true;
+}
+
+/* --- selectors and range functions --------------------------------------------- */
+
+static bool eval_vector_sel(rctx *c, pq_node *n, rv *out) {
+    int64_t lookback = pq_ev_opts(c->ev)->lookback_ms;
+    new_vector(c, out, n->nseries);
+    for (size_t i = 0; i < n->nseries; i++) {
+        pq_ev_check_deadline(c->ev);
+        const pq_sel_series *s = &n->series[i];
+        double *v = out->v + i * c->ns;
+        uint8_t *ok = out->ok + i * c->ns;
+        out->ls[i] = s->ls;
+        size_t k = 0; /* samples with t <= ref */
+        for (size_t j = 0; j < c->ns; j++) {
+            int64_t ref = pq_ev_at_time(c->ev, n, c->t[j]) - n->offset_ms;
+            while (k < s->nall && s->all[k].t_ms <= ref) {
+                k++;
+            }
+            if (k == 0) {
+                continue;
+            }
+            const pq_sample *x = &s->all[k - 1];
+            if (x->t_ms < ref - lookback || pq_is_stale(x->v)) {
+                continue;
+            }
+            v[j] = x->v;
+            ok[j] = 1;
+        }
+        keep_if_any(c, out, i);
+    }
+    return true;
+}
+
+static bool is_range_func(pq_func_id id) {
+    switch (id) {
+    case PQ_F_RATE:
+    case PQ_F_INCREASE:
+    case PQ_F_DELTA:
+    case PQ_F_IRATE:
+    case PQ_F_IDELTA:
+    case PQ_F_RESETS:
+    case PQ_F_CHANGES:
+    case PQ_F_AVG_OVER_TIME:
+    case PQ_F_SUM_OVER_TIME:
+    case PQ_F_COUNT_OVER_TIME:
+    case PQ_F_MIN_OVER_TIME:
+    case PQ_F_MAX_OVER_TIME:
+    case PQ_F_LAST_OVER_TIME:
+    case PQ_F_PRESENT_OVER_TIME:
+    case PQ_F_QUANTILE_OVER_TIME:
+    case PQ_F_STDDEV_OVER_TIME:
+    case PQ_F_STDVAR_OVER_TIME:
+    case PQ_F_DERIV:
+    case PQ_F_PREDICT_LINEAR:
+        return true;
+    default:
+        return false; /* holt_winters raises on its parameters; absent_over_time */
+    }
+}
+
+/* A range function over a range selector: each series' window slides
+ * forward over its samples (stale markers excluded) as the steps advance. */
+static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
+    pq_func_id id = n->fn->id;
+    size_t mi = id == PQ_F_QUANTILE_OVER_TIME ? 1 : 0;
+    pq_node *m = n->args[mi];
+    while (m->kind == PQ_N_PAREN) {
+        m = m->a;
+    }
+    if (m->kind != PQ_N_SEL || m->range_ms <= 0) {
+        return false; /* subqueries */
+    }
+    rv p = {0};
+    if (n->nargs > 1 && !eval_node(c, n->args[mi == 1 ? 0 : 1], &p)) {
+        return false;
+    }
+    size_t maxn = 1;
+    for (size_t i = 0; i < m->nseries; i++) {
+        maxn = m->series[i].nlive > maxn ? m->series[i].nlive : maxn;
+    }
+    double *scratch =
+        id == PQ_F_QUANTILE_OVER_TIME ? pq_ev_alloc(c->ev, maxn * sizeof(double)) : NULL;
+    new_vector(c, out, m->nseries);
+    for (size_t i = 0; i < m->nseries; i++) {
+        pq_ev_check_deadline(c->ev);
+        pq_sel_series *s = &m->series[i];
+        double *v = out->v + i * c->ns;
+        uint8_t *ok = out->ok + i * c->ns;
+        size_t lo = 0, hi = 0; /* the window: live[lo..hi) */
+        for (size_t j = 0; j < c->ns; j++) {
+            int64_t ref = pq_ev_at_time(c->ev, m, c->t[j]) - m->offset_ms;
+            while (lo < s->nlive && s->live[lo].t_ms < ref - m->range_ms) {
+                lo++;
+            }
+            if (hi < lo) {
+                hi = lo;
+            }
+            while (hi < s->nlive && s->live[hi].t_ms <= ref) {
+                hi++;
+            }
+            if (hi == lo) {
+                continue;
+            }
+            double p0 = p.num != NULL ? p.num[j] : 0;
+            if (pq_range_value(c->ev, id, s->live + lo, hi - lo, ref, m->range_ms, p0, 0, c->t[j],
+                               scratch, &v[j])) {
+                ok[j] = 1;
+            }
+        }
+        if (id == PQ_F_LAST_OVER_TIME) {
+            out->ls[i] = s->ls;
+        } else {
+            if (s->ls_noname == NULL) {
+                s->ls_noname = pq_lset_drop_name(pq_ev_query_arena(c->ev), s->ls);
+                if (s->ls_noname == NULL) {
+                    fail_nomem(c);
+                }
+            }
+            out->ls[i] = s->ls_noname;
+        }
+        keep_if_any(c, out, i);
+    }
+    return id == PQ_F_LAST_OVER_TIME || distinct(c, out);
+}
+
+/* --- other functions -------------------------------------------------------------- */
+
+static bool is_math_func(pq_func_id id) {
+    switch (id) {
+    case PQ_F_ABS:
+    case PQ_F_CEIL:
+    case PQ_F_FLOOR:
+    case PQ_F_EXP:
+    case PQ_F_SQRT:
+    case PQ_F_LN:
+    case PQ_F_LOG2:
+    case PQ_F_LOG10:
+    case PQ_F_SIN:
+    case PQ_F_COS:
+    case PQ_F_TAN:
+    case PQ_F_ASIN:
+    case PQ_F_ACOS:
+    case PQ_F_ATAN:
+    case PQ_F_SINH:
+    case PQ_F_COSH:
+    case PQ_F_TANH:
+    case PQ_F_ASINH:
+    case PQ_F_ACOSH:
+    case PQ_F_ATANH:
+    case PQ_F_DEG:
+    case PQ_F_RAD:
+    case PQ_F_SGN:
+    case PQ_F_CLAMP:
+    case PQ_F_CLAMP_MAX:
+    case PQ_F_CLAMP_MIN:
+    case PQ_F_ROUND:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool eval_math(rctx *c, pq_node *n, rv *out) {
+    pq_func_id id = n->fn->id;
+    rv in, pa = {0}, pb = {0};
+    if (n->nargs > 1 && !eval_node(c, n->args[1], &pa)) {
+        return false;
+    }
+    if (n->nargs > 2 && !eval_node(c, n->args[2], &pb)) {
+        return false;
+    }
+    if (!eval_node(c, n->args[0], &in)) {
+        return false;
+    }
+    new_vector(c, out, in.n);
+    for (size_t i = 0; i < in.n; i++) {
+        const double *iv = in.v + i * c->ns;
+        const uint8_t *iok = in.ok + i * c->ns;
+        double *v = out->v + i * c->ns;
+        uint8_t *ok = out->ok + i * c->ns;
+        out->ls[i] = noname(c, in.ls[i]);
+        for (size_t j = 0; j < c->ns; j++) {
+            double a = pa.num != NULL ? pa.num[j] : 1, b = pb.num != NULL ? pb.num[j] : 0;
+            if (!iok[j] || (id == PQ_F_CLAMP && b < a)) {
+                continue;
+            }
+            v[j] = pq_math_value(id, iv[j], a, b);
+            ok[j] = 1;
+        }
+        keep_if_any(c, out, i);
+    }
+    return distinct(c, out);
+}
+
+/* histogram_quantile: the buckets of each histogram are grouped once; at
+ * each step the quantile is taken over the buckets present. */
+static bool eval_histogram_quantile(rctx *c, pq_node *n, rv *out) {
+    rv q, in;
+    if (!eval_node(c, n->args[0], &q) || !eval_node(c, n->args[1], &in)) {
+        return false;
+    }
+    sl_arena *a = pq_ev_arena(c->ev);
+    uint32_t *grp = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(uint32_t));
+    double *upper = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(double));
+    const pq_lset **keys = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(*keys));
+    sl_str *metrics = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(sl_str));
+    size_t *nmem = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(size_t));
+    size_t ng = 0;
+    pq_map m;
+    if (pq_map_init(&m, a, in.n) != 0) {
+        fail_nomem(c);
+    }
+    for (size_t i = 0; i < in.n; i++) {
+        const pq_lset *key;
+        sl_str metric;
+        uint64_t h;
+        int rc = pq_hist_member(a, in.ls[i], &upper[i], &key, &metric, &h);
+        if (rc < 0) {
+            fail_nomem(c);
+        }
+        if (rc == 0) {
+            grp[i] = UINT32_MAX;
+            continue;
+        }
+        size_t it = 0;
+        uint32_t g;
+        while ((g = pq_map_next(&m, h, &it)) != UINT32_MAX &&
+               !(pq_lset_eq(keys[g], key) && sl_str_eq(metrics[g], metric))) {
+        }
+        if (g == UINT32_MAX) {
+            g = (uint32_t)ng++;
+            keys[g] = key;
+            metrics[g] = metric;
+            if (pq_map_put(&m, h, g) != 0) {
+                fail_nomem(c);
+            }
+        }
+        grp[i] = g;
+        nmem[g]++;
+    }
+    /* Members of each group, in input order. */
+    size_t *first = pq_ev_alloc(c->ev, (ng + 1) * sizeof(size_t));
+    for (size_t g = 0; g < ng; g++) {
+        first[g + 1] = first[g] + nmem[g];
+    }
+    size_t *mem = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(size_t));
+    size_t *fill = pq_ev_alloc(c->ev, (ng ? ng : 1) * sizeof(size_t));
+    for (size_t i = 0; i < in.n; i++) {
+        if (grp[i] != UINT32_MAX) {
+            mem[first[grp[i]] + fill[grp[i]]++] = i;
+        }
+    }
+    pq_bucket *b = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(pq_bucket));
+    new_vector(c, out, ng);
+    for (size_t g = 0; g < ng; g++) {
+        pq_ev_check_deadline(c->ev);
+        out->ls[g] = keys[g];
+        double *v = out->v + g * c->ns;
+        uint8_t *ok = out->ok + g * c->ns;
+        for (size_t j = 0; j < c->ns; j++) {
+            size_t nb = 0;
+            for (size_t k = first[g]; k < first[g + 1]; k++) {
+                size_t i = mem[k];
+                if (in.ok[i * c->ns + j]) {
+                    b[nb++] = (pq_bucket){upper[i], in.v[i * c->ns + j]};
+                }
+            }
+            if (nb > 0) {
+                v[j] = pq_bucket_quantile(q.num[j], b, nb);
+                ok[j] = 1;
+            }
+        }
+        keep_if_any(c, out, g);
+    }
+    return distinct(c, out);
+}
+
+static bool eval_call(rctx *c, pq_node *n, rv *out) {
+    pq_func_id id = n->fn->id;
+    if (is_range_func(id)) {
+        return eval_range_func(c, n, out);
+    }
+    if (is_math_func(id)) {
+        return eval_math(c, n, out);
+    }
+    switch (id) {
+    case PQ_F_TIME:
+    case PQ_F_PI:
+        new_scalar(c, out);
+        for (size_t j = 0; j < c->ns; j++) {
+            out->num[j] = id == PQ_F_PI ? M_PI : (double)c->t[j] / 1000.0;
+        }
+        return true;
+    case PQ_F_VECTOR: {
+        rv s;
+        if (!eval_node(c, n->args[0], &s)) {
+            return false;
+        }
+        new_vector(c, out, 1);
+        out->n = 1;
+        out->ls[0] = &pq_lset_empty;
+        memcpy(out->v, s.num, c->ns * sizeof(double));
+        memset(out->ok, 1, c->ns);
+        return true;
+    }
+    case PQ_F_SCALAR: {
+        rv in;
+        if (!eval_node(c, n->args[0], &in)) {
+            return false;
+        }
+        new_scalar(c, out);
+        for (size_t j = 0; j < c->ns; j++) {
+            size_t cnt = 0;
+            double x = NAN;
+            for (size_t i = 0; i < in.n && cnt < 2; i++) {
+                if (in.ok[i * c->ns + j]) {
+                    x = in.v[i * c->ns + j];
+                    cnt++;
+                }
+            }
+            out->num[j] = cnt == 1 ? x : NAN;
+        }
+        return true;
+    }
+    case PQ_F_SORT:
+    case PQ_F_SORT_DESC:
+        /* The order within a step does not survive into a range result. */
+        return eval_node(c, n->args[0], out);
+    case PQ_F_HISTOGRAM_QUANTILE:
+        return eval_histogram_quantile(c, n, out);
+    default:
+        return false;
+    }
+}
+
+/* --- aggregation ------------------------------------------------------------------ */
+
+/* sum, avg, count, min, max, group, stddev and stdvar by/without: the groups
+ * are formed once from the input's label sets; at each step the members
+ * present are folded in input order with the step-wise evaluator's
+ * arithmetic. */
+static bool eval_aggregation(rctx *c, pq_node *n, rv *out) {
+    pq_aggop op = n->agg;
+    switch (op) {
+    case PQ_AGG_SUM:
+    case PQ_AGG_AVG:
+    case PQ_AGG_COUNT:
+    case PQ_AGG_MIN:
+    case PQ_AGG_MAX:
+    case PQ_AGG_GROUP:
+    case PQ_AGG_STDDEV:
+    case PQ_AGG_STDVAR:
+        break;
+    default:
+        return false; /* topk, bottomk, quantile, count_values */
+    }
+    rv in;
+    if (!eval_node(c, n->a, &in)) {
+        return false;
+    }
+    bool keep = !n->without;
+    sl_arena *a = pq_ev_arena(c->ev);
+    uint32_t *grp = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(uint32_t));
+    const pq_lset **rep = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(*rep));
+    size_t ng = 0;
+    pq_map m;
+    if (pq_map_init(&m, a, in.n) != 0) {
+        fail_nomem(c);
+    }
+    new_vector(c, out, in.n);
+    for (size_t i = 0; i < in.n; i++) {
+        uint64_t h = pq_lset_sig_hash(in.ls[i], n->grouping, n->ngrouping, keep);
+        size_t it = 0;
+        uint32_t g;
+        while ((g = pq_map_next(&m, h, &it)) != UINT32_MAX &&
+               !pq_lset_sig_eq(rep[g], in.ls[i], n->grouping, n->ngrouping, keep)) {
+        }
+        if (g == UINT32_MAX) {
+            g = (uint32_t)ng++;
+            rep[g] = in.ls[i];
+            out->ls[g] = pq_lset_project(a, in.ls[i], n->grouping, n->ngrouping, keep, !keep);
+            if (out->ls[g] == NULL || pq_map_put(&m, h, g) != 0) {
+                fail_nomem(c);
+            }
+        }
+        grp[i] = g;
+    }
+    double *mean = pq_ev_alloc(c->ev, (ng ? ng : 1) * c->ns * sizeof(double));
+    double *count = pq_ev_alloc(c->ev, (ng ? ng : 1) * c->ns * sizeof(double));
+    for (size_t i = 0; i < in.n; i++) {
+        if ((i & 63) == 0) {
+            pq_ev_check_deadline(c->ev);
+        }
+        size_t base = grp[i] * c->ns;
+        const double *iv = in.v + i * c->ns;
+        const uint8_t *iok = in.ok + i * c->ns;
+        double *val = out->v + base, *mn = mean + base, *cnt = count + base;
+        uint8_t *ok = out->ok + base;
+        for (size_t j = 0; j < c->ns; j++) {
+            if (!iok[j]) {
+                continue;
+            }
+            double s = iv[j];
+            if (!ok[j]) {
+                ok[j] = 1;
+                val[j] = op == PQ_AGG_STDDEV || op == PQ_AGG_STDVAR ? 0
+                         : op == PQ_AGG_GROUP                       ? 1
+                                                                    : s;
+                mn[j] = s;
+                cnt[j] = 1;
+                continue;
+            }
+            switch (op) {
+            case PQ_AGG_SUM:
+                val[j] += s;
+                break;
+            case PQ_AGG_AVG:
+                cnt[j]++;
+                if (isinf(mn[j])) {
+                    if (isinf(s) && (mn[j] > 0) == (s > 0)) {
+                        break;
+                    }
+                    if (!isinf(s) && !isnan(s)) {
+                        break;
+                    }
+                }
+                mn[j] += s / cnt[j] - mn[j] / cnt[j];
+                break;
+            case PQ_AGG_MAX:
+                if (val[j] < s || isnan(val[j])) {
+                    val[j] = s;
+                }
+                break;
+            case PQ_AGG_MIN:
+                if (val[j] > s || isnan(val[j])) {
+                    val[j] = s;
+                }
+                break;
+            case PQ_AGG_COUNT:
+                cnt[j]++;
+                break;
+            case PQ_AGG_STDDEV:
+            case PQ_AGG_STDVAR: {
+                cnt[j]++;
+                double delta = s - mn[j];
+                mn[j] += delta / cnt[j];
+                val[j] += delta * (s - mn[j]);
+                break;
+            }
+            default:
+                break;
+            }
+        }
+    }
+    out->n = ng;
+    for (size_t g = 0; g < ng; g++) {
+        double *val = out->v + g * c->ns, *mn = mean + g * c->ns, *cnt = count + g * c->ns;
+        for (size_t j = 0; j < c->ns; j++) {
+            switch (op) {
+            case PQ_AGG_AVG:
+                val[j] = mn[j];
+                break;
+            case PQ_AGG_COUNT:
+                val[j] = cnt[j];
+                break;
+            case PQ_AGG_STDVAR:
+                val[j] = val[j] / cnt[j];
+                break;
+            case PQ_AGG_STDDEV:
+                val[j] = sqrt(val[j] / cnt[j]);
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    return true;
+}
+
+/* --- binary operators -------------------------------------------------------------- */
+
+/* Signature groups of one operand: series with equal matching signatures
+ * (pq_lset_sig_*) share a group. */
+typedef struct sigs {
+    uint32_t *grp; /* per series */
+    const pq_lset **rep;
+    size_t *size; /* series per group */
+    size_t ng;
+    pq_map m;
+} sigs;
+
+static void sigs_init(rctx *c, sigs *s, size_t cap) {
+    memset(s, 0, sizeof(*s));
+    s->rep = pq_ev_alloc(c->ev, (cap ? cap : 1) * sizeof(*s->rep));
+    s->size = pq_ev_alloc(c->ev, (cap ? cap : 1) * sizeof(size_t));
+    if (pq_map_init(&s->m, pq_ev_arena(c->ev), cap) != 0) {
+        fail_nomem(c);
+    }
+}
+
+/* The group of ls, or UINT32_MAX; with add, a new group when there is none. */
+static uint32_t sigs_find(rctx *c, const pq_node *n, sigs *s, const pq_lset *ls, bool add) {
+    uint64_t h = pq_lset_sig_hash(ls, n->matchls, n->nmatchls, n->on);
+    size_t it = 0;
+    uint32_t g;
+    while ((g = pq_map_next(&s->m, h, &it)) != UINT32_MAX &&
+           !pq_lset_sig_eq(s->rep[g], ls, n->matchls, n->nmatchls, n->on)) {
+    }
+    if (g == UINT32_MAX && add) {
+        g = (uint32_t)s->ng++;
+        s->rep[g] = ls;
+        if (pq_map_put(&s->m, h, g) != 0) {
+            fail_nomem(c);
+        }
+    }
+    return g;
+}
+
+static void sigs_build(rctx *c, const pq_node *n, sigs *s, const rv *v) {
+    sigs_init(c, s, v->n);
+    s->grp = pq_ev_alloc(c->ev, (v->n ? v->n : 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < v->n; i++) {
+        s->grp[i] = sigs_find(c, n, s, v->ls[i], true);
+        s->size[s->grp[i]]++;
+    }
+}
+
+/* Per group and step: whether any member is present. */
+static uint8_t *sigs_any(rctx *c, const sigs *s, const rv *v) {
+    uint8_t *any = pq_ev_alloc(c->ev, (s->ng ? s->ng : 1) * c->ns);
+    for (size_t i = 0; i < v->n; i++) {
+        uint8_t *a = any + s->grp[i] * c->ns;
+        const uint8_t *ok = v->ok + i * c->ns;
+        for (size_t j = 0; j < c->ns; j++) {
+            a[j] |= ok[j];
+        }
+    }
+    return any;
+}
+
+static bool eval_setop(rctx *c, pq_node *n, const rv *l, const rv *r, rv *out) {
+    new_vector(c, out, l->n + r->n);
+    if (n->op == PQ_OP_OR) {
+        sigs ls;
+        sigs_build(c, n, &ls, l);
+        uint8_t *any = sigs_any(c, &ls, l);
+        for (size_t i = 0; i < l->n; i++) {
+            out->ls[out->n] = l->ls[i];
+            memcpy(out->v + out->n * c->ns, l->v + i * c->ns, c->ns * sizeof(double));
+            memcpy(out->ok + out->n * c->ns, l->ok + i * c->ns, c->ns);
+            out->n++;
+        }
+        for (size_t i = 0; i < r->n; i++) {
+            uint32_t g = sigs_find(c, n, &ls, r->ls[i], false);
+            size_t o = out->n;
+            out->ls[o] = r->ls[i];
+            memcpy(out->v + o * c->ns, r->v + i * c->ns, c->ns * sizeof(double));
+            for (size_t j = 0; j < c->ns; j++) {
+                out->ok[o * c->ns + j] =
+                    r->ok[i * c->ns + j] && (g == UINT32_MAX || !any[g * c->ns + j]);
+            }
+            keep_if_any(c, out, o);
+        }
+        return distinct(c, out);
+    }
+    sigs rs;
+    sigs_build(c, n, &rs, r);
+    uint8_t *any = sigs_any(c, &rs, r);
+    bool and = n->op == PQ_OP_AND;
+    for (size_t i = 0; i < l->n; i++) {
+        uint32_t g = sigs_find(c, n, &rs, l->ls[i], false);
+        size_t o = out->n;
+        out->ls[o] = l->ls[i];
+        memcpy(out->v + o * c->ns, l->v + i * c->ns, c->ns * sizeof(double));
+        for (size_t j = 0; j < c->ns; j++) {
+            bool found = g != UINT32_MAX && any[g * c->ns + j];
+            out->ok[o * c->ns + j] = l->ok[i * c->ns + j] && found == and;
+        }
+        keep_if_any(c, out, o);
+    }
+    return true;
+}
+
+/* Prometheus's resultMetric for a matched pair. */
+static const pq_lset *result_labels(rctx *c, const pq_node *n, const pq_lset *ls,
+                                    const pq_lset *rs) {
+    sl_arena *a = pq_ev_arena(c->ev);
+    const pq_lset *m = ls;
+    if (pq_binop_drops_name(n->op)) {
+        m = noname(c, m);
+    }
+    if (n->card == PQ_CARD_ONE_ONE && (n->on || n->nmatchls > 0)) {
+        m = pq_lset_project(a, m, n->matchls, n->nmatchls, n->on, false);
+    }
+    for (size_t i = 0; i < n->ninclude && m != NULL; i++) {
+        m = pq_lset_set(a, m, n->include[i], pq_lset_get(rs, n->include[i]));
+    }
+    if (m == NULL) {
+        fail_nomem(c);
+    }
+    return n->bool_mod ? noname(c, m) : m;
+}
+
+/* Arithmetic and comparisons between two vectors: pairs are matched once.
+ * Declines where the "one" side has two series of a signature, or two
+ * left-hand series of a signature match one-to-one (step-wise, errors at
+ * the steps where both are present). */
+static bool eval_vv(rctx *c, pq_node *n, const rv *l0, const rv *r0, rv *out) {
+    bool swapped = n->card == PQ_CARD_ONE_MANY;
+    const rv *l = swapped ? r0 : l0, *r = swapped ? l0 : r0;
+    sigs rs;
+    sigs_build(c, n, &rs, r);
+    if (rs.ng != r->n) {
+        return false;
+    }
+    uint32_t *rsel = pq_ev_alloc(c->ev, (rs.ng ? rs.ng : 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < r->n; i++) {
+        rsel[rs.grp[i]] = (uint32_t)i;
+    }
+    uint8_t *used = pq_ev_alloc(c->ev, rs.ng ? rs.ng : 1);
+    new_vector(c, out, l->n);
+    for (size_t i = 0; i < l->n; i++) {
+        uint32_t g = sigs_find(c, n, &rs, l->ls[i], false);
+        if (g == UINT32_MAX) {
+            continue;
+        }
+        if (n->card == PQ_CARD_ONE_ONE && used[g]++) {
+            return false;
+        }
+        size_t k = rsel[g];
+        size_t o = out->n;
+        out->ls[o] = result_labels(c, n, l->ls[i], r->ls[k]);
+        const double *lv = l->v + i * c->ns, *rv_ = r->v + k * c->ns;
+        const uint8_t *lok = l->ok + i * c->ns, *rok = r->ok + k * c->ns;
+        double *v = out->v + o * c->ns;
+        uint8_t *ok = out->ok + o * c->ns;
+        for (size_t j = 0; j < c->ns; j++) {
+            if (!lok[j] || !rok[j]) {
+                continue;
+            }
+            double vl = swapped ? rv_[j] : lv[j], vr = swapped ? lv[j] : rv_[j];
+            bool keep;
+            double value = pq_elem_binop(n->op, vl, vr, &keep);
+            if (n->bool_mod) {
+                value = keep ? 1.0 : 0.0;
+            } else if (!keep) {
+                continue;
+            }
+            v[j] = value;
+            ok[j] = 1;
+        }
+        keep_if_any(c, out, o);
+    }
+    return distinct(c, out);
+}
+
+static bool eval_vs(rctx *c, pq_node *n, const rv *vec, const double *scalar, bool swap, rv *out) {
+    new_vector(c, out, vec->n);
+    bool drop = pq_binop_drops_name(n->op) || n->bool_mod;
+    bool cmp = pq_binop_is_cmp(n->op);
+    for (size_t i = 0; i < vec->n; i++) {
+        const double *iv = vec->v + i * c->ns;
+        const uint8_t *iok = vec->ok + i * c->ns;
+        double *v = out->v + i * c->ns;
+        uint8_t *ok = out->ok + i * c->ns;
+        out->ls[i] = drop ? noname(c, vec->ls[i]) : vec->ls[i];
+        for (size_t j = 0; j < c->ns; j++) {
+            if (!iok[j]) {
+                continue;
+            }
+            double l = swap ? scalar[j] : iv[j], r = swap ? iv[j] : scalar[j];
+            bool keep;
+            double value = pq_elem_binop(n->op, l, r, &keep);
+            if (cmp && swap) {
+                value = r;
+            }
+            if (n->bool_mod) {
+                value = keep ? 1.0 : 0.0;
+                keep = true;
+            }
+            if (keep) {
+                v[j] = value;
+                ok[j] = 1;
+            }
+        }
+        keep_if_any(c, out, i);
+    }
+    return !drop || distinct(c, out);
+}
+
+static bool eval_binary(rctx *c, pq_node *n, rv *out) {
+    rv l, r;
+    if (!eval_node(c, n->a, &l) || !eval_node(c, n->b, &r)) {
+        return false;
+    }
+    if (l.type == PQ_SCALAR && r.type == PQ_SCALAR) {
+        new_scalar(c, out);
+        for (size_t j = 0; j < c->ns; j++) {
+            bool keep;
+            double v = pq_elem_binop(n->op, l.num[j], r.num[j], &keep);
+            out->num[j] = pq_binop_is_cmp(n->op) ? (keep ? 1.0 : 0.0) : v;
+        }
+        return true;
+    }
+    if (l.type == PQ_VECTOR && r.type == PQ_VECTOR) {
+        if (n->op == PQ_OP_AND || n->op == PQ_OP_OR || n->op == PQ_OP_UNLESS) {
+            return eval_setop(c, n, &l, &r, out);
+        }
+        return eval_vv(c, n, &l, &r, out);
+    }
+    if (l.type == PQ_VECTOR) {
+        return eval_vs(c, n, &l, r.num, false, out);
+    }
+    return eval_vs(c, n, &r, l.num, true, out);
+}
+
+/* --- the tree --------------------------------------------------------------------- */
+
+static bool eval_node(rctx *c, pq_node *n, rv *out) {
+    switch (n->kind) {
+    case PQ_N_NUM:
+        new_scalar(c, out);
+        for (size_t j = 0; j < c->ns; j++) {
+            out->num[j] = n->num;
+        }
+        return true;
+    case PQ_N_PAREN:
+        return eval_node(c, n->a, out);
+    case PQ_N_SEL:
+        return n->range_ms <= 0 && eval_vector_sel(c, n, out);
+    case PQ_N_NEG: {
+        rv in;
+        if (!eval_node(c, n->a, &in)) {
+            return false;
+        }
+        if (in.type == PQ_SCALAR) {
+            new_scalar(c, out);
+            for (size_t j = 0; j < c->ns; j++) {
+                out->num[j] = -in.num[j];
+            }
+            return true;
+        }
+        *out = in;
+        for (size_t i = 0; i < in.n * c->ns; i++) {
+            out->v[i] = -out->v[i];
+        }
+        for (size_t i = 0; i < in.n; i++) {
+            out->ls[i] = noname(c, in.ls[i]);
+        }
+        return distinct(c, out);
+    }
+    case PQ_N_BIN:
+        return eval_binary(c, n, out);
+    case PQ_N_AGG:
+        return eval_aggregation(c, n, out);
+    case PQ_N_CALL:
+        return eval_call(c, n, out);
+    case PQ_N_STR:
+    case PQ_N_SUBQ:
+        return false;
+    }
+    return false;
+}
+
+/* Nodes and selected series of the tree, for the memory estimate. */
+static void tree_size(const pq_node *n, size_t *nodes, size_t *series) {
+    if (n == NULL) {
+        return;
+    }
+    ++*nodes;
+    *series += n->nseries;
+    tree_size(n->a, nodes, series);
+    tree_size(n->b, nodes, series);
+    for (size_t i = 0; i < n->nargs; i++) {
+        tree_size(n->args[i], nodes, series);
+    }
+}
+
+bool pq_rollup(pq_ev *ev, pq_node *root) {
+    const pq_eval_opts *o = pq_ev_opts(ev);
+    size_t ns = (size_t)((o->end_ms - o->start_ms) / o->step_ms) + 1;
+    size_t nodes = 0, series = 0;
+    tree_size(root, &nodes, &series);
+    double need = (double)nodes * (double)(series + 1) * (double)ns * 10.0;
+    if (need > (double)o->max_memory / 4) {
+        return false;
+    }
+    int64_t *t = pq_ev_alloc(ev, ns * sizeof(int64_t));
+    for (size_t j = 0; j < ns; j++) {
+        t[j] = o->start_ms + (int64_t)j * o->step_ms;
+    }
+    rctx c = {ev, ns, t};
+    rv v;
+    if (!eval_node(&c, root, &v)) {
+        return false;
+    }
+    if (v.type == PQ_SCALAR) {
+        v.type = PQ_VECTOR;
+        v.n = 1;
+        v.ls = pq_ev_alloc(ev, sizeof(*v.ls));
+        v.ls[0] = &pq_lset_empty;
+        v.v = v.num;
+        v.ok = pq_ev_alloc(ev, ns);
+        memset(v.ok, 1, ns);
+    }
+    pq_query *q = pq_ev_query(ev);
+    sl_arena *qa = &q->arena;
+    q->res = sl_arena_calloc(qa, v.n ? v.n : 1, sizeof(pq_series));
+    if (q->res == NULL) {
+        fail_nomem(&c);
+    }
+    q->nres = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        const uint8_t *ok = v.ok + i * ns;
+        size_t np = 0;
+        for (size_t j = 0; j < ns; j++) {
+            np += ok[j];
+        }
+        if (np == 0) {
+            continue;
+        }
+        pq_ev_count_points(ev, np);
+        pq_sample *pts = sl_arena_alloc(qa, np * sizeof(pq_sample));
+        const pq_lset *ls = pq_lset_make(qa, v.ls[i]->l, v.ls[i]->n, true);
+        if (pts == NULL || ls == NULL) {
+            fail_nomem(&c);
+        }
+        size_t k = 0;
+        for (size_t j = 0; j < ns; j++) {
+            if (ok[j]) {
+                pts[k++] = (pq_sample){t[j], v.v[i * ns + j]};
+            }
+        }
+        q->res[q->nres++] = (pq_series){ls->l, ls->n, pts, np};
+    }
+    return true;
+}
