@@ -11,7 +11,10 @@
  *      that is reset after every step; only the result series (labels copied
  *      into the query arena, points in growing arrays) outlive a step.
  *
- * So a range query reads storage once per selector, never per step.
+ * So a range query reads storage once per selector, never per step. Range
+ * queries whose whole tree the series-major path covers (pq_rollup.c) skip
+ * phase 2: every node computes all steps of its series at once; this
+ * step-wise evaluation stays the reference and the fallback.
  * Semantics follow Prometheus 2.42 (engine.go): lookback inclusive at its
  * start, stale markers hide a series, vector matching and aggregation rules,
  * metric-name dropping, "same labelset" errors.
