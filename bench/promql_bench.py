@@ -10,7 +10,9 @@ samples go to
     port over a fresh directory and fed through /api/v1/import/prometheus;
     queries over HTTP with nocache=1 (no result cache);
   - Sightline's PromQL engine through tests' promql_eval_tool (the engine over
-    an in-memory querier: evaluation only, no HTTP and no storage reads);
+    an in-memory querier: evaluation only, no HTTP and no storage reads), once
+    as it runs (series-major where the query fits it) and once with
+    --stepwise (every step evaluated on its own, the reference path);
   - with --sightline BIN, `sightline serve` itself: the samples sent over
     OTLP/HTTP (/v1/metrics), the WAL cut into chunks, then the queries asked of
     its /api/v1/query_range (HTTP, storage reads, evaluation, JSON), like
@@ -142,9 +144,13 @@ def main():
         r = subprocess.run([args.tool, om, "--repeat", str(args.runs)], input="\n".join(lines) + "\n",
                            capture_output=True, text=True, timeout=1800)
         ours = [json.loads(x) for x in r.stdout.splitlines()]
+        r = subprocess.run([args.tool, om, "--repeat", str(args.runs), "--stepwise"],
+                           input="\n".join(lines) + "\n", capture_output=True, text=True,
+                           timeout=1800)
+        stepwise = [json.loads(x) for x in r.stdout.splitlines()]
         if args.sightline:
             srv = sightline_up(args.sightline, fams)
-        for q, o in zip(QUERIES, ours):
+        for q, o, sw in zip(QUERIES, ours, stepwise):
             params = urllib.parse.urlencode({"query": q, "start": start_s, "end": end_s,
                                              "step": step, "nocache": 1})
             ms_vm, nseries = time_http(vmurl + "/api/v1/query_range?" + params, args.runs)
@@ -153,7 +159,8 @@ def main():
                 ms_sl, n_sl = time_http(f"http://127.0.0.1:{srv.query_port}/api/v1/query_range?" +
                                         params, args.runs)
             rows.append((q, len(o["data"]["result"]) if o.get("status") == "success" else -1,
-                         nseries, o.get("elapsed_ms", float("nan")), ms_vm, n_sl, ms_sl))
+                         nseries, o.get("elapsed_ms", float("nan")),
+                         sw.get("elapsed_ms", float("nan")), ms_vm, n_sl, ms_sl))
         nseries_total = sum(len(v[1]) if v[0] != "histogram" else len(v[1][1]) * 9
                             for v in fams.values())
         print(f"### PromQL range queries ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
@@ -161,11 +168,12 @@ def main():
         print(f"Data: {nseries_total} series, {nsamples} samples over 2 h (scale {args.scale}); "
               f"range queries over the last hour, step {step}s (241 points per series); "
               f"median of {args.runs} runs after a warm-up.\n")
-        print("| query | series (engine / sightline / VM) | Sightline engine only ms | "
-              "sightline serve ms | VictoriaMetrics 1.79 ms |")
-        print("|---|---|---|---|---|")
-        for q, ns, nv, ms_ours, ms_vm, n_sl, ms_sl in rows:
-            print(f"| `{q}` | {ns} / {n_sl} / {nv} | {ms_ours:.1f} | {ms_sl:.1f} | {ms_vm:.1f} |")
+        print("| query | series (engine / sightline / VM) | engine only ms | "
+              "engine step-wise ms | sightline serve ms | VictoriaMetrics 1.79 ms |")
+        print("|---|---|---|---|---|---|")
+        for q, ns, nv, ms_ours, ms_sw, ms_vm, n_sl, ms_sl in rows:
+            print(f"| `{q}` | {ns} / {n_sl} / {nv} | {ms_ours:.1f} | {ms_sw:.1f} | {ms_sl:.1f} | "
+                  f"{ms_vm:.1f} |")
         return 0
     finally:
         if srv is not None:

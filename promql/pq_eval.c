@@ -946,6 +946,26 @@ static void heap_down(pq_elem *h, size_t i0, size_t n, bool bottom) {
     }
 }
 
+void pq_topk_add(pq_elem *heap, size_t *nheap, int64_t k, const pq_elem *s, bool bottom) {
+    size_t n = *nheap;
+    bool better = n > 0 && (bottom ? (heap[0].v > s->v) : (heap[0].v < s->v));
+    if ((int64_t)n < k || better || isnan(heap[0].v)) {
+        if ((int64_t)n == k) {
+            if (k == 1) {
+                heap[0] = *s;
+                return;
+            }
+            /* Pop the smallest (largest for bottomk). */
+            heap[0] = heap[n - 1];
+            n--;
+            heap_down(heap, 0, n, bottom);
+        }
+        heap[n++] = *s;
+        heap_up(heap, n - 1, bottom);
+    }
+    *nheap = n;
+}
+
 static int cmp_desc(const void *a, const void *b) {
     double x = ((const pq_elem *)a)->v, y = ((const pq_elem *)b)->v;
     if (isnan(x) || isnan(y)) {
@@ -1218,25 +1238,9 @@ static pq_val eval_aggregation(pq_ev *ev, pq_node *n, int64_t t) {
             break;
         }
         case PQ_AGG_TOPK:
-        case PQ_AGG_BOTTOMK: {
-            bool bottom = op == PQ_AGG_BOTTOMK;
-            bool better = bottom ? (x->heap[0].v > s->v) : (x->heap[0].v < s->v);
-            if ((int64_t)x->nheap < k || better || isnan(x->heap[0].v)) {
-                if ((int64_t)x->nheap == k) {
-                    if (k == 1) {
-                        x->heap[0] = *s;
-                        break;
-                    }
-                    /* Pop the smallest (largest for bottomk). */
-                    x->heap[0] = x->heap[x->nheap - 1];
-                    x->nheap--;
-                    heap_down(x->heap, 0, x->nheap, bottom);
-                }
-                x->heap[x->nheap++] = *s;
-                heap_up(x->heap, x->nheap - 1, bottom);
-            }
+        case PQ_AGG_BOTTOMK:
+            pq_topk_add(x->heap, &x->nheap, k, s, op == PQ_AGG_BOTTOMK);
             break;
-        }
         case PQ_AGG_QUANTILE:
             if (x->nheap == x->heapcap) {
                 pq_elem *b = pq_ev_alloc(ev, x->heapcap * 2 * sizeof(pq_elem));

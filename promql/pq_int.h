@@ -371,6 +371,10 @@ double pq_elem_binop(pq_binop op, double l, double r, bool *keep);
 bool pq_binop_drops_name(pq_binop op);
 bool pq_binop_is_cmp(pq_binop op);
 
+/* topk (bottomk with bottom): offers s to the heap of the k kept so far
+ * (*nheap of them; room for min(k, offers)); k >= 1. */
+void pq_topk_add(pq_elem *heap, size_t *nheap, int64_t k, const pq_elem *s, bool bottom);
+
 /* Series-major evaluation of a range query (pq_rollup.c): every node
  * computes all steps of each of its series at once. Returns true with the
  * result series in the query (q->res, unsorted), or false, having set

@@ -449,56 +449,154 @@ static bool eval_call(rctx *c, pq_node *n, rv *out) {
 
 /* --- aggregation ------------------------------------------------------------------ */
 
-/* sum, avg, count, min, max, group, stddev and stdvar by/without: the groups
- * are formed once from the input's label sets; at each step the members
- * present are folded in input order with the step-wise evaluator's
- * arithmetic. */
+/* The groups of an aggregation, formed once from the input's label sets:
+ * grp[i] for input series i, keys[g] the labels of group g (the projection
+ * by/without), first[g]..first[g + 1] its members (in mem, input order). */
+typedef struct groups {
+    uint32_t *grp;
+    const pq_lset **keys;
+    size_t *first, *mem;
+    size_t ng, largest;
+} groups;
+
+static void group_series(rctx *c, const pq_node *n, const rv *in, groups *gs) {
+    bool keep = !n->without;
+    sl_arena *a = pq_ev_arena(c->ev);
+    size_t cap = in->n ? in->n : 1;
+    gs->grp = pq_ev_alloc(c->ev, cap * sizeof(uint32_t));
+    gs->keys = pq_ev_alloc(c->ev, cap * sizeof(*gs->keys));
+    const pq_lset **rep = pq_ev_alloc(c->ev, cap * sizeof(*rep));
+    size_t *size = pq_ev_alloc(c->ev, cap * sizeof(size_t));
+    gs->ng = 0;
+    pq_map m;
+    if (pq_map_init(&m, a, in->n) != 0) {
+        fail_nomem(c);
+    }
+    for (size_t i = 0; i < in->n; i++) {
+        uint64_t h = pq_lset_sig_hash(in->ls[i], n->grouping, n->ngrouping, keep);
+        size_t it = 0;
+        uint32_t g;
+        while ((g = pq_map_next(&m, h, &it)) != UINT32_MAX &&
+               !pq_lset_sig_eq(rep[g], in->ls[i], n->grouping, n->ngrouping, keep)) {
+        }
+        if (g == UINT32_MAX) {
+            g = (uint32_t)gs->ng++;
+            rep[g] = in->ls[i];
+            gs->keys[g] = pq_lset_project(a, in->ls[i], n->grouping, n->ngrouping, keep, !keep);
+            if (gs->keys[g] == NULL || pq_map_put(&m, h, g) != 0) {
+                fail_nomem(c);
+            }
+        }
+        gs->grp[i] = g;
+        size[g]++;
+    }
+    gs->first = pq_ev_alloc(c->ev, (gs->ng + 1) * sizeof(size_t));
+    gs->largest = 0;
+    for (size_t g = 0; g < gs->ng; g++) {
+        gs->first[g + 1] = gs->first[g] + size[g];
+        gs->largest = size[g] > gs->largest ? size[g] : gs->largest;
+    }
+    gs->mem = pq_ev_alloc(c->ev, cap * sizeof(size_t));
+    memset(size, 0, cap * sizeof(size_t));
+    for (size_t i = 0; i < in->n; i++) {
+        uint32_t g = gs->grp[i];
+        gs->mem[gs->first[g] + size[g]++] = i;
+    }
+}
+
+/* topk, bottomk and quantile: at each step, the members of a group present
+ * are offered in input order, as the step-wise evaluator does. topk and
+ * bottomk keep the input's series, present at the steps they are chosen. */
+static bool eval_select_agg(rctx *c, pq_node *n, const rv *in, const groups *gs, rv *out) {
+    rv p;
+    if (!eval_node(c, n->b, &p)) {
+        return false;
+    }
+    bool quantile = n->agg == PQ_AGG_QUANTILE, bottom = n->agg == PQ_AGG_BOTTOMK;
+    for (size_t j = 0; j < c->ns && !quantile; j++) {
+        if (!(p.num[j] >= -9.2e18 && p.num[j] <= 9.2e18)) {
+            return false; /* step-wise raises "overflows int64" */
+        }
+    }
+    size_t cap = gs->largest ? gs->largest : 1;
+    pq_elem *heap = pq_ev_alloc(c->ev, cap * sizeof(pq_elem));
+    double *vals = pq_ev_alloc(c->ev, cap * sizeof(double));
+    if (quantile) {
+        new_vector(c, out, gs->ng);
+    } else {
+        new_vector(c, out, in->n);
+        memcpy(out->ls, in->ls, in->n * sizeof(*out->ls));
+        memcpy(out->v, in->v, in->n * c->ns * sizeof(double));
+        out->n = in->n;
+    }
+    for (size_t g = 0; g < gs->ng; g++) {
+        pq_ev_check_deadline(c->ev);
+        for (size_t j = 0; j < c->ns; j++) {
+            size_t nh = 0;
+            int64_t k = quantile ? 0 : (int64_t)p.num[j];
+            if (!quantile && k < 1) {
+                continue;
+            }
+            for (size_t x = gs->first[g]; x < gs->first[g + 1]; x++) {
+                size_t i = gs->mem[x];
+                if (!in->ok[i * c->ns + j]) {
+                    continue;
+                }
+                double v = in->v[i * c->ns + j];
+                if (quantile) {
+                    vals[nh++] = v;
+                } else {
+                    pq_elem e = {in->ls[i], (int64_t)i, v};
+                    pq_topk_add(heap, &nh, k, &e, bottom);
+                }
+            }
+            if (quantile) {
+                if (nh > 0) {
+                    out->v[g * c->ns + j] = pq_quantile(p.num[j], vals, nh);
+                    out->ok[g * c->ns + j] = 1;
+                }
+                continue;
+            }
+            for (size_t h = 0; h < nh; h++) {
+                out->ok[(size_t)heap[h].t * c->ns + j] = 1;
+            }
+        }
+    }
+    if (quantile) {
+        memcpy(out->ls, gs->keys, gs->ng * sizeof(*out->ls));
+        out->n = gs->ng;
+        return true;
+    }
+    /* Series never chosen drop out. */
+    size_t n0 = out->n;
+    out->n = 0;
+    for (size_t i = 0; i < n0; i++) {
+        keep_if_any(c, out, i);
+    }
+    return true;
+}
+
+/* sum, avg, count, min, max, group, stddev and stdvar by/without: at each
+ * step the members present are folded in input order with the step-wise
+ * evaluator's arithmetic. */
 static bool eval_aggregation(rctx *c, pq_node *n, rv *out) {
     pq_aggop op = n->agg;
-    switch (op) {
-    case PQ_AGG_SUM:
-    case PQ_AGG_AVG:
-    case PQ_AGG_COUNT:
-    case PQ_AGG_MIN:
-    case PQ_AGG_MAX:
-    case PQ_AGG_GROUP:
-    case PQ_AGG_STDDEV:
-    case PQ_AGG_STDVAR:
-        break;
-    default:
-        return false; /* topk, bottomk, quantile, count_values */
+    if (op == PQ_AGG_COUNT_VALUES) {
+        return false; /* its labels come from the values */
     }
     rv in;
     if (!eval_node(c, n->a, &in)) {
         return false;
     }
-    bool keep = !n->without;
-    sl_arena *a = pq_ev_arena(c->ev);
-    uint32_t *grp = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(uint32_t));
-    const pq_lset **rep = pq_ev_alloc(c->ev, (in.n ? in.n : 1) * sizeof(*rep));
-    size_t ng = 0;
-    pq_map m;
-    if (pq_map_init(&m, a, in.n) != 0) {
-        fail_nomem(c);
+    groups gs;
+    group_series(c, n, &in, &gs);
+    if (op == PQ_AGG_TOPK || op == PQ_AGG_BOTTOMK || op == PQ_AGG_QUANTILE) {
+        return eval_select_agg(c, n, &in, &gs, out);
     }
-    new_vector(c, out, in.n);
-    for (size_t i = 0; i < in.n; i++) {
-        uint64_t h = pq_lset_sig_hash(in.ls[i], n->grouping, n->ngrouping, keep);
-        size_t it = 0;
-        uint32_t g;
-        while ((g = pq_map_next(&m, h, &it)) != UINT32_MAX &&
-               !pq_lset_sig_eq(rep[g], in.ls[i], n->grouping, n->ngrouping, keep)) {
-        }
-        if (g == UINT32_MAX) {
-            g = (uint32_t)ng++;
-            rep[g] = in.ls[i];
-            out->ls[g] = pq_lset_project(a, in.ls[i], n->grouping, n->ngrouping, keep, !keep);
-            if (out->ls[g] == NULL || pq_map_put(&m, h, g) != 0) {
-                fail_nomem(c);
-            }
-        }
-        grp[i] = g;
-    }
+    size_t ng = gs.ng;
+    const uint32_t *grp = gs.grp;
+    new_vector(c, out, ng);
+    memcpy(out->ls, gs.keys, ng * sizeof(*out->ls));
     double *mean = pq_ev_alloc(c->ev, (ng ? ng : 1) * c->ns * sizeof(double));
     double *count = pq_ev_alloc(c->ev, (ng ? ng : 1) * c->ns * sizeof(double));
     for (size_t i = 0; i < in.n; i++) {
