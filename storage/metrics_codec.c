@@ -342,8 +342,10 @@ int ms_chunk_append(const uint8_t *p, size_t size, const stg_sample *add, size_t
     e.trail = tend[1];
     int used = tend[2];
     size_t stream = (size_t)(t - p);
+    /* Every sample takes at least 2 bits of the stream: a count beyond that
+     * is corrupt (and checked before it is multiplied). */
     if (e.lead < -1 || e.lead > 31 || e.trail > 63 || used > 7 || stream < 16 ||
-        (cnt * 2 + 126) / 8 > stream) {
+        cnt > (uint64_t)stream * 4 || (cnt * 2 + 126) / 8 > stream) {
         return SL_ECORRUPT;
     }
     e.prev_t = (uint64_t)sl_unzigzag(zmax);
