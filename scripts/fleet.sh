@@ -71,15 +71,37 @@ fi
 for b in "$bin/sightline" "$bin/fleet/registry/fleet-registry" "$bin/fleet/gateway/fleet-gateway"; do
     [ -x "$b" ] || { echo "run.sh --fleet: $b is not built (--build-dir?)" >&2; exit 2; }
 done
-command -v nats-server >/dev/null || { echo "run.sh --fleet: nats-server is not installed" >&2; exit 2; }
+command -v nats-server >/dev/null ||
+    { echo "run.sh --fleet: nats-server is missing (scripts/setup.sh installs it)" >&2; exit 2; }
 fleet_dir="$data_dir/fleet"
 run_dir="$fleet_dir/run"
 mkdir -p "$fleet_dir" "$run_dir" "$fleet_dir/logs"
-rm -f "$run_dir"/*.pid "$run_dir"/*.hold "$run_dir/stopping"
+# One run per data directory: a second one would take over the first one's
+# pid files (whose Ctrl-C would then leave everything running) and share its
+# databases. Every process of the run inherits the lock, so it is held until
+# the last of them is gone.
+exec 9>>"$run_dir/lock"
+flock -n 9 || { echo "run.sh --fleet: another run uses $data_dir (a process of it holds $run_dir/lock)" >&2; exit 2; }
 
-for cmd in nats-server; do
-    command -v "$cmd" >/dev/null || { echo "run.sh --fleet: $cmd is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+declare -A port
+if [ -n "$port_base" ]; then
+    names=(nats otlp grpc query registry gateway auth users users-canary tenants
+           notifications analytics)
+    for i in "${!names[@]}"; do port[${names[$i]}]=$((port_base + i)); done
+else
+    port=([nats]=4222 [otlp]=4318 [grpc]=4317 [query]=16686 [registry]=8500 [gateway]=8080
+          [auth]=8101 [users]=8102 [tenants]=8103 [notifications]=8104 [analytics]=8105
+          [users-canary]=8112)
+fi
+# A port something already listens on (another run, another program) would
+# pass the start checks below while the process meant for it fails.
+for name in "${!port[@]}"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/${port[$name]}") 2>/dev/null; then
+        echo "run.sh --fleet: port ${port[$name]} ($name) is in use${port_base:+ (--port-base $port_base)}; is another run going?" >&2
+        exit 2
+    fi
 done
+rm -f "$run_dir"/*.pid "$run_dir"/*.hold "$run_dir/stopping"
 
 # Keys made once: the shared HS256 service key and auth's Ed25519 user-token
 # seed (only auth reads it; the gateway fetches auth's public key).
@@ -100,24 +122,6 @@ if [ -n "$rule_interval$rule_for" ]; then
     "$bin/sightline" rules check "$rules_dir"/*.yml >/dev/null
 fi
 
-declare -A port
-if [ -n "$port_base" ]; then
-    names=(nats otlp grpc query registry gateway auth users users-canary tenants
-           notifications analytics)
-    for i in "${!names[@]}"; do port[${names[$i]}]=$((port_base + i)); done
-else
-    port=([nats]=4222 [otlp]=4318 [grpc]=4317 [query]=16686 [registry]=8500 [gateway]=8080
-          [auth]=8101 [users]=8102 [tenants]=8103 [notifications]=8104 [analytics]=8105
-          [users-canary]=8112)
-fi
-# A port something already listens on (another run, another program) would
-# pass the start checks below while the process meant for it fails.
-for name in "${!port[@]}"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/${port[$name]}") 2>/dev/null; then
-        echo "run.sh --fleet: port ${port[$name]} ($name) is in use${port_base:+ (--port-base $port_base)}; is another run going?" >&2
-        exit 2
-    fi
-done
 registry=http://127.0.0.1:${port[registry]}
 nats=nats://127.0.0.1:${port[nats]}
 otlp=http://127.0.0.1:${port[otlp]}

@@ -16,6 +16,8 @@ Prometheus query API):
   after the restart tenants is up again, the alert resolves and new traces of
   tenants arrive (the restarted process registered again: the gateway finds
   it through the registry);
+- a second run on the same data directory or the same ports is refused before
+  it touches the first one's files;
 - Ctrl-C (SIGINT to the script's process group, as a terminal sends it) stops
   everything: the script exits 0 and no process of the fleet is left; no
   process reported a sanitizer error in its log.
@@ -184,6 +186,28 @@ try:
         derived = f.read()
     check("interval: 2s" in derived and "for: 4s" in derived and "for: 30s" not in derived,
           "the rules are a derived copy with the test's interval and for")
+
+    # --- a second copy is refused before it touches anything -------------------
+    # On the same data dir it used to delete the first one's pid files (whose
+    # Ctrl-C then left everything running); on the same ports it passed the
+    # start checks against the first one's processes.
+    note_pids()
+    pids_before = sorted(os.listdir(os.path.join(data, "fleet", "run")))
+    other = os.path.join(work, "other")
+    for what, args, message in [
+            ("the same data dir", ["--data-dir", data, "--port-base", str(base)], "another run uses"),
+            ("the same ports", ["--data-dir", other, "--port-base", str(base)], "is in use")]:
+        second = subprocess.run(
+            ["bash", os.path.join(repo, "scripts", "run.sh"), "--fleet", "--build-dir", build,
+             "--no-setup", "--no-loadgen"] + args, cwd=work, env=env, capture_output=True,
+            timeout=30)
+        text = second.stderr.decode(errors="replace")
+        check(second.returncode == 2 and message in text,
+              f"a second run on {what} is refused ({second.returncode}: {text[-500:]})")
+    check_eq(sorted(os.listdir(os.path.join(data, "fleet", "run"))), pids_before,
+             "the first run's pid files are untouched")
+    check(not os.path.exists(os.path.join(other, "fleet", "run", "nats.pid")),
+          "the refused run started nothing")
 
     # --- the faults, watched from Sightline ------------------------------------
     # One loop polls the alerts and the health view and notes when each
