@@ -209,6 +209,12 @@ static bool extrapolated_rate(const pq_sample *s, size_t n, int64_t range_start,
             last = s[i].v;
         }
     }
+    *out = pq_extrapolate(s, n, result, range_start, range_end, range_ms, counter, rate);
+    return true;
+}
+
+double pq_extrapolate(const pq_sample *s, size_t n, double result, int64_t range_start,
+                      int64_t range_end, int64_t range_ms, bool counter, bool rate) {
     double to_start = (double)(s[0].t_ms - range_start) / 1000.0;
     double to_end = (double)(range_end - s[n - 1].t_ms) / 1000.0;
     double sampled = (double)(s[n - 1].t_ms - s[0].t_ms) / 1000.0;
@@ -227,8 +233,7 @@ static bool extrapolated_rate(const pq_sample *s, size_t n, int64_t range_start,
     if (rate) {
         result = result / ((double)range_ms / 1000.0);
     }
-    *out = result;
-    return true;
+    return result;
 }
 
 static bool instant_value(const pq_sample *s, size_t n, bool rate, double *out) {

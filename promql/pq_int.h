@@ -397,6 +397,12 @@ bool pq_range_value(pq_ev *ev, pq_func_id id, const pq_sample *s, size_t n, int6
                     int64_t range_ms, double p0, double p1, int64_t t, double *scratch,
                     double *out);
 
+/* The extrapolation of rate, increase (counter) and delta over the n >= 2
+ * samples s of the window [range_start, range_end]: result is the last
+ * value minus the first, plus for counters the value before each reset. */
+double pq_extrapolate(const pq_sample *s, size_t n, double result, int64_t range_start,
+                      int64_t range_end, int64_t range_ms, bool counter, bool rate);
+
 /* A classic histogram bucket: its upper bound (le) and cumulative count. */
 typedef struct pq_bucket {
     double upper, count;

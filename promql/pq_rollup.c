@@ -194,13 +194,21 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
     }
     double *scratch =
         id == PQ_F_QUANTILE_OVER_TIME ? pq_ev_alloc(c->ev, maxn * sizeof(double)) : NULL;
+    bool counter = id == PQ_F_RATE || id == PQ_F_INCREASE;
+    size_t *resets = counter ? pq_ev_alloc(c->ev, maxn * sizeof(size_t)) : NULL;
     new_vector(c, out, m->nseries);
     for (size_t i = 0; i < m->nseries; i++) {
         pq_ev_check_deadline(c->ev);
         pq_sel_series *s = &m->series[i];
         double *v = out->v + i * c->ns;
         uint8_t *ok = out->ok + i * c->ns;
-        size_t lo = 0, hi = 0; /* the window: live[lo..hi) */
+        size_t lo = 0, hi = 0;      /* the window: live[lo..hi) */
+        size_t nresets = 0, r0 = 0; /* counter resets: live[k].v < live[k - 1].v */
+        for (size_t k = 1; counter && k < s->nlive; k++) {
+            if (s->live[k].v < s->live[k - 1].v) {
+                resets[nresets++] = k;
+            }
+        }
         for (size_t j = 0; j < c->ns; j++) {
             int64_t ref = pq_ev_at_time(c->ev, m, c->t[j]) - m->offset_ms;
             while (lo < s->nlive && s->live[lo].t_ms < ref - m->range_ms) {
@@ -213,6 +221,28 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
                 hi++;
             }
             if (hi == lo) {
+                continue;
+            }
+            if (counter) {
+                /* rate and increase from the resets inside the window, in
+                 * order: the same additions as the per-window loop. */
+                if (hi - lo < 2) {
+                    continue;
+                }
+                const pq_sample *w = s->live + lo;
+                double result = w[hi - lo - 1].v - w[0].v;
+                if (w[0].v < 0) {
+                    result += 0; /* the loop's first comparison, against 0 */
+                }
+                while (r0 < nresets && resets[r0] <= lo) {
+                    r0++;
+                }
+                for (size_t r = r0; r < nresets && resets[r] < hi; r++) {
+                    result += s->live[resets[r] - 1].v;
+                }
+                v[j] = pq_extrapolate(w, hi - lo, result, ref - m->range_ms, ref, m->range_ms, true,
+                                      id == PQ_F_RATE);
+                ok[j] = 1;
                 continue;
             }
             double p0 = p.num != NULL ? p.num[j] : 0;
