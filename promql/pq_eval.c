@@ -743,6 +743,27 @@ static pq_val eval_setop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t) {
     return out;
 }
 
+bool pq_vv_binop(const pq_node *n, double l, double r, double *out) {
+    bool keep;
+    double value = pq_elem_binop(n->op, l, r, &keep);
+    if (n->bool_mod) {
+        *out = keep ? 1.0 : 0.0;
+        return true;
+    }
+    *out = value;
+    return keep;
+}
+
+const pq_lset *pq_match_labels(sl_arena *a, const pq_node *n, const pq_lset *m, const pq_lset *rs) {
+    if (n->card == PQ_CARD_ONE_ONE && (n->on || n->nmatchls > 0)) {
+        m = pq_lset_project(a, m, n->matchls, n->nmatchls, n->on, false);
+    }
+    for (size_t i = 0; i < n->ninclude && m != NULL; i++) {
+        m = pq_lset_set(a, m, n->include[i], pq_lset_get(rs, n->include[i]));
+    }
+    return m;
+}
+
 /* Prometheus's resultMetric: the labels of a vector-vector result (made
  * once per pair for the whole evaluation with a memo). */
 static const pq_lset *result_labels(pq_ev *ev, bin_memo *mm, const pq_node *n, const pq_lset *ls,
@@ -756,12 +777,7 @@ static const pq_lset *result_labels(pq_ev *ev, bin_memo *mm, const pq_node *n, c
     if (pq_binop_drops_name(n->op)) {
         m = bin_noname(ev, mm, m);
     }
-    if (n->card == PQ_CARD_ONE_ONE && (n->on || n->nmatchls > 0)) {
-        m = pq_lset_project(a, m, n->matchls, n->nmatchls, n->on, false);
-    }
-    for (size_t i = 0; i < n->ninclude && m != NULL; i++) {
-        m = pq_lset_set(a, m, n->include[i], pq_lset_get(rs, n->include[i]));
-    }
+    m = pq_match_labels(a, n, m, rs);
     if (m == NULL) {
         fail_nomem(ev);
     }
@@ -824,11 +840,8 @@ static pq_val eval_vv_binop(pq_ev *ev, pq_node *n, pq_val l, pq_val r, int64_t t
             vl = r.e[j].v;
             vr = l.e[i].v;
         }
-        bool keep;
-        double value = pq_elem_binop(n->op, vl, vr, &keep);
-        if (n->bool_mod) {
-            value = keep ? 1.0 : 0.0;
-        } else if (!keep) {
+        double value;
+        if (!pq_vv_binop(n, vl, vr, &value)) {
             continue;
         }
         const pq_lset *m = result_labels(ev, mm, n, l.e[i].ls, r.e[j].ls);

@@ -368,6 +368,14 @@ pq_query *pq_ev_query(pq_ev *ev);
  * a comparison keeps it), whether the result drops the metric name, and
  * whether op is a comparison. */
 double pq_elem_binop(pq_binop op, double l, double r, bool *keep);
+/* A vector-vector arithmetic or comparison operator on one matched pair:
+ * false when a comparison without bool drops it. */
+bool pq_vv_binop(const pq_node *n, double l, double r, double *out);
+/* Prometheus's resultMetric after the name drop: m (the left-hand labels,
+ * without __name__ where the operator drops it) projected for one-to-one
+ * on/ignoring, plus the group_left/right labels copied from rs. NULL on
+ * ENOMEM. */
+const pq_lset *pq_match_labels(sl_arena *a, const pq_node *n, const pq_lset *m, const pq_lset *rs);
 bool pq_binop_drops_name(pq_binop op);
 bool pq_binop_is_cmp(pq_binop op);
 

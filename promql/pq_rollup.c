@@ -780,63 +780,43 @@ static uint8_t *sigs_any(rctx *c, const sigs *s, const rv *v) {
     return any;
 }
 
+/* Appends series i of v where it is present and its signature group's
+ * presence row (NULL: absent at every step) equals want. */
+static void append_where(rctx *c, rv *out, const rv *v, size_t i, const uint8_t *row, bool want) {
+    size_t o = out->n;
+    out->ls[o] = v->ls[i];
+    memcpy(out->v + o * c->ns, v->v + i * c->ns, c->ns * sizeof(double));
+    for (size_t j = 0; j < c->ns; j++) {
+        bool any = row != NULL && row[j];
+        out->ok[o * c->ns + j] = v->ok[i * c->ns + j] && any == want;
+    }
+    keep_if_any(c, out, o);
+}
+
 static bool eval_setop(rctx *c, pq_node *n, const rv *l, const rv *r, rv *out) {
     new_vector(c, out, l->n + r->n);
-    if (n->op == PQ_OP_OR) {
-        sigs ls;
-        sigs_build(c, n, &ls, l);
-        uint8_t *any = sigs_any(c, &ls, l);
-        for (size_t i = 0; i < l->n; i++) {
-            out->ls[out->n] = l->ls[i];
-            memcpy(out->v + out->n * c->ns, l->v + i * c->ns, c->ns * sizeof(double));
-            memcpy(out->ok + out->n * c->ns, l->ok + i * c->ns, c->ns);
-            out->n++;
-        }
-        for (size_t i = 0; i < r->n; i++) {
-            uint32_t g = sigs_find(c, n, &ls, r->ls[i], false);
-            size_t o = out->n;
-            out->ls[o] = r->ls[i];
-            memcpy(out->v + o * c->ns, r->v + i * c->ns, c->ns * sizeof(double));
-            for (size_t j = 0; j < c->ns; j++) {
-                out->ok[o * c->ns + j] =
-                    r->ok[i * c->ns + j] && (g == UINT32_MAX || !any[g * c->ns + j]);
-            }
-            keep_if_any(c, out, o);
-        }
-        return distinct(c, out);
+    /* or: all of the left, the right where no left series of its signature
+     * is present; and/unless: the left where one of the right is (is not). */
+    bool or = n->op == PQ_OP_OR;
+    const rv *by = or ? l : r, *from = or ? r : l;
+    sigs gs;
+    sigs_build(c, n, &gs, by);
+    uint8_t *any = sigs_any(c, &gs, by);
+    for (size_t i = 0; or &&i < l->n; i++) {
+        append_where(c, out, l, i, NULL, false);
     }
-    sigs rs;
-    sigs_build(c, n, &rs, r);
-    uint8_t *any = sigs_any(c, &rs, r);
-    bool and = n->op == PQ_OP_AND;
-    for (size_t i = 0; i < l->n; i++) {
-        uint32_t g = sigs_find(c, n, &rs, l->ls[i], false);
-        size_t o = out->n;
-        out->ls[o] = l->ls[i];
-        memcpy(out->v + o * c->ns, l->v + i * c->ns, c->ns * sizeof(double));
-        for (size_t j = 0; j < c->ns; j++) {
-            bool found = g != UINT32_MAX && any[g * c->ns + j];
-            out->ok[o * c->ns + j] = l->ok[i * c->ns + j] && found == and;
-        }
-        keep_if_any(c, out, o);
+    for (size_t i = 0; i < from->n; i++) {
+        uint32_t g = sigs_find(c, n, &gs, from->ls[i], false);
+        append_where(c, out, from, i, g == UINT32_MAX ? NULL : any + g * c->ns, n->op == PQ_OP_AND);
     }
-    return true;
+    return ! or || distinct(c, out);
 }
 
 /* Prometheus's resultMetric for a matched pair. */
 static const pq_lset *result_labels(rctx *c, const pq_node *n, const pq_lset *ls,
                                     const pq_lset *rs) {
-    sl_arena *a = pq_ev_arena(c->ev);
-    const pq_lset *m = ls;
-    if (pq_binop_drops_name(n->op)) {
-        m = noname(c, m);
-    }
-    if (n->card == PQ_CARD_ONE_ONE && (n->on || n->nmatchls > 0)) {
-        m = pq_lset_project(a, m, n->matchls, n->nmatchls, n->on, false);
-    }
-    for (size_t i = 0; i < n->ninclude && m != NULL; i++) {
-        m = pq_lset_set(a, m, n->include[i], pq_lset_get(rs, n->include[i]));
-    }
+    const pq_lset *m = pq_binop_drops_name(n->op) ? noname(c, ls) : ls;
+    m = pq_match_labels(pq_ev_arena(c->ev), n, m, rs);
     if (m == NULL) {
         fail_nomem(c);
     }
@@ -881,15 +861,7 @@ static bool eval_vv(rctx *c, pq_node *n, const rv *l0, const rv *r0, rv *out) {
                 continue;
             }
             double vl = swapped ? rv_[j] : lv[j], vr = swapped ? lv[j] : rv_[j];
-            bool keep;
-            double value = pq_elem_binop(n->op, vl, vr, &keep);
-            if (n->bool_mod) {
-                value = keep ? 1.0 : 0.0;
-            } else if (!keep) {
-                continue;
-            }
-            v[j] = value;
-            ok[j] = 1;
+            ok[j] = pq_vv_binop(n, vl, vr, &v[j]);
         }
         keep_if_any(c, out, o);
     }
