@@ -356,6 +356,9 @@ static int dm_value_text(sl_arena *a, const Opentelemetry__Proto__Common__V1__An
     return out->ptr != NULL ? 0 : SL_ENOMEM;
 }
 
+static int dm_merge_labels(sl_arena *a, const dm_label *in, size_t n, stg_label **out,
+                           size_t *nout);
+
 /* Sorted, merged labels: equal names keep the highest priority's value, or
  * for attributes alone their values joined with ';' in key order. Empty
  * values are dropped (Prometheus has no empty labels). */
@@ -374,6 +377,12 @@ static int dm_finish_labels(sl_arena *a, dm_label *in, size_t n, stg_label **out
             in[j] = x;
         }
     }
+    return dm_merge_labels(a, in, n, out, nout);
+}
+
+/* dm_finish_labels over labels already sorted. */
+static int dm_merge_labels(sl_arena *a, const dm_label *in, size_t n, stg_label **out,
+                           size_t *nout) {
     stg_label *l = sl_arena_alloc(a, (n ? n : 1) * sizeof(*l));
     if (l == NULL) {
         return SL_ENOMEM;
@@ -416,6 +425,9 @@ static int dm_finish_labels(sl_arena *a, dm_label *in, size_t n, stg_label **out
 
 /* --- the batch ---------------------------------------------------------------- */
 
+#define DM_NAME_CACHE 32
+#define DM_PERM_MAX 16
+
 typedef struct dm_ctx {
     sl_arena *a;
     col_mbatch *out;
@@ -430,6 +442,14 @@ typedef struct dm_ctx {
     /* per point: attributes (sanitized) */
     dm_label *attrs;
     size_t nattrs;
+    /* Reused across the points of a request, whose attributes mostly repeat:
+     * label names by attribute key, and the order the last label sort found
+     * for its input's (name, priority, key) sequence. */
+    sl_str nc_key[DM_NAME_CACHE], nc_name[DM_NAME_CACHE];
+    size_t nnc, nc_next;
+    dm_label perm_in[DM_PERM_MAX];
+    uint8_t perm[DM_PERM_MAX];
+    size_t nperm;
 } dm_ctx;
 
 static void dm_reject(dm_ctx *c, sl_str metric, size_t point, const char *why) {
@@ -459,6 +479,56 @@ static bool dm_gate(dm_ctx *c, size_t first, sl_str metric, size_t point) {
     return false;
 }
 
+/* col_prom_label_name through the request's cache of recent keys. */
+static sl_str dm_label_name(dm_ctx *c, sl_str key) {
+    for (size_t i = 0; i < c->nnc; i++) {
+        if (sl_str_eq(c->nc_key[i], key)) {
+            return c->nc_name[i];
+        }
+    }
+    sl_str name = col_prom_label_name(c->a, key);
+    if (name.ptr != NULL) {
+        size_t i = c->nnc < DM_NAME_CACHE ? c->nnc++ : c->nc_next++ % DM_NAME_CACHE;
+        c->nc_key[i] = key;
+        c->nc_name[i] = name;
+    }
+    return name;
+}
+
+/* Sorts the labels in[0..n) as dm_finish_labels does (by name, priority,
+ * key; stable), reusing the previous order when the sequence of names,
+ * priorities and keys is the one sorted last: the order depends on nothing
+ * else. */
+static void dm_sort_labels(dm_ctx *c, dm_label *in, size_t n) {
+    if (n > DM_PERM_MAX) {
+        qsort(in, n, sizeof(*in), dm_cmp_label);
+        return;
+    }
+    bool same = n == c->nperm;
+    for (size_t i = 0; i < n && same; i++) {
+        same = in[i].prio == c->perm_in[i].prio && sl_str_eq(in[i].name, c->perm_in[i].name) &&
+               sl_str_eq(in[i].key, c->perm_in[i].key);
+    }
+    dm_label tmp[DM_PERM_MAX];
+    memcpy(tmp, in, n * sizeof(*in));
+    if (!same) {
+        /* Insertion sort of the indexes: a point's few labels. */
+        memcpy(c->perm_in, in, n * sizeof(*in));
+        c->nperm = n;
+        for (size_t i = 0; i < n; i++) {
+            size_t j = i;
+            while (j > 0 && dm_cmp_label(&tmp[c->perm[j - 1]], &tmp[i]) > 0) {
+                c->perm[j] = c->perm[j - 1];
+                j--;
+            }
+            c->perm[j] = (uint8_t)i;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        in[i] = tmp[c->perm[i]];
+    }
+}
+
 static int dm_point_attrs(dm_ctx *c, pb_kv *const *kvs, size_t n) {
     c->attrs = sl_arena_alloc(c->a, (n + c->nbase + 2) * sizeof(dm_label));
     if (c->attrs == NULL) {
@@ -470,7 +540,7 @@ static int dm_point_attrs(dm_ctx *c, pb_kv *const *kvs, size_t n) {
         dm_label *l = &c->attrs[c->nattrs];
         l->key = key;
         l->prio = 0;
-        l->name = col_prom_label_name(c->a, key);
+        l->name = dm_label_name(c, key);
         if (l->name.ptr == NULL) {
             return SL_ENOMEM;
         }
@@ -504,7 +574,8 @@ static int dm_series(dm_ctx *c, sl_str name, const char *extra_name, sl_str extr
     }
     stg_label *l;
     size_t nl;
-    int rc = dm_finish_labels(c->a, tmp, n, &l, &nl);
+    dm_sort_labels(c, tmp, n);
+    int rc = dm_merge_labels(c->a, tmp, n, &l, &nl);
     if (rc != 0) {
         return rc;
     }

@@ -321,6 +321,38 @@ static void test_resource_labels(void) {
     sl_arena_free(&g_a);
 }
 
+/* Points of a request repeat their attribute keys: label names and the
+ * label order are reused from the previous point only when they apply
+ * (same keys in the same order); colliding keys still join in key order. */
+static void test_repeated_attrs(void) {
+    sl_arena_init(&g_a, 0);
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p[] = {
+        num(2000000000, 1, 0), num(2000000000, 2, 0), num(2000000000, 3, 0), num(2000000000, 4, 0),
+        num(2000000000, 5, 0)};
+    pb_kv *a0[] = {kv("x.y", "2"), kv("b", "1"), kv("x_y", "3")};
+    pb_kv *a1[] = {kv("x.y", "5"), kv("b", "4"), kv("x_y", "6")};
+    pb_kv *a2[] = {kv("x_y", "9"), kv("b", "7"), kv("x.y", "8")};
+    pb_kv *a3[] = {kv("b", ""), kv("x.y", "1")};
+    pb_kv *a4[] = {kv("b", "z"), kv("x-y", "w")};
+    pb_kv **as[] = {a0, a1, a2, a3, a4};
+    const size_t ns[] = {3, 3, 3, 2, 2};
+    for (size_t i = 0; i < 5; i++) {
+        p[i]->attributes = as[i];
+        p[i]->n_attributes = ns[i];
+    }
+    pb_metric *ms[] = {sum_metric("g", 2, false, p, 5)};
+    col_mbatch b = {0};
+    char err[256];
+    ASSERT_EQ(col_metrics_to_series(mkreq(ms, 1), &g_a, &b, err, sizeof(err)), 0);
+    ASSERT_EQ(b.points, 5);
+    ASSERT_TRUE(find(&b, "g_seconds{b=1,instance=i-1,job=api,service_name=api,x_y=2;3}") != NULL);
+    ASSERT_TRUE(find(&b, "g_seconds{b=4,instance=i-1,job=api,service_name=api,x_y=5;6}") != NULL);
+    ASSERT_TRUE(find(&b, "g_seconds{b=7,instance=i-1,job=api,service_name=api,x_y=8;9}") != NULL);
+    ASSERT_TRUE(find(&b, "g_seconds{instance=i-1,job=api,service_name=api,x_y=1}") != NULL);
+    ASSERT_TRUE(find(&b, "g_seconds{b=z,instance=i-1,job=api,service_name=api,x_y=w}") != NULL);
+    sl_arena_free(&g_a);
+}
+
 static void test_sums_and_partial_success(void) {
     sl_arena_init(&g_a, 0);
     Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p1[] = {num(2000000000, 5, 0),
@@ -673,6 +705,7 @@ int main(void) {
     RUN(test_spec_example_json);
     RUN(test_sums_and_partial_success);
     RUN(test_resource_labels);
+    RUN(test_repeated_attrs);
     RUN(test_histograms);
     RUN(test_summary);
     RUN(test_span_metrics);
