@@ -20,6 +20,7 @@ import hmac
 import http.client as httpclient
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -201,6 +202,17 @@ class Fleet:
                 return f.read().decode(errors="replace")[-4000:]
         except OSError:
             return ""
+
+    def failure_log(self):
+        """The log's sanitizer reports when it has any (they come long
+        before the process's last lines), else its tail."""
+        try:
+            with open(os.path.join(self.dir, "stderr.log"), "rb") as f:
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        reports = [m.start() for m in re.finditer(r"(WARNING|ERROR): \w+Sanitizer", text)]
+        return text[reports[0]:reports[0] + 6000] if reports else text[-800:]
 
     def request(self, method, path, body=None, headers=None, timeout=30):
         return http(method, self.url + path, body, headers, timeout)

@@ -229,7 +229,7 @@ try:
 
     for p in procs:
         if p.proc is not None and p.proc.poll() is None:
-            check_eq(p.stop(), 0, f"{p.name} exits 0 on SIGTERM: " + p.read_log()[-800:])
+            check_eq(p.stop(), 0, f"{p.name} exits 0 on SIGTERM: " + p.failure_log())
 finally:
     for p in procs:
         p.cleanup()

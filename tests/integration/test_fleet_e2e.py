@@ -248,7 +248,7 @@ try:
 finally:
     for p in reversed(procs):
         rc = p.stop()
-        check_eq(rc, 0, f"{p.name} stops cleanly ({p.read_log()[-400:]})")
+        check_eq(rc, 0, f"{p.name} stops cleanly ({p.failure_log()})")
     sightline.stop()
     receiver.stop()
     nats.cleanup()

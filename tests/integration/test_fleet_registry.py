@@ -87,7 +87,7 @@ try:
           (instances("echo"),))
     for p in procs:
         if p.proc is not None and p.proc.poll() is None:
-            check_eq(p.stop(), 0, f"{p.name} exits 0: " + p.read_log()[-600:])
+            check_eq(p.stop(), 0, f"{p.name} exits 0: " + p.failure_log())
 finally:
     for p in procs:
         p.cleanup()

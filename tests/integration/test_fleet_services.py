@@ -371,7 +371,7 @@ try:
 finally:
     for p in reversed(procs):
         rc = p.stop()
-        check_eq(rc, 0, f"{p.name} stops cleanly on SIGTERM ({p.read_log()[-600:]})")
+        check_eq(rc, 0, f"{p.name} stops cleanly on SIGTERM ({p.failure_log()})")
     receiver.stop()
     nats.cleanup()
 

@@ -236,8 +236,11 @@ static void publish(sf_req *r, void *ud) {
 
 static void received(sf_req *r, void *ud) {
     echo *e = ud;
+    /* A copy: the reply is written after the lock is released, while the
+     * consumer thread appends to the list (a shared reference raced it). */
     pthread_mutex_lock(&e->mu);
-    json_t *j = json_pack("{s:O,s:i}", "events", e->received, "deliveries", (int)e->deliveries);
+    json_t *j = json_pack("{s:o,s:i}", "events", json_deep_copy(e->received), "deliveries",
+                          (int)e->deliveries);
     pthread_mutex_unlock(&e->mu);
     sf_reply_json(r, 200, j);
 }
