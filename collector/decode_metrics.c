@@ -236,7 +236,7 @@ static void dm_unit_split(sl_str unit, sl_str *main, sl_str *per) {
     }
 }
 
-sl_str col_prom_unit(sl_arena *a, sl_str unit) {
+static sl_str dm_unit_text(sl_arena *a, sl_str unit) {
     sl_str main, per;
     dm_unit_split(unit, &main, &per);
     sl_str mw = dm_unit_word(a, main, dm_units, sizeof(dm_units) / sizeof(dm_units[0]));
@@ -251,7 +251,7 @@ sl_str col_prom_unit(sl_arena *a, sl_str unit) {
     return mw.len > 0 ? dm_join(a, w, 3, "") : dm_join(a, w + 1, 2, "");
 }
 
-sl_str col_prom_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, bool counter) {
+static sl_str dm_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, bool counter) {
     dm_words ws = {0};
     dm_split(name, &ws);
     sl_str main, per;
@@ -282,6 +282,93 @@ sl_str col_prom_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, b
     }
     bool digit = ws.n > 0 && ws.w[0].ptr[0] >= '0' && ws.w[0].ptr[0] <= '9';
     return dm_join(a, ws.w, ws.n, digit ? "_" : "");
+}
+
+/* Translated names and units, remembered per decoding thread: exporters
+ * send the same metrics in every request, and translating a name (its
+ * words, its unit's words, the suffixes) costs more than decoding the
+ * metric's points. A direct-mapped table of fixed entries (no allocation,
+ * nothing to free at thread exit); a key or result too long for an entry is
+ * not remembered. Results are copied into the request's arena: a later miss
+ * may replace the entry. */
+#define DM_MEMO_SLOTS 512 /* a power of two */
+#define DM_MEMO_KEY 96
+#define DM_MEMO_OUT 128
+
+typedef struct dm_memo_ent {
+    uint32_t key_len; /* 0: empty */
+    uint32_t out_len;
+    char key[DM_MEMO_KEY];
+    char out[DM_MEMO_OUT];
+} dm_memo_ent;
+
+static _Thread_local dm_memo_ent dm_memo[DM_MEMO_SLOTS];
+
+typedef struct dm_memo_key {
+    char k[DM_MEMO_KEY];
+    size_t len; /* 0: too long to remember */
+    dm_memo_ent *slot;
+} dm_memo_key;
+
+/* Builds the key tag, a, NUL, b and finds its slot. Returns the remembered
+ * translation copied into the arena, or {NULL, 0} on a miss (k says where
+ * dm_memo_put stores the answer). */
+static sl_str dm_memo_get(sl_arena *ar, char tag, sl_str a, sl_str b, dm_memo_key *k) {
+    size_t kl = 1 + a.len + 1 + b.len;
+    k->len = 0;
+    k->slot = NULL;
+    if (kl > DM_MEMO_KEY) {
+        return (sl_str){NULL, 0};
+    }
+    k->k[0] = tag;
+    if (a.len > 0) {
+        memcpy(k->k + 1, a.ptr, a.len);
+    }
+    k->k[1 + a.len] = '\0';
+    if (b.len > 0) {
+        memcpy(k->k + 2 + a.len, b.ptr, b.len);
+    }
+    k->len = kl;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < kl; i++) {
+        h = (h ^ (uint8_t)k->k[i]) * 16777619u;
+    }
+    k->slot = &dm_memo[h & (DM_MEMO_SLOTS - 1)];
+    const dm_memo_ent *e = k->slot;
+    if (e->key_len != kl || memcmp(e->key, k->k, kl) != 0) {
+        return (sl_str){NULL, 0};
+    }
+    char *out = sl_arena_alloc(ar, e->out_len + 1);
+    if (out != NULL) {
+        memcpy(out, e->out, e->out_len + 1);
+    }
+    return (sl_str){out, out != NULL ? e->out_len : 0};
+}
+
+static sl_str dm_memo_put(const dm_memo_key *k, sl_str r) {
+    if (k->slot != NULL && r.ptr != NULL && r.len < DM_MEMO_OUT) {
+        dm_memo_ent *e = k->slot;
+        memcpy(e->key, k->k, k->len);
+        e->key_len = (uint32_t)k->len;
+        if (r.len > 0) {
+            memcpy(e->out, r.ptr, r.len);
+        }
+        e->out[r.len] = '\0';
+        e->out_len = (uint32_t)r.len;
+    }
+    return r;
+}
+
+sl_str col_prom_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, bool counter) {
+    dm_memo_key k;
+    sl_str r = dm_memo_get(a, (char)('0' + (gauge ? 1 : 0) + (counter ? 2 : 0)), name, unit, &k);
+    return r.ptr != NULL ? r : dm_memo_put(&k, dm_metric_name(a, name, unit, gauge, counter));
+}
+
+sl_str col_prom_unit(sl_arena *a, sl_str unit) {
+    dm_memo_key k;
+    sl_str r = dm_memo_get(a, 'u', unit, (sl_str){"", 0}, &k);
+    return r.ptr != NULL ? r : dm_memo_put(&k, dm_unit_text(a, unit));
 }
 
 /* s + "_" + suffix, always (histogram and summary series names). */
@@ -450,6 +537,9 @@ typedef struct dm_ctx {
     dm_label perm_in[DM_PERM_MAX];
     uint8_t perm[DM_PERM_MAX];
     size_t nperm;
+    /* open-addressed index over out->meta by family (entry + 1; 0 empty) */
+    uint32_t *midx;
+    size_t mslots;
 } dm_ctx;
 
 static void dm_reject(dm_ctx *c, sl_str metric, size_t point, const char *why) {
@@ -606,10 +696,49 @@ static int dm_series(dm_ctx *c, sl_str name, const char *extra_name, sl_str extr
     return 0;
 }
 
+static size_t dm_fam_slot(sl_str f, size_t slots) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < f.len; i++) {
+        h = (h ^ (uint8_t)f.ptr[i]) * 16777619u;
+    }
+    return h & (slots - 1);
+}
+
+/* Keeps the family index at most half full (rebuilt from out->meta when it
+ * doubles). Returns 0 or SL_ENOMEM. */
+static int dm_meta_index(dm_ctx *c) {
+    col_mbatch *b = c->out;
+    if ((b->nmeta + 1) * 2 <= c->mslots) {
+        return 0;
+    }
+    size_t slots = c->mslots ? c->mslots * 2 : 64;
+    while ((b->nmeta + 1) * 2 > slots) {
+        slots *= 2;
+    }
+    uint32_t *idx = sl_arena_calloc(c->a, slots, sizeof(*idx));
+    if (idx == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t k = 0; k < b->nmeta; k++) {
+        size_t i = dm_fam_slot(b->meta[k].metric, slots);
+        while (idx[i] != 0) {
+            i = (i + 1) & (slots - 1);
+        }
+        idx[i] = (uint32_t)k + 1;
+    }
+    c->midx = idx;
+    c->mslots = slots;
+    return 0;
+}
+
 static int dm_meta(dm_ctx *c, sl_str family, const char *type, const pb_metric *m) {
     col_mbatch *b = c->out;
-    for (size_t i = 0; i < b->nmeta; i++) {
-        if (sl_str_eq(b->meta[i].metric, family)) {
+    if (dm_meta_index(c) != 0) {
+        return SL_ENOMEM;
+    }
+    size_t slot = dm_fam_slot(family, c->mslots);
+    for (; c->midx[slot] != 0; slot = (slot + 1) & (c->mslots - 1)) {
+        if (sl_str_eq(b->meta[c->midx[slot] - 1].metric, family)) {
             return 0;
         }
     }
@@ -629,6 +758,7 @@ static int dm_meta(dm_ctx *c, sl_str family, const char *type, const pb_metric *
     if (unit.ptr == NULL) {
         return SL_ENOMEM;
     }
+    c->midx[slot] = (uint32_t)b->nmeta + 1;
     b->meta[b->nmeta++] = (stg_metric_meta){
         family, sl_str_c(type), m != NULL ? dm_view(m->description) : (sl_str){"", 0}, unit};
     return 0;

@@ -53,7 +53,7 @@ int sl_buf_reserve(sl_buf *b, size_t extra) {
     return 0;
 }
 
-int sl_buf_append(sl_buf *b, const void *p, size_t len) {
+int sl_buf_append_grow(sl_buf *b, const void *p, size_t len) {
     if (len == 0) {
         return 0;
     }
@@ -68,14 +68,6 @@ int sl_buf_append(sl_buf *b, const void *p, size_t len) {
 
 int sl_buf_append_str(sl_buf *b, const char *s) {
     return sl_buf_append(b, s, strlen(s));
-}
-
-int sl_buf_putc(sl_buf *b, uint8_t c) {
-    if (b->len < b->cap) {
-        b->data[b->len++] = c;
-        return 0;
-    }
-    return sl_buf_append(b, &c, 1);
 }
 
 int sl_buf_printf(sl_buf *b, const char *fmt, ...) {
@@ -101,7 +93,7 @@ int sl_buf_printf(sl_buf *b, const char *fmt, ...) {
     return 0;
 }
 
-int sl_buf_put_uvarint(sl_buf *b, uint64_t v) {
+int sl_buf_put_uvarint_grow(sl_buf *b, uint64_t v) {
     uint8_t tmp[10];
     size_t n = 0;
     while (v >= 0x80) {
@@ -109,7 +101,7 @@ int sl_buf_put_uvarint(sl_buf *b, uint64_t v) {
         v >>= 7;
     }
     tmp[n++] = (uint8_t)v;
-    return sl_buf_append(b, tmp, n);
+    return sl_buf_append_grow(b, tmp, n);
 }
 
 uint8_t *sl_buf_take(sl_buf *b, size_t *len) {

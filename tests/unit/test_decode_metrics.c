@@ -65,10 +65,37 @@ static void test_names(void) {
         {"latency.seconds", "s", false, false, "latency_seconds"},
         {"x", " s ", false, false, "x_seconds"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        sl_str got = col_prom_metric_name(&g_a, sl_str_c(cases[i].name), sl_str_c(cases[i].unit),
-                                          cases[i].gauge, cases[i].counter);
-        ASSERT_SLSTR_EQ(got, cases[i].want);
+    /* Twice: the second pass answers from the thread's memo, which keys on
+     * the flags too ("queue.ratio" and "up.ratio.x" differ by them), and
+     * each answer is the caller's own copy. */
+    const char *first[sizeof(cases) / sizeof(cases[0])];
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            sl_str got =
+                col_prom_metric_name(&g_a, sl_str_c(cases[i].name), sl_str_c(cases[i].unit),
+                                     cases[i].gauge, cases[i].counter);
+            ASSERT_SLSTR_EQ(got, cases[i].want);
+            if (pass == 0) {
+                first[i] = got.ptr;
+            } else {
+                ASSERT_TRUE(got.ptr != first[i]);
+            }
+        }
+    }
+    ASSERT_SLSTR_EQ(
+        col_prom_metric_name(&g_a, SL_STR_LIT("queue.ratio"), SL_STR_LIT("1"), true, false),
+        "queue_ratio");
+    ASSERT_SLSTR_EQ(col_prom_unit(&g_a, SL_STR_LIT("By/s")), "bytes_per_second");
+    ASSERT_SLSTR_EQ(col_prom_unit(&g_a, SL_STR_LIT("By/s")), "bytes_per_second");
+    /* Too long for the memo's entries: translated each time all the same. */
+    char longname[300];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    longname[100] = '.';
+    for (int pass = 0; pass < 2; pass++) {
+        sl_str got = col_prom_metric_name(&g_a, sl_str_c(longname), SL_STR_LIT("s"), false, true);
+        ASSERT_EQ(got.len, sizeof(longname) - 1 + strlen("_seconds_total"));
+        ASSERT_TRUE(got.ptr[100] == '_' && strcmp(got.ptr + got.len - 14, "_seconds_total") == 0);
     }
     ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("http.method")), "http_method");
     ASSERT_SLSTR_EQ(col_prom_label_name(&g_a, SL_STR_LIT("0abc")), "key_0abc");
@@ -350,6 +377,45 @@ static void test_repeated_attrs(void) {
     ASSERT_TRUE(find(&b, "g_seconds{b=7,instance=i-1,job=api,service_name=api,x_y=8;9}") != NULL);
     ASSERT_TRUE(find(&b, "g_seconds{instance=i-1,job=api,service_name=api,x_y=1}") != NULL);
     ASSERT_TRUE(find(&b, "g_seconds{b=z,instance=i-1,job=api,service_name=api,x_y=w}") != NULL);
+    sl_arena_free(&g_a);
+}
+
+/* Metadata: one entry per family, however many families a request has and
+ * in whatever order their points come (the family index grows past its
+ * first size here). */
+static void test_many_families(void) {
+    sl_arena_init(&g_a, 0);
+    enum { FAMILIES = 300 };
+    pb_metric *ms[2 * FAMILIES];
+    char names[FAMILIES][16];
+    for (size_t i = 0; i < 2 * FAMILIES; i++) {
+        size_t f = i % FAMILIES;
+        snprintf(names[f], sizeof(names[f]), "fam.%zu", f);
+        Opentelemetry__Proto__Metrics__V1__NumberDataPoint **p =
+            sl_arena_calloc(&g_a, 1, sizeof(*p));
+        p[0] = num(2000000000 + (uint64_t)i * 1000000, (double)i, 0);
+        pb_kv **attrs = sl_arena_calloc(&g_a, 1, sizeof(*attrs));
+        attrs[0] = kv("copy", i < FAMILIES ? "a" : "b");
+        p[0]->attributes = attrs;
+        p[0]->n_attributes = 1;
+        ms[i] = sum_metric(names[f], 2, true, p, 1);
+    }
+    req_t *r = mkreq(ms, 2 * FAMILIES);
+    col_mbatch b = {0};
+    char err[256];
+    ASSERT_EQ(col_metrics_to_series(r, &g_a, &b, err, sizeof(err)), 0);
+    ASSERT_EQ(b.points, 2 * FAMILIES);
+    ASSERT_EQ(b.nmeta, FAMILIES + 1); /* and target_info (host.name) */
+    size_t seconds = 0, info = 0;
+    for (size_t i = 0; i < b.nmeta; i++) {
+        for (size_t j = i + 1; j < b.nmeta; j++) {
+            ASSERT_TRUE(!sl_str_eq(b.meta[i].metric, b.meta[j].metric));
+        }
+        seconds += sl_str_eqc(b.meta[i].unit, "seconds");
+        info += sl_str_eqc(b.meta[i].metric, "target_info");
+    }
+    ASSERT_EQ(seconds, FAMILIES);
+    ASSERT_EQ(info, 1);
     sl_arena_free(&g_a);
 }
 
@@ -704,6 +770,7 @@ int main(void) {
     RUN(test_floats);
     RUN(test_spec_example_json);
     RUN(test_sums_and_partial_success);
+    RUN(test_many_families);
     RUN(test_resource_labels);
     RUN(test_repeated_attrs);
     RUN(test_histograms);
