@@ -287,11 +287,14 @@ static sl_str dm_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, 
 /* Translated names and units, remembered per decoding thread: exporters
  * send the same metrics in every request, and translating a name (its
  * words, its unit's words, the suffixes) costs more than decoding the
- * metric's points. A direct-mapped table of fixed entries (no allocation,
- * nothing to free at thread exit); a key or result too long for an entry is
- * not remembered. Results are copied into the request's arena: a later miss
- * may replace the entry. */
-#define DM_MEMO_SLOTS 512 /* a power of two */
+ * metric's points. A 4-way set-associative table of fixed entries (no
+ * allocation, nothing to free at thread exit; a direct-mapped one lost a
+ * third of a request's 250 names to collisions), replaced round-robin
+ * within a set; a key or result too long for an entry is not remembered.
+ * Results are copied into the request's arena: a later miss may replace
+ * the entry. */
+#define DM_MEMO_WAYS 4
+#define DM_MEMO_SETS 128 /* a power of two */
 #define DM_MEMO_KEY 96
 #define DM_MEMO_OUT 128
 
@@ -302,7 +305,8 @@ typedef struct dm_memo_ent {
     char out[DM_MEMO_OUT];
 } dm_memo_ent;
 
-static _Thread_local dm_memo_ent dm_memo[DM_MEMO_SLOTS];
+static _Thread_local dm_memo_ent dm_memo[DM_MEMO_SETS][DM_MEMO_WAYS];
+static _Thread_local uint8_t dm_memo_next[DM_MEMO_SETS]; /* next way to replace */
 
 typedef struct dm_memo_key {
     char k[DM_MEMO_KEY];
@@ -333,9 +337,17 @@ static sl_str dm_memo_get(sl_arena *ar, char tag, sl_str a, sl_str b, dm_memo_ke
     for (size_t i = 0; i < kl; i++) {
         h = (h ^ (uint8_t)k->k[i]) * 16777619u;
     }
-    k->slot = &dm_memo[h & (DM_MEMO_SLOTS - 1)];
-    const dm_memo_ent *e = k->slot;
-    if (e->key_len != kl || memcmp(e->key, k->k, kl) != 0) {
+    size_t set = h & (DM_MEMO_SETS - 1);
+    const dm_memo_ent *e = NULL;
+    for (size_t w = 0; w < DM_MEMO_WAYS && e == NULL; w++) {
+        const dm_memo_ent *x = &dm_memo[set][w];
+        if (x->key_len == kl && memcmp(x->key, k->k, kl) == 0) {
+            e = x;
+        }
+    }
+    if (e == NULL) {
+        k->slot = &dm_memo[set][dm_memo_next[set]];
+        dm_memo_next[set] = (uint8_t)((dm_memo_next[set] + 1) % DM_MEMO_WAYS);
         return (sl_str){NULL, 0};
     }
     char *out = sl_arena_alloc(ar, e->out_len + 1);
