@@ -200,6 +200,52 @@ size_t sl_fmt_shortest(double v, char *digits, int *exp10) {
     return fm_slow(a, digits, exp10);
 }
 
+/* Values with few decimal places (most gauges, means of them, ratios such
+ * as 0.25): the first k in 1..22 for which the integer m nearest to
+ * |v| * 10^k gives m / 10^k == |v|. With m < 2^53 and 10^k exact, that
+ * division is correctly rounded, so the decimal m * 10^-k reads back as |v|;
+ * while |v| * 10^k < 2^52 the rounding interval of |v| scaled by 10^k is
+ * narrower than 1, so m is the only k-place decimal that does. A smaller k
+ * would have been found first, and fewer places mean fewer significant
+ * digits (two candidates of the same length on either side of a power of
+ * ten would put that power of ten, one digit, in the interval): m * 10^-k is
+ * the shortest, and the only one of its length, as Go's formatting chooses.
+ * Writes it in the 'f' layout; 0 when there is no such k. */
+static size_t fm_short_decimal(double a, char *out) {
+    static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    for (int k = 1; k <= 22; k++) {
+        double x = a * p10[k];
+        if (x >= 0x1p52) {
+            return 0;
+        }
+        double r = floor(x + 0.5);
+        /* x is within a few ulps of m when m reads back: skip the division
+         * elsewhere. */
+        if (fabs(x - r) > x * 0x1p-49 || r == 0 || r / p10[k] != a) {
+            continue;
+        }
+        char d[24];
+        size_t nd = fm_utoa((uint64_t)r, d), n = 0;
+        if (nd <= (size_t)k) {
+            out[n++] = '0';
+            out[n++] = '.';
+            for (size_t i = nd; i < (size_t)k; i++) {
+                out[n++] = '0';
+            }
+            memcpy(out + n, d, nd);
+            return n + nd;
+        }
+        memcpy(out, d, nd - (size_t)k);
+        n = nd - (size_t)k;
+        out[n++] = '.';
+        memcpy(out + n, d + nd - (size_t)k, (size_t)k);
+        return n + (size_t)k;
+    }
+    return 0;
+}
+
 size_t sl_fmt_double(double v, char *buf) {
     if (isnan(v)) {
         memcpy(buf, "NaN", 4);
@@ -222,6 +268,12 @@ size_t sl_fmt_double(double v, char *buf) {
     if (a < 1e15 && a == floor(a)) {
         /* Integers (most counters and gauges) need no search. */
         k += fm_utoa((uint64_t)a, buf + k);
+        buf[k] = '\0';
+        return k;
+    }
+    size_t sd = fm_short_decimal(a, buf + k);
+    if (sd > 0) {
+        k += sd;
         buf[k] = '\0';
         return k;
     }

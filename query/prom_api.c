@@ -346,9 +346,11 @@ int qry_store_select(void *ud, const pq_matcher *m, size_t nm, int64_t mint_ms, 
 
 /* --- rendering ------------------------------------------------------------------------ */
 
-/* A timestamp as Prometheus writes it: seconds with up to three decimals. */
-static void jw_time(qry_jw *w, int64_t ms) {
-    char buf[32], rev[24];
+/* A timestamp as Prometheus writes it, seconds with up to three decimals,
+ * into out (room for 24); returns the length. Integer arithmetic only:
+ * result timestamps are whole milliseconds (multiples of the step). */
+static size_t fmt_time(int64_t ms, char *out) {
+    char rev[24];
     size_t n = 0, r = 0;
     int64_t s = ms / 1000, frac = ms % 1000;
     if (frac < 0) {
@@ -357,35 +359,51 @@ static void jw_time(qry_jw *w, int64_t ms) {
     }
     uint64_t u = s < 0 ? (uint64_t)0 - (uint64_t)s : (uint64_t)s;
     if (s < 0) {
-        buf[n++] = '-';
+        out[n++] = '-';
     }
     do {
         rev[r++] = (char)('0' + u % 10);
         u /= 10;
     } while (u > 0);
     while (r > 0) {
-        buf[n++] = rev[--r];
+        out[n++] = rev[--r];
     }
     if (frac != 0) {
-        buf[n++] = '.';
-        buf[n++] = (char)('0' + frac / 100);
-        buf[n++] = (char)('0' + frac / 10 % 10);
-        buf[n++] = (char)('0' + frac % 10);
-        while (buf[n - 1] == '0') {
+        out[n++] = '.';
+        out[n++] = (char)('0' + frac / 100);
+        out[n++] = (char)('0' + frac / 10 % 10);
+        out[n++] = (char)('0' + frac % 10);
+        while (out[n - 1] == '0') {
             n--;
         }
     }
+    return n;
+}
+
+static void jw_time(qry_jw *w, int64_t ms) {
+    char buf[24];
+    qry_jw_raw(w, buf, fmt_time(ms, buf));
+}
+
+/* [t,"v"], after a comma unless first: one append per point. */
+static void jw_point_sep(qry_jw *w, pq_sample p, bool first) {
+    char buf[SL_FMT_DOUBLE_MAX + 32];
+    size_t n = 0;
+    if (!first) {
+        buf[n++] = ',';
+    }
+    buf[n++] = '[';
+    n += fmt_time(p.t_ms, buf + n);
+    buf[n++] = ',';
+    buf[n++] = '"';
+    n += sl_fmt_double(p.v, buf + n);
+    buf[n++] = '"';
+    buf[n++] = ']';
     qry_jw_raw(w, buf, n);
 }
 
 static void jw_point(qry_jw *w, pq_sample p) {
-    char buf[SL_FMT_DOUBLE_MAX + 4];
-    QRY_JW_LIT(w, "[");
-    jw_time(w, p.t_ms);
-    memcpy(buf, ",\"", 2);
-    size_t n = 2 + sl_fmt_double(p.v, buf + 2);
-    memcpy(buf + n, "\"]", 2);
-    qry_jw_raw(w, buf, n + 2);
+    jw_point_sep(w, p, true);
 }
 
 static void jw_labels(qry_jw *w, const pq_label *l, size_t n) {
@@ -429,10 +447,7 @@ static void render_result(qry_jw *w, const pq_result *r) {
             } else {
                 QRY_JW_LIT(w, ",\"values\":[");
                 for (size_t j = 0; j < s->npoints; j++) {
-                    if (j > 0) {
-                        QRY_JW_LIT(w, ",");
-                    }
-                    jw_point(w, s->points[j]);
+                    jw_point_sep(w, s->points[j], j == 0);
                 }
                 QRY_JW_LIT(w, "]");
             }

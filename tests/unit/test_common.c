@@ -341,6 +341,124 @@ static void test_fmt_double(void) {
     }
 }
 
+/* v in Go's 'f' layout from the reference digits: what sl_fmt_double wrote
+ * before its short-decimal path, and must still write. */
+static void ref_fmt_double(double v, char *out) {
+    if (isnan(v) || isinf(v)) {
+        strcpy(out, isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
+        return;
+    }
+    size_t n = 0;
+    if (signbit(v)) {
+        out[n++] = '-';
+    }
+    if (v == 0) {
+        strcpy(out + n, "0");
+        return;
+    }
+    char d[24];
+    int x;
+    size_t nd = ref_shortest(fabs(v), d, &x);
+    if (x < 0) {
+        out[n++] = '0';
+        out[n++] = '.';
+        for (int i = -1; i > x; i--) {
+            out[n++] = '0';
+        }
+        memcpy(out + n, d, nd);
+        n += nd;
+    } else {
+        for (int i = 0; i <= x || (size_t)i < nd; i++) {
+            if (i == x + 1) {
+                out[n++] = '.';
+            }
+            out[n++] = (size_t)i < nd ? d[i] : '0';
+        }
+    }
+    out[n] = '\0';
+}
+
+/* The whole string against the reference layout: integers, decimals of one
+ * to three places (and means of them, the common query results), values
+ * about 2^52 where short decimals run out, tiny and huge magnitudes, signs,
+ * and random bit patterns. */
+static void test_fmt_double_layout(void) {
+    static const double fixed[] = {0.001,
+                                   -0.001,
+                                   0.01,
+                                   0.1,
+                                   0.2,
+                                   0.3,
+                                   1.5,
+                                   -1.25,
+                                   99.999,
+                                   1e-5,
+                                   1.5e-7,
+                                   1e-22,
+                                   1e-23,
+                                   0x1p52 - 0.5,
+                                   0x1p51 + 0.5,
+                                   0x1p52 + 1,
+                                   1e15,
+                                   1e15 + 0.5,
+                                   1e300,
+                                   -1e-300,
+                                   5e-324,
+                                   2.2250738585072014e-308,
+                                   4503599627370495.5,
+                                   0.000123,
+                                   1234567.891,
+                                   23.4580625,
+                                   -0.0,
+                                   NAN,
+                                   INFINITY,
+                                   -INFINITY};
+    char got[SL_FMT_DOUBLE_MAX], want[SL_FMT_DOUBLE_MAX];
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        sl_fmt_double(fixed[i], got);
+        ref_fmt_double(fixed[i], want);
+        ASSERT_STR_EQ(got, want);
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 80000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double a;
+        static const double scale[] = {1, 10, 100, 1000, 40, 20, 3, 1e6};
+        switch (i % 5) {
+        case 0: {
+            uint64_t b = x;
+            memcpy(&a, &b, 8);
+            break;
+        }
+        case 1: /* one to three decimal places, and their means */
+            a = (double)(int64_t)(x % 2000001 - 1000000) / scale[(x >> 32) % 8];
+            break;
+        case 2: { /* a mean of 40 three-decimal values */
+            double sum = 0;
+            for (int k = 0; k < 40; k++) {
+                sum += (double)((x >> (k % 40)) % 100000) / 1000;
+            }
+            a = sum / 40;
+            break;
+        }
+        case 3: /* near 2^52 and across the decades */
+            a = ldexp((double)(x >> 11), -(int)(x % 64)) + 0.5;
+            break;
+        default:
+            a = (double)(x % 1000000) * pow(10, (double)((int)(x >> 40) % 40 - 25));
+            break;
+        }
+        sl_fmt_double(a, got);
+        ref_fmt_double(a, want);
+        if (strcmp(got, want) != 0) {
+            fprintf(stderr, "%.17g: %s, want %s\n", a, got, want);
+            ASSERT_TRUE(false);
+        }
+    }
+}
+
 int main(void) {
     RUN(test_auth_tokens);
     RUN(test_regex_prometheus_semantics);
@@ -351,5 +469,6 @@ int main(void) {
     RUN(test_hex_and_ints);
     RUN(test_metrics_exposition);
     RUN(test_fmt_double);
+    RUN(test_fmt_double_layout);
     return SL_TEST_RESULT();
 }

@@ -147,6 +147,13 @@ static const qcase g_cases[] = {
     {"quantile_over_time(time() / 1000, gg[3m])", 1},
     {"stddev_over_time(gg[2m])", 1},
     {"stdvar_over_time(gg[2m])", 1},
+    /* avg and sum slide a compensated sum: Inf, NaN, huge (per-window
+     * loop), tiny and decimal values, windows of one sample and none */
+    {"avg_over_time(ed{k!=\"cancel\"}[1m])", 1},
+    {"sum_over_time(ed{k!=\"cancel\"}[1m])", 1},
+    {"avg_over_time(ed{k!=\"cancel\"}[5m])", 1},
+    {"sum_over_time(ed{k!=\"cancel\"}[3m] offset 30s)", 1},
+    {"count_over_time(ed[1m])", 1},
     {"deriv(gg[3m])", 1},
     {"predict_linear(gg[3m], 60)", 1},
     {"rate(rc[1m] offset 2m)", 1},
@@ -340,6 +347,76 @@ static void test_values(void) {
     pq_query_free(a.q);
 }
 
+/* The value at t_ms of the one series of a range query over
+ * [0, 900 s] step 10 s (NAN with *found false when there is no point). */
+static double point_at(const char *text, int64_t t_ms, bool *found) {
+    answer a;
+    eval_range(text, 0, 900000, 10000, false, &a);
+    *found = false;
+    double v = NAN;
+    if (a.rc == 0 && a.r.series_major && a.r.nseries == 1) {
+        const pq_series *s = &a.r.series[0];
+        for (size_t i = 0; i < s->npoints; i++) {
+            if (s->points[i].t_ms == t_ms) {
+                v = s->points[i].v;
+                *found = true;
+            }
+        }
+    }
+    pq_query_free(a.q);
+    return v;
+}
+
+/* avg_over_time and sum_over_time slide a compensated sum (pq_rollup.c):
+ * non-finite values enter and leave the window as Prometheus's per-window
+ * loops treat them; huge magnitudes, whose sum could overflow, take the
+ * per-window loop; windows of one sample give the sample. */
+static void test_window_sums(void) {
+    bool f;
+    /* ed{k="inf"}: 1 every 20 s, +Inf at 100 s, -Inf at 300 s, both at 500
+     * and 520 s, NaN at 700 s. */
+    const char *avg = "avg_over_time(ed{k=\"inf\"}[1m])";
+    const char *sum = "sum_over_time(ed{k=\"inf\"}[1m])";
+    ASSERT_DBL_EQ(point_at(avg, 90000, &f), 1);
+    ASSERT_TRUE(f);
+    ASSERT_TRUE(point_at(avg, 100000, &f) == INFINITY);
+    ASSERT_TRUE(point_at(avg, 160000, &f) == INFINITY);
+    ASSERT_DBL_EQ(point_at(avg, 170000, &f), 1); /* +Inf left the window */
+    ASSERT_DBL_EQ(point_at(sum, 170000, &f), 3); /* 120, 140 and 160 s */
+    ASSERT_TRUE(point_at(sum, 300000, &f) == -INFINITY);
+    ASSERT_DBL_EQ(point_at(sum, 370000, &f), 3);
+    ASSERT_TRUE(isnan(point_at(avg, 520000, &f)) && f);  /* +Inf and -Inf */
+    ASSERT_TRUE(point_at(avg, 570000, &f) == -INFINITY); /* only the -Inf of 520 s */
+    ASSERT_DBL_EQ(point_at(avg, 590000, &f), 1);
+    ASSERT_TRUE(isnan(point_at(sum, 700000, &f)) && f);
+    ASSERT_TRUE(isnan(point_at(sum, 760000, &f)));
+    ASSERT_DBL_EQ(point_at(sum, 770000, &f), 3);
+    /* Huge magnitudes: the per-window loops, Prometheus's answers (the
+     * plain sum overflows, the incremental mean does not). */
+    ASSERT_DBL_EQ(point_at("avg_over_time(ed{k=\"huge\"}[20s])", 40000, &f), 1e308);
+    ASSERT_TRUE(point_at("sum_over_time(ed{k=\"huge\"}[20s])", 40000, &f) == INFINITY);
+    /* 1e300 magnitudes slide: 1e300 * (1 + 2 + 3) at 40 s, over [0, 40 s]. */
+    double big = point_at("sum_over_time(ed{k=\"big\"}[40s])", 40000, &f);
+    ASSERT_TRUE(f && fabs(big - 6e300) <= 1e-15 * 6e300);
+    /* Subnormals: exact sums. */
+    ASSERT_DBL_EQ(point_at("sum_over_time(ed{k=\"tiny\"}[20s])", 40000, &f),
+                  5e-324 + -1e-310 * 2.0);
+    /* One sample per window, or none (samples every 200 s from 50 s). */
+    const char *one = "avg_over_time(ed{k=\"one\"}[1m])";
+    ASSERT_DBL_EQ(point_at(one, 250000, &f), 250.0 / 3);
+    ASSERT_DBL_EQ(point_at(one, 310000, &f), 250.0 / 3);
+    (void)point_at(one, 320000, &f);
+    ASSERT_TRUE(!f); /* empty window: no point */
+    ASSERT_DBL_EQ(point_at(one, 450000, &f), 450.0 / 3);
+    /* Cancellation: 1, 1e100, 1, -1e100 sum to 2 with the compensated sum
+     * (as later Prometheus versions, whose tests have this series; the
+     * step-wise plain sum loses both 1s, which is why ed{k="cancel"} is left
+     * out of the comparison with the step-wise path). */
+    ASSERT_DBL_EQ(point_at("sum_over_time(ed{k=\"cancel\"}[1m])", 130000, &f), 2);
+    ASSERT_DBL_EQ(point_at("avg_over_time(ed{k=\"cancel\"}[1m])", 130000, &f), 0.5);
+    ASSERT_DBL_EQ(point_at("sum_over_time(ed{k=\"cancel\"}[1m])", 180000, &f), -1e100);
+}
+
 /* Limits apply to the series-major path as to the step-wise one. */
 static void test_limits(void) {
     pq_querier qr = memq_querier(g_mq);
@@ -434,8 +511,30 @@ int main(void) {
     for (int64_t t = 450; t <= 900; t += 30) {
         add("__name__=info,job=a,team=y", t, 1);
     }
+    /* ed: edge cases of the sliding sums (see test_window_sums). */
+    for (int64_t t = 0; t <= 900; t += 20) {
+        double x = t == 100 ? INFINITY : (t == 300 ? -INFINITY : (t == 700 ? NAN : 1));
+        if (t == 500) {
+            x = INFINITY;
+        } else if (t == 520) {
+            x = -INFINITY;
+        }
+        add("__name__=ed,k=inf", t, x);
+        add("__name__=ed,k=huge", t, (t / 20) % 3 == 0 ? -1.5e308 : 1e308);
+        add("__name__=ed,k=big", t, 1e300 * (double)(1 + (t / 20) % 5));
+        add("__name__=ed,k=tiny", t, (t / 20) % 2 ? 5e-324 : -1e-310 * (double)(t / 20));
+        add("__name__=ed,k=dec", t, 20 + 0.001 * (double)((t * 7919) % 1000));
+    }
+    for (int64_t t = 50; t <= 900; t += 200) {
+        add("__name__=ed,k=one", t, (double)t / 3);
+    }
+    add("__name__=ed,k=cancel", 100, 1);
+    add("__name__=ed,k=cancel", 110, 1e100);
+    add("__name__=ed,k=cancel", 120, 1);
+    add("__name__=ed,k=cancel", 130, -1e100);
     RUN(test_same_as_stepwise);
     RUN(test_values);
+    RUN(test_window_sums);
     RUN(test_limits);
     memq_destroy(g_mq);
     return SL_TEST_RESULT();
