@@ -174,21 +174,53 @@ static bool is_range_func(pq_func_id id) {
 
 /* --- sliding sums ----------------------------------------------------------------- */
 
-/* The sum of a sliding window's finite values in double-double (hi + lo,
- * |lo| <= ulp(hi) / 2), with counts of its NaN and infinite values: a sample
- * costs one exact two-sum entering the window and one leaving it, instead of
- * a pass over the whole window at every step. The error stays near 2^-106
- * of the largest partial sum, far below the 1e-9 the differential suite
- * allows against Prometheus's incremental mean and plain sum (both a few
- * ulps off the exact value); the sum restarts from exact zero whenever the
- * window empties. Callers keep the magnitudes below 2^1020 in total, so no
- * step overflows (see wsum_fits). */
-typedef struct wsum {
+/* A double-double: hi + lo with |lo| <= ulp(hi) / 2. */
+typedef struct dd {
     double hi, lo;
+} dd;
+
+/* a + p + e, where e is small against p (a product's rounding error, or 0):
+ * Knuth's two-sum of hi and p (exact), the small parts added, renormalized. */
+static dd dd_add(dd a, double p, double e) {
+    double s = a.hi + p;
+    double bb = s - a.hi;
+    double lo = a.lo + ((a.hi - (s - bb)) + (p - bb)) + e;
+    double hi = s + lo;
+    return (dd){hi, lo - (hi - s)};
+}
+
+/* A sliding window's sum of finite values in double-double, with counts of
+ * its NaN and infinite values; for stddev and stdvar the sums are of the
+ * values less a shift (a recent value, see wsum_restart), with the sum of
+ * their squares (exact through fma) and the number of neighbours in the
+ * window whose values differ. A sample costs O(1) entering the window
+ * and leaving it, instead of a pass over the whole window at every step.
+ * The error stays near 2^-106 of the largest partial sum, far below the
+ * 1e-9 the differential suite allows against Prometheus's per-window
+ * loops (a few ulps off the exact value); the sums restart from exact zero
+ * whenever the window empties. wsum_fits keeps the magnitudes where no sum
+ * or square overflows. */
+typedef struct wsum {
+    dd sum, sq;
     size_t nan, pinf, ninf;
+    size_t ndiff;
+    double shift; /* with squares: subtracted from every value first */
 } wsum;
 
-static void wsum_add(wsum *w, double x, int dir) {
+/* Sample k of s enters (dir 1; k == hi) or leaves (dir -1; k == lo) the
+ * window s[lo..hi). */
+static void wsum_move(wsum *w, const pq_sample *s, size_t k, size_t lo, size_t hi, int dir,
+                      bool squares) {
+    double x = s[k].v;
+    if (squares) {
+        /* The pair (k - 1, k) counts while both are in the window. */
+        bool pair = dir > 0 ? k > lo && s[k - 1].v != x : k + 1 < hi && s[k + 1].v != x;
+        if (pair && dir > 0) {
+            w->ndiff++;
+        } else if (pair) {
+            w->ndiff--;
+        }
+    }
     if (!isfinite(x)) {
         size_t *cnt = isnan(x) ? &w->nan : (x > 0 ? &w->pinf : &w->ninf);
         if (dir > 0) {
@@ -198,19 +230,33 @@ static void wsum_add(wsum *w, double x, int dir) {
         }
         return;
     }
-    x = dir > 0 ? x : -x;
-    /* Knuth's two-sum: s + e == hi + x exactly; then renormalized. */
-    double s = w->hi + x;
-    double bb = s - w->hi;
-    double e = (w->hi - (s - bb)) + (x - bb);
-    double lo = w->lo + e;
-    w->hi = s + lo;
-    w->lo = lo - (w->hi - s);
+    if (!squares) {
+        w->sum = dd_add(w->sum, dir > 0 ? x : -x, 0);
+        return;
+    }
+    /* d = x - shift exactly (dh + dl, two-sum), so the squares' rounding
+     * noise scales with the spread of the values, not with their
+     * magnitude; d^2 = dh^2 (exact with fma's error term) + 2 dh dl. */
+    double dh = x - w->shift;
+    double bb = dh - x;
+    double dl = (x - (dh - bb)) + (-w->shift - bb);
+    double p = dh * dh;
+    double e = fma(dh, dh, -p) + 2 * dh * dl;
+    if (dir < 0) {
+        dh = -dh;
+        dl = -dl;
+        p = -p;
+        e = -e;
+    }
+    w->sum = dd_add(w->sum, dh, dl);
+    w->sq = dd_add(w->sq, p, e);
 }
 
 /* Whether a series' finite samples can be summed in any window without
- * overflow: their magnitudes times their count stay below 2^1020. */
-static bool wsum_fits(const pq_sample *s, size_t n) {
+ * overflow: their magnitudes times their count below 2^1020 (2^500 with
+ * squares, whose sum is then multiplied by the count; values less the
+ * shift are at most twice as large). */
+static bool wsum_fits(const pq_sample *s, size_t n, bool squares) {
     double m = 0;
     for (size_t i = 0; i < n; i++) {
         double a = fabs(s[i].v);
@@ -218,7 +264,26 @@ static bool wsum_fits(const pq_sample *s, size_t n) {
             m = a;
         }
     }
-    return m * (double)(n ? n : 1) < 0x1p1020;
+    return m * (double)(n ? n : 1) < (squares ? 0x1p499 : 0x1p1020);
+}
+
+/* Restarts w's sums (with squares) from the window s[lo..hi), shifted by
+ * its first finite value. The caller does it whenever every sample of the
+ * previous restart has left the window, so that the shift stays within
+ * about two windows of the values (the squares' rounding noise grows with
+ * their distance from it), at O(1) amortized per sample: each sample is
+ * added by at most one restart. */
+static void wsum_restart(wsum *w, const pq_sample *s, size_t lo, size_t hi) {
+    *w = (wsum){0};
+    for (size_t k = lo; k < hi; k++) {
+        if (isfinite(s[k].v)) {
+            w->shift = s[k].v;
+            break;
+        }
+    }
+    for (size_t k = lo; k < hi; k++) {
+        wsum_move(w, s, k, lo, k, 1, true);
+    }
 }
 
 /* sum_over_time and avg_over_time of the n samples in w, as Prometheus's
@@ -233,15 +298,36 @@ static double wsum_value(const wsum *w, size_t n, bool avg) {
         return w->pinf > 0 ? INFINITY : -INFINITY;
     }
     if (!avg) {
-        return w->hi;
+        return w->sum.hi;
     }
     /* The quotient of hi + lo, not only of hi: q's remainder hi - q * n is
      * exact (fma), lo joins it, and the correction makes the mean the
      * correctly rounded one in all but ties (so a mean of short decimals is
      * printed short, as the decimal it stands for). */
-    double q = w->hi / (double)n;
-    double r = fma(-q, (double)n, w->hi) + w->lo;
+    double q = w->sum.hi / (double)n;
+    double r = fma(-q, (double)n, w->sum.hi) + w->sum.lo;
     return q + r / (double)n;
+}
+
+/* stdvar_over_time of the n samples in w: (n * sum(d^2) - sum(d)^2) / n^2
+ * in double-double, d the values less the shift. Welford's loop, which Prometheus runs per window,
+ * gives NaN for any NaN or infinity, and exactly 0 when all values are equal (that is kept:
+ * rounding noise must not show as a tiny deviation). */
+static double wsum_var(const wsum *w, size_t n) {
+    if (w->nan > 0 || w->pinf > 0 || w->ninf > 0) {
+        return NAN;
+    }
+    if (w->ndiff == 0) {
+        return 0;
+    }
+    double dn = (double)n;
+    double ph = w->sq.hi * dn;
+    dd a = dd_add((dd){0, 0}, ph, fma(w->sq.hi, dn, -ph) + w->sq.lo * dn);
+    double bh = w->sum.hi * w->sum.hi;
+    double be = fma(w->sum.hi, w->sum.hi, -bh) + 2 * w->sum.hi * w->sum.lo;
+    dd d = dd_add(a, -bh, -be);
+    double var = d.hi / (dn * dn);
+    return var > 0 ? var : 0;
 }
 
 /* A range function over a range selector: each series' window slides
@@ -268,7 +354,8 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
         id == PQ_F_QUANTILE_OVER_TIME ? pq_ev_alloc(c->ev, maxn * sizeof(double)) : NULL;
     bool counter = id == PQ_F_RATE || id == PQ_F_INCREASE;
     size_t *resets = counter ? pq_ev_alloc(c->ev, maxn * sizeof(size_t)) : NULL;
-    bool summed = id == PQ_F_AVG_OVER_TIME || id == PQ_F_SUM_OVER_TIME;
+    bool squares = id == PQ_F_STDDEV_OVER_TIME || id == PQ_F_STDVAR_OVER_TIME;
+    bool summed = squares || id == PQ_F_AVG_OVER_TIME || id == PQ_F_SUM_OVER_TIME;
     new_vector(c, out, m->nseries);
     for (size_t i = 0; i < m->nseries; i++) {
         pq_ev_check_deadline(c->ev);
@@ -282,15 +369,17 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
                 resets[nresets++] = k;
             }
         }
-        /* avg and sum: the window's sum slides with it (huge magnitudes,
-         * which could overflow a sum, take the per-window loop). */
-        bool slide = summed && wsum_fits(s->live, s->nlive);
+        /* avg, sum, stddev and stdvar: the window's sums slide with it
+         * (huge magnitudes, which could overflow a sum, take the per-window
+         * loop). */
+        bool slide = summed && wsum_fits(s->live, s->nlive, squares);
         wsum ws = {0};
+        size_t restart = 0; /* squares: where the window ended at the last restart */
         for (size_t j = 0; j < c->ns; j++) {
             int64_t ref = pq_ev_at_time(c->ev, m, c->t[j]) - m->offset_ms;
             while (lo < s->nlive && s->live[lo].t_ms < ref - m->range_ms) {
                 if (slide && lo < hi) {
-                    wsum_add(&ws, s->live[lo].v, -1);
+                    wsum_move(&ws, s->live, lo, lo, hi, -1, squares);
                 }
                 lo++;
             }
@@ -300,15 +389,23 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
             }
             while (hi < s->nlive && s->live[hi].t_ms <= ref) {
                 if (slide) {
-                    wsum_add(&ws, s->live[hi].v, 1);
+                    wsum_move(&ws, s->live, hi, lo, hi, 1, squares);
                 }
                 hi++;
             }
             if (hi == lo) {
                 continue;
             }
+            if (slide && squares && lo >= restart) {
+                wsum_restart(&ws, s->live, lo, hi);
+                restart = hi;
+            }
             if (slide) {
-                v[j] = wsum_value(&ws, hi - lo, id == PQ_F_AVG_OVER_TIME);
+                double var = squares ? wsum_var(&ws, hi - lo) : 0;
+                v[j] = id == PQ_F_STDVAR_OVER_TIME ? var
+                       : id == PQ_F_STDDEV_OVER_TIME
+                           ? sqrt(var)
+                           : wsum_value(&ws, hi - lo, id == PQ_F_AVG_OVER_TIME);
                 ok[j] = 1;
                 continue;
             }

@@ -147,12 +147,17 @@ static const qcase g_cases[] = {
     {"quantile_over_time(time() / 1000, gg[3m])", 1},
     {"stddev_over_time(gg[2m])", 1},
     {"stdvar_over_time(gg[2m])", 1},
-    /* avg and sum slide a compensated sum: Inf, NaN, huge (per-window
-     * loop), tiny and decimal values, windows of one sample and none */
-    {"avg_over_time(ed{k!=\"cancel\"}[1m])", 1},
-    {"sum_over_time(ed{k!=\"cancel\"}[1m])", 1},
-    {"avg_over_time(ed{k!=\"cancel\"}[5m])", 1},
-    {"sum_over_time(ed{k!=\"cancel\"}[3m] offset 30s)", 1},
+    /* avg, sum, stddev and stdvar slide compensated sums: Inf, NaN, huge
+     * (per-window loop), tiny and decimal values, constant windows, windows
+     * of one sample and none. Left out: ed{k="cancel"} and ed{k="offset"},
+     * where the step-wise loops lose digits the sliding sums keep
+     * (test_window_sums) */
+    {"avg_over_time(ed{k!~\"cancel|offset\"}[1m])", 1},
+    {"sum_over_time(ed{k!~\"cancel|offset\"}[1m])", 1},
+    {"avg_over_time(ed{k!~\"cancel|offset\"}[5m])", 1},
+    {"sum_over_time(ed{k!~\"cancel|offset\"}[3m] offset 30s)", 1},
+    {"stddev_over_time(ed{k!~\"cancel|offset\"}[1m])", 1},
+    {"stdvar_over_time(ed{k!~\"cancel|offset\"}[3m] offset 30s)", 1},
     {"count_over_time(ed[1m])", 1},
     {"deriv(gg[3m])", 1},
     {"predict_linear(gg[3m], 60)", 1},
@@ -408,6 +413,58 @@ static void test_window_sums(void) {
     (void)point_at(one, 320000, &f);
     ASSERT_TRUE(!f); /* empty window: no point */
     ASSERT_DBL_EQ(point_at(one, 450000, &f), 450.0 / 3);
+    /* stddev and stdvar: exactly 0 over equal values (as Welford's loop
+     * gives; 0.7 less the shift 1e10, summed, would leave noise), NaN with a non-finite value in
+     * the window, 0.25 over two 1s and two 2s, 0 again once the window holds one sample. */
+    ASSERT_DBL_EQ(point_at("stddev_over_time(ed{k=\"const\"}[1m])", 500000, &f), 0);
+    ASSERT_DBL_EQ(point_at("stdvar_over_time(ed{k=\"two\"}[1m])", 390000, &f), 0);
+    ASSERT_DBL_EQ(point_at("stdvar_over_time(ed{k=\"two\"}[1m])", 480000, &f), 0.25);
+    ASSERT_DBL_EQ(point_at("stddev_over_time(ed{k=\"two\"}[1m])", 480000, &f), 0.5);
+    ASSERT_DBL_EQ(point_at("stdvar_over_time(ed{k=\"two\"}[10s])", 480000, &f), 0);
+    ASSERT_TRUE(isnan(point_at("stddev_over_time(ed{k=\"inf\"}[1m])", 130000, &f)) && f);
+    /* 1e12 + 0, 0.1, 0.2, ...: the values less a recent one are exact, the
+     * variance right to about 1e-15 (against two passes over the window;
+     * Welford's loop, run step-wise, loses digits there: ed{k="offset"} is
+     * left out of the comparison). */
+    answer a;
+    eval_range("stdvar_over_time(ed{k=\"offset\"}[70s])", 0, 900000, 10000, false, &a);
+    ASSERT_TRUE(a.rc == 0 && a.r.series_major && a.r.nseries == 1);
+    for (size_t i = 0; i < a.r.series[0].npoints; i++) {
+        int64_t t = a.r.series[0].points[i].t_ms / 1000;
+        double x[4], mean = 0, var = 0;
+        size_t n = 0;
+        for (int64_t u = t < 70 ? 0 : (t - 70 + 19) / 20 * 20; u <= t; u += 20) {
+            x[n] = 1e12 + 0.1 * (double)((u / 20) % 3) - 1e12; /* exact */
+            mean += x[n++];
+        }
+        mean /= (double)n;
+        for (size_t k = 0; k < n; k++) {
+            var += (x[k] - mean) * (x[k] - mean);
+        }
+        var /= (double)n;
+        double got = a.r.series[0].points[i].v;
+        if (fabs(got - var) > 1e-15 * fmax(var, 1e-3)) {
+            SL_FAIL_AT("at %lld s: %.17g, want %.17g", (long long)t, got, var);
+            break;
+        }
+    }
+    pq_query_free(a.q);
+    /* Plateaus of 200 s (1e10, 0.7, 1/3, 1e15, 123.456): exactly 0 wherever
+     * the window lies within one, whatever was summed before. */
+    eval_range("stddev_over_time(ed{k=\"steps\"}[2m])", 0, 900000, 10000, false, &a);
+    ASSERT_TRUE(a.rc == 0 && a.r.series_major && a.r.nseries == 1);
+    size_t checked = 0;
+    for (size_t i = 0; i < a.r.series[0].npoints; i++) {
+        int64_t t = a.r.series[0].points[i].t_ms / 1000;
+        if (t % 200 >= 120 && a.r.series[0].points[i].v != 0) {
+            SL_FAIL_AT("at %lld s: %.17g, want 0", (long long)t, a.r.series[0].points[i].v);
+            break;
+        }
+        checked += t % 200 >= 120;
+    }
+    ASSERT_TRUE(checked > 20);
+    pq_query_free(a.q);
+    ASSERT_DBL_EQ(point_at("stddev_over_time(ed{k=\"inf\"}[1m])", 170000, &f), 0);
     /* Cancellation: 1, 1e100, 1, -1e100 sum to 2 with the compensated sum
      * (as later Prometheus versions, whose tests have this series; the
      * step-wise plain sum loses both 1s, which is why ed{k="cancel"} is left
@@ -527,6 +584,13 @@ int main(void) {
     }
     for (int64_t t = 50; t <= 900; t += 200) {
         add("__name__=ed,k=one", t, (double)t / 3);
+    }
+    for (int64_t t = 0; t <= 900; t += 20) {
+        add("__name__=ed,k=const", t, t == 0 ? 1e10 : 0.7);
+        add("__name__=ed,k=offset", t, 1e12 + 0.1 * (double)((t / 20) % 3));
+        static const double plateaus[] = {1e10, 0.7, 1.0 / 3, 1e15, 123.456};
+        add("__name__=ed,k=steps", t, plateaus[(t / 200) % 5]);
+        add("__name__=ed,k=two", t, t < 400 ? 0.1 : (double)(1 + (t / 20) % 2));
     }
     add("__name__=ed,k=cancel", 100, 1);
     add("__name__=ed,k=cancel", 110, 1e100);
