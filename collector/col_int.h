@@ -56,6 +56,10 @@ typedef struct col_route {
     const char *rejected_json; /* "rejectedSpans", "rejectedLogRecords", ... */
     int (*convert)(const ProtobufCMessage *req, sl_arena *a, col_records *out, char *err,
                    size_t err_size);
+    /* Optional: a decoder written for this request type, tried before
+     * protobuf-c. 0 with *msg set; SL_EUNSUPPORTED when the body is not in
+     * its shape (protobuf-c then decides); SL_ENOMEM. */
+    int (*unpack)(const uint8_t *buf, size_t len, sl_arena *a, ProtobufCMessage **msg);
 } col_route;
 
 typedef enum { COL_CT_NONE, COL_CT_PROTOBUF, COL_CT_JSON, COL_CT_OTHER } col_ctype;

@@ -70,6 +70,15 @@ int col_metrics_to_series(
     sl_arena *a, col_mbatch *out, char *err, size_t err_size);
 
 /* Prometheus names for OTel ones (exposed for tests). Results in a. */
+/* Decodes an ExportMetricsServiceRequest into a's memory as protobuf-c
+ * would, without protobuf-c, for the shapes exporters send (pb_metrics.c).
+ * Returns 0 with *out set; SL_EUNSUPPORTED when the body is outside those
+ * shapes or malformed (decode it with protobuf-c: it decides), or SL_ENOMEM
+ * (the arena's cap). On failure the arena may hold partial allocations. */
+int col_metrics_unpack(
+    const uint8_t *buf, size_t len, sl_arena *a,
+    Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest **out);
+
 sl_str col_prom_metric_name(sl_arena *a, sl_str name, sl_str unit, bool gauge, bool counter);
 sl_str col_prom_label_name(sl_arena *a, sl_str key);
 /* The unit suffix ("seconds", "bytes_per_second", "" when none). */

@@ -289,7 +289,14 @@ static void decode_work(uv_work_t *w) {
     }
     ProtobufCMessage *msg = NULL;
     const ProtobufCMessageDescriptor *desc = r->route->request;
-    if (r->ctype == COL_CT_PROTOBUF) {
+    if (r->ctype == COL_CT_PROTOBUF && r->route->unpack != NULL &&
+        r->route->unpack(r->body.data, r->body.len, a, &msg) != 0) {
+        /* Outside the written decoder's shapes: protobuf-c decides, from an
+         * empty arena. */
+        msg = NULL;
+        sl_arena_reset(a);
+    }
+    if (r->ctype == COL_CT_PROTOBUF && msg == NULL) {
         if (col_pb_check_depth(desc, r->body.data, r->body.len, COL_PB_MAX_DEPTH) != 0) {
             snprintf(r->msg, sizeof(r->msg),
                      "body is not a valid %s protobuf (malformed, or values nested too deeply)",
@@ -305,7 +312,7 @@ static void decode_work(uv_work_t *w) {
             r->reason = r->msg;
             goto out;
         }
-    } else {
+    } else if (r->ctype != COL_CT_PROTOBUF) {
         json_cost = col_json_parse_cost((const char *)r->body.data, r->body.len);
         if (json_cost > col->opt.json_memory_max) {
             json_cost = 0;
@@ -446,6 +453,13 @@ static int convert_metrics(const ProtobufCMessage *req, sl_arena *a, col_records
     return 0;
 }
 
+static int unpack_metrics(const uint8_t *buf, size_t len, sl_arena *a, ProtobufCMessage **msg) {
+    Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *req;
+    int rc = col_metrics_unpack(buf, len, a, &req);
+    *msg = rc == 0 ? &req->base : NULL;
+    return rc;
+}
+
 /* logs: records -> one WAL record (the log block format). */
 static int convert_logs(const ProtobufCMessage *req, sl_arena *a, col_records *out, char *err,
                         size_t err_size) {
@@ -469,13 +483,14 @@ static int convert_logs(const ProtobufCMessage *req, sl_arena *a, col_records *o
 }
 
 static const col_route routes[] = {
-    {"/v1/traces", STG_TRACES, &TRACE_REQ_DESC, "rejectedSpans", convert_traces},
+    {"/v1/traces", STG_TRACES, &TRACE_REQ_DESC, "rejectedSpans", convert_traces, NULL},
 
     {"/v1/logs", STG_LOGS,
      &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
-     "rejectedLogRecords", convert_logs},
+     "rejectedLogRecords", convert_logs, NULL},
 
-    {"/v1/metrics", STG_METRICS, &METRICS_REQ_DESC, "rejectedDataPoints", convert_metrics},
+    {"/v1/metrics", STG_METRICS, &METRICS_REQ_DESC, "rejectedDataPoints", convert_metrics,
+     unpack_metrics},
 };
 
 static const char unknown_path_msg[] =
