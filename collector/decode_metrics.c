@@ -333,11 +333,7 @@ static sl_str dm_memo_get(sl_arena *ar, char tag, sl_str a, sl_str b, dm_memo_ke
         memcpy(k->k + 2 + a.len, b.ptr, b.len);
     }
     k->len = kl;
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < kl; i++) {
-        h = (h ^ (uint8_t)k->k[i]) * 16777619u;
-    }
-    size_t set = h & (DM_MEMO_SETS - 1);
+    size_t set = sl_hash_bytes(k->k, kl) & (DM_MEMO_SETS - 1);
     const dm_memo_ent *e = NULL;
     for (size_t w = 0; w < DM_MEMO_WAYS && e == NULL; w++) {
         const dm_memo_ent *x = &dm_memo[set][w];
@@ -709,11 +705,7 @@ static int dm_series(dm_ctx *c, sl_str name, const char *extra_name, sl_str extr
 }
 
 static size_t dm_fam_slot(sl_str f, size_t slots) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < f.len; i++) {
-        h = (h ^ (uint8_t)f.ptr[i]) * 16777619u;
-    }
-    return h & (slots - 1);
+    return sl_hash_bytes(f.ptr, f.len) & (slots - 1);
 }
 
 /* Keeps the family index at most half full (rebuilt from out->meta when it
@@ -1179,17 +1171,28 @@ static size_t dm_metric_points(const pb_metric *m) {
     }
 }
 
+/* How many words dm_split would find in s. */
+static size_t dm_count_words(sl_str s) {
+    size_t n = 0;
+    bool in = false;
+    for (size_t i = 0; i < s.len; i++) {
+        bool w = dm_alnum(s.ptr[i]);
+        n += w && !in;
+        in = w;
+    }
+    return n;
+}
+
 static int dm_metric(dm_ctx *c, const pb_metric *m) {
     sl_str mname = dm_view(m->name);
     size_t npts = dm_metric_points(m);
-    dm_words ws = {0};
-    dm_split(mname, &ws);
+    size_t nwords = dm_count_words(mname);
     /* Room for the unit and type words too (col_prom_metric_name). */
-    if (ws.n == 0 || ws.n > DM_MAX_WORDS - 4) {
+    if (nwords == 0 || nwords > DM_MAX_WORDS - 4) {
         for (size_t i = 0; i < npts; i++) {
             dm_reject(c, mname, i,
-                      ws.n == 0 ? "metric name without letters or digits"
-                                : "metric name of more than 60 words");
+                      nwords == 0 ? "metric name without letters or digits"
+                                  : "metric name of more than 60 words");
         }
         return 0;
     }

@@ -49,6 +49,30 @@ bool sl_is_zero(const uint8_t *p, size_t len);
 /* Reads an unsigned LEB128 varint from [*p, end). Returns 0 or SL_ECORRUPT. */
 int sl_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *out);
 
+/* A fast in-memory hash of bytes, eight at a time (not for anything on disk:
+ * it may change between versions). */
+static inline uint64_t sl_hash_bytes(const void *data, size_t len) {
+    const uint8_t *p = data;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+        p += 8;
+        len -= 8;
+    }
+    if (len > 0) {
+        uint64_t w = 0;
+        memcpy(&w, p, len);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+    }
+    h ^= h >> 29;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 32);
+}
+
 static inline uint64_t sl_zigzag(int64_t v) {
     return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }

@@ -730,24 +730,7 @@ void ms_smap_free(ms_smap *m) {
  * the server's CPU under trace load. ms_hash, which keys the disk, is only
  * computed for series new to the map. */
 static uint64_t smap_hash(const uint8_t *p, size_t len) {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
-        p += 8;
-        len -= 8;
-    }
-    if (len > 0) {
-        uint64_t w = 0;
-        memcpy(&w, p, len);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
-    }
-    h ^= h >> 29;
-    h *= 0x94d049bb133111ebull;
-    return h ^ (h >> 32);
+    return sl_hash_bytes(p, len);
 }
 
 static int smap_grow(ms_smap *m) {
