@@ -451,8 +451,8 @@ static int dm_value_text(sl_arena *a, const Opentelemetry__Proto__Common__V1__An
     return out->ptr != NULL ? 0 : SL_ENOMEM;
 }
 
-static int dm_merge_labels(sl_arena *a, const dm_label *in, size_t n, stg_label **out,
-                           size_t *nout);
+static int dm_merge_labels(sl_arena *a, const dm_label *in, const uint8_t *ord, size_t n,
+                           stg_label **out, size_t *nout);
 
 /* Sorted, merged labels: equal names keep the highest priority's value, or
  * for attributes alone their values joined with ';' in key order. Empty
@@ -472,27 +472,30 @@ static int dm_finish_labels(sl_arena *a, dm_label *in, size_t n, stg_label **out
             in[j] = x;
         }
     }
-    return dm_merge_labels(a, in, n, out, nout);
+    return dm_merge_labels(a, in, NULL, n, out, nout);
 }
 
-/* dm_finish_labels over labels already sorted. */
-static int dm_merge_labels(sl_arena *a, const dm_label *in, size_t n, stg_label **out,
-                           size_t *nout) {
+/* dm_finish_labels over labels already sorted: in order, or in the order of
+ * the indexes ord when it is not NULL. */
+static int dm_merge_labels(sl_arena *a, const dm_label *in, const uint8_t *ord, size_t n,
+                           stg_label **out, size_t *nout) {
+#define DM_AT(i) (&in[ord != NULL ? ord[i] : (i)])
     stg_label *l = sl_arena_alloc(a, (n ? n : 1) * sizeof(*l));
     if (l == NULL) {
         return SL_ENOMEM;
     }
     size_t w = 0;
     for (size_t i = 0; i < n;) {
+        const dm_label *x = DM_AT(i);
         size_t j = i + 1;
-        while (j < n && sl_str_eq(in[j].name, in[i].name)) {
+        while (j < n && sl_str_eq(DM_AT(j)->name, x->name)) {
             j++;
         }
-        sl_str value = in[j - 1].value;
-        if (in[j - 1].prio == 0 && j - i > 1) {
+        sl_str value = DM_AT(j - 1)->value;
+        if (DM_AT(j - 1)->prio == 0 && j - i > 1) {
             size_t len = 0;
             for (size_t k = i; k < j; k++) {
-                len += in[k].value.len + 1;
+                len += DM_AT(k)->value.len + 1;
             }
             char *buf = sl_arena_alloc(a, len);
             if (buf == NULL) {
@@ -503,16 +506,17 @@ static int dm_merge_labels(sl_arena *a, const dm_label *in, size_t n, stg_label 
                 if (k > i) {
                     buf[m++] = ';';
                 }
-                memcpy(buf + m, in[k].value.ptr, in[k].value.len);
-                m += in[k].value.len;
+                memcpy(buf + m, DM_AT(k)->value.ptr, DM_AT(k)->value.len);
+                m += DM_AT(k)->value.len;
             }
             value = (sl_str){buf, m};
         }
         if (value.len > 0) {
-            l[w++] = (stg_label){in[i].name, value};
+            l[w++] = (stg_label){x->name, value};
         }
         i = j;
     }
+#undef DM_AT
     *out = l;
     *nout = w;
     return 0;
@@ -593,38 +597,33 @@ static sl_str dm_label_name(dm_ctx *c, sl_str key) {
     return name;
 }
 
-/* Sorts the labels in[0..n) as dm_finish_labels does (by name, priority,
- * key; stable), reusing the previous order when the sequence of names,
- * priorities and keys is the one sorted last: the order depends on nothing
- * else. */
-static void dm_sort_labels(dm_ctx *c, dm_label *in, size_t n) {
+/* The order dm_finish_labels would sort in[0..n) into (by name, priority,
+ * key; stable), as indexes, reused when the sequence of names, priorities
+ * and keys is the one ordered last: the order depends on nothing else.
+ * NULL when n is above DM_PERM_MAX. */
+static const uint8_t *dm_label_order(dm_ctx *c, const dm_label *in, size_t n) {
     if (n > DM_PERM_MAX) {
-        qsort(in, n, sizeof(*in), dm_cmp_label);
-        return;
+        return NULL;
     }
     bool same = n == c->nperm;
     for (size_t i = 0; i < n && same; i++) {
         same = in[i].prio == c->perm_in[i].prio && sl_str_eq(in[i].name, c->perm_in[i].name) &&
                sl_str_eq(in[i].key, c->perm_in[i].key);
     }
-    dm_label tmp[DM_PERM_MAX];
-    memcpy(tmp, in, n * sizeof(*in));
     if (!same) {
         /* Insertion sort of the indexes: a point's few labels. */
         memcpy(c->perm_in, in, n * sizeof(*in));
         c->nperm = n;
         for (size_t i = 0; i < n; i++) {
             size_t j = i;
-            while (j > 0 && dm_cmp_label(&tmp[c->perm[j - 1]], &tmp[i]) > 0) {
+            while (j > 0 && dm_cmp_label(&in[c->perm[j - 1]], &in[i]) > 0) {
                 c->perm[j] = c->perm[j - 1];
                 j--;
             }
             c->perm[j] = (uint8_t)i;
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        in[i] = tmp[c->perm[i]];
-    }
+    return c->perm;
 }
 
 static int dm_point_attrs(dm_ctx *c, pb_kv *const *kvs, size_t n) {
@@ -660,20 +659,29 @@ static int dm_point_attrs(dm_ctx *c, pb_kv *const *kvs, size_t n) {
  * label (le, quantile). Returns its index in out->series via *idx. */
 static int dm_series(dm_ctx *c, sl_str name, const char *extra_name, sl_str extra_value,
                      stg_ms_kind kind, int64_t t_ms, double v, size_t *idx) {
+    /* The point's labels, then __name__ and the extra label in the two
+     * slots dm_point_attrs left after them (rewritten for each series of
+     * the point). */
     size_t n = c->nattrs;
-    dm_label *tmp = sl_arena_alloc(c->a, (n + 2) * sizeof(dm_label));
-    if (tmp == NULL) {
-        return SL_ENOMEM;
-    }
-    memcpy(tmp, c->attrs, n * sizeof(dm_label));
-    tmp[n++] = (dm_label){SL_STR_LIT("__name__"), name, {"", 0}, 2};
+    dm_label *in = c->attrs;
+    in[n++] = (dm_label){SL_STR_LIT("__name__"), name, {"", 0}, 2};
     if (extra_name != NULL) {
-        tmp[n++] = (dm_label){sl_str_c(extra_name), extra_value, {"", 0}, 2};
+        in[n++] = (dm_label){sl_str_c(extra_name), extra_value, {"", 0}, 2};
     }
     stg_label *l;
     size_t nl;
-    dm_sort_labels(c, tmp, n);
-    int rc = dm_merge_labels(c->a, tmp, n, &l, &nl);
+    const uint8_t *ord = dm_label_order(c, in, n);
+    int rc;
+    if (ord != NULL) {
+        rc = dm_merge_labels(c->a, in, ord, n, &l, &nl);
+    } else {
+        dm_label *tmp = sl_arena_alloc(c->a, n * sizeof(dm_label));
+        if (tmp == NULL) {
+            return SL_ENOMEM;
+        }
+        memcpy(tmp, in, n * sizeof(dm_label));
+        rc = dm_finish_labels(c->a, tmp, n, &l, &nl);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -1171,8 +1179,18 @@ static size_t dm_metric_points(const pb_metric *m) {
     }
 }
 
-/* How many words dm_split would find in s. */
-static size_t dm_count_words(sl_str s) {
+/* How many words dm_split would find in s, counted only as far as the
+ * checks on it need: a name of up to 2 * limit - 1 bytes cannot have more
+ * than limit words, so one letter or digit settles it. */
+static size_t dm_count_words(sl_str s, size_t limit) {
+    if (s.len < 2 * limit) {
+        for (size_t i = 0; i < s.len; i++) {
+            if (dm_alnum(s.ptr[i])) {
+                return 1; /* at least one word, at most limit */
+            }
+        }
+        return 0;
+    }
     size_t n = 0;
     bool in = false;
     for (size_t i = 0; i < s.len; i++) {
@@ -1186,7 +1204,7 @@ static size_t dm_count_words(sl_str s) {
 static int dm_metric(dm_ctx *c, const pb_metric *m) {
     sl_str mname = dm_view(m->name);
     size_t npts = dm_metric_points(m);
-    size_t nwords = dm_count_words(mname);
+    size_t nwords = dm_count_words(mname, DM_MAX_WORDS - 4);
     /* Room for the unit and type words too (col_prom_metric_name). */
     if (nwords == 0 || nwords > DM_MAX_WORDS - 4) {
         for (size_t i = 0; i < npts; i++) {

@@ -8,14 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sl_arena_chunk {
-    sl_arena_chunk *next;
-    size_t size; /* usable bytes after the header */
-    size_t off;
-    /* data follows, aligned to 16 */
-};
-
-#define SL_ARENA_HDR ((sizeof(sl_arena_chunk) + 15u) & ~(size_t)15u)
 #define SL_ARENA_FIRST 4096u
 #define SL_ARENA_MAXCHUNK (1u << 20)
 #define SL_ARENA_RETAIN (32u << 20) /* largest chunk sl_arena_reset keeps */
@@ -87,18 +79,8 @@ void sl_arena_reset(sl_arena *a) {
     a->reserved = 0;
 }
 
-void *sl_arena_alloc(sl_arena *a, size_t size) {
-    size = (size + 15u) & ~(size_t)15u;
-    if (size == 0) {
-        size = 16;
-    }
+void *sl_arena_alloc_slow(sl_arena *a, size_t size) {
     sl_arena_chunk *c = a->head;
-    if (c != NULL && c->size - c->off >= size) {
-        void *p = (char *)c + SL_ARENA_HDR + c->off;
-        c->off += size;
-        a->used += size;
-        return p;
-    }
     /* A spare chunk from before the last reset that is big enough. */
     for (sl_arena_chunk **sp = &a->spare; *sp != NULL; sp = &(*sp)->next) {
         sl_arena_chunk *n = *sp;

@@ -14,6 +14,16 @@
 
 typedef struct sl_arena_chunk sl_arena_chunk;
 
+/* In the header only for sl_arena_alloc's inline fast path. */
+struct sl_arena_chunk {
+    sl_arena_chunk *next;
+    size_t size; /* usable bytes after the header */
+    size_t off;
+    /* data follows, aligned to 16 */
+};
+
+#define SL_ARENA_HDR ((sizeof(sl_arena_chunk) + 15u) & ~(size_t)15u)
+
 typedef struct sl_arena {
     sl_arena_chunk *head;  /* newest chunk first */
     sl_arena_chunk *spare; /* chunks kept by sl_arena_reset for reuse */
@@ -35,9 +45,26 @@ void sl_arena_free(sl_arena *a);
  * that a long-lived arena stops calling malloc for typical sizes. */
 void sl_arena_reset(sl_arena *a);
 
+/* sl_arena_alloc when the newest chunk has no room; size is rounded. */
+void *sl_arena_alloc_slow(sl_arena *a, size_t size);
+
 /* Returns size bytes aligned to 16, or NULL when out of memory or over the cap.
- * The memory is owned by the arena and dies with it. */
-void *sl_arena_alloc(sl_arena *a, size_t size);
+ * The memory is owned by the arena and dies with it. Inline: decoders
+ * allocate many small pieces, and the common case is a bump. */
+static inline void *sl_arena_alloc(sl_arena *a, size_t size) {
+    if (size > SIZE_MAX - 15u) {
+        return NULL;
+    }
+    size = size == 0 ? 16 : (size + 15u) & ~(size_t)15u;
+    sl_arena_chunk *c = a->head;
+    if (c != NULL && c->size - c->off >= size) {
+        void *p = (char *)c + SL_ARENA_HDR + c->off;
+        c->off += size;
+        a->used += size;
+        return p;
+    }
+    return sl_arena_alloc_slow(a, size);
+}
 
 /* Like sl_arena_alloc but zeroed. n * size overflow returns NULL. */
 void *sl_arena_calloc(sl_arena *a, size_t n, size_t size);

@@ -18,8 +18,42 @@
 
 /* --- canonical labels ---------------------------------------------------- */
 
+static uint8_t *put_varint_raw(uint8_t *w, uint64_t v) {
+    while (v >= 0x80) {
+        *w++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *w++ = (uint8_t)v;
+    return w;
+}
+
+/* Writes the canonical encoding at w, which has room for it; returns the end. */
+static uint8_t *labels_write(uint8_t *w, const stg_label *l, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        w = put_varint_raw(w, l[i].name.len);
+        if (l[i].name.len > 0) {
+            memcpy(w, l[i].name.ptr, l[i].name.len);
+            w += l[i].name.len;
+        }
+        w = put_varint_raw(w, l[i].value.len);
+        if (l[i].value.len > 0) {
+            memcpy(w, l[i].value.ptr, l[i].value.len);
+            w += l[i].value.len;
+        }
+    }
+    return w;
+}
+
 int ms_labels_encode(const stg_label *l, size_t n, sl_buf *out) {
-    int rc = 0;
+    size_t bound = 0;
+    for (size_t i = 0; i < n; i++) {
+        bound += l[i].name.len + l[i].value.len + 20;
+    }
+    if (sl_buf_reserve(out, bound) == 0) {
+        out->len = (size_t)(labels_write(out->data + out->len, l, n) - out->data);
+        return 0;
+    }
+    int rc = 0; /* the buffer's cap: append what fits, and fail as it does */
     for (size_t i = 0; i < n && rc == 0; i++) {
         if ((rc = sl_buf_put_uvarint(out, l[i].name.len)) == 0 &&
             (rc = sl_buf_append(out, l[i].name.ptr, l[i].name.len)) == 0 &&
@@ -550,9 +584,10 @@ static int put_labels(sl_buf *b, const stg_label *l, size_t n) {
     }
     int rc = sl_buf_reserve(b, size + 10);
     if (rc == 0) {
-        rc = sl_buf_put_uvarint(b, size);
+        uint8_t *w = put_varint_raw(b->data + b->len, size);
+        b->len = (size_t)(labels_write(w, l, n) - b->data);
     }
-    return rc == 0 ? ms_labels_encode(l, n, b) : rc;
+    return rc;
 }
 
 int stg_metrics_encode(const stg_mseries *series, size_t n, const stg_metric_meta *meta,
