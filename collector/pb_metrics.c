@@ -241,6 +241,26 @@ static int pm_count(const uint8_t *p, const uint8_t *end, unsigned mask, pm_coun
     return 0;
 }
 
+/* How many fields with this (length-delimited) tag there are from p, which
+ * is at one of them, to the end of the message: a repeated field's array is
+ * sized when its first element is met, so messages without the field (most
+ * data points have no exemplars, many no attributes) pay no counting pass. */
+static int pm_count_tag(const uint8_t *p, const uint8_t *end, unsigned tag, uint32_t *n) {
+    *n = 0;
+    while (p < end) {
+        unsigned t;
+        PM_TRY(pm_tag(&p, end, &t));
+        if ((t & 7) == PM_LEN) {
+            const uint8_t *q, *qe;
+            PM_TRY(pm_len(&p, end, &q, &qe));
+            *n += t == tag;
+        } else {
+            PM_TRY(pm_skip(&p, end, t & 7));
+        }
+    }
+    return 0;
+}
+
 static int pm_string(pm *m, const uint8_t *q, const uint8_t *qe, char **out) {
     size_t len = (size_t)(qe - q);
     char *s = sl_arena_alloc(m->a, len + 1);
@@ -418,21 +438,24 @@ static int pm_keyvalue(pm *m, const uint8_t *p, const uint8_t *end, pm_kvav *out
     return 0;
 }
 
-/* One element of a repeated KeyValue field, into the next slot of *arr. */
-static int pm_kv_next(pm *m, const uint8_t **pp, const uint8_t *end, pm_kv **arr, size_t *n) {
+/* One element of a repeated KeyValue field whose (one-byte) tag was just
+ * read, into the next slot of *arr; the first one sizes the array. */
+static int pm_kv_next(pm *m, const uint8_t **pp, const uint8_t *end, pm_kv ***arr, size_t *n) {
     const uint8_t *q, *qe;
+    if (*arr == NULL) {
+        uint32_t count;
+        PM_TRY(pm_count_tag(*pp - 1, end, (*pp)[-1], &count));
+        PM_TRY(pm_kvs_alloc(m, count, arr));
+    }
     PM_TRY(pm_len(pp, end, &q, &qe));
-    return pm_keyvalue(m, q, qe, (pm_kvav *)(void *)arr[(*n)++]);
+    return pm_keyvalue(m, q, qe, (pm_kvav *)(void *)(*arr)[(*n)++]);
 }
 
 static int pm_scope_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_scope *out) {
     PM_CONST_CAST_BEGIN
     static const pm_scope init = OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
     PM_CONST_CAST_END
-    pm_counts c;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 3), &c));
-    PM_TRY(pm_kvs_alloc(m, c.n[3], &out->attributes));
     while (p < end) {
         unsigned tag;
         const uint8_t *q, *qe;
@@ -448,7 +471,7 @@ static int pm_scope_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_scope *o
             PM_TRY(pm_string(m, q, qe, &out->version));
             break;
         case PM_TAG(3, PM_LEN):
-            PM_TRY(pm_kv_next(m, &p, end, out->attributes, &out->n_attributes));
+            PM_TRY(pm_kv_next(m, &p, end, &out->attributes, &out->n_attributes));
             break;
         case PM_TAG(4, PM_VARINT):
             PM_TRY(pm_varint(&p, end, &v));
@@ -463,16 +486,13 @@ static int pm_scope_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_scope *o
 
 static int pm_resource(pm *m, const uint8_t *p, const uint8_t *end, pm_res *out) {
     static const pm_res init = OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
-    pm_counts c;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 1), &c));
-    PM_TRY(pm_kvs_alloc(m, c.n[1], &out->attributes));
     while (p < end) {
         unsigned tag;
         uint64_t v;
         PM_TRY(pm_tag(&p, end, &tag));
         if (tag == PM_TAG(1, PM_LEN)) {
-            PM_TRY(pm_kv_next(m, &p, end, out->attributes, &out->n_attributes));
+            PM_TRY(pm_kv_next(m, &p, end, &out->attributes, &out->n_attributes));
         } else if (tag == PM_TAG(2, PM_VARINT)) {
             PM_TRY(pm_varint(&p, end, &v));
             out->dropped_attributes_count = (uint32_t)v;
@@ -487,10 +507,7 @@ static int pm_resource(pm *m, const uint8_t *p, const uint8_t *end, pm_res *out)
 
 static int pm_exemplar(pm *m, const uint8_t *p, const uint8_t *end, pm_ex *out) {
     static const pm_ex init = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__INIT;
-    pm_counts c;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 7), &c));
-    PM_TRY(pm_kvs_alloc(m, c.n[7], &out->filtered_attributes));
     while (p < end) {
         unsigned tag;
         const uint8_t *q, *qe;
@@ -498,7 +515,7 @@ static int pm_exemplar(pm *m, const uint8_t *p, const uint8_t *end, pm_ex *out) 
         PM_TRY(pm_tag(&p, end, &tag));
         switch (tag) {
         case PM_TAG(7, PM_LEN):
-            PM_TRY(pm_kv_next(m, &p, end, out->filtered_attributes, &out->n_filtered_attributes));
+            PM_TRY(pm_kv_next(m, &p, end, &out->filtered_attributes, &out->n_filtered_attributes));
             break;
         case PM_TAG(2, PM_I64):
             PM_TRY(pm_fixed64(&p, end, &out->time_unix_nano));
@@ -535,10 +552,16 @@ static int pm_exemplars_alloc(pm *m, uint32_t n, pm_ex ***arr) {
     return PM_ARRAY(m, n, pm_ex, arr, &elems);
 }
 
-static int pm_ex_next(pm *m, const uint8_t **pp, const uint8_t *end, pm_ex **arr, size_t *n) {
+/* pm_kv_next for exemplars. */
+static int pm_ex_next(pm *m, const uint8_t **pp, const uint8_t *end, pm_ex ***arr, size_t *n) {
     const uint8_t *q, *qe;
+    if (*arr == NULL) {
+        uint32_t count;
+        PM_TRY(pm_count_tag(*pp - 1, end, (*pp)[-1], &count));
+        PM_TRY(pm_exemplars_alloc(m, count, arr));
+    }
     PM_TRY(pm_len(pp, end, &q, &qe));
-    return pm_exemplar(m, q, qe, arr[(*n)++]);
+    return pm_exemplar(m, q, qe, (*arr)[(*n)++]);
 }
 
 /* Fields every data point type shares: start and time (fixed64) and flags. */
@@ -579,18 +602,14 @@ static int pm_opt_fixed64(const uint8_t **pp, const uint8_t *end, uint64_t *v,
 
 static int pm_number_point(pm *m, const uint8_t *p, const uint8_t *end, pm_num *out) {
     static const pm_num init = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__INIT;
-    pm_counts c;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 5) | (1u << 7), &c));
-    PM_TRY(pm_kvs_alloc(m, c.n[7], &out->attributes));
-    PM_TRY(pm_exemplars_alloc(m, c.n[5], &out->exemplars));
     while (p < end) {
         unsigned tag;
         uint64_t v;
         PM_TRY(pm_tag(&p, end, &tag));
         switch (tag) {
         case PM_TAG(7, PM_LEN):
-            PM_TRY(pm_kv_next(m, &p, end, out->attributes, &out->n_attributes));
+            PM_TRY(pm_kv_next(m, &p, end, &out->attributes, &out->n_attributes));
             break;
         case PM_TAG(4, PM_I64):
         case PM_TAG(6, PM_I64):
@@ -604,7 +623,7 @@ static int pm_number_point(pm *m, const uint8_t *p, const uint8_t *end, pm_num *
                 (Opentelemetry__Proto__Metrics__V1__NumberDataPoint__ValueCase)(tag >> 3);
             break;
         case PM_TAG(5, PM_LEN):
-            PM_TRY(pm_ex_next(m, &p, end, out->exemplars, &out->n_exemplars));
+            PM_TRY(pm_ex_next(m, &p, end, &out->exemplars, &out->n_exemplars));
             break;
         case PM_TAG(8, PM_VARINT):
             PM_TRY(pm_flags(&p, end, &out->flags, &out->has_flags));
@@ -649,9 +668,7 @@ static int pm_histogram_point(pm *m, const uint8_t *p, const uint8_t *end, pm_hd
     static const pm_hdp init = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__INIT;
     pm_counts c;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 6) | (1u << 7) | (1u << 8) | (1u << 9), &c));
-    PM_TRY(pm_kvs_alloc(m, c.n[9], &out->attributes));
-    PM_TRY(pm_exemplars_alloc(m, c.n[8], &out->exemplars));
+    PM_TRY(pm_count(p, end, (1u << 6) | (1u << 7), &c));
     PM_TRY(pm_alloc64(m, c.bytes[6], (void **)&out->bucket_counts));
     PM_TRY(pm_alloc64(m, c.bytes[7], (void **)&out->explicit_bounds));
     while (p < end) {
@@ -660,7 +677,7 @@ static int pm_histogram_point(pm *m, const uint8_t *p, const uint8_t *end, pm_hd
         PM_TRY(pm_tag(&p, end, &tag));
         switch (tag) {
         case PM_TAG(9, PM_LEN):
-            PM_TRY(pm_kv_next(m, &p, end, out->attributes, &out->n_attributes));
+            PM_TRY(pm_kv_next(m, &p, end, &out->attributes, &out->n_attributes));
             break;
         case PM_TAG(4, PM_I64):
             PM_TRY(pm_opt_fixed64(&p, end, &out->count, &out->has_count));
@@ -677,7 +694,7 @@ static int pm_histogram_point(pm *m, const uint8_t *p, const uint8_t *end, pm_hd
             PM_TRY(pm_packed64(q, qe, out->explicit_bounds, &out->n_explicit_bounds));
             break;
         case PM_TAG(8, PM_LEN):
-            PM_TRY(pm_ex_next(m, &p, end, out->exemplars, &out->n_exemplars));
+            PM_TRY(pm_ex_next(m, &p, end, &out->exemplars, &out->n_exemplars));
             break;
         case PM_TAG(10, PM_VARINT):
             PM_TRY(pm_flags(&p, end, &out->flags, &out->has_flags));
@@ -738,11 +755,7 @@ static int pm_buckets_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_bkts *
 static int pm_exp_histogram_point(pm *m, const uint8_t *p, const uint8_t *end, pm_edp *out) {
     static const pm_edp init =
         OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__INIT;
-    pm_counts c;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 1) | (1u << 11), &c));
-    PM_TRY(pm_kvs_alloc(m, c.n[1], &out->attributes));
-    PM_TRY(pm_exemplars_alloc(m, c.n[11], &out->exemplars));
     while (p < end) {
         unsigned tag;
         const uint8_t *q, *qe;
@@ -750,7 +763,7 @@ static int pm_exp_histogram_point(pm *m, const uint8_t *p, const uint8_t *end, p
         PM_TRY(pm_tag(&p, end, &tag));
         switch (tag) {
         case PM_TAG(1, PM_LEN):
-            PM_TRY(pm_kv_next(m, &p, end, out->attributes, &out->n_attributes));
+            PM_TRY(pm_kv_next(m, &p, end, &out->attributes, &out->n_attributes));
             break;
         case PM_TAG(4, PM_I64):
             PM_TRY(pm_opt_fixed64(&p, end, &out->count, &out->has_count));
@@ -780,7 +793,7 @@ static int pm_exp_histogram_point(pm *m, const uint8_t *p, const uint8_t *end, p
             PM_TRY(pm_flags(&p, end, &out->flags, &out->has_flags));
             break;
         case PM_TAG(11, PM_LEN):
-            PM_TRY(pm_ex_next(m, &p, end, out->exemplars, &out->n_exemplars));
+            PM_TRY(pm_ex_next(m, &p, end, &out->exemplars, &out->n_exemplars));
             break;
         case PM_TAG(12, PM_I64):
             PM_TRY(pm_opt_double(&p, end, &out->min, &out->has_min));
@@ -823,8 +836,7 @@ static int pm_summary_point(pm *m, const uint8_t *p, const uint8_t *end, pm_sdp 
     pm_counts c;
     char *elems;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 6) | (1u << 7), &c));
-    PM_TRY(pm_kvs_alloc(m, c.n[7], &out->attributes));
+    PM_TRY(pm_count(p, end, (1u << 6), &c));
     PM_TRY(PM_ARRAY(m, c.n[6], pm_vaq, &out->quantile_values, &elems));
     while (p < end) {
         unsigned tag;
@@ -832,7 +844,7 @@ static int pm_summary_point(pm *m, const uint8_t *p, const uint8_t *end, pm_sdp 
         PM_TRY(pm_tag(&p, end, &tag));
         switch (tag) {
         case PM_TAG(7, PM_LEN):
-            PM_TRY(pm_kv_next(m, &p, end, out->attributes, &out->n_attributes));
+            PM_TRY(pm_kv_next(m, &p, end, &out->attributes, &out->n_attributes));
             break;
         case PM_TAG(4, PM_I64):
             PM_TRY(pm_opt_fixed64(&p, end, &out->count, &out->has_count));
@@ -1023,10 +1035,7 @@ static int pm_metric_data(pm *m, unsigned field, const uint8_t *p, const uint8_t
 
 static int pm_metric_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_metric *out) {
     static const pm_metric init = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__INIT;
-    pm_counts c;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 12), &c));
-    PM_TRY(pm_kvs_alloc(m, c.n[12], &out->metadata));
     while (p < end) {
         unsigned tag;
         const uint8_t *q, *qe;
@@ -1053,7 +1062,7 @@ static int pm_metric_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_metric 
             PM_TRY(pm_metric_data(m, tag >> 3, q, qe, out));
             break;
         case PM_TAG(12, PM_LEN):
-            PM_TRY(pm_kv_next(m, &p, end, out->metadata, &out->n_metadata));
+            PM_TRY(pm_kv_next(m, &p, end, &out->metadata, &out->n_metadata));
             break;
         default:
             return PM_NO;

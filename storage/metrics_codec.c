@@ -27,19 +27,39 @@ static uint8_t *put_varint_raw(uint8_t *w, uint64_t v) {
     return w;
 }
 
+/* Copies len bytes, inline for the short strings labels are made of: two
+ * overlapping loads and stores, never touching a byte outside either range. */
+static inline uint8_t *copy_short(uint8_t *w, const char *src, size_t len) {
+    const uint8_t *p = (const uint8_t *)src;
+    if (len >= 8 && len <= 16) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + len - 8, 8);
+        memcpy(w, &a, 8);
+        memcpy(w + len - 8, &b, 8);
+    } else if (len >= 4 && len < 8) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + len - 4, 4);
+        memcpy(w, &a, 4);
+        memcpy(w + len - 4, &b, 4);
+    } else if (len < 4) {
+        for (size_t i = 0; i < len; i++) {
+            w[i] = p[i];
+        }
+    } else {
+        memcpy(w, p, len);
+    }
+    return w + len;
+}
+
 /* Writes the canonical encoding at w, which has room for it; returns the end. */
 static uint8_t *labels_write(uint8_t *w, const stg_label *l, size_t n) {
     for (size_t i = 0; i < n; i++) {
         w = put_varint_raw(w, l[i].name.len);
-        if (l[i].name.len > 0) {
-            memcpy(w, l[i].name.ptr, l[i].name.len);
-            w += l[i].name.len;
-        }
+        w = copy_short(w, l[i].name.ptr, l[i].name.len);
         w = put_varint_raw(w, l[i].value.len);
-        if (l[i].value.len > 0) {
-            memcpy(w, l[i].value.ptr, l[i].value.len);
-            w += l[i].value.len;
-        }
+        w = copy_short(w, l[i].value.ptr, l[i].value.len);
     }
     return w;
 }
@@ -577,15 +597,23 @@ static size_t uvarint_size(uint64_t v) {
 /* Appends labels as a length-prefixed canonical encoding (the size is known
  * up front: no staging buffer). */
 static int put_labels(sl_buf *b, const stg_label *l, size_t n) {
-    size_t size = 0;
+    size_t bound = 10;
     for (size_t i = 0; i < n; i++) {
-        size += uvarint_size(l[i].name.len) + l[i].name.len + uvarint_size(l[i].value.len) +
-                l[i].value.len;
+        bound += l[i].name.len + l[i].value.len + 20;
     }
-    int rc = sl_buf_reserve(b, size + 10);
+    int rc = sl_buf_reserve(b, bound);
     if (rc == 0) {
-        uint8_t *w = put_varint_raw(b->data + b->len, size);
-        b->len = (size_t)(labels_write(w, l, n) - b->data);
+        /* Written after room for a two-byte size (128 to 16383 bytes, the
+         * usual), moved when the size takes another length. */
+        uint8_t *start = b->data + b->len;
+        uint8_t *end = labels_write(start + 2, l, n);
+        size_t size = (size_t)(end - start - 2);
+        size_t vl = uvarint_size(size);
+        if (vl != 2) {
+            memmove(start + vl, start + 2, size);
+        }
+        put_varint_raw(start, size);
+        b->len += vl + size;
     }
     return rc;
 }
@@ -593,6 +621,9 @@ static int put_labels(sl_buf *b, const stg_label *l, size_t n) {
 int stg_metrics_encode(const stg_mseries *series, size_t n, const stg_metric_meta *meta,
                        size_t nmeta, sl_buf *out) {
     uint8_t magic[4] = {'S', 'L', 'M', '1'};
+    /* Room for a typical record up front, not regrown (and copied) by
+     * doubling; if this fails, the appends below fail as they should. */
+    (void)sl_buf_reserve(out, 16 + n * 160 + nmeta * 64);
     int rc = sl_buf_append(out, magic, 4);
     if (rc == 0) {
         rc = sl_buf_put_uvarint(out, n);
