@@ -1071,13 +1071,24 @@ static int pm_metric_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_metric 
     return 0;
 }
 
-static int pm_scope_metrics(pm *m, const uint8_t *p, const uint8_t *end, pm_sm *out) {
-    static const pm_sm init = OPENTELEMETRY__PROTO__METRICS__V1__SCOPE_METRICS__INIT;
+/* ResourceMetrics and ScopeMetrics: field 1 one message (resource, scope),
+ * 2 repeated messages (scope_metrics, metrics), 3 schema_url. */
+typedef struct pm_level {
+    void **one;
+    size_t one_size;
+    pm_point_fn parse_one;
+    void ***many;
+    size_t *nmany;
+    size_t many_size;
+    pm_point_fn parse_many;
+    char **schema_url;
+} pm_level;
+
+static int pm_level_msg(pm *m, const uint8_t *p, const uint8_t *end, const pm_level *l) {
     pm_counts c;
     char *elems;
-    *out = init;
     PM_TRY(pm_count(p, end, (1u << 2), &c));
-    PM_TRY(PM_ARRAY(m, c.n[2], pm_metric, &out->metrics, &elems));
+    PM_TRY(pm_array(m, c.n[2], l->many_size, l->many, &elems));
     while (p < end) {
         unsigned tag;
         const uint8_t *q, *qe;
@@ -1086,53 +1097,50 @@ static int pm_scope_metrics(pm *m, const uint8_t *p, const uint8_t *end, pm_sm *
                    ? pm_len(&p, end, &q, &qe)
                    : PM_NO);
         if (tag == PM_TAG(1, PM_LEN)) {
-            if (out->scope != NULL) {
+            if (*l->one != NULL) {
                 return PM_NO; /* given twice: protobuf-c merges */
             }
-            out->scope = sl_arena_alloc(m->a, sizeof(*out->scope));
-            if (out->scope == NULL) {
+            if ((*l->one = sl_arena_alloc(m->a, l->one_size)) == NULL) {
                 return SL_ENOMEM;
             }
-            PM_TRY(pm_scope_msg(m, q, qe, out->scope));
+            PM_TRY(l->parse_one(m, q, qe, *l->one));
         } else if (tag == PM_TAG(2, PM_LEN)) {
-            PM_TRY(pm_metric_msg(m, q, qe, out->metrics[out->n_metrics++]));
+            PM_TRY(l->parse_many(m, q, qe, (*l->many)[(*l->nmany)++]));
         } else {
-            PM_TRY(pm_string(m, q, qe, &out->schema_url));
+            PM_TRY(pm_string(m, q, qe, l->schema_url));
         }
     }
     return 0;
 }
 
-static int pm_resource_metrics(pm *m, const uint8_t *p, const uint8_t *end, pm_rm *out) {
-    static const pm_rm init = OPENTELEMETRY__PROTO__METRICS__V1__RESOURCE_METRICS__INIT;
-    pm_counts c;
-    char *elems;
+static int pm_scope_fn(pm *m, const uint8_t *p, const uint8_t *end, void *out) {
+    return pm_scope_msg(m, p, end, out);
+}
+static int pm_metric_fn(pm *m, const uint8_t *p, const uint8_t *end, void *out) {
+    return pm_metric_msg(m, p, end, out);
+}
+static int pm_resource_fn(pm *m, const uint8_t *p, const uint8_t *end, void *out) {
+    return pm_resource(m, p, end, out);
+}
+
+static int pm_scope_metrics(pm *m, const uint8_t *p, const uint8_t *end, void *msg) {
+    static const pm_sm init = OPENTELEMETRY__PROTO__METRICS__V1__SCOPE_METRICS__INIT;
+    pm_sm *out = msg;
     *out = init;
-    PM_TRY(pm_count(p, end, (1u << 2), &c));
-    PM_TRY(PM_ARRAY(m, c.n[2], pm_sm, &out->scope_metrics, &elems));
-    while (p < end) {
-        unsigned tag;
-        const uint8_t *q, *qe;
-        PM_TRY(pm_tag(&p, end, &tag));
-        PM_TRY(tag == PM_TAG(1, PM_LEN) || tag == PM_TAG(2, PM_LEN) || tag == PM_TAG(3, PM_LEN)
-                   ? pm_len(&p, end, &q, &qe)
-                   : PM_NO);
-        if (tag == PM_TAG(1, PM_LEN)) {
-            if (out->resource != NULL) {
-                return PM_NO; /* given twice: protobuf-c merges */
-            }
-            out->resource = sl_arena_alloc(m->a, sizeof(*out->resource));
-            if (out->resource == NULL) {
-                return SL_ENOMEM;
-            }
-            PM_TRY(pm_resource(m, q, qe, out->resource));
-        } else if (tag == PM_TAG(2, PM_LEN)) {
-            PM_TRY(pm_scope_metrics(m, q, qe, out->scope_metrics[out->n_scope_metrics++]));
-        } else {
-            PM_TRY(pm_string(m, q, qe, &out->schema_url));
-        }
-    }
-    return 0;
+    pm_level l = {(void **)&out->scope, sizeof(*out->scope), pm_scope_fn,  (void ***)&out->metrics,
+                  &out->n_metrics,      sizeof(pm_metric),   pm_metric_fn, &out->schema_url};
+    return pm_level_msg(m, p, end, &l);
+}
+
+static int pm_resource_metrics(pm *m, const uint8_t *p, const uint8_t *end, void *msg) {
+    static const pm_rm init = OPENTELEMETRY__PROTO__METRICS__V1__RESOURCE_METRICS__INIT;
+    pm_rm *out = msg;
+    *out = init;
+    pm_level l = {(void **)&out->resource, sizeof(*out->resource),
+                  pm_resource_fn,          (void ***)&out->scope_metrics,
+                  &out->n_scope_metrics,   sizeof(pm_sm),
+                  pm_scope_metrics,        &out->schema_url};
+    return pm_level_msg(m, p, end, &l);
 }
 
 int col_metrics_unpack(const uint8_t *buf, size_t len, sl_arena *a, pm_req **out) {

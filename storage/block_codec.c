@@ -201,23 +201,7 @@ static inline uint64_t mix64(uint64_t h) {
 /* The in-memory hash of dictionary strings: never stored, so it may read
  * words in native order. One multiply per 8 bytes keeps short keys cheap. */
 static inline uint64_t str_hash(const char *s, size_t len) {
-    const uint8_t *p = (const uint8_t *)s;
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 31;
-        p += 8;
-        len -= 8;
-    }
-    if (len > 0) {
-        uint64_t w = 0;
-        memcpy(&w, p, len);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 31;
-    }
-    return mix64(h);
+    return sl_hash_bytes(s, len);
 }
 
 /* ---- small growable arrays and open-addressing tables --------------------- */
