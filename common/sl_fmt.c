@@ -1,6 +1,10 @@
 /*
  * Shortest round-trip formatting of doubles (sl_fmt.h).
  *
+ * Integers, then decimals of up to about 12 significant digits (most gauge
+ * values and means of them), are found with one exact division check each
+ * (fm_short_decimal); everything else takes the search below.
+ *
  * The fast path handles every double the Prometheus API sees in practice
  * (integers below 2^53 and magnitudes from about 1e-6 up): for the k
  * decimal places that give 15, then 16, then 17 significant digits it takes
@@ -163,7 +167,7 @@ static bool fm_fast(double a, char *digits, size_t *nd, int *exp10) {
     /* k for 15 significant digits: when a representation of at most 15
      * digits exists, the 15-digit one is it padded with zeros; else 16, else
      * 17 digits. */
-    int k = 14 - (int)floor(log10(a));
+    int k = 14 - (int)floor((E + 52) * 0.30102999566398120); /* log10(a), or one less */
     for (int tries = 0; tries < 5; tries++) {
         if (k < 0 || k > FM_MAX_K) {
             return false;
@@ -182,7 +186,7 @@ static bool fm_fast(double a, char *digits, size_t *nd, int *exp10) {
             return false;
         }
         long double x = (long double)a * fm_p10l[k];
-        uint64_t m = fm_pick((uint64_t)llroundl(x), fm_p10(k), M, pow2, shift);
+        uint64_t m = fm_pick((uint64_t)(x + 0.5L), fm_p10(k), M, pow2, shift);
         if (m != 0) {
             *nd = fm_digits(m, k, digits, exp10);
             return true;
@@ -200,29 +204,48 @@ size_t sl_fmt_shortest(double v, char *digits, int *exp10) {
     return fm_slow(a, digits, exp10);
 }
 
-/* Values with few decimal places (most gauges, means of them, ratios such
- * as 0.25): the first k in 1..22 for which the integer m nearest to
- * |v| * 10^k gives m / 10^k == |v|. With m < 2^53 and 10^k exact, that
- * division is correctly rounded, so the decimal m * 10^-k reads back as |v|;
- * while |v| * 10^k < 2^52 the rounding interval of |v| scaled by 10^k is
- * narrower than 1, so m is the only k-place decimal that does. A smaller k
- * would have been found first, and fewer places mean fewer significant
- * digits (two candidates of the same length on either side of a power of
- * ten would put that power of ten, one digit, in the interval): m * 10^-k is
- * the shortest, and the only one of its length, as Go's formatting chooses.
- * Writes it in the 'f' layout; 0 when there is no such k. */
+/* Values with few significant digits (most gauges, means of them, ratios
+ * such as 0.25): up to about 12, with k <= 22 places. The first k for
+ * which the integer m nearest to |v| * 10^k gives m / 10^k == |v|: with
+ * m < 2^53 and 10^k exact, that division is correctly rounded, so the
+ * decimal m * 10^-k reads back as |v|; while |v| * 10^k < 2^52 the rounding
+ * interval of |v| scaled by 10^k is narrower than 1, so m is the only
+ * k-place decimal that does. A smaller k would have been found first, and
+ * fewer places mean fewer significant digits (two candidates of the same
+ * length on either side of a power of ten would put that power of ten, one
+ * digit, in the interval): m * 10^-k is the shortest, and the only one of
+ * its length, as Go's formatting chooses. k goes up to kmax, the most
+ * places with x = |v| * 10^kmax < 2^40. Writes the decimal in the 'f'
+ * layout; 0 when there is none (then the search decides). */
 static size_t fm_short_decimal(double a, char *out) {
     static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    for (int k = 1; k <= 22; k++) {
+    /* kmax from the binary exponent e (|v| < 2^(e+1)): floor((39 - e)
+     * log10 2), or one more. */
+    uint64_t bits;
+    memcpy(&bits, &a, 8);
+    int e = (int)((bits >> 52) & 0x7ff) - 1023;
+    int kmax = (int)floor((39 - e) * 0.30102999566398120);
+    kmax = kmax > 22 ? 22 : kmax;
+    if (kmax < 0) {
+        return 0; /* |v| >= 2^39 */
+    }
+    if (kmax < 22 && a * p10[kmax + 1] < 0x1p40) {
+        kmax++;
+    }
+    /* When a k-place decimal D (k <= kmax) reads back, |v| * 10^kmax is
+     * within |v| * 10^kmax * 2^-52 < 2^-12 of the integer D * 10^kmax, so x
+     * is within a few ulps of an integer: a test that sends other values
+     * (rates, ratios; all but a few in a thousand) straight to the search.
+     * The same bound at each k skips the division elsewhere. */
+    double xm = a * p10[kmax], rm = floor(xm + 0.5);
+    if (rm == 0 || fabs(xm - rm) > xm * 0x1p-49) {
+        return 0;
+    }
+    for (int k = 1; k <= kmax; k++) {
         double x = a * p10[k];
-        if (x >= 0x1p52) {
-            return 0;
-        }
         double r = floor(x + 0.5);
-        /* x is within a few ulps of m when m reads back: skip the division
-         * elsewhere. */
         if (fabs(x - r) > x * 0x1p-49 || r == 0 || r / p10[k] != a) {
             continue;
         }

@@ -245,6 +245,14 @@ static void test_auth_tokens(void) {
     sl_auth_free(a);
 }
 
+/* The next value of a xorshift64 sequence. */
+static uint64_t xorshift(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
 /* The shortest digits of glibc's correctly rounded conversions (the
  * reference: the first precision that reads back; glibc rounds half to even
  * like Go's shortest formatting). */
@@ -305,9 +313,7 @@ static void test_fmt_double(void) {
      * integers (the fast path's ranges and beyond) against the reference. */
     uint64_t x = 88172645463325252ull;
     for (int i = 0; i < 60000; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        xorshift(&x);
         double a;
         switch (i % 4) {
         case 0: {
@@ -342,40 +348,30 @@ static void test_fmt_double(void) {
 }
 
 /* v in Go's 'f' layout from the reference digits: what sl_fmt_double wrote
- * before its short-decimal path, and must still write. */
+ * before its short-decimal path, and must still write. With decimals,
+ * glibc's correctly rounded "%.*f" to as many places as the shortest digits
+ * have (the nearest decimal with that many places is the shortest one);
+ * whole numbers are the digits padded with zeros. */
 static void ref_fmt_double(double v, char *out) {
-    if (isnan(v) || isinf(v)) {
-        strcpy(out, isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
-        return;
-    }
-    size_t n = 0;
-    if (signbit(v)) {
-        out[n++] = '-';
-    }
-    if (v == 0) {
-        strcpy(out + n, "0");
+    if (isnan(v) || isinf(v) || v == 0) {
+        strcpy(out, isnan(v)   ? "NaN"
+                    : isinf(v) ? (v > 0 ? "+Inf" : "-Inf")
+                               : (signbit(v) ? "-0" : "0"));
         return;
     }
     char d[24];
     int x;
     size_t nd = ref_shortest(fabs(v), d, &x);
-    if (x < 0) {
-        out[n++] = '0';
-        out[n++] = '.';
-        for (int i = -1; i > x; i--) {
-            out[n++] = '0';
-        }
-        memcpy(out + n, d, nd);
-        n += nd;
-    } else {
-        for (int i = 0; i <= x || (size_t)i < nd; i++) {
-            if (i == x + 1) {
-                out[n++] = '.';
-            }
-            out[n++] = (size_t)i < nd ? d[i] : '0';
-        }
+    int places = (int)nd - 1 - x;
+    if (places > 0) {
+        snprintf(out, SL_FMT_DOUBLE_MAX, "%.*f", places, v);
+        return;
     }
-    out[n] = '\0';
+    size_t n = v < 0 ? 1 : 0;
+    out[0] = '-';
+    memcpy(out + n, d, nd);
+    memset(out + n + nd, '0', (size_t)x + 1 - nd);
+    out[n + (size_t)x + 1] = '\0';
 }
 
 /* The whole string against the reference layout: integers, decimals of one
@@ -421,9 +417,7 @@ static void test_fmt_double_layout(void) {
     }
     uint64_t x = 0x9e3779b97f4a7c15ull;
     for (int i = 0; i < 80000; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        xorshift(&x);
         double a;
         static const double scale[] = {1, 10, 100, 1000, 40, 20, 3, 1e6};
         switch (i % 5) {
