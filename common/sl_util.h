@@ -88,11 +88,19 @@ static inline void sl_put_be64(uint8_t *p, uint64_t v) {
     }
 }
 
+/* One load and a byte swap: the byte-wise loop is not always merged into
+ * one by the compiler, and chunk decoding reads a word per field. */
 static inline uint64_t sl_get_be64(const uint8_t *p) {
-    uint64_t v = 0;
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#elif !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__
+    v = 0;
     for (int i = 0; i < 8; i++) {
         v = (v << 8) | p[i];
     }
+#endif
     return v;
 }
 

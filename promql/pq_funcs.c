@@ -209,29 +209,53 @@ static bool extrapolated_rate(const pq_sample *s, size_t n, int64_t range_start,
             last = s[i].v;
         }
     }
-    *out = pq_extrapolate(s, n, result, range_start, range_end, range_ms, counter, rate);
+    *out = pq_extrapolate(s, n, result, range_start, range_end, range_ms, counter, rate, NULL);
     return true;
 }
 
 double pq_extrapolate(const pq_sample *s, size_t n, double result, int64_t range_start,
-                      int64_t range_end, int64_t range_ms, bool counter, bool rate) {
-    double to_start = (double)(s[0].t_ms - range_start) / 1000.0;
-    double to_end = (double)(range_end - s[n - 1].t_ms) / 1000.0;
-    double sampled = (double)(s[n - 1].t_ms - s[0].t_ms) / 1000.0;
-    double avg_between = sampled / (double)(n - 1);
+                      int64_t range_end, int64_t range_ms, bool counter, bool rate,
+                      pq_xmemo *memo) {
+    pq_xmemo local;
+    pq_xmemo *m = memo != NULL ? memo : &local;
+    int64_t d_start = s[0].t_ms - range_start, d_end = range_end - s[n - 1].t_ms;
+    int64_t d_sampled = s[n - 1].t_ms - s[0].t_ms;
+    if (memo == NULL || !m->valid || m->d_start != d_start || m->d_end != d_end ||
+        m->d_sampled != d_sampled || m->n != n || m->range_ms != range_ms) {
+        /* What depends on the window's times only: series sampled at a
+         * steady interval give the same figures at every step. */
+        m->valid = true;
+        m->d_start = d_start;
+        m->d_end = d_end;
+        m->d_sampled = d_sampled;
+        m->n = n;
+        m->range_ms = range_ms;
+        m->to_start = (double)d_start / 1000.0;
+        m->to_end = (double)d_end / 1000.0;
+        m->sampled = (double)d_sampled / 1000.0;
+        m->avg_between = m->sampled / (double)(n - 1);
+        m->threshold = m->avg_between * 1.1;
+        m->range_s = (double)range_ms / 1000.0;
+        double interval = m->sampled;
+        interval += m->to_start < m->threshold ? m->to_start : m->avg_between / 2;
+        interval += m->to_end < m->threshold ? m->to_end : m->avg_between / 2;
+        m->factor = interval / m->sampled;
+    }
+    double factor = m->factor;
     if (counter && result > 0 && s[0].v >= 0) {
-        double to_zero = sampled * (s[0].v / result);
-        if (to_zero < to_start) {
-            to_start = to_zero;
+        double to_zero = m->sampled * (s[0].v / result);
+        if (to_zero < m->to_start) {
+            /* The counter would reach zero inside the window: extrapolate
+             * only that far back. */
+            double interval = m->sampled;
+            interval += to_zero < m->threshold ? to_zero : m->avg_between / 2;
+            interval += m->to_end < m->threshold ? m->to_end : m->avg_between / 2;
+            factor = interval / m->sampled;
         }
     }
-    double threshold = avg_between * 1.1;
-    double interval = sampled;
-    interval += to_start < threshold ? to_start : avg_between / 2;
-    interval += to_end < threshold ? to_end : avg_between / 2;
-    result = result * (interval / sampled);
+    result = result * factor;
     if (rate) {
-        result = result / ((double)range_ms / 1000.0);
+        result = result / m->range_s;
     }
     return result;
 }

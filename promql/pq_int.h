@@ -405,11 +405,22 @@ bool pq_range_value(pq_ev *ev, pq_func_id id, const pq_sample *s, size_t n, int6
                     int64_t range_ms, double p0, double p1, int64_t t, double *scratch,
                     double *out);
 
+typedef struct pq_xmemo {
+    bool valid;
+    int64_t d_start, d_end, d_sampled, range_ms; /* the key: the window's times */
+    size_t n;
+    double to_start, to_end, sampled, avg_between, threshold, range_s, factor;
+} pq_xmemo;
+
 /* The extrapolation of rate, increase (counter) and delta over the n >= 2
  * samples s of the window [range_start, range_end]: result is the last
- * value minus the first, plus for counters the value before each reset. */
+ * value minus the first, plus for counters the value before each reset.
+ * memo, when not NULL (zeroed before the first call), keeps what the
+ * window's times alone decide for the next call: one series' windows at a
+ * steady interval then cost two divisions instead of seven, with the same
+ * bits. */
 double pq_extrapolate(const pq_sample *s, size_t n, double result, int64_t range_start,
-                      int64_t range_end, int64_t range_ms, bool counter, bool rate);
+                      int64_t range_end, int64_t range_ms, bool counter, bool rate, pq_xmemo *memo);
 
 /* A classic histogram bucket: its upper bound (le) and cumulative count. */
 typedef struct pq_bucket {

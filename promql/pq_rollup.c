@@ -364,6 +364,7 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
         uint8_t *ok = out->ok + i * c->ns;
         size_t lo = 0, hi = 0;      /* the window: live[lo..hi) */
         size_t nresets = 0, r0 = 0; /* counter resets: live[k].v < live[k - 1].v */
+        pq_xmemo xm = {0};
         for (size_t k = 1; counter && k < s->nlive; k++) {
             if (s->live[k].v < s->live[k - 1].v) {
                 resets[nresets++] = k;
@@ -427,7 +428,7 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
                     result += s->live[resets[r] - 1].v;
                 }
                 v[j] = pq_extrapolate(w, hi - lo, result, ref - m->range_ms, ref, m->range_ms, true,
-                                      id == PQ_F_RATE);
+                                      id == PQ_F_RATE, &xm);
                 ok[j] = 1;
                 continue;
             }

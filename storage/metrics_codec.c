@@ -173,60 +173,6 @@ static void bw_flush(bitw *w) {
     }
 }
 
-typedef struct bitr {
-    const uint8_t *p;
-    size_t nbits, pos;
-} bitr;
-
-/* Reads nbits (<= 64), most significant first; false past the end. One
- * unaligned 8-byte load covers any read that starts in its first byte and
- * ends within it; a read reaching past it takes the next byte's top bits. */
-static bool br_get(bitr *r, int nbits, uint64_t *out) {
-    if ((size_t)nbits > r->nbits - r->pos) {
-        return false;
-    }
-    if (nbits == 0) {
-        *out = 0;
-        return true;
-    }
-    size_t byte = r->pos >> 3, nbytes = r->nbits >> 3;
-    int off = (int)(r->pos & 7);
-    uint64_t w = 0;
-    if (byte + 8 <= nbytes) {
-        w = sl_get_be64(r->p + byte);
-    } else {
-        for (size_t i = 0; i < 8; i++) {
-            w = (w << 8) | (byte + i < nbytes ? r->p[byte + i] : 0);
-        }
-    }
-    if (off + nbits <= 64) {
-        *out = (w << off) >> (64 - nbits);
-    } else {
-        int extra = off + nbits - 64; /* 1..7: off >= 1, and the bits exist */
-        *out = (((w << off) >> off) << extra) | (uint64_t)(r->p[byte + 8] >> (8 - extra));
-    }
-    r->pos += (size_t)nbits;
-    return true;
-}
-
-/* The next nbits (<= 8) without consuming them, zeros past the end. */
-static unsigned br_peek8(const bitr *r, int nbits) {
-    size_t byte = r->pos >> 3, nbytes = r->nbits >> 3;
-    int off = (int)(r->pos & 7);
-    unsigned w = (byte < nbytes ? (unsigned)r->p[byte] << 8 : 0u) |
-                 (byte + 1 < nbytes ? r->p[byte + 1] : 0u);
-    return (w >> (16 - off - nbits)) & ((1u << nbits) - 1);
-}
-
-/* Consumes n bits that br_peek8 showed; false when they are not all there. */
-static bool br_skip(bitr *r, int n) {
-    if ((size_t)n > r->nbits - r->pos) {
-        return false;
-    }
-    r->pos += (size_t)n;
-    return true;
-}
-
 /* --- chunks ----------------------------------------------------------------- */
 
 static int clz64(uint64_t v) {
@@ -448,6 +394,91 @@ int ms_chunk_info(const uint8_t *p, size_t size, size_t *n, int64_t *mint, int64
     return chunk_header(&p, p + size, n, mint, maxt);
 }
 
+/* Decoding reads the bit stream from a copy followed by CHUNK_PAD zero bytes:
+ * a sample is at most 145 bits and the reader loads 9 bytes from a bit's
+ * byte, so a sample that starts inside the stream reads inside the copy, and
+ * the stream's end is checked once per sample instead of once per field. */
+#define CHUNK_PAD 32
+#define CHUNK_STACK 4096
+
+/* The 64 bits from bit pos on, most significant first. */
+static inline uint64_t cd_peek(const uint8_t *p, size_t pos) {
+    const uint8_t *q = p + (pos >> 3);
+    unsigned off = (unsigned)(pos & 7);
+    return (sl_get_be64(q) << off) | (((uint64_t)q[8] << off) >> 8);
+}
+
+static int chunk_bits(const uint8_t *p, size_t nbits, size_t cnt, stg_sample *out) {
+    uint64_t t = sl_get_be64(p), v = sl_get_be64(p + 8), delta = 0;
+    size_t pos = 128;
+    if (nbits < pos) {
+        return SL_ECORRUPT;
+    }
+    out[0] = (stg_sample){(int64_t)t, ms_u2f(v)};
+    int lead = -1, trail = 0;
+    for (size_t i = 1; i < cnt; i++) {
+        if (pos >= nbits) {
+            return SL_ECORRUPT; /* a sample takes at least 2 bits */
+        }
+        /* The delta-of-delta: '0', or '10', '110', '1110' with 14, 17 or
+         * 20 bits, or '1111' with 64. */
+        uint64_t w = cd_peek(p, pos);
+        int have; /* the valid bits left at the top of w */
+        if ((w >> 63) == 0) {
+            pos++;
+            w <<= 1;
+            have = 63;
+        } else {
+            static const int widths[5] = {0, 14, 17, 20, 64};
+            int ones = w == ~0ull ? 4 : __builtin_clzll(~w);
+            ones = ones > 4 ? 4 : ones;
+            int nb = widths[ones];
+            pos += (size_t)(ones < 4 ? ones + 1 : 4);
+            uint64_t raw = cd_peek(p, pos) >> (64 - nb);
+            pos += (size_t)nb;
+            if (nb < 64 && (raw >> (nb - 1)) != 0) {
+                raw |= ~0ull << nb; /* sign-extend */
+            }
+            delta += raw;
+            w = cd_peek(p, pos);
+            have = 64;
+        }
+        t += delta;
+        /* The value: '0' the same, '10' XOR bits inside the previous
+         * window, '11' a new window (5 bits leading zeros, 6 bits length). */
+        if ((w >> 63) == 0) {
+            pos++;
+        } else if ((w >> 62) == 2) {
+            if (lead < 0) {
+                return SL_ECORRUPT;
+            }
+            int nb = 64 - lead - trail;
+            uint64_t x = nb + 2 <= have ? (w << 2) >> (64 - nb) : cd_peek(p, pos + 2) >> (64 - nb);
+            v ^= x << trail;
+            pos += 2 + (size_t)nb;
+        } else {
+            int l = (int)((w >> 57) & 31), sig = (int)((w >> 51) & 63);
+            if (sig == 0) {
+                sig = 64;
+            }
+            if (l + sig > 64) {
+                return SL_ECORRUPT;
+            }
+            pos += 13;
+            uint64_t x = sig + 13 <= have ? (w << 13) >> (64 - sig) : cd_peek(p, pos) >> (64 - sig);
+            pos += (size_t)sig;
+            lead = l;
+            trail = 64 - l - sig;
+            v ^= trail < 64 ? x << trail : 0;
+        }
+        if (pos > nbits) {
+            return SL_ECORRUPT;
+        }
+        out[i] = (stg_sample){(int64_t)t, ms_u2f(v)};
+    }
+    return 0;
+}
+
 int ms_chunk_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, size_t *n) {
     const uint8_t *end = p + size;
     size_t cnt;
@@ -459,68 +490,22 @@ int ms_chunk_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, 
     if (cnt == 0) {
         return 0;
     }
-    bitr r = {p, (size_t)(end - p) * 8, 0};
-    uint64_t t, v, delta = 0;
-    if (!br_get(&r, 64, &t) || !br_get(&r, 64, &v)) {
-        return SL_ECORRUPT;
+    size_t len = (size_t)(end - p);
+    uint8_t stack[CHUNK_STACK + CHUNK_PAD];
+    uint8_t *copy = len <= CHUNK_STACK ? stack : malloc(len + CHUNK_PAD);
+    if (copy == NULL) {
+        return SL_ENOMEM;
     }
-    out[0] = (stg_sample){(int64_t)t, ms_u2f(v)};
-    int lead = -1, trail = 0;
-    for (size_t i = 1; i < cnt; i++) {
-        /* The delta-of-delta's prefix ('0', '10', '110', '1110', '1111')
-         * from one peek of four bits. */
-        static const int widths[5] = {0, 14, 17, 20, 64};
-        unsigned pre = br_peek8(&r, 4);
-        int ones = pre < 8 ? 0 : pre < 12 ? 1 : pre < 14 ? 2 : pre < 15 ? 3 : 4;
-        if (!br_skip(&r, ones < 4 ? ones + 1 : 4)) {
-            return SL_ECORRUPT;
-        }
-        int nb = widths[ones];
-        int64_t dod = 0;
-        if (nb > 0) {
-            uint64_t raw;
-            if (!br_get(&r, nb, &raw)) {
-                return SL_ECORRUPT;
-            }
-            if (nb < 64 && (raw >> (nb - 1)) != 0) {
-                raw |= ~0ull << nb; /* sign-extend */
-            }
-            dod = (int64_t)raw;
-        }
-        delta += (uint64_t)dod;
-        t += delta;
-        unsigned vpre = br_peek8(&r, 2);
-        if (!br_skip(&r, vpre < 2 ? 1 : 2)) {
-            return SL_ECORRUPT;
-        }
-        if (vpre >= 2) {
-            uint64_t x;
-            if (vpre == 2) {
-                if (lead < 0 || !br_get(&r, 64 - lead - trail, &x)) {
-                    return SL_ECORRUPT;
-                }
-                x <<= trail;
-            } else {
-                uint64_t l, sig;
-                if (!br_get(&r, 5, &l) || !br_get(&r, 6, &sig)) {
-                    return SL_ECORRUPT;
-                }
-                if (sig == 0) {
-                    sig = 64;
-                }
-                if (l + sig > 64 || !br_get(&r, (int)sig, &x)) {
-                    return SL_ECORRUPT;
-                }
-                lead = (int)l;
-                trail = 64 - (int)l - (int)sig;
-                x = trail < 64 ? x << trail : 0;
-            }
-            v ^= x;
-        }
-        out[i] = (stg_sample){(int64_t)t, ms_u2f(v)};
+    memcpy(copy, p, len);
+    memset(copy + len, 0, CHUNK_PAD);
+    int rc = chunk_bits(copy, len * 8, cnt, out);
+    if (copy != stack) {
+        free(copy);
     }
-    *n = cnt;
-    return 0;
+    if (rc == 0) {
+        *n = cnt;
+    }
+    return rc;
 }
 
 /* --- postings --------------------------------------------------------------- */

@@ -466,17 +466,23 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
             int64_t lo, hi;
             if (ms_chunk_info(v.mv_data, v.mv_size, &n, &lo, &hi) == 0 && n > 0 && lo <= maxt &&
                 hi >= mint) {
-                if (sl_array_grow(&buf, &bufcap, n, sizeof(*buf)) != 0) {
+                /* Decoded in place at the series' end, then trimmed to the range. */
+                if (sl_array_grow(&it->samples, &it->cap, it->n + n, sizeof(stg_sample)) != 0) {
                     rc = SL_ENOMEM;
                     break;
                 }
-                if (ms_chunk_decode(v.mv_data, v.mv_size, buf, n, &n) != 0) {
+                stg_sample *dst = it->samples + it->n;
+                if (ms_chunk_decode(v.mv_data, v.mv_size, dst, n, &n) != 0) {
                     rc = SL_ECORRUPT;
                     break;
                 }
-                if ((rc = push_samples(&it->samples, &it->n, &it->cap, buf, n, mint, maxt)) != 0) {
-                    break;
+                size_t kept = 0;
+                for (size_t j = 0; j < n; j++) {
+                    if (dst[j].t_ms >= mint && dst[j].t_ms <= maxt) {
+                        dst[kept++] = dst[j];
+                    }
                 }
+                it->n += kept;
             }
             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }

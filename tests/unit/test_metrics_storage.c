@@ -138,6 +138,33 @@ static void test_chunk_huge_deltas(void) {
     ASSERT_EQ(roundtrip(j, 64), 0);
 }
 
+/* Random value bits (XOR windows of every width, up to all 64 bits) and,
+ * with random times as well, a chunk larger than the decoder's stack copy. */
+static void test_chunk_random_bits(void) {
+    enum { N = 320 };
+    stg_sample s[N];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    int64_t t = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            uint64_t bits = round == 1 || i % 3 == 0 ? x : x & (~0ull << (i % 61));
+            double v;
+            memcpy(&v, &bits, 8);
+            t += round == 0 ? 15000 : (int64_t)(x >> 20);
+            s[i] = (stg_sample){t, v};
+        }
+        ASSERT_EQ(roundtrip(s, N), 0);
+    }
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(ms_chunk_encode(s, N, &b), 0);
+    ASSERT_TRUE(b.len > 4096);
+    sl_buf_free(&b);
+}
+
 static void test_chunk_corrupt(void) {
     uint8_t junk[64];
     stg_sample out[8];
@@ -942,6 +969,7 @@ int main(void) {
     RUN(test_chunk_regular);
     RUN(test_chunk_special_values);
     RUN(test_chunk_huge_deltas);
+    RUN(test_chunk_random_bits);
     RUN(test_chunk_corrupt);
     RUN(test_postings);
     RUN(test_apply_cumulative);
