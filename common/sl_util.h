@@ -16,6 +16,13 @@ typedef struct sl_str {
     size_t len;
 } sl_str;
 
+/* A metric sample: the storage and the PromQL engine share the type, so
+ * series pass from one to the other without a copy. */
+typedef struct sl_sample {
+    int64_t t_ms; /* Unix milliseconds */
+    double v;
+} sl_sample;
+
 /* A view of a string literal: SL_STR_LIT in expressions, SL_STR_INIT in static
  * initializers (where a compound literal is not a constant). */
 #define SL_STR_LIT(s) ((sl_str){(s), sizeof(s) - 1})

@@ -19,6 +19,7 @@
 #include "sl_util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -630,6 +631,14 @@ static int serve(const config *c) {
     sl_log_level level;
     sl_log_parse_level(c->log_level, &level);
     sl_log_set_level(level);
+#ifdef __GLIBC__
+    /* Query answers and their evaluation take a few MiB each: below 16 MiB
+     * they come from the heap, and up to 64 MiB freed at a heap's top stays
+     * for the next query instead of being unmapped and faulted in again
+     * (a 4 MiB answer of 600 series: 30 -> 23 ms of CPU). */
+    mallopt(M_MMAP_THRESHOLD, 16 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
 
     /* Block the shutdown and reload signals in every thread; main waits for
      * them. */

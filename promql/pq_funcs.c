@@ -242,7 +242,10 @@ double pq_extrapolate(const pq_sample *s, size_t n, double result, int64_t range
         m->factor = interval / m->sampled;
     }
     double factor = m->factor;
-    if (counter && result > 0 && s[0].v >= 0) {
+    /* The zero point lies clearly before the window when sampled * v0
+     * exceeds to_start * result by more than rounding could: no division. */
+    if (counter && result > 0 && s[0].v >= 0 &&
+        !(m->sampled * s[0].v > m->to_start * result * (1 + 1e-9))) {
         double to_zero = m->sampled * (s[0].v / result);
         if (to_zero < m->to_start) {
             /* The counter would reach zero inside the window: extrapolate

@@ -357,30 +357,39 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
     bool squares = id == PQ_F_STDDEV_OVER_TIME || id == PQ_F_STDVAR_OVER_TIME;
     bool summed = squares || id == PQ_F_AVG_OVER_TIME || id == PQ_F_SUM_OVER_TIME;
     new_vector(c, out, m->nseries);
+    /* Each step's window end, the same for every series. */
+    int64_t *refs = pq_ev_alloc(c->ev, c->ns * sizeof(int64_t));
+    for (size_t j = 0; j < c->ns; j++) {
+        refs[j] = pq_ev_at_time(c->ev, m, c->t[j]) - m->offset_ms;
+    }
+    const int64_t range = m->range_ms;
     for (size_t i = 0; i < m->nseries; i++) {
         pq_ev_check_deadline(c->ev);
         pq_sel_series *s = &m->series[i];
+        /* In locals: the stores to ok[] (bytes) could alias the fields. */
+        const pq_sample *live = s->live;
+        const size_t nlive = s->nlive;
         double *v = out->v + i * c->ns;
         uint8_t *ok = out->ok + i * c->ns;
         size_t lo = 0, hi = 0;      /* the window: live[lo..hi) */
         size_t nresets = 0, r0 = 0; /* counter resets: live[k].v < live[k - 1].v */
         pq_xmemo xm = {0};
-        for (size_t k = 1; counter && k < s->nlive; k++) {
-            if (s->live[k].v < s->live[k - 1].v) {
+        for (size_t k = 1; counter && k < nlive; k++) {
+            if (live[k].v < live[k - 1].v) {
                 resets[nresets++] = k;
             }
         }
         /* avg, sum, stddev and stdvar: the window's sums slide with it
          * (huge magnitudes, which could overflow a sum, take the per-window
          * loop). */
-        bool slide = summed && wsum_fits(s->live, s->nlive, squares);
+        bool slide = summed && wsum_fits(live, nlive, squares);
         wsum ws = {0};
         size_t restart = 0; /* squares: where the window ended at the last restart */
         for (size_t j = 0; j < c->ns; j++) {
-            int64_t ref = pq_ev_at_time(c->ev, m, c->t[j]) - m->offset_ms;
-            while (lo < s->nlive && s->live[lo].t_ms < ref - m->range_ms) {
+            int64_t ref = refs[j];
+            while (lo < nlive && live[lo].t_ms < ref - range) {
                 if (slide && lo < hi) {
-                    wsum_move(&ws, s->live, lo, lo, hi, -1, squares);
+                    wsum_move(&ws, live, lo, lo, hi, -1, squares);
                 }
                 lo++;
             }
@@ -388,9 +397,9 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
                 hi = lo;
                 ws = (wsum){0};
             }
-            while (hi < s->nlive && s->live[hi].t_ms <= ref) {
+            while (hi < nlive && live[hi].t_ms <= ref) {
                 if (slide) {
-                    wsum_move(&ws, s->live, hi, lo, hi, 1, squares);
+                    wsum_move(&ws, live, hi, lo, hi, 1, squares);
                 }
                 hi++;
             }
@@ -398,7 +407,7 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
                 continue;
             }
             if (slide && squares && lo >= restart) {
-                wsum_restart(&ws, s->live, lo, hi);
+                wsum_restart(&ws, live, lo, hi);
                 restart = hi;
             }
             if (slide) {
@@ -416,7 +425,7 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
                 if (hi - lo < 2) {
                     continue;
                 }
-                const pq_sample *w = s->live + lo;
+                const pq_sample *w = live + lo;
                 double result = w[hi - lo - 1].v - w[0].v;
                 if (w[0].v < 0) {
                     result += 0; /* the loop's first comparison, against 0 */
@@ -425,16 +434,16 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
                     r0++;
                 }
                 for (size_t r = r0; r < nresets && resets[r] < hi; r++) {
-                    result += s->live[resets[r] - 1].v;
+                    result += live[resets[r] - 1].v;
                 }
-                v[j] = pq_extrapolate(w, hi - lo, result, ref - m->range_ms, ref, m->range_ms, true,
+                v[j] = pq_extrapolate(w, hi - lo, result, ref - range, ref, range, true,
                                       id == PQ_F_RATE, &xm);
                 ok[j] = 1;
                 continue;
             }
             double p0 = p.num != NULL ? p.num[j] : 0;
-            if (pq_range_value(c->ev, id, s->live + lo, hi - lo, ref, m->range_ms, p0, 0, c->t[j],
-                               scratch, &v[j])) {
+            if (pq_range_value(c->ev, id, live + lo, hi - lo, ref, range, p0, 0, c->t[j], scratch,
+                               &v[j])) {
                 ok[j] = 1;
             }
         }

@@ -37,10 +37,7 @@ typedef struct pq_label {
     sl_str value;
 } pq_label;
 
-typedef struct pq_sample {
-    int64_t t_ms;
-    double v;
-} pq_sample;
+typedef sl_sample pq_sample;
 
 /* Called once per series: labels (sorted by name, __name__ included), samples
  * in ascending time within the asked range, stale markers included. Both are

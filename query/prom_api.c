@@ -294,26 +294,19 @@ typedef struct select_ctx {
     void *cb_ud;
     pq_label *labels;
     size_t labels_cap;
-    pq_sample *samples;
-    size_t samples_cap;
 } select_ctx;
 
 static int forward_series(void *ud, const stg_label *labels, size_t nlabels,
                           const stg_sample *samples, size_t nsamples) {
     select_ctx *c = ud;
-    if ((nlabels > c->labels_cap &&
-         sl_array_grow(&c->labels, &c->labels_cap, nlabels, sizeof(pq_label)) != 0) ||
-        (nsamples > c->samples_cap &&
-         sl_array_grow(&c->samples, &c->samples_cap, nsamples, sizeof(pq_sample)) != 0)) {
+    if (nlabels > c->labels_cap &&
+        sl_array_grow(&c->labels, &c->labels_cap, nlabels, sizeof(pq_label)) != 0) {
         return SL_ENOMEM;
     }
     for (size_t i = 0; i < nlabels; i++) {
         c->labels[i] = (pq_label){labels[i].name, labels[i].value};
     }
-    for (size_t i = 0; i < nsamples; i++) {
-        c->samples[i] = (pq_sample){samples[i].t_ms, samples[i].v};
-    }
-    return c->cb(c->cb_ud, c->labels, nlabels, c->samples, nsamples);
+    return c->cb(c->cb_ud, c->labels, nlabels, samples, nsamples); /* one sample type */
 }
 
 static stg_matcher *convert_matchers(const pq_matcher *m, size_t nm, sl_arena *a) {
@@ -333,13 +326,12 @@ int qry_store_select(void *ud, const pq_matcher *m, size_t nm, int64_t mint_ms, 
     qry_store_querier *sq = ud;
     sl_arena a;
     sl_arena_init(&a, (size_t)1 << 20);
-    select_ctx c = {cb, cb_ud, NULL, 0, NULL, 0};
+    select_ctx c = {cb, cb_ud, NULL, 0};
     stg_matcher *sm = convert_matchers(m, nm, &a);
     int rc = sm == NULL ? SL_ENOMEM
                         : stg_select_series(sq->store, sq->tenant, sm, nm, mint_ms, maxt_ms,
                                             forward_series, &c);
     free(c.labels);
-    free(c.samples);
     sl_arena_free(&a);
     return rc;
 }

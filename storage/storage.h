@@ -21,6 +21,7 @@
 #include "sl_buf.h"
 #include "sl_limits.h"
 #include "sl_model.h"
+#include "sl_util.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -155,10 +156,7 @@ typedef struct stg_label {
     sl_str name;
     sl_str value;
 } stg_label;
-typedef struct stg_sample {
-    int64_t t_ms;
-    double v;
-} stg_sample;
+typedef sl_sample stg_sample;
 
 /* Called once per series: labels sorted by name (including __name__), samples in
  * ascending time, only those within [mint_ms, maxt_ms]; Prometheus stale markers (the
