@@ -63,7 +63,7 @@ bool sl_is_zero(const uint8_t *p, size_t len) {
     return true;
 }
 
-int sl_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+int sl_get_uvarint_slow(const uint8_t **p, const uint8_t *end, uint64_t *out) {
     uint64_t v = 0;
     const uint8_t *q = *p;
     for (unsigned shift = 0; shift < 64; shift += 7) {

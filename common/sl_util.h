@@ -53,8 +53,18 @@ int sl_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t len);
 /* True when all len bytes are zero. */
 bool sl_is_zero(const uint8_t *p, size_t len);
 
-/* Reads an unsigned LEB128 varint from [*p, end). Returns 0 or SL_ECORRUPT. */
-int sl_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+/* Reads an unsigned LEB128 varint from [*p, end). Returns 0 or SL_ECORRUPT.
+ * One-byte values, the most common in sample runs and indexes, inline. */
+int sl_get_uvarint_slow(const uint8_t **p, const uint8_t *end, uint64_t *out);
+
+static inline int sl_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    if (*p < end && **p < 0x80) {
+        *out = **p;
+        (*p)++;
+        return 0;
+    }
+    return sl_get_uvarint_slow(p, end, out);
+}
 
 /* A fast in-memory hash of bytes, eight at a time (not for anything on disk:
  * it may change between versions). */

@@ -219,7 +219,7 @@ static int mc_unpack(const uint8_t **pp, const uint8_t *end, stg_sample *out, ui
         return SL_ECORRUPT;
     }
     uint64_t x = (uint64_t)sl_unzigzag(z0), dmin = (uint64_t)sl_unzigzag(zmin);
-    out[0].v = (double)(int64_t)x / mc_pow10[e];
+    out[0].v = e == 0 ? (double)(int64_t)x : (double)(int64_t)x / mc_pow10[e];
     size_t bit = 0;
     for (uint64_t i = 1; i < cnt; i++) {
         uint64_t k = 0;
@@ -230,7 +230,7 @@ static int mc_unpack(const uint8_t **pp, const uint8_t *end, stg_sample *out, ui
             got += take;
         }
         x += dmin + k * g;
-        out[i].v = (double)(int64_t)x / mc_pow10[e];
+        out[i].v = e == 0 ? (double)(int64_t)x : (double)(int64_t)x / mc_pow10[e];
     }
     *pp = p + (bit + 7) / 8;
     return 0;
@@ -277,7 +277,10 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
         if (sl_get_uvarint(&p, end, &z) != 0) {
             return SL_ECORRUPT;
         }
-        if (e != 0xff) {
+        if (e == 0) {
+            x = (int64_t)((uint64_t)x + (uint64_t)sl_unzigzag(z));
+            out[i].v = (double)x; /* integers (counters): no division by 1 */
+        } else if (e != 0xff) {
             x = (int64_t)((uint64_t)x + (uint64_t)sl_unzigzag(z)); /* wraps on bad input */
             out[i].v = (double)x / mc_pow10[e];
         } else {
@@ -312,6 +315,8 @@ static int cblock_inflate(ms_cblock *c, uint32_t key, const MDB_val *v) {
     }
     c->len = got;
     c->key = key;
+    c->scan_pos = 0;
+    c->scan_id = 0;
     /* The first id of the block is its first section's. */
     const uint8_t *p = c->raw;
     uint64_t first;
@@ -390,6 +395,12 @@ int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_cse
     }
     const uint8_t *p = c->raw, *end = c->raw + c->len;
     uint64_t cur = 0;
+    if (c->scan_pos > 0 && c->scan_id < id) {
+        /* Readers ask for ids in ascending order: from the last one on,
+         * a block's sections are walked once, not once per series. */
+        p += c->scan_pos;
+        cur = c->scan_id;
+    }
     while (p < end) {
         ms_csection sec;
         if (csection_next(&p, end, &cur, &sec) != 0) {
@@ -397,6 +408,8 @@ int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_cse
         }
         if (cur == id) {
             *out = sec;
+            c->scan_pos = (size_t)(p - c->raw);
+            c->scan_id = (uint32_t)cur;
             return 0;
         }
         if (cur > id) {

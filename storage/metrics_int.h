@@ -224,6 +224,8 @@ typedef struct ms_cblock {
     uint32_t key, first; /* ids of its last and first series; key 0: empty */
     uint8_t *raw;
     size_t len, cap;
+    size_t scan_pos;  /* past the section last found (0: none), */
+    uint32_t scan_id; /* whose id this is: a search for a later id goes on from there */
 } ms_cblock;
 
 typedef struct ms_csection {

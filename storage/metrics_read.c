@@ -342,6 +342,17 @@ static int push_samples(stg_sample **arr, size_t *n, size_t *cap, const stg_samp
     return 0;
 }
 
+/* Moves the samples of s[0..n) within [mint, maxt] to its front; returns how many. */
+static size_t keep_in_range(stg_sample *s, size_t n, int64_t mint, int64_t maxt) {
+    size_t kept = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (s[j].t_ms >= mint && s[j].t_ms <= maxt) {
+            s[kept++] = s[j];
+        }
+    }
+    return kept;
+}
+
 /* The canonical labels of series id in w (its sid entry, or its section of
  * a compacted block, which cb caches: *in_block and sec). Returns 0, SL_ENOTFOUND or an error. */
 static int series_labels(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *cb, MDB_val *out,
@@ -390,8 +401,6 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
     }
     idset ids = {0};
     ms_cblock cb = {0};
-    stg_sample *buf = NULL;
-    size_t bufcap = 0;
     MDB_cursor *cur = NULL;
     char mark_key[] = "mark";
     MDB_val k = {4, mark_key}, v;
@@ -448,15 +457,21 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
             uint64_t cnt;
             size_t n;
             if (sl_get_uvarint(&sp, sec.samples + sec.samples_size, &cnt) != 0 ||
-                cnt > sec.samples_size ||
-                sl_array_grow(&buf, &bufcap, (size_t)cnt + 1, sizeof(*buf)) != 0 ||
-                ms_samples_decode(sec.samples, sec.samples_size, buf, (size_t)cnt, &n) != 0) {
+                cnt > sec.samples_size) {
                 rc = SL_ECORRUPT;
                 break;
             }
-            if ((rc = push_samples(&it->samples, &it->n, &it->cap, buf, n, mint, maxt)) != 0) {
+            if (sl_array_grow(&it->samples, &it->cap, it->n + (size_t)cnt + 1,
+                              sizeof(stg_sample)) != 0) {
+                rc = SL_ENOMEM;
                 break;
             }
+            if (ms_samples_decode(sec.samples, sec.samples_size, it->samples + it->n, (size_t)cnt,
+                                  &n) != 0) {
+                rc = SL_ECORRUPT;
+                break;
+            }
+            it->n += keep_in_range(it->samples + it->n, n, mint, maxt);
         }
         sl_put_be32(ik + 4, 0);
         k = (MDB_val){8, ik};
@@ -476,13 +491,7 @@ static int read_window(ms_window *w, mr_ctx *c, ms_smap *map, int64_t mint, int6
                     rc = SL_ECORRUPT;
                     break;
                 }
-                size_t kept = 0;
-                for (size_t j = 0; j < n; j++) {
-                    if (dst[j].t_ms >= mint && dst[j].t_ms <= maxt) {
-                        dst[kept++] = dst[j];
-                    }
-                }
-                it->n += kept;
+                it->n += keep_in_range(dst, n, mint, maxt);
             }
             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
@@ -494,7 +503,6 @@ out:
     mdb_txn_abort(txn);
     ms_cblock_free(&cb);
     free(ids.ids);
-    free(buf);
     return rc == SL_ECORRUPT ? SL_ESTORAGE : rc;
 }
 
