@@ -14,6 +14,8 @@ real Sightline binary:
 usage: test_fleet_runtime.py SIGHTLINE_BINARY FLEET_ECHO_BINARY"""
 
 import os
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -22,6 +24,24 @@ from fleet_harness import (Fleet, Server, check, check_eq, finish, get_trace, ht
                            otel_env, parent_of, service_token, tags_of, write_key)
 
 sightline_bin, echo_bin = sys.argv[1], sys.argv[2]
+
+# --- start-up failures: a clear message and exit status 2, never a crash ----
+# (they leave the app half made: the destroy path must cope with what is not)
+for args, want in [(["--no-such-flag"], "unknown flag --no-such-flag"),
+                   (["--no-such-flag", "1"], "unknown flag --no-such-flag"),
+                   (["--listen"], "--listen needs a value"),
+                   (["--service-key-file", "/nonexistent/key"], "service key")]:
+    p = subprocess.run([echo_bin] + args, capture_output=True, text=True, timeout=20)
+    check_eq(p.returncode, 2, f"exit status for {args} (stderr: {p.stderr[-300:]!r})")
+    check(want in p.stderr, f"{args}: the message names the problem: {p.stderr[-300:]!r}")
+taken = socket.socket()
+taken.bind(("127.0.0.1", 0))
+taken.listen(1)
+p = subprocess.run([echo_bin, "--listen", "127.0.0.1:%d" % taken.getsockname()[1]],
+                   capture_output=True, text=True, timeout=20)
+taken.close()
+check_eq(p.returncode, 1, f"exit status on a port in use (stderr: {p.stderr[-300:]!r})")
+check("cannot listen" in p.stderr, f"a port in use is named: {p.stderr[-300:]!r}")
 
 srv = Server(sightline_bin).start()
 echo = None

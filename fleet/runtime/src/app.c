@@ -127,34 +127,33 @@ int sf_config_parse(const sf_app_options *o, int argc, char **argv, sf_config *c
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         size_t nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        const char *val = eq != NULL ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        if (val == NULL) {
-            snprintf(err, cap, "flag --%s needs a value", name);
-            return SF_EUSAGE;
-        }
         static const char *const common[] = {
             "listen",           "db",       "registry", "nats",
             "service-key-file", "version",  "tags",     "max-body-size",
             "drain-timeout-ms", "log-level"};
         const char **slots[] = {&c->listen,  &c->db,   &c->registry, &c->nats, &c->service_key_file,
                                 &c->version, &c->tags, &body,        &drain,   &c->log_level};
-        bool found = false;
-        for (size_t k = 0; k < sizeof common / sizeof common[0] && !found; k++) {
+        const char **slot = NULL; /* where the flag's value goes */
+        for (size_t k = 0; k < sizeof common / sizeof common[0] && slot == NULL; k++) {
             if (strlen(common[k]) == nlen && strncmp(common[k], name, nlen) == 0) {
-                *slots[k] = val;
-                found = true;
+                slot = slots[k];
             }
         }
-        for (size_t k = 0; k < o->flag_count && !found; k++) {
+        for (size_t k = 0; k < o->flag_count && slot == NULL; k++) {
             if (strlen(o->flags[k].name) == nlen && strncmp(o->flags[k].name, name, nlen) == 0) {
-                flag_values[k] = val;
-                found = true;
+                slot = &flag_values[k];
             }
         }
-        if (!found) {
+        if (slot == NULL) {
             snprintf(err, cap, "unknown flag --%.*s (see --help)", (int)nlen, name);
             return SF_EUSAGE;
         }
+        const char *val = eq != NULL ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (val == NULL) {
+            snprintf(err, cap, "flag --%s needs a value", name);
+            return SF_EUSAGE;
+        }
+        *slot = val;
     }
     unsigned long long v;
     if (parse_size(body, (unsigned long long)1 << 30, &v) != 0) {
@@ -450,7 +449,9 @@ void sf_app_destroy(sf_app *a) {
     sf_bus_close(a->bus);
     /* The last export and metric collection, while what they read exists. */
     sf_telemetry_shutdown(a->tel, 5000);
-    sf_client_set_registry(a->client, NULL);
+    if (a->client != NULL) { /* NULL when start-up failed before it was made */
+        sf_client_set_registry(a->client, NULL);
+    }
     sf_registry_destroy(a->registry);
     sf_client_destroy(a->client);
     if (a->db != NULL) {
