@@ -78,7 +78,7 @@ def sightline_up(binary, fams):
     """Starts sightline, sends it the samples over OTLP and waits until the
     WAL is cut into chunks. Returns the harness Server."""
     from harness import Server
-    srv = Server(binary, ["--cut-interval", "1s", "--log-level", "info"]).start()
+    srv = Server(binary, ["--cut-interval", "1s"]).start()
     for req in data.otlp_requests(fams):
         status, _, body = srv.post("/v1/metrics", json.dumps(req).encode(), "application/json")
         if status != 200:
@@ -89,24 +89,6 @@ def sightline_up(binary, fams):
             break
         time.sleep(0.1)
     return srv
-
-
-def wait_compacted(srv, timeout=300):
-    """Waits until every metrics window of the data set is compacted (the
-    store compacts a window once it has ended: all of them here, the data
-    being hours old). Returns False on timeout."""
-    root = os.path.join(srv.data_dir, "data", "default", "metrics")
-    log = os.path.join(srv.data_dir, "server.log")
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        windows = [d for d in os.listdir(root) if d.isdigit()] if os.path.isdir(root) else []
-        # The whole log: the harness's read_log() keeps only its tail.
-        with open(log, "rb") as f:
-            done = f.read().count(b"compacted in")
-        if windows and done >= len(windows):
-            return True
-        time.sleep(1)
-    return False
 
 
 def main():
@@ -176,20 +158,9 @@ def main():
             if srv is not None:
                 ms_sl, n_sl = time_http(f"http://127.0.0.1:{srv.query_port}/api/v1/query_range?" +
                                         params, args.runs)
-            rows.append([q, len(o["data"]["result"]) if o.get("status") == "success" else -1,
+            rows.append((q, len(o["data"]["result"]) if o.get("status") == "success" else -1,
                          nseries, o.get("elapsed_ms", float("nan")),
-                         sw.get("elapsed_ms", float("nan")), ms_vm, n_sl, ms_sl, float("nan")])
-        # The same queries once the store has compacted the windows, as it
-        # does with every window that has ended: what queries over older
-        # data read.
-        if srv is not None:
-            if not wait_compacted(srv):
-                print("warning: the windows were not all compacted in 300 s", file=sys.stderr)
-            for row in rows:
-                params = urllib.parse.urlencode({"query": row[0], "start": start_s, "end": end_s,
-                                                 "step": step, "nocache": 1})
-                row[8], _ = time_http(f"http://127.0.0.1:{srv.query_port}/api/v1/query_range?" +
-                                      params, args.runs)
+                         sw.get("elapsed_ms", float("nan")), ms_vm, n_sl, ms_sl))
         nseries_total = sum(len(v[1]) if v[0] != "histogram" else len(v[1][1]) * 9
                             for v in fams.values())
         print(f"### PromQL range queries ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
@@ -198,12 +169,11 @@ def main():
               f"range queries over the last hour, step {step}s (241 points per series); "
               f"median of {args.runs} runs after a warm-up.\n")
         print("| query | series (engine / sightline / VM) | engine only ms | "
-              "engine step-wise ms | sightline serve ms (chunks) | sightline serve ms "
-              "(compacted) | VictoriaMetrics 1.79 ms |")
-        print("|---|---|---|---|---|---|---|")
-        for q, ns, nv, ms_ours, ms_sw, ms_vm, n_sl, ms_sl, ms_cp in rows:
+              "engine step-wise ms | sightline serve ms | VictoriaMetrics 1.79 ms |")
+        print("|---|---|---|---|---|---|")
+        for q, ns, nv, ms_ours, ms_sw, ms_vm, n_sl, ms_sl in rows:
             print(f"| `{q}` | {ns} / {n_sl} / {nv} | {ms_ours:.1f} | {ms_sw:.1f} | {ms_sl:.1f} | "
-                  f"{ms_cp:.1f} | {ms_vm:.1f} |")
+                  f"{ms_vm:.1f} |")
         return 0
     finally:
         if srv is not None:
