@@ -16,7 +16,12 @@ samples go to
   - with --sightline BIN, `sightline serve` itself: the samples sent over
     OTLP/HTTP (/v1/metrics), the WAL cut into chunks, then the queries asked of
     its /api/v1/query_range (HTTP, storage reads, evaluation, JSON), like
-    VictoriaMetrics.
+    VictoriaMetrics;
+  - and then, unless --no-compacted, a second `sightline serve` with 1-minute
+    windows fed the same samples: once its window has ended and been compacted
+    into zstd blocks (the state of all data older than a window), the queries
+    again, with the block cache (--metrics-cache, default) and after a restart
+    with --metrics-cache 0, VictoriaMetrics timed again beside them.
 Each query is a Grafana-like range query (the last hour, 15 s step); the
 figure is the median of --runs timed runs after one warm-up.
 
@@ -74,11 +79,11 @@ def time_http(url, runs):
     return statistics.median(times), n
 
 
-def sightline_up(binary, fams):
+def sightline_up(binary, fams, extra=()):
     """Starts sightline, sends it the samples over OTLP and waits until the
     WAL is cut into chunks. Returns the harness Server."""
     from harness import Server
-    srv = Server(binary, ["--cut-interval", "1s"]).start()
+    srv = Server(binary, ["--cut-interval", "1s", *extra]).start()
     for req in data.otlp_requests(fams):
         status, _, body = srv.post("/v1/metrics", json.dumps(req).encode(), "application/json")
         if status != 200:
@@ -91,12 +96,28 @@ def sightline_up(binary, fams):
     return srv
 
 
+def wait_compacted(srv, timeout=240):
+    """Waits until every metrics window of srv's tenant has been compacted
+    (one "compacted in" line per window in the whole server log)."""
+    wdir = os.path.join(srv.data_dir, "data", "default", "metrics")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        wins = [d for d in os.listdir(wdir) if d.isdigit()] if os.path.isdir(wdir) else []
+        with open(os.path.join(srv.data_dir, "server.log"), "rb") as f:
+            done = f.read().count(b"compacted in")
+        if wins and done >= len(wins):
+            return len(wins)
+        time.sleep(1)
+    raise RuntimeError("the metrics windows were not compacted in time")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tool", required=True)
     ap.add_argument("--sightline")
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--no-compacted", action="store_true")
     args = ap.parse_args()
     vm = shutil.which("victoria-metrics")
     if vm is None:
@@ -161,6 +182,27 @@ def main():
             rows.append((q, len(o["data"]["result"]) if o.get("status") == "success" else -1,
                          nseries, o.get("elapsed_ms", float("nan")),
                          sw.get("elapsed_ms", float("nan")), ms_vm, n_sl, ms_sl))
+        compacted = []
+        if srv is not None and not args.no_compacted:
+            srv.cleanup()
+            srv = sightline_up(args.sightline, fams, ["--partition", "1m", "--log-level", "info"])
+            nwin = wait_compacted(srv)
+            for q in QUERIES:
+                params = urllib.parse.urlencode({"query": q, "start": start_s, "end": end_s,
+                                                 "step": step, "nocache": 1})
+                ms_c, _ = time_http(f"http://127.0.0.1:{srv.query_port}/api/v1/query_range?" +
+                                    params, args.runs)
+                ms_vm2, _ = time_http(vmurl + "/api/v1/query_range?" + params, args.runs)
+                compacted.append([ms_c, ms_vm2])
+            srv.stop()
+            srv.extra_args = list(srv.extra_args) + ["--metrics-cache", "0"]
+            srv.start()
+            for i, q in enumerate(QUERIES):
+                params = urllib.parse.urlencode({"query": q, "start": start_s, "end": end_s,
+                                                 "step": step, "nocache": 1})
+                ms_u, _ = time_http(f"http://127.0.0.1:{srv.query_port}/api/v1/query_range?" +
+                                    params, args.runs)
+                compacted[i].append(ms_u)
         nseries_total = sum(len(v[1]) if v[0] != "histogram" else len(v[1][1]) * 9
                             for v in fams.values())
         print(f"### PromQL range queries ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
@@ -174,6 +216,14 @@ def main():
         for q, ns, nv, ms_ours, ms_sw, ms_vm, n_sl, ms_sl in rows:
             print(f"| `{q}` | {ns} / {n_sl} / {nv} | {ms_ours:.1f} | {ms_sw:.1f} | {ms_sl:.1f} | "
                   f"{ms_vm:.1f} |")
+        if compacted:
+            print(f"\nThe same queries over the data once compacted ({nwin} window(s) of 1 minute "
+                  "by arrival, zstd blocks), VictoriaMetrics timed again beside them:\n")
+            print("| query | sightline serve, compacted, block cache ms | VictoriaMetrics 1.79 ms | "
+                  "sightline serve, compacted, --metrics-cache 0 ms |")
+            print("|---|---|---|---|")
+            for q, (ms_c, ms_vm2, ms_u) in zip(QUERIES, compacted):
+                print(f"| `{q}` | {ms_c:.1f} | {ms_vm2:.1f} | {ms_u:.1f} |")
         return 0
     finally:
         if srv is not None:

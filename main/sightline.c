@@ -52,6 +52,7 @@ typedef struct config {
     uint64_t block_level;
     uint64_t map_size;
     uint64_t wal_map_size;
+    uint64_t metrics_cache;
     const char *log_level;
     const char *ui_dir;
     const char *ports_file;
@@ -86,6 +87,7 @@ enum {
     OPT_BLOCK_LEVEL,
     OPT_MAP_SIZE,
     OPT_WAL_MAP_SIZE,
+    OPT_METRICS_CACHE,
     OPT_LOG_LEVEL,
     OPT_UI_DIR,
     OPT_PORTS_FILE,
@@ -195,6 +197,10 @@ static const struct flag {
      "LMDB map of a tenant's write-ahead log; writes past it are answered 503 until the "
      "cutter drains it (default 8GiB)",
      NUM(V_SIZE, wal_map_size, 1u << 20, ANY)},
+    {OPT_METRICS_CACHE, "metrics-cache", "SIGHTLINE_METRICS_CACHE", "BYTES",
+     "memory for decompressed blocks of compacted metrics windows, kept for the next "
+     "queries; 0: none (default 128MiB)",
+     NUM(V_SIZE, metrics_cache, 0, ANY)},
     {OPT_LOG_LEVEL, "log-level", "SIGHTLINE_LOG_LEVEL", "LEVEL",
      "error, warn, info or debug (default info)", OTHER},
     {OPT_UI_DIR, "ui-dir", "SIGHTLINE_UI_DIR", "DIR",
@@ -523,6 +529,7 @@ static int configure(config *c, int argc, char **argv) {
                   .block_level = 3,
                   .map_size = 256ull << 30,
                   .wal_map_size = 8ull << 30,
+                  .metrics_cache = 128ull << 20,
                   .log_level = "info",
                   .al = {.rule_interval_ns = 60ull * 1000000000ull,
                          .group_by = "alertname",
@@ -676,6 +683,7 @@ static int serve(const config *c) {
     so.block_level = (int)c->block_level;
     so.map_size = c->map_size;
     so.wal_map_size = c->wal_map_size;
+    so.metrics_cache_bytes = c->metrics_cache;
     if ((rc = stg_open(&so, &store)) != 0) {
         SL_LOG_E("main", "cannot open storage in %s: %s", c->data_dir, sl_strerror(rc));
         goto out;

@@ -28,11 +28,12 @@ echo "== integration tests against a ThreadSanitizer build (clang) =="
 CC=clang cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
     >/dev/null
-cmake --build build-tsan --target sightline otlp-gen promql_eval_tool sdk-it-driver \
+cmake --build build-tsan --target sightline otlp-gen promql_eval_tool sdk-it-driver test_metrics_storage \
     sl-example-server sl-example-client fleet-echo fleet-registry fleet-gateway fleet-loadgen \
     fleet-auth fleet-users fleet-tenants fleet-notifications fleet-analytics
 # (Tests labelled no_tsan are left out: tests/fleet_edge.cmake says why.)
-TSAN_OPTIONS=halt_on_error=0 ctest --test-dir build-tsan --output-on-failure -L integration \
+# Unit tests labelled threads start threads of their own and run here too.
+TSAN_OPTIONS=halt_on_error=0 ctest --test-dir build-tsan --output-on-failure -L 'integration|threads' \
     -LE no_tsan --timeout 600
 
 echo "== tests =="

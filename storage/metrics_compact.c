@@ -33,10 +33,13 @@
 
 #include "sl_err.h"
 #include "sl_log.h"
+#include "sl_metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,39 +295,275 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
     return p == end ? 0 : SL_ECORRUPT;
 }
 
+/* --- the block cache ------------------------------------------------------------------ */
+
+struct ms_bentry {
+    ms_bentry *hnext;         /* hash chain (while cached) */
+    ms_bentry *lprev, *lnext; /* LRU list, most recently used first (while cached) */
+    uint64_t win;             /* the window's cache_id */
+    uint32_t key, first;
+    int refs;          /* readers holding it, plus one while cached */
+    ms_bcache *shared; /* once put in a cache: whose mutex guards refs (NULL: private) */
+    bool cached;
+    size_t len;
+    uint8_t raw[];
+};
+
+#define BC_BUCKETS 1024u
+
+struct ms_bcache {
+    pthread_mutex_t mu;
+    size_t cap, used, nblocks;
+    ms_bentry *tab[BC_BUCKETS];
+    ms_bentry *head, *tail;
+    uint64_t hits, misses;
+    sl_metric *m_hit, *m_miss, *m_bytes;
+};
+
+static atomic_uint_least64_t bc_ids = 1;
+
+uint64_t ms_bcache_next_id(void) {
+    return atomic_fetch_add(&bc_ids, 1);
+}
+
+ms_bcache *ms_bcache_new(size_t cap) {
+    if (cap == 0) {
+        return NULL;
+    }
+    ms_bcache *c = calloc(1, sizeof(*c));
+    if (c != NULL) {
+        pthread_mutex_init(&c->mu, NULL);
+        c->cap = cap;
+        const char *help = "Reads of compacted metrics blocks, by whether the block cache had them";
+        c->m_hit =
+            sl_counter("sightline_metrics_block_cache_requests_total", "result=\"hit\"", help);
+        c->m_miss =
+            sl_counter("sightline_metrics_block_cache_requests_total", "result=\"miss\"", help);
+        c->m_bytes = sl_gauge("sightline_metrics_block_cache_bytes", "",
+                              "Decompressed metrics blocks held by the block cache");
+    }
+    return c;
+}
+
+static size_t bc_bucket(uint64_t win, uint32_t key) {
+    return (size_t)(((win * 0x9e3779b97f4a7c15ull) ^ key) * 0xff51afd7ed558ccdull >> 54) %
+           BC_BUCKETS;
+}
+
+/* Takes e out of the hash and the LRU list and drops the cache's reference;
+ * returns e when nobody else holds it (the caller frees it outside the lock). */
+static ms_bentry *bc_unlink(ms_bcache *c, ms_bentry *e) {
+    ms_bentry **pp = &c->tab[bc_bucket(e->win, e->key)];
+    while (*pp != e) {
+        pp = &(*pp)->hnext;
+    }
+    *pp = e->hnext;
+    if (e->lprev != NULL) {
+        e->lprev->lnext = e->lnext;
+    } else {
+        c->head = e->lnext;
+    }
+    if (e->lnext != NULL) {
+        e->lnext->lprev = e->lprev;
+    } else {
+        c->tail = e->lprev;
+    }
+    e->cached = false;
+    c->used -= e->len;
+    c->nblocks--;
+    return --e->refs == 0 ? e : NULL;
+}
+
+void ms_bcache_purge(ms_bcache *c, uint64_t win) {
+    if (c == NULL) {
+        return;
+    }
+    ms_bentry *dead = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (ms_bentry *e = c->head, *next; e != NULL; e = next) {
+        next = e->lnext;
+        if (e->win == win) {
+            ms_bentry *f = bc_unlink(c, e);
+            if (f != NULL) {
+                f->hnext = dead;
+                dead = f;
+            }
+        }
+    }
+    sl_metric_set(c->m_bytes, c->used);
+    pthread_mutex_unlock(&c->mu);
+    while (dead != NULL) {
+        ms_bentry *next = dead->hnext;
+        free(dead);
+        dead = next;
+    }
+}
+
+void ms_bcache_free(ms_bcache *c) {
+    if (c == NULL) {
+        return;
+    }
+    for (ms_bentry *e = c->head, *next; e != NULL; e = next) {
+        next = e->lnext;
+        free(e); /* readers are gone: only the cache's references are left */
+    }
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void ms_bcache_stats_get(ms_bcache *c, ms_bcache_stats *out) {
+    memset(out, 0, sizeof(*out));
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    out->hits = c->hits;
+    out->misses = c->misses;
+    out->bytes = c->used;
+    out->blocks = c->nblocks;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The cached block (win, key) with a reference taken, or NULL. */
+static ms_bentry *bc_get(ms_bcache *c, uint64_t win, uint32_t key) {
+    pthread_mutex_lock(&c->mu);
+    ms_bentry *e = c->tab[bc_bucket(win, key)];
+    while (e != NULL && (e->win != win || e->key != key)) {
+        e = e->hnext;
+    }
+    if (e != NULL) {
+        e->refs++;
+        c->hits++;
+        if (e != c->head) { /* to the front */
+            e->lprev->lnext = e->lnext;
+            if (e->lnext != NULL) {
+                e->lnext->lprev = e->lprev;
+            } else {
+                c->tail = e->lprev;
+            }
+            e->lprev = NULL;
+            e->lnext = c->head;
+            c->head->lprev = e;
+            c->head = e;
+        }
+    } else {
+        c->misses++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    sl_metric_add(e != NULL ? c->m_hit : c->m_miss, 1);
+    return e;
+}
+
+/* Offers fresh entry e (one reference: the caller's) to the cache. Returns
+ * the entry to use: e, or the one another reader put there first (then e is
+ * freed). Evicts from the tail down to the cap; a block larger than half
+ * the cache stays private. */
+static ms_bentry *bc_put(ms_bcache *c, ms_bentry *e) {
+    if (e->len > c->cap / 2) {
+        return e;
+    }
+    ms_bentry *dead = NULL;
+    pthread_mutex_lock(&c->mu);
+    size_t b = bc_bucket(e->win, e->key);
+    ms_bentry *o = c->tab[b];
+    while (o != NULL && (o->win != e->win || o->key != e->key)) {
+        o = o->hnext;
+    }
+    if (o != NULL) {
+        o->refs++;
+        pthread_mutex_unlock(&c->mu);
+        free(e);
+        return o;
+    }
+    e->refs++; /* the cache's */
+    e->cached = true;
+    e->shared = c;
+    e->hnext = c->tab[b];
+    c->tab[b] = e;
+    e->lprev = NULL;
+    e->lnext = c->head;
+    if (c->head != NULL) {
+        c->head->lprev = e;
+    } else {
+        c->tail = e;
+    }
+    c->head = e;
+    c->used += e->len;
+    c->nblocks++;
+    while (c->used > c->cap && c->tail != e) {
+        ms_bentry *f = bc_unlink(c, c->tail);
+        if (f != NULL) {
+            f->hnext = dead;
+            dead = f;
+        }
+    }
+    sl_metric_set(c->m_bytes, c->used);
+    pthread_mutex_unlock(&c->mu);
+    while (dead != NULL) {
+        ms_bentry *next = dead->hnext;
+        free(dead);
+        dead = next;
+    }
+    return e;
+}
+
+/* Drops a reader's reference (or a private entry's only one). */
+static void bentry_release(ms_bentry *e) {
+    if (e == NULL) {
+        return;
+    }
+    ms_bcache *c = e->shared;
+    bool last;
+    if (c == NULL) {
+        last = --e->refs == 0;
+    } else {
+        pthread_mutex_lock(&c->mu);
+        last = --e->refs == 0;
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (last) {
+        free(e);
+    }
+}
+
 /* --- reading blocks ------------------------------------------------------------------ */
 
+static void cblock_set(ms_cblock *c, ms_bentry *e) {
+    c->e = e;
+    c->key = e->key;
+    c->first = e->first;
+    c->raw = e->raw;
+    c->len = e->len;
+    c->scan_pos = 0;
+    c->scan_id = 0;
+}
+
 void ms_cblock_free(ms_cblock *c) {
-    free(c->raw);
+    bentry_release(c->e);
     memset(c, 0, sizeof(*c));
 }
 
-/* Decompresses block value v (key: its last series id) into c. */
-static int cblock_inflate(ms_cblock *c, uint32_t key, const MDB_val *v) {
+/* Decompresses block value v (key: its last series id) into a new private
+ * entry (one reference). */
+static int bentry_inflate(uint64_t win, uint32_t key, const MDB_val *v, ms_bentry **out) {
     unsigned long long raw = ZSTD_getFrameContentSize(v->mv_data, v->mv_size);
     if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > (64u << 20)) {
         return SL_ECORRUPT;
     }
-    if (sl_array_grow(&c->raw, &c->cap, (size_t)raw + 1, 1) != 0) {
+    ms_bentry *e = malloc(sizeof(*e) + (size_t)raw + 1);
+    if (e == NULL) {
         return SL_ENOMEM;
     }
-    size_t got = ZSTD_decompress(c->raw, (size_t)raw, v->mv_data, v->mv_size);
-    if (ZSTD_isError(got) || got != raw) {
-        c->key = 0;
-        return SL_ECORRUPT;
-    }
-    c->len = got;
-    c->key = key;
-    c->scan_pos = 0;
-    c->scan_id = 0;
+    size_t got = ZSTD_decompress(e->raw, (size_t)raw, v->mv_data, v->mv_size);
     /* The first id of the block is its first section's. */
-    const uint8_t *p = c->raw;
+    const uint8_t *p = e->raw;
     uint64_t first;
-    if (sl_get_uvarint(&p, c->raw + c->len, &first) != 0) {
-        c->key = 0;
+    if (ZSTD_isError(got) || got != raw || sl_get_uvarint(&p, e->raw + got, &first) != 0) {
+        free(e);
         return SL_ECORRUPT;
     }
-    c->first = (uint32_t)first;
+    *e = (ms_bentry){.win = win, .key = key, .first = (uint32_t)first, .refs = 1, .len = got};
+    *out = e;
     return 0;
 }
 
@@ -345,7 +584,15 @@ static int cblock_load(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c) {
     if (mrc != 0 || k.mv_size != 4) {
         rc = mrc == MDB_NOTFOUND || mrc == 0 ? SL_ENOTFOUND : stg_lmdb_err(mrc);
     } else {
-        rc = cblock_inflate(c, sl_get_be32(k.mv_data), &v);
+        uint32_t key = sl_get_be32(k.mv_data);
+        ms_bentry *e = w->cache != NULL ? bc_get(w->cache, w->cache_id, key) : NULL;
+        if (e == NULL && (rc = bentry_inflate(w->cache_id, key, &v, &e)) == 0 && w->cache != NULL) {
+            e = bc_put(w->cache, e);
+        }
+        if (rc == 0) {
+            ms_cblock_free(c);
+            cblock_set(c, e);
+        }
     }
     mdb_cursor_close(cur);
     return rc;
@@ -425,14 +672,17 @@ int ms_cblock_each(ms_window *w, MDB_txn *txn, ms_csection_cb cb, void *ud) {
     if (rc != 0) {
         return rc;
     }
-    ms_cblock c = {0};
+    ms_cblock c = {0}; /* private entries: a walk of every block would flush the cache */
     MDB_val k, v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (mrc == 0 && rc == 0) {
-        if (k.mv_size != 4 || (rc = cblock_inflate(&c, sl_get_be32(k.mv_data), &v)) != 0) {
+        ms_bentry *e = NULL;
+        if (k.mv_size != 4 || (rc = bentry_inflate(0, sl_get_be32(k.mv_data), &v, &e)) != 0) {
             rc = rc != 0 ? rc : SL_ECORRUPT;
             break;
         }
+        ms_cblock_free(&c);
+        cblock_set(&c, e);
         const uint8_t *p = c.raw, *end = c.raw + c.len;
         uint64_t id = 0;
         while (p < end && rc == 0) {

@@ -204,8 +204,10 @@ typedef struct ms_window {
     uint64_t window_start_ns;
     MDB_env *env;
     MDB_dbi db_series, db_sid, db_post, db_chunks, db_head, db_meta, db_ex, db_info, db_blocks;
-    bool compacted; /* chunks, labels and heads are in zstd blocks (metrics_compact.c) */
-    bool hashes;    /* compacted: the series index is info "hashes", `series` is empty */
+    bool compacted;          /* chunks, labels and heads are in zstd blocks (metrics_compact.c) */
+    struct ms_bcache *cache; /* the store's block cache (NULL: none) */
+    uint64_t cache_id;       /* this environment's blocks in it: new at every open */
+    bool hashes;             /* compacted: the series index is info "hashes", `series` is empty */
     int refs;
     bool dropped;
     uint64_t mark;                /* cutter thread only */
@@ -219,11 +221,32 @@ typedef struct ms_window {
 int ms_samples_encode(const stg_sample *s, size_t n, sl_buf *out);
 int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, size_t *n);
 
-/* The last decompressed block of a compacted window (a reader's cache). */
+/* Decompressed blocks of compacted windows, shared by readers and kept for
+ * the next queries (least recently used first out, bounded in bytes). Blocks
+ * never change while their window's environment is open, so an entry is
+ * keyed by the window's cache_id (new at every open) and the block key.
+ * Thread-safe. */
+typedef struct ms_bentry ms_bentry;
+typedef struct ms_bcache ms_bcache;
+/* NULL when cap is 0 (every reader then decompresses for itself) or on ENOMEM. */
+ms_bcache *ms_bcache_new(size_t cap);
+void ms_bcache_free(ms_bcache *c);
+/* Forgets the blocks of the window with this cache_id (held ones live on
+ * until their readers let go). */
+void ms_bcache_purge(ms_bcache *c, uint64_t win);
+/* A new cache_id, never 0. */
+uint64_t ms_bcache_next_id(void);
+typedef struct ms_bcache_stats {
+    uint64_t hits, misses, bytes, blocks;
+} ms_bcache_stats;
+void ms_bcache_stats_get(ms_bcache *c, ms_bcache_stats *out);
+
+/* The block of a compacted window a reader is at. */
 typedef struct ms_cblock {
     uint32_t key, first; /* ids of its last and first series; key 0: empty */
-    uint8_t *raw;
-    size_t len, cap;
+    ms_bentry *e;        /* holds raw (a reference to a shared entry or a private one) */
+    const uint8_t *raw;
+    size_t len;
     size_t scan_pos;  /* past the section last found (0: none), */
     uint32_t scan_id; /* whose id this is: a search for a later id goes on from there */
 } ms_cblock;

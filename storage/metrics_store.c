@@ -44,6 +44,7 @@ typedef struct ms_state {
     pthread_mutex_t mu;
     ms_window *wins; /* every tenant, newest window first */
     sl_metric *m_appended, *m_dup, *m_ooo, *m_series;
+    ms_bcache *cache; /* decompressed blocks of compacted windows (NULL: none) */
 } ms_state;
 
 static ms_state *state(stg_store *s) {
@@ -58,6 +59,7 @@ static void win_free(ms_window *w) {
     if (w == NULL) {
         return;
     }
+    ms_bcache_purge(w->cache, w->cache_id);
     if (w->env != NULL) {
         mdb_env_close(w->env);
     }
@@ -75,6 +77,7 @@ static uint64_t win_map_size(stg_store *s) {
 static int win_env_open(stg_store *s, ms_window *w, bool create) {
     MDB_txn *txn = NULL;
     int rc;
+    w->cache_id = ms_bcache_next_id();
     if ((rc = stg_env_open(w->path, create, 10, win_map_size(s), &w->env)) != 0 ||
         (rc = stg_lmdb_err(mdb_txn_begin(w->env, NULL, 0, &txn))) != 0) {
         goto fail;
@@ -146,6 +149,7 @@ static int win_open(stg_store *s, const char *tenant, uint64_t start_ns, bool cr
     w->tenant = strdup(tenant);
     w->path = strdup(path);
     w->window_start_ns = start_ns;
+    w->cache = state(s)->cache;
     w->next_id = 1;
     atomic_store(&w->min_t, INT64_MAX);
     atomic_store(&w->max_t, INT64_MIN);
@@ -341,6 +345,7 @@ static int metrics_open(stg_store *s) {
                            "Metric samples cut into storage, by outcome");
     st->m_series = sl_counter("sightline_metrics_series_created_total", "",
                               "Series created in metrics windows");
+    st->cache = ms_bcache_new(s->opt.metrics_cache_bytes);
     s->sig[STG_METRICS] = st;
     int rc = 0;
     DIR *top = opendir(s->data_dir);
@@ -396,6 +401,7 @@ static void metrics_close(stg_store *s) {
         win_free(w);
         w = n;
     }
+    ms_bcache_free(st->cache);
     pthread_mutex_destroy(&st->mu);
     free(st);
     s->sig[STG_METRICS] = NULL;
@@ -422,6 +428,7 @@ static int win_swap(stg_store *s, ms_window *w) {
     }
     mdb_env_close(w->env);
     w->env = NULL;
+    ms_bcache_purge(w->cache, w->cache_id);
     int rc = 0;
     if (rename(w->path, old) != 0 || rename(tmp, w->path) != 0) {
         rc = -errno;

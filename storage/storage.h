@@ -29,18 +29,20 @@
 typedef struct stg_store stg_store;
 
 typedef struct stg_options {
-    const char *data_dir;     /* created if missing */
-    uint64_t partition_ns;    /* window length; default 1 h */
-    uint64_t retention_ns;    /* windows older than this are dropped; default 7 d */
-    uint64_t map_size;        /* LMDB map of a writable window; default 256 GiB (sparse:
-                               * address space only; ended windows are remapped at
-                               * their file size) */
-    uint64_t wal_map_size;    /* LMDB map of a tenant's WAL; default 8 GiB */
-    uint32_t cut_interval_ms; /* how often the cutter runs; default 2000 */
-    uint64_t cut_max_bytes;   /* WAL bytes that trigger an early cut; default 32 MiB */
-    int block_level;          /* zstd level of cut blocks; default 3 */
-    int background;           /* 1: run the cutter/retention thread (default) */
-    sl_limits *limits;        /* per-tenant, per-signal retention (borrowed); NULL: none */
+    const char *data_dir;         /* created if missing */
+    uint64_t partition_ns;        /* window length; default 1 h */
+    uint64_t retention_ns;        /* windows older than this are dropped; default 7 d */
+    uint64_t map_size;            /* LMDB map of a writable window; default 256 GiB (sparse:
+                                   * address space only; ended windows are remapped at
+                                   * their file size) */
+    uint64_t wal_map_size;        /* LMDB map of a tenant's WAL; default 8 GiB */
+    uint32_t cut_interval_ms;     /* how often the cutter runs; default 2000 */
+    uint64_t cut_max_bytes;       /* WAL bytes that trigger an early cut; default 32 MiB */
+    int block_level;              /* zstd level of cut blocks; default 3 */
+    uint64_t metrics_cache_bytes; /* decompressed blocks of compacted metrics windows kept
+                                   * for the next reads; 0: none; default 128 MiB */
+    int background;               /* 1: run the cutter/retention thread (default) */
+    sl_limits *limits;            /* per-tenant, per-signal retention (borrowed); NULL: none */
 } stg_options;
 
 /* Fills o with the defaults above. */

@@ -27,6 +27,7 @@ void stg_options_init(stg_options *o) {
     o->cut_interval_ms = 2000;
     o->cut_max_bytes = 32ull << 20;
     o->block_level = 3;
+    o->metrics_cache_bytes = 128ull << 20;
     o->background = 1;
 }
 

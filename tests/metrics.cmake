@@ -3,6 +3,9 @@
 # metrics conversion. Included by tests/CMakeLists.txt.
 sl_unit_test(test_metrics_storage LIBS sl_storage PkgConfig::LMDB)
 target_include_directories(test_metrics_storage PRIVATE ${CMAKE_SOURCE_DIR}/storage)
+# Its block cache test reads from several threads: scripts/test.sh runs it
+# under ThreadSanitizer too (label threads).
+set_tests_properties(test_metrics_storage PROPERTIES LABELS "unit;threads")
 
 sl_unit_test(test_decode_metrics LIBS sl_collector sl_storage sl_otlp PkgConfig::JANSSON m)
 target_include_directories(test_decode_metrics PRIVATE ${CMAKE_SOURCE_DIR}/collector)

@@ -4,7 +4,9 @@
  * (out-of-order, duplicates, delta accumulation), and the store: selection
  * with every matcher type over WAL and windows, label names and values,
  * metadata, delta accumulation across cuts and a restart, out-of-order
- * samples across a cut, the WAL/window handover without double counting.
+ * samples across a cut, the WAL/window handover without double counting,
+ * compaction, and reads of compacted windows through a small shared block
+ * cache from several threads (scripts/test.sh also runs this under TSan).
  */
 #include "sl_test.h"
 
@@ -13,6 +15,8 @@
 #include "storage.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -964,6 +968,173 @@ static void write_corpus(void) {
     }
 }
 
+/* A digest of everything a selection returns (labels and sample bits). */
+static int digest_cb(void *ud, const stg_label *l, size_t nl, const stg_sample *s, size_t n) {
+    uint64_t *h = ud;
+    for (size_t i = 0; i < nl; i++) {
+        for (size_t j = 0; j < l[i].value.len; j++) {
+            *h = (*h ^ (uint8_t)l[i].value.ptr[j]) * 0x100000001b3ull;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b;
+        memcpy(&b, &s[i].v, 8);
+        *h = (*h ^ (uint64_t)s[i].t_ms ^ b) * 0x100000001b3ull;
+    }
+    *h += n;
+    return 0;
+}
+
+static uint64_t digest(stg_store *s, int64_t mint, int64_t maxt) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    stg_matcher m = {STG_MATCH_EQ, SL_STR_LIT("__name__"), SL_STR_LIT("busy")};
+    if (stg_select_series(s, "default", &m, 1, mint, maxt, digest_cb, &h) != 0) {
+        return 0;
+    }
+    return h;
+}
+
+typedef struct reader_arg {
+    stg_store *s;
+    uint64_t want[3];
+    int bad;
+} reader_arg;
+
+static const int64_t g_ranges[3][2] = {
+    {INT64_MIN, INT64_MAX}, {1700000000000, 1700000900000}, {1700001500000, 1700002100000}};
+
+static void *reader_main(void *p) {
+    reader_arg *a = p;
+    for (int i = 0; i < 12; i++) {
+        int r = i % 3;
+        a->bad += digest(a->s, g_ranges[r][0], g_ranges[r][1]) != a->want[r];
+    }
+    return NULL;
+}
+
+/* Compacted windows read through the shared block cache: with the cache
+ * off, and with one too small for the window (so readers evict blocks other
+ * readers still hold), four threads see exactly the same series and samples;
+ * the cache holds no more than its cap; repeated reads hit it. */
+static void test_store_block_cache(void) {
+    fresh_dir();
+    stg_options o;
+    stg_options_init(&o);
+    o.data_dir = g_dir;
+    o.background = 0;
+    o.map_size = 64ull << 20;
+    o.partition_ns = 1000000000ull;
+    o.metrics_cache_bytes = 0;
+    stg_store *s = NULL;
+    ASSERT_EQ(stg_open(&o, &s), 0);
+    enum { NS = 1500, NP = 160 };
+    static stg_sample smp[NS][NP];
+    static stg_label lab[NS][2];
+    static char ids[NS][8];
+    stg_mseries *sr = calloc(NS, sizeof(*sr));
+    uint64_t x = 42;
+    for (int i = 0; i < NS; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%d", i);
+        lab[i][0] = (stg_label){SL_STR_LIT("__name__"), SL_STR_LIT("busy")};
+        lab[i][1] = (stg_label){SL_STR_LIT("id"), sl_str_c(ids[i])};
+        for (int j = 0; j < NP; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            smp[i][j] = (stg_sample){1700000000000 + (int64_t)j * 15000, (double)(x >> 11) / 7.0};
+        }
+        sr[i] = (stg_mseries){lab[i], 2, STG_MS_CUMULATIVE, smp[i], NP, NULL, 0};
+    }
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    ASSERT_EQ(stg_metrics_encode(sr, NS, NULL, 0, &b), 0);
+    stg_write w = {"default", STG_METRICS, b.data, b.len, NS * NP};
+    ASSERT_EQ(stg_write_batch(s, &w, 1), 0);
+    sl_buf_free(&b);
+    free(sr);
+    ASSERT_EQ(stg_maintain(s, sl_now_unix_nano()), 0);
+    uint64_t fresh[3];
+    for (int r = 0; r < 3; r++) {
+        fresh[r] = digest(s, g_ranges[r][0], g_ranges[r][1]);
+    }
+    for (int pass = 0; pass < 3; pass++) {
+        ASSERT_EQ(stg_maintain(s, sl_now_unix_nano() + 60000000000ull), 0);
+    }
+    ms_window **ws;
+    size_t nw;
+    ASSERT_EQ(ms_windows_list(s, "default", &ws, &nw), 0);
+    ASSERT_EQ(nw, 1);
+    ASSERT_TRUE(ws[0]->compacted);
+    ASSERT_TRUE(ws[0]->cache == NULL);
+    MDB_txn *txn;
+    MDB_stat st;
+    ASSERT_EQ(mdb_txn_begin(ws[0]->env, NULL, MDB_RDONLY, &txn), 0);
+    ASSERT_EQ(mdb_stat(txn, ws[0]->db_blocks, &st), 0);
+    mdb_txn_abort(txn);
+    ms_windows_release(s, ws, nw);
+    printf("compacted blocks: %zu\n", (size_t)st.ms_entries);
+    ASSERT_TRUE(st.ms_entries >= 3);
+    uint64_t want[3];
+    for (int r = 0; r < 3; r++) {
+        want[r] = digest(s, g_ranges[r][0], g_ranges[r][1]);
+        ASSERT_TRUE(want[r] == fresh[r]); /* compaction changes nothing */
+    }
+    stg_close(s);
+
+    /* Room for two or three of the five blocks: every read evicts. */
+    o.metrics_cache_bytes = 1200u << 10;
+    ASSERT_EQ(stg_open(&o, &s), 0);
+    reader_arg a[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (reader_arg){s, {want[0], want[1], want[2]}, 0};
+        ASSERT_EQ(pthread_create(&th[i], NULL, reader_main, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ASSERT_EQ(a[i].bad, 0);
+    }
+    ASSERT_EQ(ms_windows_list(s, "default", &ws, &nw), 0);
+    ms_bcache_stats cs;
+    ms_bcache_stats_get(ws[0]->cache, &cs);
+    ms_windows_release(s, ws, nw);
+    printf("small cache: %llu hits, %llu misses, %llu bytes in %llu blocks\n",
+           (unsigned long long)cs.hits, (unsigned long long)cs.misses, (unsigned long long)cs.bytes,
+           (unsigned long long)cs.blocks);
+    ASSERT_TRUE(cs.bytes <= o.metrics_cache_bytes);
+    ASSERT_TRUE(cs.blocks >= 1 && cs.blocks < st.ms_entries);
+    ASSERT_TRUE(cs.misses > st.ms_entries); /* evicted and read again */
+    stg_close(s);
+
+    /* A cache the window fits in: after one read, reads only hit. */
+    o.metrics_cache_bytes = 64u << 20;
+    ASSERT_EQ(stg_open(&o, &s), 0);
+    ASSERT_TRUE(digest(s, INT64_MIN, INT64_MAX) == want[0]);
+    ASSERT_EQ(ms_windows_list(s, "default", &ws, &nw), 0);
+    ms_bcache_stats_get(ws[0]->cache, &cs);
+    uint64_t misses = cs.misses;
+    ASSERT_EQ(misses, st.ms_entries);
+    for (int i = 0; i < 4; i++) {
+        a[i] = (reader_arg){s, {want[0], want[1], want[2]}, 0};
+        ASSERT_EQ(pthread_create(&th[i], NULL, reader_main, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ASSERT_EQ(a[i].bad, 0);
+    }
+    ms_bcache_stats_get(ws[0]->cache, &cs);
+    ASSERT_EQ(cs.misses, misses);
+    ASSERT_TRUE(cs.hits > 0);
+    ASSERT_EQ(cs.blocks, st.ms_entries);
+    /* Dropping the window's environment forgets its blocks. */
+    ms_bcache_purge(ws[0]->cache, ws[0]->cache_id);
+    ms_bcache_stats_get(ws[0]->cache, &cs);
+    ASSERT_EQ(cs.blocks, 0);
+    ASSERT_EQ(cs.bytes, 0);
+    ms_windows_release(s, ws, nw);
+    ASSERT_TRUE(digest(s, INT64_MIN, INT64_MAX) == want[0]);
+    stg_close(s);
+    rm_dir();
+}
+
 int main(void) {
     write_corpus();
     RUN(test_chunk_regular);
@@ -983,5 +1154,6 @@ int main(void) {
     RUN(test_samples_codec);
     RUN(test_store_compaction);
     RUN(test_store_recent_series);
+    RUN(test_store_block_cache);
     return SL_TEST_RESULT();
 }
