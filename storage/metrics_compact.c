@@ -374,6 +374,24 @@ static ms_bentry *bc_unlink(ms_bcache *c, ms_bentry *e) {
     return --e->refs == 0 ? e : NULL;
 }
 
+/* bc_unlink, keeping an entry nobody holds on *dead (freed by free_dead once
+ * the lock is released). */
+static void bc_drop(ms_bcache *c, ms_bentry *e, ms_bentry **dead) {
+    ms_bentry *f = bc_unlink(c, e);
+    if (f != NULL) {
+        f->hnext = *dead;
+        *dead = f;
+    }
+}
+
+static void free_dead(ms_bentry *dead) {
+    while (dead != NULL) {
+        ms_bentry *next = dead->hnext;
+        free(dead);
+        dead = next;
+    }
+}
+
 void ms_bcache_purge(ms_bcache *c, uint64_t win) {
     if (c == NULL) {
         return;
@@ -383,20 +401,12 @@ void ms_bcache_purge(ms_bcache *c, uint64_t win) {
     for (ms_bentry *e = c->head, *next; e != NULL; e = next) {
         next = e->lnext;
         if (e->win == win) {
-            ms_bentry *f = bc_unlink(c, e);
-            if (f != NULL) {
-                f->hnext = dead;
-                dead = f;
-            }
+            bc_drop(c, e, &dead);
         }
     }
     sl_metric_set(c->m_bytes, c->used);
     pthread_mutex_unlock(&c->mu);
-    while (dead != NULL) {
-        ms_bentry *next = dead->hnext;
-        free(dead);
-        dead = next;
-    }
+    free_dead(dead);
 }
 
 void ms_bcache_free(ms_bcache *c) {
@@ -491,19 +501,11 @@ static ms_bentry *bc_put(ms_bcache *c, ms_bentry *e) {
     c->used += e->len;
     c->nblocks++;
     while (c->used > c->cap && c->tail != e) {
-        ms_bentry *f = bc_unlink(c, c->tail);
-        if (f != NULL) {
-            f->hnext = dead;
-            dead = f;
-        }
+        bc_drop(c, c->tail, &dead);
     }
     sl_metric_set(c->m_bytes, c->used);
     pthread_mutex_unlock(&c->mu);
-    while (dead != NULL) {
-        ms_bentry *next = dead->hnext;
-        free(dead);
-        dead = next;
-    }
+    free_dead(dead);
     return e;
 }
 

@@ -679,16 +679,23 @@ static void test_store_recent_series(void) {
     rm_dir();
 }
 
-/* An ended window is compacted into zstd blocks: everything reads the same,
- * series continue from its heads in the next window, and the file shrinks. */
-static void test_store_compaction(void) {
-    fresh_dir();
+/* Options of a store in g_dir without the background thread, with 1 s
+ * windows: the first one ends quickly and stg_maintain compacts it. */
+static stg_options short_windows(void) {
     stg_options o;
     stg_options_init(&o);
     o.data_dir = g_dir;
     o.background = 0;
     o.map_size = 64ull << 20;
-    o.partition_ns = 1000000000ull; /* 1 s windows: the first one ends quickly */
+    o.partition_ns = 1000000000ull;
+    return o;
+}
+
+/* An ended window is compacted into zstd blocks: everything reads the same,
+ * series continue from its heads in the next window, and the file shrinks. */
+static void test_store_compaction(void) {
+    fresh_dir();
+    stg_options o = short_windows();
     stg_store *s = NULL;
     ASSERT_EQ(stg_open(&o, &s), 0);
     enum { N = 600 };
@@ -1018,12 +1025,7 @@ static void *reader_main(void *p) {
  * the cache holds no more than its cap; repeated reads hit it. */
 static void test_store_block_cache(void) {
     fresh_dir();
-    stg_options o;
-    stg_options_init(&o);
-    o.data_dir = g_dir;
-    o.background = 0;
-    o.map_size = 64ull << 20;
-    o.partition_ns = 1000000000ull;
+    stg_options o = short_windows();
     o.metrics_cache_bytes = 0;
     stg_store *s = NULL;
     ASSERT_EQ(stg_open(&o, &s), 0);
