@@ -1019,6 +1019,24 @@ static void *reader_main(void *p) {
     return NULL;
 }
 
+/* Four threads reading everything 12 times: how many reads differed from want. */
+static int read_in_threads(stg_store *s, const uint64_t want[3]) {
+    reader_arg a[4];
+    pthread_t th[4];
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        a[i] = (reader_arg){s, {want[0], want[1], want[2]}, 0};
+        if (pthread_create(&th[i], NULL, reader_main, &a[i]) != 0) {
+            abort();
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        bad += a[i].bad;
+    }
+    return bad;
+}
+
 /* Compacted windows read through the shared block cache: with the cache
  * off, and with one too small for the window (so readers evict blocks other
  * readers still hold), four threads see exactly the same series and samples;
@@ -1084,16 +1102,7 @@ static void test_store_block_cache(void) {
     /* Room for two or three of the five blocks: every read evicts. */
     o.metrics_cache_bytes = 1200u << 10;
     ASSERT_EQ(stg_open(&o, &s), 0);
-    reader_arg a[4];
-    pthread_t th[4];
-    for (int i = 0; i < 4; i++) {
-        a[i] = (reader_arg){s, {want[0], want[1], want[2]}, 0};
-        ASSERT_EQ(pthread_create(&th[i], NULL, reader_main, &a[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        ASSERT_EQ(a[i].bad, 0);
-    }
+    ASSERT_EQ(read_in_threads(s, want), 0);
     ASSERT_EQ(ms_windows_list(s, "default", &ws, &nw), 0);
     ms_bcache_stats cs;
     ms_bcache_stats_get(ws[0]->cache, &cs);
@@ -1114,14 +1123,7 @@ static void test_store_block_cache(void) {
     ms_bcache_stats_get(ws[0]->cache, &cs);
     uint64_t misses = cs.misses;
     ASSERT_EQ(misses, st.ms_entries);
-    for (int i = 0; i < 4; i++) {
-        a[i] = (reader_arg){s, {want[0], want[1], want[2]}, 0};
-        ASSERT_EQ(pthread_create(&th[i], NULL, reader_main, &a[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        ASSERT_EQ(a[i].bad, 0);
-    }
+    ASSERT_EQ(read_in_threads(s, want), 0);
     ms_bcache_stats_get(ws[0]->cache, &cs);
     ASSERT_EQ(cs.misses, misses);
     ASSERT_TRUE(cs.hits > 0);
