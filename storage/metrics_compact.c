@@ -223,14 +223,28 @@ static int mc_unpack(const uint8_t **pp, const uint8_t *end, stg_sample *out, ui
     }
     uint64_t x = (uint64_t)sl_unzigzag(z0), dmin = (uint64_t)sl_unzigzag(zmin);
     out[0].v = e == 0 ? (double)(int64_t)x : (double)(int64_t)x / mc_pow10[e];
-    size_t bit = 0;
+    size_t bit = 0, avail = (size_t)(end - p);
+    const uint64_t mask = w == 64 ? ~0ull : (1ull << w) - 1;
     for (uint64_t i = 1; i < cnt; i++) {
         uint64_t k = 0;
-        for (int got = 0; got < w;) {
-            int off = (int)(bit & 7), take = 8 - off < w - got ? 8 - off : w - got;
-            k |= (uint64_t)((p[bit >> 3] >> off) & ((1u << take) - 1)) << got;
-            bit += (size_t)take;
-            got += take;
+        if (w <= 56 && (bit >> 3) + 8 <= avail) {
+            /* One little-endian word load holds the whole field (at most 7
+             * bits of offset plus 56); only the last few fields of the
+             * section, near its end, take the byte loop. */
+            uint64_t word;
+            memcpy(&word, p + (bit >> 3), 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            word = __builtin_bswap64(word);
+#endif
+            k = (word >> (bit & 7)) & mask;
+            bit += (size_t)w;
+        } else {
+            for (int got = 0; got < w;) {
+                int off = (int)(bit & 7), take = 8 - off < w - got ? 8 - off : w - got;
+                k |= (uint64_t)((p[bit >> 3] >> off) & ((1u << take) - 1)) << got;
+                bit += (size_t)take;
+                got += take;
+            }
         }
         x += dmin + k * g;
         out[i].v = e == 0 ? (double)(int64_t)x : (double)(int64_t)x / mc_pow10[e];
@@ -239,16 +253,35 @@ static int mc_unpack(const uint8_t **pp, const uint8_t *end, stg_sample *out, ui
     return 0;
 }
 
+/* sl_get_uvarint for a cursor kept in a register: the caller's pointer is
+ * never address-taken, so the loops below do not store and reload it (through
+ * memory) on every sample. NULL on a bad varint. */
+static inline const uint8_t *mc_uvarint(const uint8_t *q, const uint8_t *end, uint64_t *z) {
+    if (q < end && *q < 0x80) {
+        *z = *q;
+        return q + 1;
+    }
+    const uint8_t *r = q;
+    uint64_t v;
+    if (sl_get_uvarint_slow(&r, end, &v) != 0) {
+        return NULL;
+    }
+    *z = v;
+    return r;
+}
+
 int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, size_t *n) {
     const uint8_t *end = p + size;
-    uint64_t cnt;
-    if (sl_get_uvarint(&p, end, &cnt) != 0 || cnt > cap || cnt > size) {
+    uint64_t count;
+    if (sl_get_uvarint(&p, end, &count) != 0 || count > cap || count > size) {
         return SL_ECORRUPT;
     }
+    const uint64_t cnt = count; /* both in registers: see mc_uvarint */
+    const uint8_t *q = p;
     uint64_t t = 0, d = 0;
     for (uint64_t i = 0; i < cnt; i++) {
         uint64_t z;
-        if (sl_get_uvarint(&p, end, &z) != 0) {
+        if ((q = mc_uvarint(q, end, &z)) == NULL) {
             return SL_ECORRUPT;
         }
         if (i == 0) {
@@ -259,14 +292,15 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
         }
         out[i].t_ms = (int64_t)t;
     }
-    if (p >= end && cnt > 0) {
+    if (q >= end && cnt > 0) {
         return SL_ECORRUPT;
     }
-    int e = cnt > 0 ? *p++ : 0;
+    int e = cnt > 0 ? *q++ : 0;
     if (e != 0xff && (e & ~MC_PACKED) > 9) {
         return SL_ECORRUPT;
     }
     if (e != 0xff && (e & MC_PACKED) != 0) {
+        p = q;
         if (mc_unpack(&p, end, out, cnt, e & ~MC_PACKED) != 0) {
             return SL_ECORRUPT;
         }
@@ -277,7 +311,7 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
     uint64_t b = 0;
     for (uint64_t i = 0; i < cnt; i++) {
         uint64_t z;
-        if (sl_get_uvarint(&p, end, &z) != 0) {
+        if ((q = mc_uvarint(q, end, &z)) == NULL) {
             return SL_ECORRUPT;
         }
         if (e == 0) {
@@ -292,7 +326,7 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
         }
     }
     *n = (size_t)cnt;
-    return p == end ? 0 : SL_ECORRUPT;
+    return q == end ? 0 : SL_ECORRUPT;
 }
 
 /* --- the block cache ------------------------------------------------------------------ */

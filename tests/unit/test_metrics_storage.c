@@ -921,6 +921,31 @@ static void test_samples_codec(void) {
         }
         ASSERT_TRUE(ms_samples_decode(b.data, b.len - 1, back, 240, &n) != 0);
     }
+    /* Every packed width from 1 to 32 bits, at every run length up to 240:
+     * fields read with a word load and the section's last ones with the
+     * byte loop. Deltas of 2^33 plus a W-bit part pack (W bits against
+     * 6-byte varints). */
+    for (int w = 1; w <= 32; w++) {
+        for (size_t cnt = 2; cnt <= 240; cnt += (cnt < 20 ? 1 : 37)) {
+            static stg_sample in2[240], back2[240];
+            int64_t x = 1;
+            for (size_t i = 0; i < cnt; i++) {
+                r = r * 6364136223846793005ull + 1442695040888963407ull;
+                x += (1ll << 33) + (int64_t)((r >> 20) & ((1ull << w) - 1));
+                in2[i] = (stg_sample){1700000000000 + (int64_t)i * 15000, (double)x};
+            }
+            b.len = 0;
+            ASSERT_EQ(ms_samples_encode(in2, cnt, &b), 0);
+            ASSERT_TRUE(b.len < 2 * cnt + cnt * (size_t)(w + 7) / 8 + 32); /* packed */
+            ASSERT_EQ(ms_samples_decode(b.data, b.len, back2, 240, &n), 0);
+            ASSERT_EQ(n, cnt);
+            for (size_t i = 0; i < cnt; i++) {
+                ASSERT_EQ(back2[i].t_ms, in2[i].t_ms);
+                ASSERT_TRUE(same_bits(back2[i].v, in2[i].v));
+            }
+            ASSERT_TRUE(ms_samples_decode(b.data, b.len - 1, back2, 240, &n) != 0);
+        }
+    }
     sl_buf_free(&b);
 }
 
