@@ -54,16 +54,26 @@ int sl_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t len);
 bool sl_is_zero(const uint8_t *p, size_t len);
 
 /* Reads an unsigned LEB128 varint from [*p, end). Returns 0 or SL_ECORRUPT.
- * One-byte values, the most common in sample runs and indexes, inline. */
+ * One-byte values, the most common in sample runs and indexes, inline. The
+ * slow path works on copies, so the caller's cursor and result never have
+ * their address passed out of line: a decoding loop keeps them in registers
+ * instead of storing and reloading them through memory for every value. */
 int sl_get_uvarint_slow(const uint8_t **p, const uint8_t *end, uint64_t *out);
 
 static inline int sl_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
-    if (*p < end && **p < 0x80) {
-        *out = **p;
-        (*p)++;
+    const uint8_t *q = *p;
+    if (q < end && *q < 0x80) {
+        *out = *q;
+        *p = q + 1;
         return 0;
     }
-    return sl_get_uvarint_slow(p, end, out);
+    uint64_t v = 0;
+    int rc = sl_get_uvarint_slow(&q, end, &v);
+    if (rc == 0) {
+        *p = q;
+        *out = v;
+    }
+    return rc;
 }
 
 /* A fast in-memory hash of bytes, eight at a time (not for anything on disk:

@@ -253,35 +253,16 @@ static int mc_unpack(const uint8_t **pp, const uint8_t *end, stg_sample *out, ui
     return 0;
 }
 
-/* sl_get_uvarint for a cursor kept in a register: the caller's pointer is
- * never address-taken, so the loops below do not store and reload it (through
- * memory) on every sample. NULL on a bad varint. */
-static inline const uint8_t *mc_uvarint(const uint8_t *q, const uint8_t *end, uint64_t *z) {
-    if (q < end && *q < 0x80) {
-        *z = *q;
-        return q + 1;
-    }
-    const uint8_t *r = q;
-    uint64_t v;
-    if (sl_get_uvarint_slow(&r, end, &v) != 0) {
-        return NULL;
-    }
-    *z = v;
-    return r;
-}
-
 int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap, size_t *n) {
     const uint8_t *end = p + size;
-    uint64_t count;
-    if (sl_get_uvarint(&p, end, &count) != 0 || count > cap || count > size) {
+    uint64_t cnt;
+    if (sl_get_uvarint(&p, end, &cnt) != 0 || cnt > cap || cnt > size) {
         return SL_ECORRUPT;
     }
-    const uint64_t cnt = count; /* both in registers: see mc_uvarint */
-    const uint8_t *q = p;
     uint64_t t = 0, d = 0;
     for (uint64_t i = 0; i < cnt; i++) {
         uint64_t z;
-        if ((q = mc_uvarint(q, end, &z)) == NULL) {
+        if (sl_get_uvarint(&p, end, &z) != 0) {
             return SL_ECORRUPT;
         }
         if (i == 0) {
@@ -292,15 +273,14 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
         }
         out[i].t_ms = (int64_t)t;
     }
-    if (q >= end && cnt > 0) {
+    if (p >= end && cnt > 0) {
         return SL_ECORRUPT;
     }
-    int e = cnt > 0 ? *q++ : 0;
+    int e = cnt > 0 ? *p++ : 0;
     if (e != 0xff && (e & ~MC_PACKED) > 9) {
         return SL_ECORRUPT;
     }
     if (e != 0xff && (e & MC_PACKED) != 0) {
-        p = q;
         if (mc_unpack(&p, end, out, cnt, e & ~MC_PACKED) != 0) {
             return SL_ECORRUPT;
         }
@@ -311,7 +291,7 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
     uint64_t b = 0;
     for (uint64_t i = 0; i < cnt; i++) {
         uint64_t z;
-        if ((q = mc_uvarint(q, end, &z)) == NULL) {
+        if (sl_get_uvarint(&p, end, &z) != 0) {
             return SL_ECORRUPT;
         }
         if (e == 0) {
@@ -326,7 +306,7 @@ int ms_samples_decode(const uint8_t *p, size_t size, stg_sample *out, size_t cap
         }
     }
     *n = (size_t)cnt;
-    return q == end ? 0 : SL_ECORRUPT;
+    return p == end ? 0 : SL_ECORRUPT;
 }
 
 /* --- the block cache ------------------------------------------------------------------ */
@@ -338,7 +318,6 @@ struct ms_bentry {
     uint32_t key, first;
     int refs;          /* readers holding it, plus one while cached */
     ms_bcache *shared; /* once put in a cache: whose mutex guards refs (NULL: private) */
-    bool cached;
     size_t len;
     uint8_t raw[];
 };
@@ -384,14 +363,7 @@ static size_t bc_bucket(uint64_t win, uint32_t key) {
            BC_BUCKETS;
 }
 
-/* Takes e out of the hash and the LRU list and drops the cache's reference;
- * returns e when nobody else holds it (the caller frees it outside the lock). */
-static ms_bentry *bc_unlink(ms_bcache *c, ms_bentry *e) {
-    ms_bentry **pp = &c->tab[bc_bucket(e->win, e->key)];
-    while (*pp != e) {
-        pp = &(*pp)->hnext;
-    }
-    *pp = e->hnext;
+static void lru_unlink(ms_bcache *c, ms_bentry *e) {
     if (e->lprev != NULL) {
         e->lprev->lnext = e->lnext;
     } else {
@@ -402,7 +374,28 @@ static ms_bentry *bc_unlink(ms_bcache *c, ms_bentry *e) {
     } else {
         c->tail = e->lprev;
     }
-    e->cached = false;
+}
+
+static void lru_push_front(ms_bcache *c, ms_bentry *e) {
+    e->lprev = NULL;
+    e->lnext = c->head;
+    if (c->head != NULL) {
+        c->head->lprev = e;
+    } else {
+        c->tail = e;
+    }
+    c->head = e;
+}
+
+/* Takes e out of the hash and the LRU list and drops the cache's reference;
+ * returns e when nobody else holds it (the caller frees it outside the lock). */
+static ms_bentry *bc_unlink(ms_bcache *c, ms_bentry *e) {
+    ms_bentry **pp = &c->tab[bc_bucket(e->win, e->key)];
+    while (*pp != e) {
+        pp = &(*pp)->hnext;
+    }
+    *pp = e->hnext;
+    lru_unlink(c, e);
     c->used -= e->len;
     c->nblocks--;
     return --e->refs == 0 ? e : NULL;
@@ -478,18 +471,8 @@ static ms_bentry *bc_get(ms_bcache *c, uint64_t win, uint32_t key) {
     if (e != NULL) {
         e->refs++;
         c->hits++;
-        if (e != c->head) { /* to the front */
-            e->lprev->lnext = e->lnext;
-            if (e->lnext != NULL) {
-                e->lnext->lprev = e->lprev;
-            } else {
-                c->tail = e->lprev;
-            }
-            e->lprev = NULL;
-            e->lnext = c->head;
-            c->head->lprev = e;
-            c->head = e;
-        }
+        lru_unlink(c, e);
+        lru_push_front(c, e);
     } else {
         c->misses++;
     }
@@ -520,18 +503,10 @@ static ms_bentry *bc_put(ms_bcache *c, ms_bentry *e) {
         return o;
     }
     e->refs++; /* the cache's */
-    e->cached = true;
     e->shared = c;
     e->hnext = c->tab[b];
     c->tab[b] = e;
-    e->lprev = NULL;
-    e->lnext = c->head;
-    if (c->head != NULL) {
-        c->head->lprev = e;
-    } else {
-        c->tail = e;
-    }
-    c->head = e;
+    lru_push_front(c, e);
     c->used += e->len;
     c->nblocks++;
     while (c->used > c->cap && c->tail != e) {
@@ -565,13 +540,7 @@ static void bentry_release(ms_bentry *e) {
 /* --- reading blocks ------------------------------------------------------------------ */
 
 static void cblock_set(ms_cblock *c, ms_bentry *e) {
-    c->e = e;
-    c->key = e->key;
-    c->first = e->first;
-    c->raw = e->raw;
-    c->len = e->len;
-    c->scan_pos = 0;
-    c->scan_id = 0;
+    *c = (ms_cblock){.e = e};
 }
 
 void ms_cblock_free(ms_cblock *c) {
@@ -605,7 +574,7 @@ static int bentry_inflate(uint64_t win, uint32_t key, const MDB_val *v, ms_bentr
 
 /* Loads the block holding id into c (unless it is already there). */
 static int cblock_load(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c) {
-    if (c->key != 0 && id <= c->key && id >= c->first) {
+    if (c->e != NULL && id <= c->e->key && id >= c->e->first) {
         return 0;
     }
     MDB_cursor *cur;
@@ -676,7 +645,7 @@ int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_cse
     if (rc != 0) {
         return rc;
     }
-    const uint8_t *p = c->raw, *end = c->raw + c->len;
+    const uint8_t *raw = c->e->raw, *p = raw, *end = raw + c->e->len;
     uint64_t cur = 0;
     if (c->scan_pos > 0 && c->scan_id < id) {
         /* Readers ask for ids in ascending order: from the last one on,
@@ -691,7 +660,7 @@ int ms_cblock_find(ms_window *w, MDB_txn *txn, uint32_t id, ms_cblock *c, ms_cse
         }
         if (cur == id) {
             *out = sec;
-            c->scan_pos = (size_t)(p - c->raw);
+            c->scan_pos = (size_t)(p - raw);
             c->scan_id = (uint32_t)cur;
             return 0;
         }
@@ -719,7 +688,7 @@ int ms_cblock_each(ms_window *w, MDB_txn *txn, ms_csection_cb cb, void *ud) {
         }
         ms_cblock_free(&c);
         cblock_set(&c, e);
-        const uint8_t *p = c.raw, *end = c.raw + c.len;
+        const uint8_t *p = e->raw, *end = e->raw + e->len;
         uint64_t id = 0;
         while (p < end && rc == 0) {
             ms_csection sec;

@@ -243,10 +243,7 @@ void ms_bcache_stats_get(ms_bcache *c, ms_bcache_stats *out);
 
 /* The block of a compacted window a reader is at. */
 typedef struct ms_cblock {
-    uint32_t key, first; /* ids of its last and first series; key 0: empty */
-    ms_bentry *e;        /* holds raw (a reference to a shared entry or a private one) */
-    const uint8_t *raw;
-    size_t len;
+    ms_bentry *e;     /* the block (a reference to a shared entry or a private one); NULL: none */
     size_t scan_pos;  /* past the section last found (0: none), */
     uint32_t scan_id; /* whose id this is: a search for a later id goes on from there */
 } ms_cblock;
