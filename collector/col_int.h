@@ -37,8 +37,10 @@ typedef struct col_records {
     col_series_gate series;         /* input: the active series limit; output: refusals */
     uint64_t limited;               /* output: attributes dropped or values cut */
     sl_buf primary;                 /* record of the route's signal (empty: nothing to store) */
-    sl_buf derived;                 /* optional STG_METRICS record derived from the request
-                                     * (span RED metrics, log counts); same durable batch */
+    sl_buf derived;                 /* metrics derived from the request (span RED metrics,
+                                     * log counts) as col_dgroup entries: the writer
+                                     * merges a batch's into one STG_METRICS record per
+                                     * tenant, in the same durable batch */
     uint64_t accepted;              /* items in primary */
     uint64_t rejected;              /* items refused (partial success) */
 } col_records;

@@ -71,4 +71,12 @@ int col_traces_to_model(
     const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req, sl_arena *a,
     sl_span **spans, size_t *nspans, size_t *rejected, char *err, size_t err_size);
 
+/* Decodes an ExportTraceServiceRequest into a's memory as protobuf-c would,
+ * without protobuf-c, for the shapes exporters send (pb_traces.c). Returns 0
+ * with *out set; SL_EUNSUPPORTED when the body is outside those shapes or
+ * malformed (decode it with protobuf-c: it decides), or SL_ENOMEM (the
+ * arena's cap). On failure the arena may hold partial allocations. */
+int col_traces_unpack(const uint8_t *buf, size_t len, sl_arena *a,
+                      Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest **out);
+
 #endif

@@ -429,8 +429,8 @@ static int convert_traces(const ProtobufCMessage *req, sl_arena *a, col_records 
     if (n > 0 && stg_wal_encode(spans, n, &out->primary) != 0) {
         return SL_EFULL; /* malloc failed: the server's condition, not the request's */
     }
-    /* Span RED metrics ride in the same durable batch. */
-    rc = col_span_metrics(spans, n, sl_now_unix_nano(), a, &out->series, &out->derived);
+    /* Span RED metrics ride in the same durable batch (the writer encodes them). */
+    rc = col_span_groups(spans, n, a, &out->series, &out->derived);
     return rc == SL_ENOMEM ? SL_EFULL : rc;
 }
 
@@ -460,6 +460,13 @@ static int unpack_metrics(const uint8_t *buf, size_t len, sl_arena *a, ProtobufC
     return rc;
 }
 
+static int unpack_traces(const uint8_t *buf, size_t len, sl_arena *a, ProtobufCMessage **msg) {
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req;
+    int rc = col_traces_unpack(buf, len, a, &req);
+    *msg = rc == 0 ? &req->base : NULL;
+    return rc;
+}
+
 /* logs: records -> one WAL record (the log block format). */
 static int convert_logs(const ProtobufCMessage *req, sl_arena *a, col_records *out, char *err,
                         size_t err_size) {
@@ -478,12 +485,12 @@ static int convert_logs(const ProtobufCMessage *req, sl_arena *a, col_records *o
         return SL_EFULL; /* malloc failed: the server's condition, not the request's */
     }
     /* logs_records_total{service_name, severity} rides in the same batch. */
-    rc = col_log_metrics(recs, n, sl_now_unix_nano(), a, &out->series, &out->derived);
+    rc = col_log_groups(recs, n, a, &out->series, &out->derived);
     return rc == SL_ENOMEM ? SL_EFULL : rc;
 }
 
 static const col_route routes[] = {
-    {"/v1/traces", STG_TRACES, &TRACE_REQ_DESC, "rejectedSpans", convert_traces, NULL},
+    {"/v1/traces", STG_TRACES, &TRACE_REQ_DESC, "rejectedSpans", convert_traces, unpack_traces},
 
     {"/v1/logs", STG_LOGS,
      &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,

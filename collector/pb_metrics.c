@@ -8,9 +8,9 @@
  * SL_EUNSUPPORTED and decodes nothing the caller must keep; the caller then
  * runs protobuf-c (after its depth check) on the same bytes. Sent to
  * protobuf-c are: fields this schema does not know (protobuf-c keeps them as
- * unknown fields), tags longer than one byte (field numbers above 15), a
- * known field with an unexpected wire type, repeated scalars sent unpacked, a
- * singular message field or oneof given twice (protobuf-c merges or
+ * unknown fields), tags longer than two bytes or padded ones, a known field
+ * with an unexpected wire type, repeated scalars sent unpacked, a singular
+ * message field or oneof given twice (protobuf-c merges or
  * replaces), AnyValue nesting deeper than PM_MAX_NEST, and every malformed
  * input. So every body either decodes here exactly as protobuf-c decodes it
  * (the differential fuzz target fuzz_otlp_metrics checks this: both results
@@ -24,10 +24,8 @@
  * Thread: any (a decode worker); the arena belongs to the caller's thread.
  */
 #include "decode_metrics.h"
+#include "pb_wire.h"
 
-#include "sl_err.h"
-
-#include <limits.h>
 #include <string.h>
 
 typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest pm_req;
@@ -46,462 +44,6 @@ typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Bucket
 typedef Opentelemetry__Proto__Metrics__V1__SummaryDataPoint pm_sdp;
 typedef Opentelemetry__Proto__Metrics__V1__SummaryDataPoint__ValueAtQuantile pm_vaq;
 typedef Opentelemetry__Proto__Metrics__V1__Exemplar pm_ex;
-typedef Opentelemetry__Proto__Common__V1__KeyValue pm_kv;
-typedef Opentelemetry__Proto__Common__V1__AnyValue pm_av;
-typedef Opentelemetry__Proto__Common__V1__ArrayValue pm_arr;
-typedef Opentelemetry__Proto__Common__V1__KeyValueList pm_kvl;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope pm_scope;
-typedef Opentelemetry__Proto__Resource__V1__Resource pm_res;
-
-/* AnyValue arrays and lists nested deeper than this go to protobuf-c (and
- * its depth check): exporters send flat attributes. */
-#define PM_MAX_NEST 16
-
-/* The INIT macros of proto3 messages cast const away from protobuf-c's empty
- * string (which is never written through). */
-#define PM_CONST_CAST_BEGIN                                                                        \
-    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wcast-qual\"")
-#define PM_CONST_CAST_END _Pragma("GCC diagnostic pop")
-
-enum { PM_VARINT = 0, PM_I64 = 1, PM_LEN = 2, PM_I32 = 5 };
-#define PM_TAG(field, wt) (((field) << 3) | (wt))
-
-typedef struct pm {
-    sl_arena *a;
-    int nest;
-} pm;
-
-/* Why a decode stops: SL_EUNSUPPORTED (protobuf-c decides) or SL_ENOMEM. */
-#define PM_NO SL_EUNSUPPORTED
-#define PM_TRY(x)                                                                                  \
-    do {                                                                                           \
-        int pm_rc_ = (x);                                                                          \
-        if (pm_rc_ != 0) {                                                                         \
-            return pm_rc_;                                                                         \
-        }                                                                                          \
-    } while (0)
-
-/* --- wire primitives ------------------------------------------------------------ */
-
-static inline int pm_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
-    const uint8_t *p = *pp;
-    if (p < end && *p < 0x80) {
-        *out = *p;
-        *pp = p + 1;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (unsigned i = 0; i < 10 && p + i < end; i++) {
-        v |= (uint64_t)(p[i] & 0x7f) << (7 * i); /* i == 9: bits past 64 drop */
-        if (p[i] < 0x80) {
-            *pp = p + i + 1;
-            *out = v;
-            return 0;
-        }
-    }
-    return PM_NO;
-}
-
-/* protobuf-c's bool: true when any payload bit of the varint's bytes is set,
- * including bits past 64. */
-static inline int pm_bool(const uint8_t **pp, const uint8_t *end, protobuf_c_boolean *out) {
-    const uint8_t *p = *pp;
-    int any = 0;
-    for (unsigned i = 0; i < 10 && p + i < end; i++) {
-        any |= p[i] & 0x7f;
-        if (p[i] < 0x80) {
-            *pp = p + i + 1;
-            *out = any != 0;
-            return 0;
-        }
-    }
-    return PM_NO;
-}
-
-static inline int pm_fixed64(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
-    const uint8_t *p = *pp;
-    if (end - p < 8) {
-        return PM_NO;
-    }
-    uint64_t v;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(&v, p, 8);
-#else
-    v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-#endif
-    *out = v;
-    *pp = p + 8;
-    return 0;
-}
-
-static inline int pm_double(const uint8_t **pp, const uint8_t *end, double *out) {
-    uint64_t bits;
-    PM_TRY(pm_fixed64(pp, end, &bits));
-    memcpy(out, &bits, sizeof(*out));
-    return 0;
-}
-
-/* A one-byte tag: wire type and field number 1..15. Longer tags (higher
- * field numbers, which this schema's messages do not have, or padded
- * encodings of small ones) go to protobuf-c. */
-static inline int pm_tag(const uint8_t **pp, const uint8_t *end, unsigned *tag) {
-    if (*pp >= end || **pp >= 0x80 || **pp < 8) {
-        return PM_NO;
-    }
-    *tag = *(*pp)++;
-    return 0;
-}
-
-/* A length-delimited payload: [*q, *qe), and *pp moves past it. */
-static inline int pm_len(const uint8_t **pp, const uint8_t *end, const uint8_t **q,
-                         const uint8_t **qe) {
-    const uint8_t *p = *pp;
-    uint64_t len = 0;
-    unsigned i = 0;
-    if (p < end && *p < 0x80 && *p < end - p) { /* a one-byte length that fits */
-        *q = p + 1;
-        *qe = p + 1 + *p;
-        *pp = *qe;
-        return 0;
-    }
-    for (;; i++) {
-        if (i == 5 || p + i >= end) {
-            return PM_NO;
-        }
-        len |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (p[i] < 0x80) {
-            break;
-        }
-    }
-    p += i + 1;
-    if (len > INT_MAX || len > (uint64_t)(end - p)) {
-        return PM_NO;
-    }
-    *q = p;
-    *qe = p + len;
-    *pp = p + len;
-    return 0;
-}
-
-/* Skips one field's payload (wire types 0, 1, 2, 5). */
-static int pm_skip(const uint8_t **pp, const uint8_t *end, unsigned wt) {
-    uint64_t v;
-    const uint8_t *q, *qe;
-    switch (wt) {
-    case PM_VARINT:
-        return pm_varint(pp, end, &v);
-    case PM_I64:
-        return pm_fixed64(pp, end, &v);
-    case PM_LEN:
-        return pm_len(pp, end, &q, &qe);
-    case PM_I32:
-        if (end - *pp < 4) {
-            return PM_NO;
-        }
-        *pp += 4;
-        return 0;
-    default:
-        return PM_NO;
-    }
-}
-
-/* Per field number 1..15 of one message: how many length-delimited fields
- * and their payload bytes, so that repeated fields get arrays of the right
- * size before they are filled. */
-typedef struct pm_counts {
-    uint32_t n[16];
-    size_t bytes[16];
-} pm_counts;
-
-/* Only the fields in mask (bit f for field f) are counted; the other entries
- * of c stay unset. */
-static int pm_count(const uint8_t *p, const uint8_t *end, unsigned mask, pm_counts *c) {
-    for (unsigned m = mask; m != 0; m &= m - 1) {
-        unsigned f = (unsigned)__builtin_ctz(m);
-        c->n[f] = 0;
-        c->bytes[f] = 0;
-    }
-    while (p < end) {
-        unsigned tag;
-        PM_TRY(pm_tag(&p, end, &tag));
-        if ((tag & 7) == PM_LEN) {
-            const uint8_t *q, *qe;
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            if (mask & (1u << (tag >> 3))) {
-                c->n[tag >> 3]++;
-                c->bytes[tag >> 3] += (size_t)(qe - q);
-            }
-        } else {
-            PM_TRY(pm_skip(&p, end, tag & 7));
-        }
-    }
-    return 0;
-}
-
-/* How many fields with this (length-delimited) tag there are from p, which
- * is at one of them, to the end of the message: a repeated field's array is
- * sized when its first element is met, so messages without the field (most
- * data points have no exemplars, many no attributes) pay no counting pass. */
-static int pm_count_tag(const uint8_t *p, const uint8_t *end, unsigned tag, uint32_t *n) {
-    *n = 0;
-    while (p < end) {
-        unsigned t;
-        PM_TRY(pm_tag(&p, end, &t));
-        if ((t & 7) == PM_LEN) {
-            const uint8_t *q, *qe;
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            *n += t == tag;
-        } else {
-            PM_TRY(pm_skip(&p, end, t & 7));
-        }
-    }
-    return 0;
-}
-
-static int pm_string(pm *m, const uint8_t *q, const uint8_t *qe, char **out) {
-    size_t len = (size_t)(qe - q);
-    char *s = sl_arena_alloc(m->a, len + 1);
-    if (s == NULL) {
-        return SL_ENOMEM;
-    }
-    memcpy(s, q, len);
-    s[len] = '\0';
-    *out = s;
-    return 0;
-}
-
-static int pm_bytes(pm *m, const uint8_t *q, const uint8_t *qe, ProtobufCBinaryData *out) {
-    out->len = (size_t)(qe - q);
-    out->data = NULL;
-    if (out->len > 0) {
-        out->data = sl_arena_memdup(m->a, q, out->len);
-        if (out->data == NULL) {
-            return SL_ENOMEM;
-        }
-    }
-    return 0;
-}
-
-/* n pointers and n elements of size elem, the pointers set to the elements. */
-static int pm_array(pm *m, uint32_t n, size_t elem, void ***ptrs, char **elems) {
-    *ptrs = NULL;
-    *elems = NULL;
-    if (n == 0) {
-        return 0;
-    }
-    *ptrs = sl_arena_alloc(m->a, n * sizeof(void *));
-    *elems = sl_arena_alloc(m->a, n * elem);
-    if (*ptrs == NULL || *elems == NULL) {
-        return SL_ENOMEM;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        (*ptrs)[i] = *elems + i * elem;
-    }
-    return 0;
-}
-
-#define PM_ARRAY(m, n, type, arr, elems) pm_array((m), (n), sizeof(type), (void ***)(arr), (elems))
-
-/* --- common: KeyValue, AnyValue, scope, resource ------------------------------- */
-
-/* A KeyValue and the AnyValue it points to, allocated together. */
-typedef struct pm_kvav {
-    pm_kv kv;
-    pm_av av;
-} pm_kvav;
-
-static int pm_kvs_alloc(pm *m, uint32_t n, pm_kv ***arr) {
-    char *elems;
-    return PM_ARRAY(m, n, pm_kvav, arr, &elems);
-}
-
-static int pm_keyvalue(pm *m, const uint8_t *p, const uint8_t *end, pm_kvav *out);
-
-static int pm_anyvalue(pm *m, const uint8_t *p, const uint8_t *end, pm_av *out) {
-    static const pm_av init = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
-    *out = init;
-    while (p < end) {
-        unsigned tag;
-        const uint8_t *q, *qe;
-        uint64_t v;
-        PM_TRY(pm_tag(&p, end, &tag));
-        if (out->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET) {
-            return PM_NO; /* every field is in the oneof: a second one is replaced */
-        }
-        switch (tag) {
-        case PM_TAG(1, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_string(m, q, qe, &out->string_value));
-            break;
-        case PM_TAG(2, PM_VARINT):
-            PM_TRY(pm_bool(&p, end, &out->bool_value));
-            break;
-        case PM_TAG(3, PM_VARINT):
-            PM_TRY(pm_varint(&p, end, &v));
-            out->int_value = (int64_t)v;
-            break;
-        case PM_TAG(4, PM_I64):
-            PM_TRY(pm_double(&p, end, &out->double_value));
-            break;
-        case PM_TAG(5, PM_LEN): {
-            static const pm_arr ainit = OPENTELEMETRY__PROTO__COMMON__V1__ARRAY_VALUE__INIT;
-            pm_counts c;
-            char *elems;
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            if (++m->nest > PM_MAX_NEST) {
-                return PM_NO;
-            }
-            pm_arr *arr = sl_arena_alloc(m->a, sizeof(*arr));
-            if (arr == NULL) {
-                return SL_ENOMEM;
-            }
-            *arr = ainit;
-            PM_TRY(pm_count(q, qe, (1u << 1), &c));
-            PM_TRY(PM_ARRAY(m, c.n[1], pm_av, &arr->values, &elems));
-            while (q < qe) {
-                const uint8_t *r, *re;
-                unsigned t;
-                PM_TRY(pm_tag(&q, qe, &t));
-                if (t != PM_TAG(1, PM_LEN)) {
-                    return PM_NO;
-                }
-                PM_TRY(pm_len(&q, qe, &r, &re));
-                PM_TRY(pm_anyvalue(m, r, re, arr->values[arr->n_values++]));
-            }
-            m->nest--;
-            out->array_value = arr;
-            break;
-        }
-        case PM_TAG(6, PM_LEN): {
-            static const pm_kvl linit = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE_LIST__INIT;
-            pm_counts c;
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            if (++m->nest > PM_MAX_NEST) {
-                return PM_NO;
-            }
-            pm_kvl *l = sl_arena_alloc(m->a, sizeof(*l));
-            if (l == NULL) {
-                return SL_ENOMEM;
-            }
-            *l = linit;
-            PM_TRY(pm_count(q, qe, (1u << 1), &c));
-            PM_TRY(pm_kvs_alloc(m, c.n[1], &l->values));
-            while (q < qe) {
-                const uint8_t *r, *re;
-                unsigned t;
-                PM_TRY(pm_tag(&q, qe, &t));
-                if (t != PM_TAG(1, PM_LEN)) {
-                    return PM_NO;
-                }
-                PM_TRY(pm_len(&q, qe, &r, &re));
-                PM_TRY(pm_keyvalue(m, r, re, (pm_kvav *)(void *)l->values[l->n_values++]));
-            }
-            m->nest--;
-            out->kvlist_value = l;
-            break;
-        }
-        case PM_TAG(7, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_bytes(m, q, qe, &out->bytes_value));
-            break;
-        default:
-            return PM_NO;
-        }
-        out->value_case = (Opentelemetry__Proto__Common__V1__AnyValue__ValueCase)(tag >> 3);
-    }
-    return 0;
-}
-
-static int pm_keyvalue(pm *m, const uint8_t *p, const uint8_t *end, pm_kvav *out) {
-    PM_CONST_CAST_BEGIN
-    static const pm_kv init = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
-    PM_CONST_CAST_END
-    out->kv = init;
-    while (p < end) {
-        unsigned tag;
-        const uint8_t *q, *qe;
-        PM_TRY(pm_tag(&p, end, &tag));
-        if (tag == PM_TAG(1, PM_LEN)) {
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_string(m, q, qe, &out->kv.key));
-        } else if (tag == PM_TAG(2, PM_LEN) && out->kv.value == NULL) {
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_anyvalue(m, q, qe, &out->av));
-            out->kv.value = &out->av;
-        } else {
-            return PM_NO;
-        }
-    }
-    return 0;
-}
-
-/* One element of a repeated KeyValue field whose (one-byte) tag was just
- * read, into the next slot of *arr; the first one sizes the array. */
-static int pm_kv_next(pm *m, const uint8_t **pp, const uint8_t *end, pm_kv ***arr, size_t *n) {
-    const uint8_t *q, *qe;
-    if (*arr == NULL) {
-        uint32_t count;
-        PM_TRY(pm_count_tag(*pp - 1, end, (*pp)[-1], &count));
-        PM_TRY(pm_kvs_alloc(m, count, arr));
-    }
-    PM_TRY(pm_len(pp, end, &q, &qe));
-    return pm_keyvalue(m, q, qe, (pm_kvav *)(void *)(*arr)[(*n)++]);
-}
-
-static int pm_scope_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_scope *out) {
-    PM_CONST_CAST_BEGIN
-    static const pm_scope init = OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
-    PM_CONST_CAST_END
-    *out = init;
-    while (p < end) {
-        unsigned tag;
-        const uint8_t *q, *qe;
-        uint64_t v;
-        PM_TRY(pm_tag(&p, end, &tag));
-        switch (tag) {
-        case PM_TAG(1, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_string(m, q, qe, &out->name));
-            break;
-        case PM_TAG(2, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_string(m, q, qe, &out->version));
-            break;
-        case PM_TAG(3, PM_LEN):
-            PM_TRY(pm_kv_next(m, &p, end, &out->attributes, &out->n_attributes));
-            break;
-        case PM_TAG(4, PM_VARINT):
-            PM_TRY(pm_varint(&p, end, &v));
-            out->dropped_attributes_count = (uint32_t)v;
-            break;
-        default:
-            return PM_NO;
-        }
-    }
-    return 0;
-}
-
-static int pm_resource(pm *m, const uint8_t *p, const uint8_t *end, pm_res *out) {
-    static const pm_res init = OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
-    *out = init;
-    while (p < end) {
-        unsigned tag;
-        uint64_t v;
-        PM_TRY(pm_tag(&p, end, &tag));
-        if (tag == PM_TAG(1, PM_LEN)) {
-            PM_TRY(pm_kv_next(m, &p, end, &out->attributes, &out->n_attributes));
-        } else if (tag == PM_TAG(2, PM_VARINT)) {
-            PM_TRY(pm_varint(&p, end, &v));
-            out->dropped_attributes_count = (uint32_t)v;
-        } else {
-            return PM_NO;
-        }
-    }
-    return 0;
-}
 
 /* --- data points ----------------------------------------------------------------- */
 
@@ -510,7 +52,6 @@ static int pm_exemplar(pm *m, const uint8_t *p, const uint8_t *end, pm_ex *out) 
     *out = init;
     while (p < end) {
         unsigned tag;
-        const uint8_t *q, *qe;
         uint64_t v;
         PM_TRY(pm_tag(&p, end, &tag));
         switch (tag) {
@@ -531,13 +72,11 @@ static int pm_exemplar(pm *m, const uint8_t *p, const uint8_t *end, pm_ex *out) 
             out->value_case = (Opentelemetry__Proto__Metrics__V1__Exemplar__ValueCase)(tag >> 3);
             break;
         case PM_TAG(4, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_bytes(m, q, qe, &out->span_id));
+            PM_TRY(pm_field_bytes(m, &p, end, &out->span_id));
             out->has_span_id = 1;
             break;
         case PM_TAG(5, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_bytes(m, q, qe, &out->trace_id));
+            PM_TRY(pm_field_bytes(m, &p, end, &out->trace_id));
             out->has_trace_id = 1;
             break;
         default:
@@ -547,21 +86,8 @@ static int pm_exemplar(pm *m, const uint8_t *p, const uint8_t *end, pm_ex *out) 
     return 0;
 }
 
-static int pm_exemplars_alloc(pm *m, uint32_t n, pm_ex ***arr) {
-    char *elems;
-    return PM_ARRAY(m, n, pm_ex, arr, &elems);
-}
-
-/* pm_kv_next for exemplars. */
-static int pm_ex_next(pm *m, const uint8_t **pp, const uint8_t *end, pm_ex ***arr, size_t *n) {
-    const uint8_t *q, *qe;
-    if (*arr == NULL) {
-        uint32_t count;
-        PM_TRY(pm_count_tag(*pp - 1, end, (*pp)[-1], &count));
-        PM_TRY(pm_exemplars_alloc(m, count, arr));
-    }
-    PM_TRY(pm_len(pp, end, &q, &qe));
-    return pm_exemplar(m, q, qe, (*arr)[(*n)++]);
+static int pm_exemplar_fn(pm *m, const uint8_t *p, const uint8_t *end, void *out) {
+    return pm_exemplar(m, p, end, out);
 }
 
 /* Fields every data point type shares: start and time (fixed64) and flags. */
@@ -623,7 +149,8 @@ static int pm_number_point(pm *m, const uint8_t *p, const uint8_t *end, pm_num *
                 (Opentelemetry__Proto__Metrics__V1__NumberDataPoint__ValueCase)(tag >> 3);
             break;
         case PM_TAG(5, PM_LEN):
-            PM_TRY(pm_ex_next(m, &p, end, &out->exemplars, &out->n_exemplars));
+            PM_TRY(pm_msg_next(m, &p, end, (void ***)&out->exemplars, &out->n_exemplars,
+                               sizeof(pm_ex), pm_exemplar_fn));
             break;
         case PM_TAG(8, PM_VARINT):
             PM_TRY(pm_flags(&p, end, &out->flags, &out->has_flags));
@@ -694,7 +221,8 @@ static int pm_histogram_point(pm *m, const uint8_t *p, const uint8_t *end, pm_hd
             PM_TRY(pm_packed64(q, qe, out->explicit_bounds, &out->n_explicit_bounds));
             break;
         case PM_TAG(8, PM_LEN):
-            PM_TRY(pm_ex_next(m, &p, end, &out->exemplars, &out->n_exemplars));
+            PM_TRY(pm_msg_next(m, &p, end, (void ***)&out->exemplars, &out->n_exemplars,
+                               sizeof(pm_ex), pm_exemplar_fn));
             break;
         case PM_TAG(10, PM_VARINT):
             PM_TRY(pm_flags(&p, end, &out->flags, &out->has_flags));
@@ -793,7 +321,8 @@ static int pm_exp_histogram_point(pm *m, const uint8_t *p, const uint8_t *end, p
             PM_TRY(pm_flags(&p, end, &out->flags, &out->has_flags));
             break;
         case PM_TAG(11, PM_LEN):
-            PM_TRY(pm_ex_next(m, &p, end, &out->exemplars, &out->n_exemplars));
+            PM_TRY(pm_msg_next(m, &p, end, (void ***)&out->exemplars, &out->n_exemplars,
+                               sizeof(pm_ex), pm_exemplar_fn));
             break;
         case PM_TAG(12, PM_I64):
             PM_TRY(pm_opt_double(&p, end, &out->min, &out->has_min));
@@ -873,7 +402,6 @@ static int pm_summary_point(pm *m, const uint8_t *p, const uint8_t *end, pm_sdp 
 /* The data points of a Gauge, Sum, Histogram, ExponentialHistogram or
  * Summary: field 1, repeated; aggregation_temporality is field 2 and Sum's
  * is_monotonic field 3. */
-typedef int (*pm_point_fn)(pm *m, const uint8_t *p, const uint8_t *end, void *out);
 
 typedef struct pm_points {
     size_t *n;
@@ -1042,16 +570,13 @@ static int pm_metric_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_metric 
         PM_TRY(pm_tag(&p, end, &tag));
         switch (tag) {
         case PM_TAG(1, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_string(m, q, qe, &out->name));
+            PM_TRY(pm_field_string(m, &p, end, &out->name));
             break;
         case PM_TAG(2, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_string(m, q, qe, &out->description));
+            PM_TRY(pm_field_string(m, &p, end, &out->description));
             break;
         case PM_TAG(3, PM_LEN):
-            PM_TRY(pm_len(&p, end, &q, &qe));
-            PM_TRY(pm_string(m, q, qe, &out->unit));
+            PM_TRY(pm_field_string(m, &p, end, &out->unit));
             break;
         case PM_TAG(5, PM_LEN):
         case PM_TAG(7, PM_LEN):
@@ -1071,58 +596,9 @@ static int pm_metric_msg(pm *m, const uint8_t *p, const uint8_t *end, pm_metric 
     return 0;
 }
 
-/* ResourceMetrics and ScopeMetrics: field 1 one message (resource, scope),
- * 2 repeated messages (scope_metrics, metrics), 3 schema_url. */
-typedef struct pm_level {
-    void **one;
-    size_t one_size;
-    pm_point_fn parse_one;
-    void ***many;
-    size_t *nmany;
-    size_t many_size;
-    pm_point_fn parse_many;
-    char **schema_url;
-} pm_level;
-
-static int pm_level_msg(pm *m, const uint8_t *p, const uint8_t *end, const pm_level *l) {
-    pm_counts c;
-    char *elems;
-    PM_TRY(pm_count(p, end, (1u << 2), &c));
-    PM_TRY(pm_array(m, c.n[2], l->many_size, l->many, &elems));
-    while (p < end) {
-        unsigned tag;
-        const uint8_t *q, *qe;
-        PM_TRY(pm_tag(&p, end, &tag));
-        PM_TRY(tag == PM_TAG(1, PM_LEN) || tag == PM_TAG(2, PM_LEN) || tag == PM_TAG(3, PM_LEN)
-                   ? pm_len(&p, end, &q, &qe)
-                   : PM_NO);
-        if (tag == PM_TAG(1, PM_LEN)) {
-            if (*l->one != NULL) {
-                return PM_NO; /* given twice: protobuf-c merges */
-            }
-            if ((*l->one = sl_arena_alloc(m->a, l->one_size)) == NULL) {
-                return SL_ENOMEM;
-            }
-            PM_TRY(l->parse_one(m, q, qe, *l->one));
-        } else if (tag == PM_TAG(2, PM_LEN)) {
-            PM_TRY(l->parse_many(m, q, qe, (*l->many)[(*l->nmany)++]));
-        } else {
-            PM_TRY(pm_string(m, q, qe, l->schema_url));
-        }
-    }
-    return 0;
-}
-
-static int pm_scope_fn(pm *m, const uint8_t *p, const uint8_t *end, void *out) {
-    return pm_scope_msg(m, p, end, out);
-}
 static int pm_metric_fn(pm *m, const uint8_t *p, const uint8_t *end, void *out) {
     return pm_metric_msg(m, p, end, out);
 }
-static int pm_resource_fn(pm *m, const uint8_t *p, const uint8_t *end, void *out) {
-    return pm_resource(m, p, end, out);
-}
-
 static int pm_scope_metrics(pm *m, const uint8_t *p, const uint8_t *end, void *msg) {
     static const pm_sm init = OPENTELEMETRY__PROTO__METRICS__V1__SCOPE_METRICS__INIT;
     pm_sm *out = msg;
@@ -1147,31 +623,14 @@ int col_metrics_unpack(const uint8_t *buf, size_t len, sl_arena *a, pm_req **out
     static const pm_req init =
         OPENTELEMETRY__PROTO__COLLECTOR__METRICS__V1__EXPORT_METRICS_SERVICE_REQUEST__INIT;
     pm m = {.a = a, .nest = 0};
-    pm_counts c;
-    char *elems;
-    const uint8_t *p = buf, *end = buf + len;
     *out = NULL;
     pm_req *req = sl_arena_alloc(a, sizeof(*req));
     if (req == NULL) {
         return SL_ENOMEM;
     }
     *req = init;
-    if (len == 0) {
-        *out = req; /* an empty request (buf may be NULL) */
-        return 0;
-    }
-    PM_TRY(pm_count(p, end, (1u << 1), &c));
-    PM_TRY(PM_ARRAY(&m, c.n[1], pm_rm, &req->resource_metrics, &elems));
-    while (p < end) {
-        unsigned tag;
-        const uint8_t *q, *qe;
-        PM_TRY(pm_tag(&p, end, &tag));
-        if (tag != PM_TAG(1, PM_LEN)) {
-            return PM_NO;
-        }
-        PM_TRY(pm_len(&p, end, &q, &qe));
-        PM_TRY(pm_resource_metrics(&m, q, qe, req->resource_metrics[req->n_resource_metrics++]));
-    }
+    PM_TRY(pm_request(&m, buf, len, (void ***)&req->resource_metrics, &req->n_resource_metrics,
+                      sizeof(pm_rm), pm_resource_metrics));
     *out = req;
     return 0;
 }

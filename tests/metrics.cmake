@@ -12,8 +12,9 @@ target_include_directories(test_decode_metrics PRIVATE ${CMAKE_SOURCE_DIR}/colle
 target_compile_definitions(test_decode_metrics PRIVATE
     SL_TEST_OTLP_DIR="${CMAKE_CURRENT_SOURCE_DIR}/data/otlp")
 
-sl_unit_test(test_pb_metrics LIBS sl_collector sl_storage sl_otlp)
-target_include_directories(test_pb_metrics PRIVATE ${CMAKE_SOURCE_DIR}/collector)
+# The written OTLP metrics and traces decoders against protobuf-c.
+sl_unit_test(test_pb_decoders LIBS sl_collector sl_storage sl_otlp)
+target_include_directories(test_pb_decoders PRIVATE ${CMAKE_SOURCE_DIR}/collector)
 
 sl_fuzz_target(fuzz_metrics_chunk fuzz_metrics_chunk.c LIBS sl_storage PkgConfig::LMDB)
 target_include_directories(fuzz_metrics_chunk PRIVATE ${CMAKE_SOURCE_DIR}/storage)

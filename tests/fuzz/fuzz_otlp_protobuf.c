@@ -3,6 +3,11 @@
  * ExportTraceServiceRequest into a capped arena (as the collector does),
  * converted to spans, encoded as a WAL record and decoded back; the span count
  * and ids must survive the round trip.
+ *
+ * The request is decoded as the collector does: by the written decoder
+ * (collector/pb_traces.c) and, when it declines, by protobuf-c. Whenever the
+ * written decoder accepts a body, protobuf-c must accept it too and both
+ * results must pack to the same bytes, else abort().
  */
 #include "decode_traces.h"
 #include "storage.h"
@@ -24,6 +29,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ProtobufCMessage *m = protobuf_c_message_unpack(
         &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
         sl_arena_pb(&a), size, data);
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req = NULL;
+    if (col_traces_unpack(data, size, &a, &req) == 0) {
+        if (m == NULL) {
+            abort(); /* accepted what protobuf-c refuses */
+        }
+        size_t n1 = protobuf_c_message_get_packed_size(&req->base);
+        size_t n2 = protobuf_c_message_get_packed_size(m);
+        uint8_t *b1 = sl_arena_alloc(&a, n1 + 1), *b2 = sl_arena_alloc(&a, n2 + 1);
+        if (b1 == NULL || b2 == NULL || n1 != n2 || protobuf_c_message_pack(&req->base, b1) != n1 ||
+            protobuf_c_message_pack(m, b2) != n2 || memcmp(b1, b2, n1) != 0) {
+            abort(); /* the two decoders disagree */
+        }
+        m = &req->base;
+    }
     if (m != NULL) {
         sl_span *spans = NULL;
         size_t n = 0, rejected = 0;

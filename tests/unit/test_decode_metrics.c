@@ -696,6 +696,93 @@ static void test_span_metrics(void) {
     sl_arena_free(&g_a);
 }
 
+/* The writer's merge: the groups of three requests (two span requests
+ * sharing a group, one log request) become one record whose series hold
+ * the sums, every sample at the writer's time. */
+static void test_derived_merge(void) {
+    sl_arena_init(&g_a, 0);
+    sl_resource res = {SL_STR_INIT("checkout"), NULL, 0, 0};
+    sl_resource res2 = {SL_STR_INIT("payments"), NULL, 0, 0};
+    sl_span sp[4];
+    uint64_t durs[] = {1000000, 3000000, 2000000000, 1000000};
+    cart_spans(sp, 4, &res, durs); /* groups: (checkout, UNSET) x3, (checkout, ERROR) x1 */
+    sl_span other[2];
+    uint64_t durs2[] = {5000000, 7000000};
+    cart_spans(other, 2, &res, durs2); /* (checkout, UNSET), (checkout, ERROR) */
+    other[1].resource = &res2;         /* (payments, ERROR) */
+    sl_log_record logs[2];
+    memset(logs, 0, sizeof(logs));
+    logs[0].resource = &res;
+    logs[0].severity_number = 9;
+    logs[1].resource = &res;
+    logs[1].severity_number = 10;
+    sl_buf g[3], out;
+    for (int i = 0; i < 3; i++) {
+        sl_buf_init(&g[i], 0);
+    }
+    sl_buf_init(&out, 0);
+    ASSERT_EQ(col_span_groups(sp, 4, &g_a, NULL, &g[0]), 0);
+    ASSERT_EQ(col_span_groups(other, 2, &g_a, NULL, &g[1]), 0);
+    ASSERT_EQ(col_log_groups(logs, 2, &g_a, NULL, &g[2]), 0);
+    ASSERT_TRUE(g[0].len > 0 && g[1].len > 0 && g[2].len > 0);
+    const sl_buf *bufs[] = {&g[0], &g[1], &g[2]};
+    ASSERT_EQ(col_dgroups_encode(bufs, 3, 1700000000123, &g_a, &out), 0);
+    ms_record r;
+    ASSERT_EQ(ms_record_decode(out.data, out.len, &g_a, &r), 0);
+    ASSERT_EQ(r.nseries, 3 * 20 + 1); /* three span groups, one log group (both "info") */
+    ASSERT_EQ(r.nmeta, 3);
+    int found = 0;
+    for (size_t i = 0; i < r.nseries; i++) {
+        ASSERT_EQ(r.series[i].nsamples, 1);
+        ASSERT_EQ(r.series[i].samples[0].t_ms, 1700000000123);
+        stg_label *l;
+        size_t nl;
+        ASSERT_EQ(ms_labels_decode(r.series[i].labels, r.series[i].labels_size, &g_a, &l, &nl), 0);
+        bool unset = false, calls = false, le8 = false, sum = false, pay = false, logc = false;
+        for (size_t j = 0; j < nl; j++) {
+            unset |= sl_str_eqc(l[j].value, "STATUS_CODE_UNSET");
+            calls |= sl_str_eqc(l[j].value, "traces_span_metrics_calls_total");
+            le8 |= sl_str_eqc(l[j].name, "le") && sl_str_eqc(l[j].value, "0.008");
+            sum |= sl_str_eqc(l[j].value, "traces_span_metrics_duration_seconds_sum");
+            pay |= sl_str_eqc(l[j].value, "payments");
+            logc |= sl_str_eqc(l[j].value, "logs_records_total");
+        }
+        if (unset && calls) {
+            ASSERT_DBL_EQ(r.series[i].samples[0].v, 4); /* 3 + 1 */
+            found++;
+        }
+        if (unset && le8) {
+            ASSERT_DBL_EQ(r.series[i].samples[0].v, 3); /* 1 ms, 3 ms, 5 ms */
+            found++;
+        }
+        if (unset && sum) {
+            ASSERT_DBL_EQ(r.series[i].samples[0].v, 0.001 + 0.003 + 2 + 0.005);
+            found++;
+        }
+        if (pay && calls) {
+            ASSERT_DBL_EQ(r.series[i].samples[0].v, 1);
+            found++;
+        }
+        if (logc) {
+            ASSERT_DBL_EQ(r.series[i].samples[0].v, 2);
+            found++;
+        }
+    }
+    ASSERT_EQ(found, 5);
+    /* No entries: no record. */
+    sl_buf empty;
+    sl_buf_init(&empty, 0);
+    const sl_buf *none[] = {&empty};
+    out.len = 0;
+    ASSERT_EQ(col_dgroups_encode(none, 1, 1, &g_a, &out), 0);
+    ASSERT_EQ(out.len, 0);
+    for (int i = 0; i < 3; i++) {
+        sl_buf_free(&g[i]);
+    }
+    sl_buf_free(&out);
+    sl_arena_free(&g_a);
+}
+
 /* max_active_series: whole points and whole span groups are admitted or
  * refused; known series always pass; idle series expire. */
 static void test_series_limit(void) {
@@ -776,6 +863,7 @@ int main(void) {
     RUN(test_histograms);
     RUN(test_summary);
     RUN(test_span_metrics);
+    RUN(test_derived_merge);
     RUN(test_series_limit);
     return SL_TEST_RESULT();
 }
