@@ -332,6 +332,26 @@ static double wsum_var(const wsum *w, size_t n) {
 
 /* A range function over a range selector: each series' window slides
  * forward over its samples (stale markers excluded) as the steps advance. */
+/* Appends live[k] to a max (or min) queue dq[qh..*qt): the candidates that
+ * can still be the window's extreme, values falling (rising) from the front.
+ * Strictly smaller (larger) ones are dropped from the back and equal ones
+ * kept, so the front is the window's first sample with the extreme value, as
+ * pq_range_value's loop picks it; NaN never enters, as that loop replaces a
+ * NaN by any number. */
+static void extreme_push(size_t *dq, size_t qh, size_t *qt, const pq_sample *live, size_t k,
+                         bool max) {
+    double x = live[k].v;
+    if (isnan(x)) {
+        return;
+    }
+    size_t t = *qt;
+    while (t > qh && (max ? live[dq[t - 1]].v < x : live[dq[t - 1]].v > x)) {
+        t--;
+    }
+    dq[t++] = k;
+    *qt = t;
+}
+
 static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
     pq_func_id id = n->fn->id;
     size_t mi = id == PQ_F_QUANTILE_OVER_TIME ? 1 : 0;
@@ -356,6 +376,11 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
     size_t *resets = counter ? pq_ev_alloc(c->ev, maxn * sizeof(size_t)) : NULL;
     bool squares = id == PQ_F_STDDEV_OVER_TIME || id == PQ_F_STDVAR_OVER_TIME;
     bool summed = squares || id == PQ_F_AVG_OVER_TIME || id == PQ_F_SUM_OVER_TIME;
+    /* max and min: the window's candidates in a monotonic queue (indices
+     * into live, each pushed once), so each sample is looked at a constant
+     * number of times however long the range. */
+    bool extreme = id == PQ_F_MAX_OVER_TIME || id == PQ_F_MIN_OVER_TIME;
+    size_t *dq = extreme ? pq_ev_alloc(c->ev, maxn * sizeof(size_t)) : NULL;
     new_vector(c, out, m->nseries);
     /* Each step's window end, the same for every series. */
     int64_t *refs = pq_ev_alloc(c->ev, c->ns * sizeof(int64_t));
@@ -384,7 +409,8 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
          * loop). */
         bool slide = summed && wsum_fits(live, nlive, squares);
         wsum ws = {0};
-        size_t restart = 0; /* squares: where the window ended at the last restart */
+        size_t restart = 0;    /* squares: where the window ended at the last restart */
+        size_t qh = 0, qt = 0; /* extreme: the queue dq[qh..qt) */
         for (size_t j = 0; j < c->ns; j++) {
             int64_t ref = refs[j];
             while (lo < nlive && live[lo].t_ms < ref - range) {
@@ -401,9 +427,20 @@ static bool eval_range_func(rctx *c, pq_node *n, rv *out) {
                 if (slide) {
                     wsum_move(&ws, live, hi, lo, hi, 1, squares);
                 }
+                if (extreme) {
+                    extreme_push(dq, qh, &qt, live, hi, id == PQ_F_MAX_OVER_TIME);
+                }
                 hi++;
             }
             if (hi == lo) {
+                continue;
+            }
+            if (extreme) {
+                while (qh < qt && dq[qh] < lo) {
+                    qh++;
+                }
+                v[j] = qh < qt ? live[dq[qh]].v : NAN; /* NaN: nothing but NaN in the window */
+                ok[j] = 1;
                 continue;
             }
             if (slide && squares && lo >= restart) {

@@ -159,6 +159,13 @@ static const qcase g_cases[] = {
     {"stddev_over_time(ed{k!~\"cancel|offset\"}[1m])", 1},
     {"stdvar_over_time(ed{k!~\"cancel|offset\"}[3m] offset 30s)", 1},
     {"count_over_time(ed[1m])", 1},
+    /* max and min keep a monotonic queue: NaN runs, Inf, ties, ±0 */
+    {"max_over_time(ed[1m])", 1},
+    {"min_over_time(ed[3m] offset 30s)", 1},
+    {"max_over_time(ed{k=\"ext\"}[40s])", 1},
+    {"min_over_time(ed{k=\"ext\"}[100s])", 1},
+    {"max_over_time(gg[5m])", 1},
+    {"min_over_time(gg[2m] @ 400)", 1},
     {"deriv(gg[3m])", 1},
     {"predict_linear(gg[3m], 60)", 1},
     {"rate(rc[1m] offset 2m)", 1},
@@ -422,6 +429,16 @@ static void test_window_sums(void) {
     ASSERT_DBL_EQ(point_at("stddev_over_time(ed{k=\"two\"}[1m])", 480000, &f), 0.5);
     ASSERT_DBL_EQ(point_at("stdvar_over_time(ed{k=\"two\"}[10s])", 480000, &f), 0);
     ASSERT_TRUE(isnan(point_at("stddev_over_time(ed{k=\"inf\"}[1m])", 130000, &f)) && f);
+    /* max and min: a window of NaN only is NaN; of ties, the first wins
+     * (-0 then 0 is -0, 0 then -0 is 0), as Prometheus' loop decides. */
+    ASSERT_TRUE(isnan(point_at("max_over_time(ed{k=\"ext\"}[40s])", 280000, &f)) && f);
+    ASSERT_DBL_EQ(point_at("max_over_time(ed{k=\"ext\"}[40s])", 320000, &f), 4);
+    double z = point_at("max_over_time(ed{k=\"ext\"}[40s])", 440000, &f);
+    ASSERT_TRUE(z == 0 && signbit(z));
+    z = point_at("max_over_time(ed{k=\"ext\"}[40s])", 460000, &f);
+    ASSERT_TRUE(z == 0 && !signbit(z));
+    z = point_at("min_over_time(ed{k=\"ext\"}[20s])", 440000, &f);
+    ASSERT_TRUE(z == 0 && !signbit(z));
     /* 1e12 + 0, 0.1, 0.2, ...: the values less a recent one are exact, the
      * variance right to about 1e-15 (against two passes over the window;
      * Welford's loop, run step-wise, loses digits there: ed{k="offset"} is
@@ -591,6 +608,21 @@ int main(void) {
         static const double plateaus[] = {1e10, 0.7, 1.0 / 3, 1e15, 123.456};
         add("__name__=ed,k=steps", t, plateaus[(t / 200) % 5]);
         add("__name__=ed,k=two", t, t < 400 ? 0.1 : (double)(1 + (t / 20) % 2));
+    }
+    /* ed{k="ext"}: small integers with ties, NaN from 200 to 300 s (whole
+     * windows of nothing else), -0, 0, -0 at 400, 420 and 440 s. */
+    for (int64_t t = 0; t <= 900; t += 20) {
+        double x = (double)((t / 20) * 37 % 11) - 5;
+        if (t >= 200 && t <= 300) {
+            x = NAN;
+        } else if (t == 400 || t == 440) {
+            x = -0.0;
+        } else if (t == 420) {
+            x = 0.0;
+        } else if (t == 460) {
+            x = -5;
+        }
+        add("__name__=ed,k=ext", t, x);
     }
     add("__name__=ed,k=cancel", 100, 1);
     add("__name__=ed,k=cancel", 110, 1e100);
