@@ -361,27 +361,3 @@ int col_dgroups_encode(const sl_buf *const *bufs, size_t nbufs, int64_t t_ms, sl
     }
     return rc;
 }
-
-/* Encodes the groups in g (made with result rc) as one record and frees g. */
-static int dv_encode_one(sl_buf *g, int rc, uint64_t now_unix_nano, sl_arena *a, sl_buf *out) {
-    const sl_buf *one = g;
-    if (rc == 0) {
-        rc = col_dgroups_encode(&one, 1, (int64_t)(now_unix_nano / 1000000u), a, out);
-    }
-    sl_buf_free(g);
-    return rc;
-}
-
-int col_span_metrics(const sl_span *spans, size_t n, uint64_t now_unix_nano, sl_arena *a,
-                     col_series_gate *gate, sl_buf *out) {
-    sl_buf g;
-    sl_buf_init(&g, 0);
-    return dv_encode_one(&g, col_span_groups(spans, n, a, gate, &g), now_unix_nano, a, out);
-}
-
-int col_log_metrics(const sl_log_record *logs, size_t n, uint64_t now_unix_nano, sl_arena *a,
-                    col_series_gate *gate, sl_buf *out) {
-    sl_buf g;
-    sl_buf_init(&g, 0);
-    return dv_encode_one(&g, col_log_groups(logs, n, a, gate, &g), now_unix_nano, a, out);
-}

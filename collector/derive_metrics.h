@@ -72,10 +72,4 @@ int col_log_groups(const sl_log_record *logs, size_t n, sl_arena *a, col_series_
 int col_dgroups_encode(const sl_buf *const *bufs, size_t nbufs, int64_t t_ms, sl_arena *a,
                        sl_buf *out);
 
-/* Groups and encodes at once, at now_unix_nano: one request's record. */
-int col_span_metrics(const sl_span *spans, size_t n, uint64_t now_unix_nano, sl_arena *a,
-                     col_series_gate *gate, sl_buf *out);
-int col_log_metrics(const sl_log_record *logs, size_t n, uint64_t now_unix_nano, sl_arena *a,
-                    col_series_gate *gate, sl_buf *out);
-
 #endif

@@ -55,7 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
              stg_logs_decode(block, block_size, &a, &again, &m, NULL) != 0 || m != n)) {
             abort();
         }
-        (void)col_log_metrics(recs, n, 1700000000000000000ull, &a, NULL, &derived);
+        sl_buf groups;
+        sl_buf_init(&groups, 0);
+        if (col_log_groups(recs, n, &a, NULL, &groups) == 0) {
+            const sl_buf *one = &groups;
+            (void)col_dgroups_encode(&one, 1, 1700000000000, &a, &derived);
+        }
+        sl_buf_free(&groups);
         sl_buf_free(&out);
         sl_buf_free(&derived);
     }
